@@ -1,0 +1,36 @@
+# Two commands on a fresh machine with Python 3.11 and make:
+#   make demo   install into .venv and run fhircare's main job on the embedded FHIR server
+#   make test   install into .venv and run lint, type checks and the whole test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck pytest bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[server,web,dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/fhircare smoke
+
+lint: $(STAMP)
+	$(BIN)/ruff check fhircare tests benchmarks
+	$(BIN)/ruff format --check fhircare tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy fhircare
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test: lint typecheck pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

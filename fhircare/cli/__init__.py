@@ -1,0 +1,1 @@
+"""The command line face: parse input, call workflows and views, render output or errors."""

@@ -1,0 +1,90 @@
+"""``fhircare check`` and the smoke round: what a server supports, and one write/read to prove it works."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from ..errors import FhirServerError
+from ..fhir import FhirClient
+
+
+def check_server(client: FhirClient) -> dict[str, Any]:
+    caps = client.capabilities()
+    summary: dict[str, Any] = {"base": client.base_url, **caps.summary()}
+    summary["paging"] = _probe_paging(client)
+    smart = client.smart_configuration()
+    summary["smart"] = (
+        {
+            "authorization_endpoint": smart.get("authorization_endpoint"),
+            "token_endpoint": smart.get("token_endpoint"),
+            "capabilities": smart.get("capabilities", []),
+            "code_challenge_methods_supported": smart.get("code_challenge_methods_supported", []),
+        }
+        if smart
+        else None
+    )
+    return summary
+
+
+def _probe_paging(client: FhirClient) -> str:
+    """Ask for one Patient per page and see whether the server offers a next link."""
+    try:
+        page = next(client.search("Patient", {"_count": 1}).pages())
+    except FhirServerError as exc:
+        return f"unknown ({exc.message})"
+    if page.next_url:
+        return "yes (next links)"
+    if (page.total or 0) <= 1:
+        return "not observable (fewer than two patients)"
+    return "no next link offered"
+
+
+def render_check(summary: dict[str, Any]) -> str:
+    yes = {True: "yes", False: "no"}
+    lines = [
+        f"FHIR server   {summary['base']}",
+        f"software      {summary['software']}",
+        f"FHIR version  {summary['fhirVersion']}",
+        f"transaction   {yes[summary['transaction']]}    batch {yes[summary['batch']]}",
+        f"conditional   create: {', '.join(summary['conditionalCreate']) or 'none'}",
+        f"              update: {', '.join(summary['conditionalUpdate']) or 'none'}",
+        f"_include      {', '.join(summary['include']) or 'none'}",
+        f"_revinclude   {', '.join(summary['revinclude']) or 'none'}",
+        f"paging        {summary['paging']}",
+        "search parameters fhircare uses:",
+    ]
+    for rtype, params in summary["searchParams"].items():
+        missing = summary["missingSearchParams"].get(rtype, [])
+        note = f"  (missing: {', '.join(missing)})" if missing else ""
+        lines.append(f"  {rtype:<15} {', '.join(params) or '-'}{note}")
+    smart = summary.get("smart")
+    if smart:
+        lines.append(f"SMART         authorize {smart['authorization_endpoint']}")
+        lines.append(f"              token     {smart['token_endpoint']}")
+        lines.append(f"              PKCE      {', '.join(smart['code_challenge_methods_supported']) or 'not stated'}")
+    else:
+        lines.append("SMART         no .well-known/smart-configuration")
+    return "\n".join(lines)
+
+
+def smoke_round(client: FhirClient) -> str:
+    """Write a synthetic Patient conditionally twice, read it back and find it by identifier."""
+    value = f"smoke-{uuid.uuid4().hex[:12]}"
+    system = "urn:fhircare:smoke"
+    patient = {
+        "resourceType": "Patient",
+        "identifier": [{"system": system, "value": value}],
+        "name": [{"family": "Smoke", "given": ["Test"]}],
+        "gender": "unknown",
+    }
+    created = client.create(patient, if_none_exist=f"identifier={system}|{value}")
+    again = client.create(patient, if_none_exist=f"identifier={system}|{value}")
+    read = client.read("Patient", created["id"])
+    found = [p["id"] for p in client.search("Patient", {"identifier": f"{system}|{value}"})]
+    ok = again["id"] == created["id"] and read["identifier"][0]["value"] == value and found == [created["id"]]
+    verdict = "ok" if ok else "FAILED"
+    return (
+        f"write/read    {verdict}: created Patient/{created['id']} (version {read['meta'].get('versionId')}), "
+        f"conditional re-create returned the same id, search by identifier found {len(found)}"
+    )

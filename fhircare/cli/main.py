@@ -1,0 +1,115 @@
+"""``fhircare`` console script."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+
+from .. import __version__
+from ..errors import FhircareError
+from ..settings import DEFAULT_EMBEDDED_PORT, Settings
+from .context import Context, pass_context
+from .output import emit_json, fail
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handles_errors(fn: F) -> F:
+    """Turn a FhircareError into a one-line message and the error's exit code."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except FhircareError as exc:
+            fail(exc)
+            return None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="fhircare")
+@click.option("--base", "base_url", envvar="FHIRCARE_BASE_URL", help="FHIR base URL (default: embedded server).")
+@click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug). Logs never hold PHI.")
+@click.pass_context
+def cli(ctx: click.Context, base_url: str | None, verbose: int) -> None:
+    """Care coordinators' workflows on FHIR R4."""
+    settings = Settings.from_env(base_url=base_url)
+    from ..logs import configure_logging
+
+    configure_logging(logging.WARNING - 10 * min(verbose, 2), settings.log_json)
+    ctx.obj = Context(settings, base_given=base_url is not None)
+
+
+@cli.command()
+@click.argument("url", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@pass_context
+@handles_errors
+def check(obj: Context, url: str | None, as_json: bool) -> None:
+    """Print what a FHIR server supports (CapabilityStatement and SMART configuration)."""
+    from .check import check_server
+
+    summary = check_server(obj.client(url))
+    if as_json:
+        emit_json(summary)
+    else:
+        from .check import render_check
+
+        click.echo(render_check(summary))
+
+
+@cli.group()
+def server() -> None:
+    """The embedded FHIR R4 server."""
+
+
+@server.command("start")
+@click.option("--port", type=int, default=DEFAULT_EMBEDDED_PORT, show_default=True)
+@click.option("--db", type=click.Path(dir_okay=False), help="Keep data in this SQLite file (default: memory).")
+@handles_errors
+def server_start(port: int, db: str | None) -> None:
+    """Run the embedded FHIR server on 127.0.0.1 until interrupted."""
+    from ..server import EmbeddedServer
+
+    embedded = EmbeddedServer(port=port, db=db).start()
+    click.echo(f"FHIR R4 server ready at {embedded.base_url} (started in {embedded.started_in:.2f} s)")
+    click.echo("Press Ctrl+C to stop.")
+    embedded.serve_forever()
+
+
+@cli.command("smoke")
+@click.option("--keep-running", is_flag=True, help="Keep the embedded server up afterwards.")
+@pass_context
+@handles_errors
+def smoke(obj: Context, keep_running: bool) -> None:
+    """Capability summary plus a write/read round trip (on the embedded server unless --base is given)."""
+    from .check import render_check, smoke_round
+
+    with obj.server_or_base() as client:
+        from .check import check_server
+
+        click.echo(render_check(check_server(client)))
+        click.echo("")
+        click.echo(smoke_round(client))
+        obj.maybe_keep_running(keep_running)
+
+
+def main() -> None:
+    try:
+        from .workflow_commands import register as register_workflows
+
+        register_workflows(cli)
+    except ImportError:  # pragma: no cover - only while a module is being written
+        pass
+    cli(prog_name="fhircare")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

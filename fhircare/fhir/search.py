@@ -1,0 +1,118 @@
+"""Lazy, immutable searches. A page is fetched only when the previous one has been consumed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..errors import FhirServerError, NotFound
+
+if TYPE_CHECKING:
+    from .client import FhirClient
+
+
+@dataclass(frozen=True)
+class Page:
+    """One searchset page: its matches, the resources ``_include``d with them, and its links."""
+
+    matches: list[dict[str, Any]]
+    included: list[dict[str, Any]]
+    total: int | None
+    next_url: str | None
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
+
+    def by_reference(self) -> dict[str, dict[str, Any]]:
+        """Every resource of the page (matches and includes) keyed by ``Type/id``."""
+        return {f"{r['resourceType']}/{r['id']}": r for r in (*self.matches, *self.included) if r.get("id")}
+
+
+def page_of(bundle: dict[str, Any]) -> Page:
+    if bundle.get("resourceType") != "Bundle" or bundle.get("type") != "searchset":
+        raise FhirServerError(f"expected a searchset Bundle, got {bundle.get('resourceType')}/{bundle.get('type')}")
+    matches: list[dict[str, Any]] = []
+    included: list[dict[str, Any]] = []
+    outcomes: list[dict[str, Any]] = []
+    for entry in bundle.get("entry") or []:
+        resource = entry.get("resource")
+        if not isinstance(resource, dict):
+            continue
+        mode = (entry.get("search") or {}).get("mode", "match")
+        if mode == "outcome" or resource.get("resourceType") == "OperationOutcome":
+            outcomes.append(resource)
+        elif mode == "include":
+            included.append(resource)
+        else:
+            matches.append(resource)
+    next_url = next((link.get("url") for link in bundle.get("link") or [] if link.get("relation") == "next"), None)
+    total = bundle.get("total")
+    return Page(matches, included, total if isinstance(total, int) else None, next_url, outcomes)
+
+
+class SearchSet:
+    """``client.search("Task", {...})``: iterate for matching resources, ``pages()`` for pages with includes.
+
+    Chaining (``where``, ``include``, ``sort``, ``count``) returns a new SearchSet; nothing is sent
+    until iteration starts. Memory stays constant: only the current page is held.
+    """
+
+    def __init__(self, client: FhirClient, resource_type: str, params: list[tuple[str, str]]) -> None:
+        self.client = client
+        self.resource_type = resource_type
+        self.params = tuple(params)
+
+    def _with(self, *extra: tuple[str, str]) -> SearchSet:
+        return SearchSet(self.client, self.resource_type, [*self.params, *extra])
+
+    def where(self, **criteria: Any) -> SearchSet:
+        return self._with(*((k.replace("_", "-") if not k.startswith("_") else k, str(v)) for k, v in criteria.items()))
+
+    def include(self, spec: str) -> SearchSet:
+        return self._with(("_include", spec))
+
+    def sort(self, *keys: str) -> SearchSet:
+        return self._with(("_sort", ",".join(keys)))
+
+    def count(self, page_size: int) -> SearchSet:
+        return self._with(("_count", str(page_size)))
+
+    def pages(self) -> Iterator[Page]:
+        response = self.client.request("GET", self.resource_type, params=list(self.params))
+        page = page_of(_bundle(response.json() if response.content else {}))
+        yield page
+        seen = set()
+        while page.next_url:
+            if page.next_url in seen:
+                raise FhirServerError("the server's next link repeats an earlier page")
+            seen.add(page.next_url)
+            if not self.client.owns(page.next_url):
+                raise FhirServerError("the server's next link points outside the configured FHIR base")
+            response = self.client.request("GET", page.next_url)
+            page = page_of(_bundle(response.json() if response.content else {}))
+            yield page
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for page in self.pages():
+            yield from page.matches
+
+    def first(self) -> dict[str, Any] | None:
+        return next(iter(self.count(1)), None)
+
+    def get(self) -> dict[str, Any]:
+        """Exactly one match, else NotFound / FhirServerError."""
+        found = list(self.count(2).pages().__next__().matches)
+        if not found:
+            raise NotFound(f"no {self.resource_type} matches the search")
+        if len(found) > 1:
+            raise FhirServerError(f"more than one {self.resource_type} matches the search")
+        return found[0]
+
+    def total(self) -> int:
+        page = next(self._with(("_summary", "count")).pages())
+        return page.total or 0
+
+
+def _bundle(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise FhirServerError("search answered with something that is not a Bundle")
+    return body

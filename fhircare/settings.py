@@ -1,0 +1,90 @@
+"""Settings, loaded once from the environment (and CLI flags) and passed down.
+
+No module reads ``os.environ`` at import time; ``Settings.from_env`` is called by the faces.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_EMBEDDED_PORT = 8765
+PACKAGE_ROOT = Path(__file__).resolve().parent
+PROJECT_ROOT = PACKAGE_ROOT.parent
+
+
+def embedded_base_url(port: int = DEFAULT_EMBEDDED_PORT) -> str:
+    return f"http://127.0.0.1:{port}/fhir"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything fhircare needs to know about its surroundings."""
+
+    base_url: str = field(default_factory=embedded_base_url)
+    bearer_token: str | None = None
+    timeout_connect: float = 3.05
+    timeout_read: float = 30.0
+    retries: int = 3
+    backoff_factor: float = 0.2
+    page_size: int = 100
+    mappings_dir: Path | None = None  # a user's overlay folder; files there replace built-in ones
+    rules_dir: Path | None = None  # a user's overlay folder for care-gap rules
+    builtin_mappings_dir: Path = PROJECT_ROOT / "mappings"
+    profiles_dir: Path = PROJECT_ROOT / "profiles"
+    # sidecar
+    secret_key: str | None = None
+    redis_url: str | None = None
+    smart_client_id: str | None = None
+    smart_client_secret: str | None = None
+    smart_redirect_uri: str | None = None
+    smart_scopes: str = "launch openid fhirUser offline_access user/*.cruds"
+    smart_issuers: tuple[str, ...] = ()
+    auth_mode: str = "none"  # none | smart | passthrough | backend
+    backend_client_id: str | None = None
+    backend_key_file: str | None = None
+    backend_token_url: str | None = None
+    log_json: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Read ``FHIRCARE_*`` variables; keyword overrides (CLI flags) win when not None."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        text = {
+            "base_url": "FHIRCARE_BASE_URL",
+            "bearer_token": "FHIRCARE_BEARER_TOKEN",
+            "secret_key": "FHIRCARE_SECRET_KEY",
+            "redis_url": "FHIRCARE_REDIS_URL",
+            "smart_client_id": "FHIRCARE_SMART_CLIENT_ID",
+            "smart_client_secret": "FHIRCARE_SMART_CLIENT_SECRET",
+            "smart_redirect_uri": "FHIRCARE_SMART_REDIRECT_URI",
+            "smart_scopes": "FHIRCARE_SMART_SCOPES",
+            "auth_mode": "FHIRCARE_AUTH_MODE",
+            "backend_client_id": "FHIRCARE_BACKEND_CLIENT_ID",
+            "backend_key_file": "FHIRCARE_BACKEND_KEY_FILE",
+            "backend_token_url": "FHIRCARE_BACKEND_TOKEN_URL",
+        }
+        for attr, var in text.items():
+            if env.get(var):
+                values[attr] = env[var]
+        for attr, var in (("mappings_dir", "FHIRCARE_MAPPINGS"), ("rules_dir", "FHIRCARE_RULES")):
+            if env.get(var):
+                values[attr] = Path(env[var])
+        if env.get("FHIRCARE_SMART_ISSUERS"):
+            values["smart_issuers"] = tuple(x.strip() for x in env["FHIRCARE_SMART_ISSUERS"].split(",") if x.strip())
+        for attr, var in (("timeout_read", "FHIRCARE_TIMEOUT"),):
+            if env.get(var):
+                values[attr] = float(env[var])
+        if env.get("FHIRCARE_RETRIES"):
+            values["retries"] = int(env["FHIRCARE_RETRIES"])
+        if env.get("FHIRCARE_PAGE_SIZE"):
+            values["page_size"] = int(env["FHIRCARE_PAGE_SIZE"])
+        values["log_json"] = env.get("FHIRCARE_LOG_JSON", "") in ("1", "true", "yes")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+    def with_base(self, base_url: str | None) -> Settings:
+        return self if not base_url else replace(self, base_url=base_url)
