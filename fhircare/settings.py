@@ -74,7 +74,9 @@ class Settings:
             if env.get(var):
                 values[attr] = Path(env[var])
         if env.get("FHIRCARE_SMART_ISSUERS"):
-            values["smart_issuers"] = tuple(x.strip() for x in env["FHIRCARE_SMART_ISSUERS"].split(",") if x.strip())
+            values["smart_issuers"] = tuple(
+                x.strip() for x in env["FHIRCARE_SMART_ISSUERS"].split(",") if x.strip()
+            )
         for attr, var in (("timeout_read", "FHIRCARE_TIMEOUT"),):
             if env.get(var):
                 values[attr] = float(env[var])

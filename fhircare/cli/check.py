@@ -62,7 +62,9 @@ def render_check(summary: dict[str, Any]) -> str:
     if smart:
         lines.append(f"SMART         authorize {smart['authorization_endpoint']}")
         lines.append(f"              token     {smart['token_endpoint']}")
-        lines.append(f"              PKCE      {', '.join(smart['code_challenge_methods_supported']) or 'not stated'}")
+        lines.append(
+            f"              PKCE      {', '.join(smart['code_challenge_methods_supported']) or 'not stated'}"
+        )
     else:
         lines.append("SMART         no .well-known/smart-configuration")
     return "\n".join(lines)

@@ -35,7 +35,9 @@ def handles_errors(fn: F) -> F:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="fhircare")
-@click.option("--base", "base_url", envvar="FHIRCARE_BASE_URL", help="FHIR base URL (default: embedded server).")
+@click.option(
+    "--base", "base_url", envvar="FHIRCARE_BASE_URL", help="FHIR base URL (default: embedded server)."
+)
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug). Logs never hold PHI.")
 @click.pass_context
 def cli(ctx: click.Context, base_url: str | None, verbose: int) -> None:
@@ -72,7 +74,9 @@ def server() -> None:
 
 @server.command("start")
 @click.option("--port", type=int, default=DEFAULT_EMBEDDED_PORT, show_default=True)
-@click.option("--db", type=click.Path(dir_okay=False), help="Keep data in this SQLite file (default: memory).")
+@click.option(
+    "--db", type=click.Path(dir_okay=False), help="Keep data in this SQLite file (default: memory)."
+)
 @handles_errors
 def server_start(port: int, db: str | None) -> None:
     """Run the embedded FHIR server on 127.0.0.1 until interrupted."""

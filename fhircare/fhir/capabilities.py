@@ -109,7 +109,9 @@ class Capabilities:
             "conditionalUpdate": sorted(t for t in USED_SEARCH_PARAMS if self.conditional_update(t)),
             "include": sorted(t for t in USED_SEARCH_PARAMS if self.supports_include(t)),
             "revinclude": sorted(t for t in USED_SEARCH_PARAMS if self.supports_revinclude(t)),
-            "searchParams": {t: sorted(self.search_params(t) & set(p)) for t, p in USED_SEARCH_PARAMS.items()},
+            "searchParams": {
+                t: sorted(self.search_params(t) & set(p)) for t, p in USED_SEARCH_PARAMS.items()
+            },
             "missingSearchParams": self.missing_search_params(),
             "resourceTypes": len(self.resources),
         }

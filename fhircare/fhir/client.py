@@ -78,10 +78,9 @@ class FhirClient:
     def owns(self, url: str) -> bool:
         """True when an absolute URL lies under this client's base (so following it is safe)."""
         base, other = urlsplit(self.base_url), urlsplit(url)
-        return (
-            (other.scheme, other.netloc) == (base.scheme, base.netloc)
-            and (other.path.rstrip("/") + "/").startswith(base.path.rstrip("/") + "/")
-        )
+        return (other.scheme, other.netloc) == (base.scheme, base.netloc) and (
+            other.path.rstrip("/") + "/"
+        ).startswith(base.path.rstrip("/") + "/")
 
     def request(
         self,
@@ -110,11 +109,15 @@ class FhirClient:
         try:
             response = self.session.send(prepared, timeout=self.timeout, allow_redirects=False)
         except requests.exceptions.RetryError as exc:
-            raise TransientError(f"{method} {url.split('?')[0]}: retries exhausted ({exc.__class__.__name__})") from None
+            raise TransientError(
+                f"{method} {url.split('?')[0]}: retries exhausted ({exc.__class__.__name__})"
+            ) from None
         except requests.exceptions.Timeout:
             raise TransientError(f"{method} {url.split('?')[0]}: timed out after {self.timeout} s") from None
         except requests.exceptions.ConnectionError as exc:
-            raise TransientError(f"{method} {url.split('?')[0]}: connection failed ({_reason(exc)})") from None
+            raise TransientError(
+                f"{method} {url.split('?')[0]}: connection failed ({_reason(exc)})"
+            ) from None
         except requests.exceptions.RequestException as exc:
             raise FhirServerError(f"{method} {url.split('?')[0]}: {exc.__class__.__name__}") from None
         elapsed_ms = (time.perf_counter() - started) * 1000
@@ -127,7 +130,9 @@ class FhirClient:
                 "elapsed_ms": round(elapsed_ms, 1),
             },
         )
-        if response.status_code >= 400 or (response.status_code >= 300 and response.status_code not in ok_statuses):
+        if response.status_code >= 400 or (
+            response.status_code >= 300 and response.status_code not in ok_statuses
+        ):
             raise error_for(response)
         return response
 
@@ -153,7 +158,9 @@ class FhirClient:
     def smart_configuration(self) -> dict[str, Any] | None:
         """``.well-known/smart-configuration``, or None when the server does not publish one."""
         try:
-            response = self.request("GET", ".well-known/smart-configuration", headers={"Accept": "application/json"})
+            response = self.request(
+                "GET", ".well-known/smart-configuration", headers={"Accept": "application/json"}
+            )
         except FhirServerError as exc:
             if exc.http_status in (400, 401, 403, 404, 405, 501):
                 return None
@@ -190,7 +197,9 @@ class FhirClient:
         headers = {"Prefer": "return=representation"}
         if if_none_exist:
             headers["If-None-Exist"] = if_none_exist
-        response = self.request("POST", rtype, json=dict(resource), headers=headers, idempotent=bool(if_none_exist))
+        response = self.request(
+            "POST", rtype, json=dict(resource), headers=headers, idempotent=bool(if_none_exist)
+        )
         return self._written(response, rtype)
 
     def update(self, resource: Mapping[str, Any], if_match: str | int | None = None) -> dict[str, Any]:

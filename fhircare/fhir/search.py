@@ -29,7 +29,9 @@ class Page:
 
 def page_of(bundle: dict[str, Any]) -> Page:
     if bundle.get("resourceType") != "Bundle" or bundle.get("type") != "searchset":
-        raise FhirServerError(f"expected a searchset Bundle, got {bundle.get('resourceType')}/{bundle.get('type')}")
+        raise FhirServerError(
+            f"expected a searchset Bundle, got {bundle.get('resourceType')}/{bundle.get('type')}"
+        )
     matches: list[dict[str, Any]] = []
     included: list[dict[str, Any]] = []
     outcomes: list[dict[str, Any]] = []
@@ -44,7 +46,9 @@ def page_of(bundle: dict[str, Any]) -> Page:
             included.append(resource)
         else:
             matches.append(resource)
-    next_url = next((link.get("url") for link in bundle.get("link") or [] if link.get("relation") == "next"), None)
+    next_url = next(
+        (link.get("url") for link in bundle.get("link") or [] if link.get("relation") == "next"), None
+    )
     total = bundle.get("total")
     return Page(matches, included, total if isinstance(total, int) else None, next_url, outcomes)
 
@@ -65,7 +69,9 @@ class SearchSet:
         return SearchSet(self.client, self.resource_type, [*self.params, *extra])
 
     def where(self, **criteria: Any) -> SearchSet:
-        return self._with(*((k.replace("_", "-") if not k.startswith("_") else k, str(v)) for k, v in criteria.items()))
+        return self._with(
+            *((k.replace("_", "-") if not k.startswith("_") else k, str(v)) for k, v in criteria.items())
+        )
 
     def include(self, spec: str) -> SearchSet:
         return self._with(("_include", spec))

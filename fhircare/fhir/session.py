@@ -51,7 +51,9 @@ class IdempotencyRoutingAdapter(HTTPAdapter):
     """
 
     def __init__(self, total: int, backoff_factor: float, pool_maxsize: int = 16) -> None:
-        super().__init__(max_retries=make_retry(total, backoff_factor, allow_post=False), pool_maxsize=pool_maxsize)
+        super().__init__(
+            max_retries=make_retry(total, backoff_factor, allow_post=False), pool_maxsize=pool_maxsize
+        )
         self._idempotent = HTTPAdapter(
             max_retries=make_retry(total, backoff_factor, allow_post=True), pool_maxsize=pool_maxsize
         )

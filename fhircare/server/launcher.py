@@ -104,7 +104,9 @@ class EmbeddedServer:
     ...     client = FhirClient(server.base_url)
     """
 
-    def __init__(self, port: int | None = None, db: str | Path | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, port: int | None = None, db: str | Path | None = None, host: str = "127.0.0.1"
+    ) -> None:
         self.host = host
         self.port = port or free_port(host)
         self.db = str(db) if db else ":memory:"
@@ -161,7 +163,9 @@ class EmbeddedServer:
         self._thread.start()
         self._wait_ready(timeout)
         self.started_in = time.perf_counter() - started
-        log.info("embedded FHIR server ready", extra={"port": self.port, "seconds": round(self.started_in, 3)})
+        log.info(
+            "embedded FHIR server ready", extra={"port": self.port, "seconds": round(self.started_in, 3)}
+        )
         return self
 
     def _wait_ready(self, timeout: float) -> None:
@@ -170,7 +174,9 @@ class EmbeddedServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._thread is not None and not self._thread.is_alive():
-                raise ConfigurationError(f"the embedded FHIR server could not start on {self.host}:{self.port}")
+                raise ConfigurationError(
+                    f"the embedded FHIR server could not start on {self.host}:{self.port}"
+                )
             try:
                 with urllib.request.urlopen(f"{self.base_url}/metadata", timeout=2) as answer:  # noqa: S310
                     if answer.status == 200:

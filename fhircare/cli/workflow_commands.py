@@ -1,0 +1,69 @@
+"""``fhircare run``, ``fhircare workflows``: the workflow face of the CLI."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import IO, Any
+
+import click
+
+from ..errors import PayloadError
+from .context import Context, pass_context
+from .output import emit_json, render_rows
+
+
+def read_payload(stream: IO[str]) -> dict[str, Any]:
+    text = stream.read()
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PayloadError(
+            f"the payload is not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from None
+    if not isinstance(payload, dict):
+        raise PayloadError("the payload must be a JSON object")
+    return payload
+
+
+def register(cli: click.Group) -> None:
+    from .main import handles_errors
+
+    @cli.command("run")
+    @click.argument("workflow")
+    @click.argument("payload_file", type=click.File("r"), default="-")
+    @pass_context
+    @handles_errors
+    def run_command(obj: Context, workflow: str, payload_file: IO[str]) -> None:
+        """Run WORKFLOW with the JSON payload in PAYLOAD_FILE (or - for standard input)."""
+        from ..workflows import get_workflow
+
+        with obj.client() as client:
+            instance = get_workflow(workflow, client, obj.settings)
+            result = instance.run(read_payload(payload_file))
+        emit_json(result.to_json())
+
+    @cli.command("workflows")
+    @click.argument("workflow", required=False)
+    @click.option("--schema", is_flag=True, help="Print the workflow's input JSON Schema.")
+    @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+    @pass_context
+    @handles_errors
+    def workflows_command(obj: Context, workflow: str | None, schema: bool, fmt: str) -> None:
+        """List the workflows, or show one workflow's input schema."""
+        from ..errors import UnknownWorkflow
+        from ..mapping.validate import workflow_schema
+        from ..workflows import WORKFLOWS, describe
+
+        if workflow is None:
+            render_rows(describe(), ["workflow", "description"], fmt)
+            return
+        if workflow not in WORKFLOWS:
+            raise UnknownWorkflow(f"unknown workflow {workflow!r}; known: {', '.join(sorted(WORKFLOWS))}")
+        if schema:
+            emit_json(workflow_schema(obj.settings.profiles_dir, workflow))
+        else:
+            cls = WORKFLOWS[workflow]
+            click.echo(f"{workflow}: {cls.description}")
+            click.echo(f"input schema: fhircare workflows {workflow} --schema")
+            sys.stdout.flush()

@@ -1,0 +1,363 @@
+"""The mapping engine: render a workflow's YAML template against a payload into planned transaction entries.
+
+Template vocabulary (a dict whose only ``$`` key is one of these is an expression):
+
+``{$: path}``                      the payload value at ``path`` (``a.b.0.c``; loop variables by name)
+``{$ref: path}``                   ``{"reference": value}``; ``{$refs: path}`` a list of them
+``{$entry: name}``                 reference to an entry created in the same transaction (``urn:uuid``)
+``{$entries: name}``               references to every entry of a repeated (``each``) entry
+``{$code: path, table: T}``        CodeableConcept from ``{system, code, display}``, a key of table T, or text
+                                   (free text only with ``text_ok: true``; ``default:`` a table key)
+``{$tablecode: key, table: T}``    CodeableConcept of a fixed key of table T
+``{$text: path, table: T}``        the human text of a code (display, text, or the table's display)
+``{$join: [X, Y], sep: " "}``      rendered parts joined, absent ones skipped
+``{$coding: path, table: T}``      the same as a single Coding
+``{$if: path, then: X, else: Y}``  X when the value is present (or ``equals`` it), else Y
+``{$each: path, as: item, do: X}`` X once per element of a list; inside a list the results are spliced in
+``{$fn: name, args: [..]}``        a named transform of mapping/transforms.py
+``{$format: "text {path}"}``       a string with payload values filled in (absent when one is missing)
+``{$const: X}``                    X as it is
+``{$now: datetime|date}``          the run's timestamp
+
+Values that come out ``None``, ``[]`` or ``{}`` are dropped, so optional fields simply disappear.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ..errors import ConfigurationError, Issue, PayloadError
+from .transforms import TRANSFORMS, iso
+
+REQUEST_ID_SYSTEM = "urn:fhircare:request-id"
+_FORMAT_FIELD = re.compile(r"\{([A-Za-z0-9_.\-]+)\}")
+_MISSING = object()
+
+
+@dataclass
+class BuildContext:
+    """Everything a render needs besides the template."""
+
+    payload: dict[str, Any]
+    codes: dict[str, dict[str, Any]]
+    request_id: str
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    new_uuid: Callable[[], str] = field(default_factory=lambda: lambda: str(uuid.uuid4()))
+    entry_urls: dict[str, list[str]] = field(default_factory=dict)
+    scope: dict[str, Any] = field(default_factory=dict)
+
+    def child(self, **bindings: Any) -> BuildContext:
+        return BuildContext(
+            self.payload,
+            self.codes,
+            self.request_id,
+            self.now,
+            self.new_uuid,
+            self.entry_urls,
+            {**self.scope, **bindings},
+        )
+
+
+@dataclass
+class PlannedEntry:
+    """One transaction entry: a resource to create (conditionally) or update (with If-Match)."""
+
+    name: str
+    resource: dict[str, Any]
+    full_url: str
+    method: str = "POST"
+    url: str = ""
+    if_none_exist: str | None = None
+    if_match: str | None = None
+    profile: str | None = None
+
+    def bundle_entry(self) -> dict[str, Any]:
+        request: dict[str, Any] = {"method": self.method, "url": self.url or self.resource["resourceType"]}
+        if self.if_none_exist:
+            request["ifNoneExist"] = self.if_none_exist
+        if self.if_match:
+            request["ifMatch"] = self.if_match
+        return {"fullUrl": self.full_url, "resource": self.resource, "request": request}
+
+
+# ---- values -----------------------------------------------------------------------------------
+
+
+def lookup(ctx: BuildContext, path: str) -> Any:
+    """The value at a dotted path: loop variables first, then the payload. Missing -> None."""
+    head, _, rest = path.partition(".")
+    node: Any = ctx.scope[head] if head in ctx.scope else ctx.payload.get(head, _MISSING)
+    if node is _MISSING:
+        return None
+    for part in rest.split(".") if rest else ():
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+        if node is None:
+            return None
+    return node
+
+
+def _coding(value: Any, table: str | None, ctx: BuildContext, where: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        if value.get("code") is None:
+            return None
+        return {k: value[k] for k in ("system", "code", "display") if value.get(k)}
+    if table is not None:
+        codes = ctx.codes.get(table)
+        if codes is None:
+            raise ConfigurationError(f"{where}: unknown code table {table!r}")
+        found = codes.get(str(value))
+        if found is None:
+            raise PayloadError(
+                "unknown code",
+                [
+                    Issue(
+                        "error",
+                        "code-invalid",
+                        f"{value!r} is not a key of code table {table!r} (known: {', '.join(sorted(codes))})",
+                        (where,),
+                    )
+                ],
+            )
+        return {k: found[k] for k in ("system", "code", "display") if found.get(k)}
+    return None
+
+
+def _codeable(value: Any, node: dict[str, Any], ctx: BuildContext, where: str) -> dict[str, Any] | None:
+    """A CodeableConcept. Free text is accepted only where the mapping says ``text_ok: true``."""
+    table = node.get("table")
+    if value is None:
+        return None
+    if isinstance(value, dict) and not value.get("code"):
+        return {"text": str(value["text"])} if value.get("text") else None
+    if isinstance(value, str) and (
+        table is None or (node.get("text_ok") and value not in ctx.codes.get(table, {}))
+    ):
+        return {"text": value}
+    coding = _coding(value, table, ctx, where)
+    if coding is None:
+        return None
+    out: dict[str, Any] = {"coding": [coding]}
+    text = value.get("text") if isinstance(value, dict) else None
+    if text or coding.get("display"):
+        out["text"] = text or coding["display"]
+    return out
+
+
+def _text(value: Any, table: str | None, ctx: BuildContext) -> str | None:
+    """Human text of a code given as an object, a table key or free text."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return str(value.get("display") or value.get("text") or value.get("code") or "") or None
+    found = (ctx.codes.get(table) or {}).get(str(value)) if table else None
+    return str(found.get("display") or found["code"]) if found else str(value)
+
+
+def _format(template: str, ctx: BuildContext) -> str | None:
+    missing = False
+
+    def fill(match: re.Match[str]) -> str:
+        nonlocal missing
+        value = lookup(ctx, match.group(1))
+        if value is None:
+            missing = True
+            return ""
+        return str(value)
+
+    text = _FORMAT_FIELD.sub(fill, template)
+    return None if missing else text
+
+
+def _entry_refs(ctx: BuildContext, name: str, where: str) -> list[dict[str, str]]:
+    if name not in ctx.entry_urls:
+        raise ConfigurationError(f"{where}: no entry named {name!r}")
+    return [{"reference": url} for url in ctx.entry_urls[name]]
+
+
+def evaluate(node: dict[str, Any], ctx: BuildContext, where: str) -> Any:
+    """Evaluate one expression node."""
+    if "$" in node:
+        value = lookup(ctx, node["$"])
+        return node.get("default") if value is None else value
+    if "$const" in node:
+        return node["$const"]
+    if "$now" in node:
+        return ctx.now.date().isoformat() if node["$now"] == "date" else iso(ctx.now)
+    if "$ref" in node:
+        value = lookup(ctx, node["$ref"])
+        return {"reference": value} if value else None
+    if "$refs" in node:
+        values = lookup(ctx, node["$refs"]) or []
+        return [{"reference": v} for v in values if v]
+    if "$entry" in node:
+        refs = _entry_refs(ctx, node["$entry"], where)
+        return refs[0] if refs else None
+    if "$entries" in node:
+        return _entry_refs(ctx, node["$entries"], where)
+    if "$code" in node:
+        value = lookup(ctx, node["$code"])
+        return _codeable(
+            node.get("default") if value is None else value, node, ctx, _payload_path(node["$code"])
+        )
+    if "$tablecode" in node:
+        return _codeable(node["$tablecode"], node, ctx, where)
+    if "$text" in node:
+        return _text(lookup(ctx, node["$text"]), node.get("table"), ctx)
+    if "$join" in node:
+        parts = [render(part, ctx, where) for part in node["$join"]]
+        text = str(node.get("sep", " ")).join(str(p) for p in parts if p not in (None, ""))
+        return text or None
+    if "$coding" in node:
+        return _coding(lookup(ctx, node["$coding"]), node.get("table"), ctx, _payload_path(node["$coding"]))
+    if "$if" in node:
+        value = lookup(ctx, node["$if"])
+        hit = value == node["equals"] if "equals" in node else value not in (None, "", [], {}, False)
+        return render(node.get("then") if hit else node.get("else"), ctx, where)
+    if "$each" in node:
+        items = lookup(ctx, node["$each"]) or []
+        name = node.get("as", "item")
+        return [
+            render(node["do"], ctx.child(**{name: item, f"{name}_index": i}), f"{where}[{i}]")
+            for i, item in enumerate(items)
+        ]
+    if "$fn" in node:
+        fn = TRANSFORMS.get(node["$fn"])
+        if fn is None:
+            raise ConfigurationError(f"{where}: unknown transform {node['$fn']!r}")
+        args = [render(a, ctx, where) for a in node.get("args", [])]
+        return fn(*args)
+    if "$format" in node:
+        return _format(node["$format"], ctx)
+    raise ConfigurationError(f"{where}: unknown expression {sorted(node)}")
+
+
+def _payload_path(path: str) -> str:
+    return "$." + path
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == [] or value == {}
+
+
+def render(node: Any, ctx: BuildContext, where: str = "$") -> Any:
+    """Render a template node; absent values vanish."""
+    if isinstance(node, dict):
+        if any(k.startswith("$") for k in node):
+            return evaluate(node, ctx, where)
+        out = {}
+        for key, child in node.items():
+            value = render(child, ctx, f"{where}.{key}")
+            if not _empty(value):
+                out[key] = value
+        return out or None
+    if isinstance(node, list):
+        items: list[Any] = []
+        for i, child in enumerate(node):
+            value = render(child, ctx, f"{where}[{i}]")
+            if isinstance(child, dict) and "$each" in child and isinstance(value, list):
+                items.extend(v for v in value if not _empty(v))
+            elif (
+                isinstance(child, dict)
+                and ("$entries" in child or "$refs" in child)
+                and isinstance(value, list)
+            ):
+                items.extend(value)
+            elif not _empty(value):
+                items.append(value)
+        return items or None
+    return node
+
+
+# ---- entries ----------------------------------------------------------------------------------
+
+
+def _instances(spec: dict[str, Any], ctx: BuildContext) -> list[tuple[str, BuildContext]]:
+    """The (entry name, context) pairs an entry spec produces: none, one, or one per list element."""
+    if "when" in spec and lookup(ctx, spec["when"]) in (None, "", [], {}, False):
+        return []
+    if "each" not in spec:
+        return [(spec["name"], ctx)]
+    items = lookup(ctx, spec["each"]) or []
+    alias = spec.get("as", "item")
+    return [
+        (f"{spec['name']}/{i}", ctx.child(**{alias: item, f"{alias}_index": i}))
+        for i, item in enumerate(items)
+    ]
+
+
+def request_identifier(request_id: str, entry_name: str) -> dict[str, str]:
+    return {"system": REQUEST_ID_SYSTEM, "value": f"{request_id}/{entry_name}"}
+
+
+# R4 resources without a repeating identifier: Provenance has none, QuestionnaireResponse has one (0..1).
+_TAGGED = {"Provenance", "Bundle", "Binary", "Parameters"}
+_SINGLE_IDENTIFIER = {"QuestionnaireResponse"}
+
+
+def mark_request(resource: dict[str, Any], request_id: str, entry_name: str) -> str:
+    """Stamp a resource with its request id and return the ``ifNoneExist`` criteria that find it.
+
+    The stamp is an identifier where the resource type has one, else a ``meta.tag`` with the same
+    system and value (searchable with ``_tag``).
+    """
+    ident = request_identifier(request_id, entry_name)
+    rtype = resource["resourceType"]
+    if rtype in _TAGGED or (rtype in _SINGLE_IDENTIFIER and resource.get("identifier")):
+        meta = resource.setdefault("meta", {})
+        meta["tag"] = [*meta.get("tag", []), {"system": ident["system"], "code": ident["value"]}]
+        return f"_tag={ident['system']}|{ident['value']}"
+    if rtype in _SINGLE_IDENTIFIER:
+        resource["identifier"] = ident
+    else:
+        resource["identifier"] = [*resource.get("identifier", []), ident]
+    return f"identifier={ident['system']}|{ident['value']}"
+
+
+def build_entries(mapping: dict[str, Any], ctx: BuildContext) -> list[PlannedEntry]:
+    """Render every entry of a mapping. Each created resource carries its request-id identifier
+    and is created with ``ifNoneExist`` on it (or on the mapping's own ``match`` criteria)."""
+    planned: list[tuple[dict[str, Any], str, BuildContext]] = []
+    for spec in mapping["entries"]:
+        instances = _instances(spec, ctx)
+        ctx.entry_urls[spec["name"]] = []
+        for name, local in instances:
+            planned.append((spec, name, local))
+    urls: dict[str, str] = {}
+    for spec, name, _ in planned:
+        urls[name] = f"urn:uuid:{ctx.new_uuid()}"
+        ctx.entry_urls[spec["name"]].append(urls[name])
+    entries = []
+    for spec, name, local in planned:
+        where = f"{mapping['workflow']}.{name}"
+        resource = render(spec["resource"], local, where)
+        if not isinstance(resource, dict) or "resourceType" not in resource:
+            raise ConfigurationError(f"{where}: the template did not produce a resource")
+        if "match" in spec:
+            criteria = _format(spec["match"], local)
+            if criteria is None:
+                raise ConfigurationError(f"{where}: match criteria refer to a missing payload value")
+        else:
+            criteria = mark_request(resource, ctx.request_id, name)
+        entries.append(
+            PlannedEntry(
+                name=name,
+                resource=resource,
+                full_url=urls[name],
+                url=resource["resourceType"],
+                if_none_exist=criteria,
+                profile=spec.get("profile"),
+            )
+        )
+    return entries

@@ -1,0 +1,119 @@
+"""Checks before anything is sent: payloads against their input schema, resources against local profiles."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from referencing import Registry, Resource
+
+from ..errors import ConfigurationError, Issue, PayloadError
+from ..fhir import models
+
+
+def json_path(parts: Any) -> str:
+    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
+
+
+@lru_cache(maxsize=4)
+def _registry(workflows_dir: Path) -> Registry:
+    registry: Registry = Registry()
+    for path in sorted(workflows_dir.glob("_*.schema.json")):
+        document = json.loads(path.read_text(encoding="utf-8"))
+        registry = registry.with_resource(document["$id"], Resource.from_contents(document))
+    return registry
+
+
+@lru_cache(maxsize=64)
+def load_schema(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigurationError(f"schema file {path} is missing")
+    schema: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return schema
+
+
+def workflow_schema(profiles_dir: Path, workflow: str) -> dict[str, Any]:
+    return load_schema(profiles_dir / "workflows" / f"{workflow}.schema.json")
+
+
+def _rule(error: jsonschema.ValidationError) -> str:
+    return f"{error.validator}: {error.message}"
+
+
+def schema_issues(
+    document: Any, schema: dict[str, Any], registry: Registry, prefix: tuple[Any, ...] = ()
+) -> list[Issue]:
+    validator = jsonschema.Draft202012Validator(
+        schema, registry=registry, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    issues = []
+    for error in sorted(validator.iter_errors(document), key=lambda e: [str(p) for p in e.absolute_path]):
+        # a failing oneOf/anyOf says little; its best-matching branch says what is wrong
+        best = jsonschema.exceptions.best_match([error]) if error.context else error
+        issues.append(Issue("error", "invalid", _rule(best), (json_path((*prefix, *best.absolute_path)),)))
+    return issues
+
+
+def validate_payload(profiles_dir: Path, workflow: str, payload: Any) -> None:
+    """Raise PayloadError listing every failing JSON path with its rule."""
+    schema = workflow_schema(profiles_dir, workflow)
+    issues = schema_issues(payload, schema, _registry(profiles_dir / "workflows"))
+    if issues:
+        raise PayloadError(
+            f"the {workflow} payload is invalid ({len(issues)} problem{'s' * (len(issues) > 1)})", issues
+        )
+
+
+def reference_paths(
+    schema: dict[str, Any], payload: Any, registry: Registry
+) -> list[tuple[tuple[Any, ...], str]]:
+    """(JSON path parts, value) of every payload string the schema declares a FHIR reference."""
+    found: list[tuple[tuple[Any, ...], str]] = []
+
+    def walk(node: dict[str, Any], value: Any, at: tuple[Any, ...], resolver: Any) -> None:
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            name = ref.rsplit("/", 1)[-1]
+            if name == "ref" or name.endswith("_ref"):
+                if isinstance(value, str):
+                    found.append((at, value))
+                return
+            resolved = resolver.lookup(ref)
+            walk(resolved.contents, value, at, resolved.resolver)
+            return
+        if isinstance(value, dict):
+            for key, child in (node.get("properties") or {}).items():
+                if key in value:
+                    walk(child, value[key], (*at, key), resolver)
+        if isinstance(value, list) and isinstance(node.get("items"), dict):
+            for i, item in enumerate(value):
+                walk(node["items"], item, (*at, i), resolver)
+        for branch in (*(node.get("oneOf") or ()), *(node.get("anyOf") or ()), *(node.get("allOf") or ())):
+            walk(branch, value, at, resolver)
+
+    walk(schema, payload, (), registry.resolver(schema.get("$id", "")))
+    unique = {(parts, value) for parts, value in found}
+    return sorted(unique, key=lambda pv: [str(p) for p in pv[0]])
+
+
+def payload_references(profiles_dir: Path, workflow: str, payload: Any) -> list[tuple[tuple[Any, ...], str]]:
+    return reference_paths(
+        workflow_schema(profiles_dir, workflow), payload, _registry(profiles_dir / "workflows")
+    )
+
+
+def profile_issues(
+    profiles_dir: Path, profile: str | None, resource: dict[str, Any], label: str
+) -> list[Issue]:
+    """Structure (FHIR R4 model) and local-profile problems of one resource about to be written."""
+    issues = models.structure_issues(resource, at=label)
+    if profile:
+        schema = load_schema(profiles_dir / "fhir" / f"{profile}.schema.json")
+        registry = _registry(profiles_dir / "workflows")
+        for issue in schema_issues(resource, schema, registry):
+            where = issue.expression[0].replace("$", label, 1) if issue.expression else label
+            issues.append(Issue("error", "invariant", f"profile {profile}: {issue.diagnostics}", (where,)))
+    return issues

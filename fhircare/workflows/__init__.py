@@ -1,0 +1,44 @@
+"""Coordinator verbs. ``fhircare.workflows.run("refer", payload, client)`` validates, maps and writes one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from ..errors import UnknownWorkflow
+from ..fhir import FhirClient
+from ..mapping import MappingSet, load_mappings
+from ..settings import Settings
+from .base import Workflow, WorkflowResult
+from .catalogue import WORKFLOWS
+
+
+def mappings_for(settings: Settings) -> MappingSet:
+    return load_mappings(settings.builtin_mappings_dir, settings.mappings_dir)
+
+
+def get_workflow(name: str, client: FhirClient, settings: Settings | None = None) -> Workflow:
+    settings = settings or Settings()
+    cls = WORKFLOWS.get(name)
+    if cls is None:
+        raise UnknownWorkflow(f"unknown workflow {name!r}; known: {', '.join(sorted(WORKFLOWS))}")
+    return cls(client, mappings_for(settings), settings.profiles_dir)
+
+
+def run(
+    workflow: str,
+    payload: Mapping[str, Any],
+    client: FhirClient,
+    settings: Settings | None = None,
+    now: datetime | None = None,
+) -> WorkflowResult:
+    """Run one workflow: validate the payload, map it, check the output and write one transaction."""
+    return get_workflow(workflow, client, settings).run(payload, now=now)
+
+
+def describe() -> list[dict[str, str]]:
+    return [{"workflow": name, "description": cls.description} for name, cls in sorted(WORKFLOWS.items())]
+
+
+__all__ = ["WORKFLOWS", "Workflow", "WorkflowResult", "describe", "get_workflow", "mappings_for", "run"]

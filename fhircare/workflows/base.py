@@ -1,0 +1,425 @@
+"""The common run of every workflow: validate -> resolve -> map -> check -> write one transaction.
+
+A workflow module subclasses :class:`Workflow` and adds only what its mapping cannot say: which
+existing resources it must read (``reads``), how it changes them (``updates``), and any rule
+that spans fields (``check``).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl, urlencode
+
+from ..errors import (
+    Conflict,
+    FhirServerError,
+    Issue,
+    PayloadError,
+    PreconditionFailed,
+    UnresolvedReference,
+)
+from ..fhir import FhirClient
+from ..fhir.client import weak_etag
+from ..mapping import BuildContext, MappingSet, PlannedEntry, build_entries
+from ..mapping.engine import mark_request, request_identifier
+from ..mapping.transforms import iso
+from ..mapping.validate import json_path, payload_references, profile_issues, validate_payload
+
+log = logging.getLogger("fhircare.workflows")
+
+WORKFLOW_SYSTEM = "urn:fhircare:workflow"
+DATA_OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
+PROVENANCE_ENTRY = "provenance"
+MAX_MERGE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class WorkflowResult:
+    """What a run wrote: the references the server assigned, Provenance included."""
+
+    workflow: str
+    request_id: str
+    written: list[str]
+    created: list[str]
+    updated: list[str]
+    repeated: bool
+    requests: int
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "workflow": self.workflow,
+            "request_id": self.request_id,
+            "written": self.written,
+            "created": self.created,
+            "updated": self.updated,
+            "repeated": self.repeated,
+            "requests": self.requests,
+            **({"details": self.details} if self.details else {}),
+        }
+
+
+@dataclass
+class RunState:
+    """What one attempt knows: the payload (references resolved) and the resources read for it."""
+
+    payload: dict[str, Any]
+    request_id: str
+    now: datetime
+    found: dict[str, dict[str, Any]] = field(default_factory=dict)
+    requests: int = 0
+
+    def resource(self, reference: str) -> dict[str, Any]:
+        try:
+            return self.found[reference]
+        except KeyError:
+            raise UnresolvedReference(f"{reference} was not found on the server") from None
+
+
+class Workflow:
+    """Base of the workflow modules."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    #: re-read and rebuild when an If-Match update loses a race (merges like "add an activity")
+    merge_on_conflict: ClassVar[bool] = False
+
+    def __init__(self, client: FhirClient, mappings: MappingSet, profiles_dir: Path) -> None:
+        self.client = client
+        self.mappings = mappings
+        self.profiles_dir = profiles_dir
+
+    # ---- hooks -------------------------------------------------------------------------
+
+    def check(self, payload: dict[str, Any]) -> list[Issue]:
+        """Rules across fields that a JSON Schema cannot say. Issues name JSON paths."""
+        return []
+
+    def reads(self, payload: dict[str, Any]) -> list[str]:
+        """Existing resources this run changes: ``Type/id`` reads or ``Type?...`` searches."""
+        return []
+
+    def updates(self, state: RunState, created: dict[str, PlannedEntry]) -> list[PlannedEntry]:
+        """Changed copies of resources in ``state.found``, as If-Match PUT entries."""
+        return []
+
+    def entries(self, state: RunState, ctx: BuildContext) -> list[PlannedEntry]:
+        """Resources to create; by default what the mapping says."""
+        return build_entries(self.mappings.mapping(self.name), ctx)
+
+    # ---- the run -----------------------------------------------------------------------
+
+    def run(self, payload: Mapping[str, Any], now: datetime | None = None) -> WorkflowResult:
+        started_requests = self.client.request_count
+        started = time.perf_counter()
+        body = copy.deepcopy(dict(payload))
+        validate_payload(self.profiles_dir, self.name, body)
+        issues = self.check(body)
+        if issues:
+            raise PayloadError(f"the {self.name} payload is invalid", issues)
+        request_id = str(body.get("request_id") or uuid.uuid4())
+        moment = now or datetime.now(UTC)
+        for attempt in range(1, MAX_MERGE_ATTEMPTS + 1):
+            state = RunState(copy.deepcopy(body), request_id, moment)
+            try:
+                result = self._attempt(state)
+            except PreconditionFailed:
+                earlier = self.committed_earlier(request_id)
+                if earlier is not None:
+                    return self._result(request_id, earlier, [], [], True, started_requests)
+                if not self.merge_on_conflict or attempt == MAX_MERGE_ATTEMPTS:
+                    raise Conflict(
+                        f"{self.name}: a resource changed on the server while this request ran; "
+                        "nothing was written, read it again and retry"
+                    ) from None
+                log.info("merge conflict, retrying", extra={"workflow": self.name, "attempt": attempt})
+                continue
+            log.info(
+                "workflow written",
+                extra={
+                    "workflow": self.name,
+                    "request_id": request_id,
+                    "resource_types": sorted({r.split("/")[0] for r in result.written}),
+                    "requests": result.requests,
+                    "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
+                },
+            )
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _attempt(self, state: RunState) -> WorkflowResult:
+        started_requests = self.client.request_count
+        refs = payload_references(self.profiles_dir, self.name, state.payload)
+        conditional = [(parts, value) for parts, value in refs if "?" in value]
+        reads = self.reads(state.payload)
+        if conditional or reads:
+            previous = self._read_batch(state, conditional, reads)
+            if previous is not None:
+                return self._result(state.request_id, previous, [], [], True, started_requests)
+        planned = self.plan(state)
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [e.bundle_entry() for e in planned],
+        }
+        answer = self.client.transaction(bundle)
+        written, created, updated = _written_references(planned, answer)
+        repeated = not created and not updated
+        return self._result(state.request_id, written, created, updated, repeated, started_requests)
+
+    def plan(self, state: RunState, new_uuid: Callable[[], str] | None = None) -> list[PlannedEntry]:
+        """Every transaction entry of this run, checked against FHIR structure and local profiles.
+
+        No HTTP: ``state.found`` must already hold the resources ``reads`` named.
+        """
+        ctx = BuildContext(state.payload, self.mappings.codes, state.request_id, state.now)
+        if new_uuid is not None:
+            ctx.new_uuid = new_uuid
+        created_entries = self.entries(state, ctx)
+        by_name = {e.name: e for e in created_entries}
+        update_entries = self.updates(state, by_name)
+        provenance = self._provenance(state, created_entries, update_entries, ctx.new_uuid)
+        planned = [*created_entries, *update_entries, provenance]
+        self._check_resources(planned)
+        return planned
+
+    def _result(
+        self,
+        request_id: str,
+        written: list[str],
+        created: list[str],
+        updated: list[str],
+        repeated: bool,
+        started_requests: int,
+    ) -> WorkflowResult:
+        return WorkflowResult(
+            self.name,
+            request_id,
+            written,
+            created,
+            updated,
+            repeated,
+            self.client.request_count - started_requests,
+        )
+
+    # ---- reading what the run needs --------------------------------------------------
+
+    def _read_batch(
+        self, state: RunState, conditional: list[tuple[tuple[Any, ...], str]], reads: list[str]
+    ) -> list[str] | None:
+        """One batch: conditional references, resources to update, and this request id's Provenance.
+
+        Returns the earlier run's written references when this request id already committed.
+        """
+        entries = []
+        for _, value in conditional:
+            rtype, _, query = value.partition("?")
+            pairs = [*parse_qsl(query, keep_blank_values=True), ("_count", "2"), ("_elements", "id")]
+            entries.append({"request": {"method": "GET", "url": f"{rtype}?{urlencode(pairs, safe='|:/')}"}})
+        entries += [{"request": {"method": "GET", "url": r}} for r in reads]
+        if reads:
+            ident = request_identifier(state.request_id, PROVENANCE_ENTRY)
+            query = urlencode({"_tag": f"{ident['system']}|{ident['value']}"}, safe="|:/")
+            entries.append({"request": {"method": "GET", "url": f"Provenance?{query}"}})
+        answer = self.client.batch({"resourceType": "Bundle", "type": "batch", "entry": entries})
+        results = answer.get("entry") or []
+        for (parts, value), result in zip(conditional, results, strict=False):
+            _set_path(state.payload, parts, _single_match(value, result, parts))
+        for reference, result in zip(reads, results[len(conditional) :], strict=False):
+            self._collect(state, reference, result)
+        if reads:
+            provenances = _matches(results[-1])
+            if provenances:
+                return [t["reference"] for t in provenances[0].get("target", []) if t.get("reference")] + [
+                    f"Provenance/{provenances[0]['id']}"
+                ]
+        return None
+
+    def _collect(self, state: RunState, reference: str, result: dict[str, Any]) -> None:
+        status = str((result.get("response") or {}).get("status", ""))
+        resource = result.get("resource")
+        if not status.startswith("2") or not isinstance(resource, dict):
+            raise UnresolvedReference(
+                f"{reference.split('?')[0]} could not be read ({status or 'no answer'})"
+            )
+        if resource.get("resourceType") == "Bundle":
+            for entry in resource.get("entry") or []:
+                found = entry.get("resource") or {}
+                if found.get("resourceType") not in (None, "OperationOutcome"):
+                    state.found[f"{found['resourceType']}/{found['id']}"] = found
+            if "?" in reference and not any(
+                key.startswith(reference.split("?")[0] + "/") for key in state.found
+            ):
+                raise UnresolvedReference(f"no {reference.split('?')[0]} matches the request")
+        else:
+            state.found[f"{resource['resourceType']}/{resource['id']}"] = resource
+
+    def committed_earlier(self, request_id: str) -> list[str] | None:
+        """The references an earlier run with this request id wrote, from its Provenance (one search)."""
+        ident = request_identifier(request_id, PROVENANCE_ENTRY)
+        found = self.client.search("Provenance", {"_tag": f"{ident['system']}|{ident['value']}"}).first()
+        if found is None:
+            return None
+        return [t["reference"] for t in found.get("target", []) if t.get("reference")] + [
+            f"Provenance/{found['id']}"
+        ]
+
+    # ---- what is written ----------------------------------------------------------------
+
+    def actor(self, payload: dict[str, Any]) -> str | None:
+        field_name = self.mappings.mapping(self.name).get("actor")
+        value = payload.get(field_name) if field_name else None
+        return str(value) if value else None
+
+    def patient(self, payload: dict[str, Any]) -> str | None:
+        field_name = self.mappings.mapping(self.name).get("patient", "patient")
+        value = payload.get(field_name)
+        return str(value) if isinstance(value, str) else None
+
+    def _provenance(
+        self,
+        state: RunState,
+        created: list[PlannedEntry],
+        updated: list[PlannedEntry],
+        new_uuid: Callable[[], str],
+    ) -> PlannedEntry:
+        operation = "CREATE" if created else "UPDATE"
+        actor = self.actor(state.payload)
+        resource: dict[str, Any] = {
+            "resourceType": "Provenance",
+            "target": [{"reference": e.full_url} for e in created] + [{"reference": e.url} for e in updated],
+            "recorded": iso(state.now),
+            "activity": {
+                "coding": [
+                    {"system": DATA_OPERATION, "code": operation},
+                    {"system": WORKFLOW_SYSTEM, "code": self.name, "display": self.description},
+                ],
+                "text": self.name,
+            },
+            "agent": [
+                {
+                    "type": {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                                "code": "author",
+                            }
+                        ]
+                    },
+                    "who": {"reference": actor} if actor else {"display": "fhircare"},
+                }
+            ],
+        }
+        patient = self.patient(state.payload)
+        if patient:
+            resource["entity"] = [{"role": "source", "what": {"reference": patient}}]
+        criteria = mark_request(resource, state.request_id, PROVENANCE_ENTRY)
+        return PlannedEntry(
+            name=PROVENANCE_ENTRY,
+            resource=resource,
+            full_url=f"urn:uuid:{new_uuid()}",
+            url="Provenance",
+            if_none_exist=criteria,
+        )
+
+    def _check_resources(self, planned: list[PlannedEntry]) -> None:
+        issues: list[Issue] = []
+        for entry in planned:
+            label = f"{entry.resource['resourceType']}({entry.name})"
+            issues += profile_issues(self.profiles_dir, entry.profile, entry.resource, label)
+        if issues:
+            raise PayloadError(f"the {self.name} output breaks a FHIR profile; nothing was sent", issues)
+
+
+def update_entry(resource: dict[str, Any], name: str, profile: str | None = None) -> PlannedEntry:
+    """An If-Match PUT of a changed copy of a resource read in this run."""
+    version = (resource.get("meta") or {}).get("versionId")
+    if not version:
+        raise FhirServerError(f"{resource['resourceType']}/{resource['id']} came back without meta.versionId")
+    body = {k: v for k, v in resource.items() if k != "meta"}
+    reference = f"{resource['resourceType']}/{resource['id']}"
+    return PlannedEntry(
+        name=name,
+        resource=body,
+        full_url=reference,
+        method="PUT",
+        url=reference,
+        if_match=weak_etag(version),
+        profile=profile,
+    )
+
+
+def _matches(result: dict[str, Any]) -> list[dict[str, Any]]:
+    bundle = result.get("resource") or {}
+    return [
+        e["resource"]
+        for e in bundle.get("entry") or []
+        if isinstance(e.get("resource"), dict)
+        and e["resource"].get("resourceType") != "OperationOutcome"
+        and (e.get("search") or {}).get("mode", "match") == "match"
+    ]
+
+
+def _single_match(value: str, result: dict[str, Any], parts: tuple[Any, ...]) -> str:
+    status = str((result.get("response") or {}).get("status", ""))
+    where = json_path(parts)
+    if not status.startswith("2"):
+        raise UnresolvedReference(
+            f"{where}: the server could not search {value.split('?')[0]} ({status})",
+            [Issue("error", "not-found", f"search failed with {status}", (where,))],
+        )
+    found = _matches(result)
+    if len(found) != 1:
+        rule = "matches no resource" if not found else "matches more than one resource"
+        raise UnresolvedReference(
+            f"{where}: the conditional reference {rule}", [Issue("error", "not-found", rule, (where,))]
+        )
+    return f"{found[0]['resourceType']}/{found[0]['id']}"
+
+
+def _set_path(payload: dict[str, Any], parts: tuple[Any, ...], value: str) -> None:
+    node: Any = payload
+    for part in parts[:-1]:
+        node = node[part]
+    node[parts[-1]] = value
+
+
+def _written_references(
+    planned: list[PlannedEntry], answer: dict[str, Any]
+) -> tuple[list[str], list[str], list[str]]:
+    written, created, updated = [], [], []
+    for entry, result in zip(planned, answer.get("entry") or [], strict=True):
+        response = result.get("response") or {}
+        location = str(response.get("location") or "")
+        reference = _reference_from_location(location) or _reference_of(result.get("resource")) or entry.url
+        if not reference or "/" not in reference:
+            raise FhirServerError(f"the transaction answer for {entry.name} names no resource")
+        written.append(reference)
+        status = str(response.get("status", ""))
+        if status.startswith("201"):
+            created.append(reference)
+        elif entry.method == "PUT" and status.startswith("200"):
+            updated.append(reference)
+    return written, created, updated
+
+
+def _reference_from_location(location: str) -> str | None:
+    if not location:
+        return None
+    path = location.split("/_history")[0].rstrip("/")
+    parts = path.split("/")
+    return f"{parts[-2]}/{parts[-1]}" if len(parts) >= 2 else None
+
+
+def _reference_of(resource: Any) -> str | None:
+    if isinstance(resource, dict) and resource.get("resourceType") and resource.get("id"):
+        return f"{resource['resourceType']}/{resource['id']}"
+    return None

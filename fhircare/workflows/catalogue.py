@@ -1,0 +1,8 @@
+"""The workflow catalogue: name -> class."""
+
+from __future__ import annotations
+
+from .base import Workflow
+from .refer import Refer
+
+WORKFLOWS: dict[str, type[Workflow]] = {cls.name: cls for cls in (Refer,)}
