@@ -75,7 +75,7 @@ class RunState:
     request_id: str
     now: datetime
     found: dict[str, dict[str, Any]] = field(default_factory=dict)
-    requests: int = 0
+    patient: str | None = None  # set by a workflow that learns the patient from what it read
 
     def resource(self, reference: str) -> dict[str, Any]:
         try:
@@ -318,7 +318,7 @@ class Workflow:
                 }
             ],
         }
-        patient = self.patient(state.payload)
+        patient = state.patient or self.patient(state.payload)
         if patient:
             resource["entity"] = [{"role": "source", "what": {"reference": patient}}]
         criteria = mark_request(resource, state.request_id, PROVENANCE_ENTRY)

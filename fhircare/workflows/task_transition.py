@@ -1,0 +1,146 @@
+"""task: a Task status change along the FHIR R4 Task state machine, and/or a new owner.
+
+The Task (and its focus) are read in one request, the change is checked here before anything
+is written, and the write is an If-Match PUT: a colleague's change in between makes the server
+refuse it, and the run reports a conflict instead of overwriting their work.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from ..errors import IllegalTransition, Issue, UnresolvedReference
+from ..mapping import PlannedEntry
+from ..mapping.transforms import iso
+from .base import RunState, Workflow, update_entry
+
+# FHIR R4 Task state machine (http://hl7.org/fhir/R4/task.html#statemachine)
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "draft": frozenset({"requested", "cancelled"}),
+    "requested": frozenset({"received", "accepted", "rejected", "ready", "cancelled"}),
+    "received": frozenset({"accepted", "rejected", "cancelled"}),
+    "accepted": frozenset({"ready", "in-progress", "on-hold", "cancelled"}),
+    "ready": frozenset({"in-progress", "on-hold", "failed", "completed", "cancelled"}),
+    "in-progress": frozenset({"on-hold", "failed", "completed", "cancelled"}),
+    "on-hold": frozenset({"in-progress", "ready", "failed", "cancelled"}),
+    "completed": frozenset(),
+    "rejected": frozenset(),
+    "cancelled": frozenset(),
+    "failed": frozenset(),
+    "entered-in-error": frozenset(),
+}
+TERMINAL = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
+# what a referral's ServiceRequest becomes when its fulfilment Task ends
+REQUEST_STATUS_AFTER = {
+    "completed": "completed",
+    "rejected": "revoked",
+    "cancelled": "revoked",
+    "failed": "revoked",
+}
+
+
+def check_transition(current: str, target: str) -> None:
+    if target == "entered-in-error":
+        return  # any record can be marked as entered in error
+    if current == target:
+        raise IllegalTransition(f"the Task is already {current}")
+    allowed = TRANSITIONS.get(current)
+    if allowed is None:
+        raise IllegalTransition(f"the Task has an unknown status {current!r}; fhircare will not move it")
+    if target not in allowed:
+        options = ", ".join(sorted(allowed)) or "none: it is final"
+        raise IllegalTransition(
+            f"a Task cannot go from {current} to {target} (allowed from {current}: {options})",
+            [Issue("error", "business-rule", f"{current} -> {target} is not a Task transition", ("$.to",))],
+        )
+
+
+def _task_query(reference: str) -> str:
+    rtype, _, rest = reference.partition("?")
+    if rest:
+        return f"{rtype}?{rest}&_include=Task:focus"
+    task_id = reference.split("/", 1)[1]
+    return f"Task?{urlencode({'_id': task_id, '_include': 'Task:focus'})}"
+
+
+class TaskTransition(Workflow):
+    name = "task"
+    description = "Move a task along its state machine (accept, start, complete, ...) or reassign it"
+
+    def reads(self, payload: dict[str, Any]) -> list[str]:
+        return [_task_query(payload["task"])]
+
+    def actor(self, payload: dict[str, Any]) -> str | None:
+        value = payload.get("actor") or payload.get("owner")
+        return str(value) if value else None
+
+    def patient(self, payload: dict[str, Any]) -> str | None:
+        return None  # filled from the Task itself in updates()
+
+    def _the_task(self, state: RunState) -> dict[str, Any]:
+        reference = state.payload["task"]
+        if "?" not in reference:
+            return state.resource(reference)
+        tasks = [r for key, r in state.found.items() if key.startswith("Task/")]
+        if len(tasks) != 1:
+            raise UnresolvedReference(f"$.task matches {len(tasks)} Tasks; it must match exactly one")
+        return tasks[0]
+
+    def updates(self, state: RunState, created: dict[str, PlannedEntry]) -> list[PlannedEntry]:
+        payload = state.payload
+        task = dict(self._the_task(state))
+        current = str(task.get("status"))
+        target = payload.get("to")
+        if target:
+            check_transition(current, target)
+        elif current in TERMINAL:
+            raise IllegalTransition(f"the Task is {current}; a finished Task cannot be reassigned")
+        stamp = iso(state.now)
+        if target:
+            task["status"] = target
+            period = dict(task.get("executionPeriod") or {})
+            if target == "in-progress":
+                period.setdefault("start", stamp)
+            if target in TERMINAL:
+                period.setdefault("start", stamp)
+                period["end"] = stamp
+            if period:
+                task["executionPeriod"] = period
+        if payload.get("reason"):
+            task["statusReason"] = {"text": payload["reason"]}
+        if payload.get("business_status"):
+            task["businessStatus"] = _concept(payload["business_status"])
+        if payload.get("owner"):
+            task["owner"] = {"reference": payload["owner"]}
+        if payload.get("note"):
+            task["note"] = [*task.get("note", []), {"text": payload["note"], "time": stamp}]
+        task["lastModified"] = stamp
+        entries = [update_entry(task, "task")]
+        request = self._focus_request(state, task)
+        if target and request is not None and target in REQUEST_STATUS_AFTER:
+            changed = dict(request)
+            changed["status"] = REQUEST_STATUS_AFTER[target]
+            entries.append(update_entry(changed, "service_request"))
+        for_ref = (task.get("for") or {}).get("reference")
+        if isinstance(for_ref, str) and for_ref.startswith("Patient/"):
+            state.patient = for_ref
+        return entries
+
+    def _focus_request(self, state: RunState, task: dict[str, Any]) -> dict[str, Any] | None:
+        focus = (task.get("focus") or {}).get("reference")
+        if not isinstance(focus, str) or not focus.startswith("ServiceRequest/"):
+            return None
+        request = state.found.get(focus)
+        if request is None or request.get("status") in ("completed", "revoked", "entered-in-error"):
+            return None
+        return request
+
+
+def _concept(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict) and value.get("code"):
+        coding = {k: value[k] for k in ("system", "code", "display") if value.get(k)}
+        return {"coding": [coding], "text": value.get("display") or value["code"]}
+    if isinstance(value, dict):
+        return {"text": str(value.get("text"))}
+    return {"text": str(value)}
