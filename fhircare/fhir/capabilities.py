@@ -35,7 +35,7 @@ class Capabilities:
 
     def __init__(self, statement: dict[str, Any]) -> None:
         self.statement = statement
-        rest = next((r for r in statement.get("rest") or [] if r.get("mode") == "server"), {})
+        rest: dict[str, Any] = next((r for r in statement.get("rest") or [] if r.get("mode") == "server"), {})
         self.system_interactions = frozenset(str(i.get("code")) for i in rest.get("interaction") or [])
         self.resources: dict[str, ResourceSupport] = {}
         for res in rest.get("resource") or []:
