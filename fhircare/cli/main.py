@@ -105,12 +105,11 @@ def smoke(obj: Context, keep_running: bool) -> None:
 
 
 def main() -> None:
-    try:
-        from .workflow_commands import register as register_workflows
+    from .view_commands import register as register_views
+    from .workflow_commands import register as register_workflows
 
-        register_workflows(cli)
-    except ImportError:  # pragma: no cover - only while a module is being written
-        pass
+    register_workflows(cli)
+    register_views(cli)
     cli(prog_name="fhircare")
 
 

@@ -1,0 +1,1 @@
+"""Coordinator questions (read models): worklist, patient summary, care gaps, caseload."""

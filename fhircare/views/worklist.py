@@ -1,0 +1,151 @@
+"""My open tasks, overdue first, then by priority and due date, with patient and focus.
+
+Built from ``Task`` searches with ``_include`` of patient and focus, paged lazily: for N tasks,
+ceil(N / page size) requests, never one per task. Servers without ``_include`` get one batch of
+reads per page instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timezone
+from typing import Any
+
+from ..fhir import FhirClient, Page
+from .labels import concept_text, person_name, reference_of, resource_label
+
+OPEN_STATUSES = ("draft", "requested", "received", "accepted", "ready", "in-progress", "on-hold")
+PRIORITY_RANK = {"stat": 0, "asap": 1, "urgent": 2, "routine": 3}
+COLUMNS = (
+    "task",
+    "patient_name",
+    "what",
+    "focus",
+    "due",
+    "status",
+    "priority",
+    "age_days",
+    "overdue",
+    "patient",
+)
+
+
+@dataclass(frozen=True)
+class WorklistRow:
+    task: str
+    patient: str | None
+    patient_name: str
+    what: str
+    focus: str
+    focus_ref: str | None
+    due: str | None
+    status: str
+    priority: str
+    age_days: int | None
+    overdue: bool
+    owner: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def sort_key(self) -> tuple[int, int, str, str]:
+        return (0 if self.overdue else 1, PRIORITY_RANK.get(self.priority, 4), self.due or "9999", self.task)
+
+
+def due_of(task: dict[str, Any]) -> str | None:
+    """The due date: restriction.period.end (Gravity SDOH shape), else executionPeriod.end."""
+    for holder in ((task.get("restriction") or {}).get("period"), task.get("executionPeriod")):
+        if isinstance(holder, dict) and holder.get("end"):
+            return str(holder["end"])
+    return None
+
+
+def row_of(task: dict[str, Any], related: dict[str, dict[str, Any]], today: date) -> WorklistRow:
+    patient_ref = reference_of(task.get("for"))
+    focus_ref = reference_of(task.get("focus"))
+    due = due_of(task)
+    authored = str(task.get("authoredOn") or "")[:10]
+    age = (today - date.fromisoformat(authored)).days if len(authored) == 10 else None
+    return WorklistRow(
+        task=f"Task/{task.get('id')}",
+        patient=patient_ref,
+        patient_name=person_name(related.get(patient_ref or "")) if patient_ref else "",
+        what=str(task.get("description") or concept_text(task.get("code")) or "task"),
+        focus=resource_label(related.get(focus_ref or "")) if focus_ref else "",
+        focus_ref=focus_ref,
+        due=due[:10] if due else None,
+        status=str(task.get("status", "")),
+        priority=str(task.get("priority") or "routine"),
+        age_days=age,
+        overdue=bool(due and due[:10] < today.isoformat()),
+        owner=reference_of(task.get("owner")),
+    )
+
+
+def task_query(
+    owners: Sequence[str] = (),
+    statuses: Sequence[str] = OPEN_STATUSES,
+    patient: str | None = None,
+    page_size: int = 100,
+    include: bool = True,
+) -> list[tuple[str, str]]:
+    params = [("status", ",".join(statuses)), ("_count", str(page_size))]
+    if owners:
+        params.append(("owner", ",".join(owners)))
+    if patient:
+        params.append(("patient", patient))
+    if include:
+        params += [("_include", "Task:patient"), ("_include", "Task:focus")]
+    return params
+
+
+def _fill_without_include(client: FhirClient, page: Page) -> dict[str, dict[str, Any]]:
+    """One batch of reads for the page's patients and foci (servers that lack _include)."""
+    wanted = sorted(
+        {
+            ref
+            for task in page.matches
+            for ref in (reference_of(task.get("for")), reference_of(task.get("focus")))
+            if ref
+        }
+    )
+    wanted = [ref for ref in wanted if ref.count("/") == 1]
+    if not wanted:
+        return {}
+    answer = client.batch({"entry": [{"request": {"method": "GET", "url": ref}} for ref in wanted]})
+    found = {}
+    for entry in answer.get("entry") or []:
+        resource = entry.get("resource")
+        if isinstance(resource, dict) and resource.get("id"):
+            found[f"{resource['resourceType']}/{resource['id']}"] = resource
+    return found
+
+
+def stream_worklist(
+    client: FhirClient,
+    owners: Sequence[str] = (),
+    statuses: Sequence[str] = OPEN_STATUSES,
+    patient: str | None = None,
+    due_before: str | None = None,
+    page_size: int = 100,
+    today: date | None = None,
+    use_include: bool | None = None,
+) -> Iterator[WorklistRow]:
+    """Rows in the server's order, one page in memory at a time."""
+    today = today or datetime.now(timezone.utc).date()
+    if use_include is None:
+        use_include = client.capabilities().supports_include("Task", "Task:focus")
+    search = client.search("Task", task_query(owners, statuses, patient, page_size, include=use_include))
+    for page in search.pages():
+        related = page.by_reference() if use_include else _fill_without_include(client, page)
+        for task in page.matches:
+            row = row_of(task, related, today)
+            if due_before and (row.due is None or row.due >= due_before):
+                continue
+            yield row
+
+
+def worklist(client: FhirClient, **options: Any) -> list[WorklistRow]:
+    """All matching rows, overdue first, then priority (stat > asap > urgent > routine), then due date."""
+    return sorted(stream_worklist(client, **options), key=WorklistRow.sort_key)
