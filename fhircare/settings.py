@@ -47,6 +47,7 @@ class Settings:
     backend_key_file: str | None = None
     backend_token_url: str | None = None
     log_json: bool = False
+    bind_host: str = "127.0.0.1"  # where the sidecar is served (gunicorn -b must agree)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -66,6 +67,7 @@ class Settings:
             "backend_client_id": "FHIRCARE_BACKEND_CLIENT_ID",
             "backend_key_file": "FHIRCARE_BACKEND_KEY_FILE",
             "backend_token_url": "FHIRCARE_BACKEND_TOKEN_URL",
+            "bind_host": "FHIRCARE_BIND_HOST",
         }
         for attr, var in text.items():
             if env.get(var):

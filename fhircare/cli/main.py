@@ -105,11 +105,13 @@ def smoke(obj: Context, keep_running: bool) -> None:
 
 
 def main() -> None:
+    from .serve_commands import register as register_serve
     from .view_commands import register as register_views
     from .workflow_commands import register as register_workflows
 
     register_workflows(cli)
     register_views(cli)
+    register_serve(cli)
     cli(prog_name="fhircare")
 
 

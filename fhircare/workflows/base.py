@@ -91,11 +91,19 @@ class Workflow:
     description: ClassVar[str]
     #: re-read and rebuild when an If-Match update loses a race (merges like "add an activity")
     merge_on_conflict: ClassVar[bool] = False
+    #: resource types the ``updates`` hook may change (the sidecar checks scopes for them)
+    updates_types: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, client: FhirClient, mappings: MappingSet, profiles_dir: Path) -> None:
         self.client = client
         self.mappings = mappings
         self.profiles_dir = profiles_dir
+
+    def written_types(self) -> set[str]:
+        """Every resource type a run may write: the mapping's entries, updated types, Provenance."""
+        mapping = self.mappings.mapping(self.name)
+        created = {str(e["resource"]["resourceType"]) for e in mapping["entries"]}
+        return created | set(self.updates_types) | {"Provenance"}
 
     # ---- hooks -------------------------------------------------------------------------
 

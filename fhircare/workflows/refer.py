@@ -22,6 +22,7 @@ class Refer(Workflow):
     name = "refer"
     description = "Refer a patient to a specialist, program or community service (ServiceRequest + Task)"
     merge_on_conflict = True
+    updates_types = ("CarePlan",)
 
     def reads(self, payload: dict[str, Any]) -> list[str]:
         return [payload["care_plan"]] if payload.get("care_plan") else []

@@ -67,6 +67,7 @@ def _task_query(reference: str) -> str:
 class TaskTransition(Workflow):
     name = "task"
     description = "Move a task along its state machine (accept, start, complete, ...) or reassign it"
+    updates_types = ("Task", "ServiceRequest")
 
     def reads(self, payload: dict[str, Any]) -> list[str]:
         return [_task_query(payload["task"])]
