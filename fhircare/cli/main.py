@@ -105,6 +105,7 @@ def smoke(obj: Context, keep_running: bool) -> None:
 
 
 def main() -> None:
+    from .demo_command import register as register_demo
     from .serve_commands import register as register_serve
     from .view_commands import register as register_views
     from .workflow_commands import register as register_workflows
@@ -112,6 +113,7 @@ def main() -> None:
     register_workflows(cli)
     register_views(cli)
     register_serve(cli)
+    register_demo(cli)
     cli(prog_name="fhircare")
 
 

@@ -1,0 +1,307 @@
+"""``fhircare demo``: seed a synthetic caseload through the workflows, then play one coordinator's morning.
+
+Everything is synthetic (names from small fixed lists, identifiers under urn:fhircare:demo) and
+deterministic for a given ``--seed``: the same seed makes the same payloads and request ids, so a
+second run against the same server writes nothing new.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+
+from ..fhir import FhirClient
+from ..workflows import run
+
+DEMO_SYSTEM = "urn:fhircare:demo"
+GIVEN = ["Ana", "Luis", "Mei", "Omar", "Grace", "Ivan", "Fatima", "Noah", "Priya", "Samuel", "Lena", "Tomas"]
+FAMILY = ["Silva", "Okafor", "Chen", "Haddad", "Moreau", "Novak", "Diallo", "Berg", "Rossi", "Tanaka", "Kowalski"]
+SERVICES = [
+    ("diabetes-education", "diabetes", "dm-program"),
+    ("cardiology-referral", "heart-failure", "cardiology"),
+    ("dietitian-referral", "diabetes", "nutrition"),
+    ("social-worker-referral", "food-insecurity", "social-services"),
+    ("mental-health-referral", "depression", "behavioral-health"),
+]
+ORGANIZATIONS = {
+    "dm-program": "Diabetes Education Program",
+    "cardiology": "Riverside Cardiology Clinic",
+    "nutrition": "Community Nutrition Service",
+    "social-services": "County Social Services",
+    "behavioral-health": "Behavioral Health Partners",
+    "rides": "Reliable Rides Transport",
+    "payer-a": "Blue Lake Health Plan",
+    "payer-b": "Evergreen Medicaid",
+}
+COORDINATORS = [("coord-1", "Rivera", "Jordan"), ("coord-2", "Nguyen", "Sam"), ("coord-3", "Patel", "Alex")]
+PRIORITIES = ["routine", "routine", "routine", "urgent", "asap", "stat"]
+
+
+@dataclass
+class DemoWorld:
+    """References the seed created, for the morning and for tests."""
+
+    coordinators: list[str] = field(default_factory=list)
+    organizations: dict[str, str] = field(default_factory=dict)
+    patients: list[str] = field(default_factory=list)
+    plans: dict[str, str] = field(default_factory=dict)
+    coordinator_of: dict[str, str] = field(default_factory=dict)
+    referrals: dict[str, tuple[str, str]] = field(default_factory=dict)  # patient -> (ServiceRequest, Task)
+    runs: int = 0
+    requests: int = 0
+
+
+def _ref(written: list[str], rtype: str) -> str:
+    return next(r for r in written if r.startswith(f"{rtype}/"))
+
+
+def reference_data(client: FhirClient) -> DemoWorld:
+    """Coordinators and organizations, created conditionally in one transaction."""
+    entries = []
+    for key, family, given in COORDINATORS:
+        entries.append(
+            _conditional(
+                {"resourceType": "Practitioner", "name": [{"family": family, "given": [given]}], "active": True}, key
+            )
+        )
+    for key, name in ORGANIZATIONS.items():
+        entries.append(_conditional({"resourceType": "Organization", "name": name, "active": True}, key))
+    answer = client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": entries})
+    refs = ["/".join(e["response"]["location"].split("/_history")[0].split("/")[-2:]) for e in answer["entry"]]
+    world = DemoWorld()
+    world.coordinators = refs[: len(COORDINATORS)]
+    world.organizations = dict(zip(ORGANIZATIONS, refs[len(COORDINATORS) :], strict=True))
+    return world
+
+
+def _conditional(resource: dict[str, Any], key: str) -> dict[str, Any]:
+    resource["identifier"] = [{"system": DEMO_SYSTEM, "value": key}]
+    return {
+        "fullUrl": f"urn:uuid:{_uuid_of(key)}",
+        "resource": resource,
+        "request": {"method": "POST", "url": resource["resourceType"], "ifNoneExist": f"identifier={DEMO_SYSTEM}|{key}"},
+    }
+
+
+def _uuid_of(key: str) -> str:
+    import uuid
+
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{DEMO_SYSTEM}/{key}"))
+
+
+def _at(day: date, hour: int) -> datetime:
+    return datetime.combine(day, time(hour, 0), tzinfo=timezone.utc)
+
+
+class Seeder:
+    """Seeds the caseload through the workflows themselves, one patient at a time."""
+
+    def __init__(self, client: FhirClient, seed: int, today: date) -> None:
+        self.client = client
+        self.rng = random.Random(seed)
+        self.seed = seed
+        self.today = today
+
+    def run(self, workflow: str, payload: dict[str, Any], days_ago: int = 0) -> list[str]:
+        result = run(workflow, payload, self.client, now=_at(self.today - timedelta(days=days_ago), 9))
+        self.world.runs += 1
+        return result.written
+
+    def seed_all(self, patients: int, progress: Callable[[int], None]) -> DemoWorld:
+        start = self.client.request_count
+        self.world = reference_data(self.client)
+        for i in range(patients):
+            self.seed_patient(i)
+            progress(1)
+        self.world.requests = self.client.request_count - start
+        return self.world
+
+    def rid(self, i: int, step: str) -> str:
+        return f"demo{self.seed}-p{i}-{step}"
+
+    def seed_patient(self, i: int) -> None:
+        rng, world, today = self.rng, self.world, self.today
+        coordinator = world.coordinators[i % len(world.coordinators)]
+        given, family = rng.choice(GIVEN), rng.choice(FAMILY)
+        birth = date(1940 + rng.randrange(60), rng.randrange(1, 13), rng.randrange(1, 28))
+        written = self.run(
+            "enroll",
+            {
+                "request_id": self.rid(i, "enroll"),
+                "patient": {
+                    "identifier": {"system": f"{DEMO_SYSTEM}:mrn", "value": f"MRN-{self.seed}-{i:04d}"},
+                    "name": {"given": [given], "family": family},
+                    "birthDate": birth.isoformat(),
+                    "gender": rng.choice(["female", "male"]),
+                },
+                "coordinator": coordinator,
+                "family": [
+                    {
+                        "name": {"given": [rng.choice(GIVEN)], "family": family},
+                        "relationship": rng.choice(["DAU", "SON", "SPS"]),
+                        "phone": f"555-01{i % 100:02d}",
+                    }
+                ],
+                "plan_title": f"Care coordination plan for {given} {family}",
+            },
+            days_ago=40,
+        )
+        patient, plan = _ref(written, "Patient"), _ref(written, "CarePlan")
+        world.patients.append(patient)
+        world.plans[patient] = plan
+        world.coordinator_of[patient] = coordinator
+        service, reason, org = SERVICES[i % len(SERVICES)]
+        age = rng.randrange(1, 30)
+        written = self.run(
+            "refer",
+            {
+                "request_id": self.rid(i, "refer"),
+                "patient": patient,
+                "service": service,
+                "performer": world.organizations[org],
+                "requester": coordinator,
+                "reason": reason,
+                "priority": rng.choice(PRIORITIES),
+                "due": (today + timedelta(days=rng.randrange(-10, 21))).isoformat(),
+                "care_plan": plan,
+            },
+            days_ago=age,
+        )
+        request, task = _ref(written, "ServiceRequest"), _ref(written, "Task")
+        world.referrals[patient] = (request, task)
+        self.move_referral(i, task, coordinator, age)
+        self.run(
+            "coverage-check",
+            {
+                "request_id": self.rid(i, "coverage"),
+                "patient": patient,
+                "payor": world.organizations["payer-a" if i % 2 else "payer-b"],
+                "subscriber_id": f"SUB-{self.seed}-{i:04d}",
+                "service": service,
+                "date": today.isoformat(),
+                "relationship": "self",
+                **({"period_end": (today - timedelta(days=30)).isoformat()} if i % 20 == 7 else {}),
+            },
+            days_ago=age,
+        )
+        self.run(
+            "follow-up",
+            {
+                "request_id": self.rid(i, "follow-up"),
+                "patient": patient,
+                "about": request,
+                "owner": coordinator,
+                "due": (today + timedelta(days=rng.randrange(-5, 8))).isoformat(),
+                "note": "Call to check the referral happened",
+                "priority": rng.choice(PRIORITIES),
+            },
+            days_ago=min(age, 5),
+        )
+
+    def move_referral(self, i: int, task: str, coordinator: str, age: int) -> None:
+        """Referrals in every state: requested, accepted, booked, no-show, completed, rejected."""
+        state = i % 6
+        if state == 0:
+            return  # still waiting for the program to accept
+        if state == 5:
+            self.run("task", {"request_id": self.rid(i, "reject"), "task": task, "to": "rejected", "reason": "Program full"})
+            return
+        self.run("task", {"request_id": self.rid(i, "accept"), "task": task, "to": "accepted"}, days_ago=max(age - 1, 0))
+        if state in (2, 3):
+            patient = self.world.patients[-1]
+            request = self.world.referrals[patient][0]
+            start = _at(self.today + timedelta(days=(5 + i % 9) if state == 2 else -(2 + i % 5)), 10 + i % 6)
+            written = self.run(
+                "schedule",
+                {
+                    "request_id": self.rid(i, "book"),
+                    "action": "book",
+                    "patient": patient,
+                    "referral": request,
+                    "start": start.isoformat().replace("+00:00", "Z"),
+                    "minutes": 30,
+                    "practitioner": coordinator,
+                },
+                days_ago=max(age - 1, 0),
+            )
+            if state == 3:
+                self.run(
+                    "schedule",
+                    {
+                        "request_id": self.rid(i, "noshow"),
+                        "action": "noshow",
+                        "appointment": _ref(written, "Appointment"),
+                        "reason": "Patient did not attend",
+                    },
+                )
+        if state == 4:
+            self.run("task", {"request_id": self.rid(i, "start"), "task": task, "to": "in-progress"}, days_ago=max(age - 2, 0))
+            self.run("task", {"request_id": self.rid(i, "done"), "task": task, "to": "completed"})
+
+
+@dataclass
+class MorningStep:
+    what: str
+    written: list[str]
+
+
+def play_morning(client: FhirClient, world: DemoWorld, today: date) -> list[MorningStep]:
+    """One coordinator's morning: accept a referral, book it and the ride, check coverage, close a task."""
+    coordinator = world.coordinators[0]
+    mine = [p for p in world.patients if world.coordinator_of[p] == coordinator]
+    waiting = next(p for i, p in enumerate(world.patients) if i % 6 == 0 and p in mine)
+    request, task = world.referrals[waiting]
+    steps = [MorningStep("Accept the waiting referral", run("task", {"task": task, "to": "accepted", "actor": coordinator}, client).written)]
+    start = _at(today + timedelta(days=3), 14).isoformat().replace("+00:00", "Z")
+    booked = run(
+        "schedule",
+        {"action": "book", "patient": waiting, "referral": request, "start": start, "minutes": 45, "practitioner": coordinator},
+        client,
+    )
+    steps.append(MorningStep("Book the appointment", booked.written))
+    steps.append(
+        MorningStep(
+            "Arrange the ride",
+            run(
+                "transport",
+                {
+                    "patient": waiting,
+                    "appointment": _ref(booked.written, "Appointment"),
+                    "vendor": world.organizations["rides"],
+                    "requester": coordinator,
+                    "pickup": "Home address on file",
+                    "when": start,
+                },
+                client,
+            ).written,
+        )
+    )
+    steps.append(
+        MorningStep(
+            "Check coverage",
+            run(
+                "coverage-check",
+                {
+                    "patient": waiting,
+                    "payor": world.organizations["payer-a"],
+                    "subscriber_id": f"SUB-MORNING-{waiting.split('/')[1][:8]}",
+                    "service": "diabetes-education",
+                    "date": today.isoformat(),
+                    "relationship": "self",
+                },
+                client,
+            ).written,
+        )
+    )
+    from ..views.worklist import worklist
+
+    rows = worklist(client, owners=[coordinator], today=today)
+    if rows:
+        run("task", {"task": rows[0].task, "to": "in-progress", "actor": coordinator}, client)
+        steps.append(
+            MorningStep("Complete the top task of the worklist", run("task", {"task": rows[0].task, "to": "completed", "actor": coordinator}, client).written)
+        )
+    return steps
