@@ -63,3 +63,16 @@ def register(cli: click.Group) -> None:
             emit_json(result.as_dict())
         else:
             click.echo(render_summary(result))
+
+    @cli.command("history")
+    @click.argument("patient")
+    @click.option("--format", "fmt", type=FORMATS, default="table")
+    @pass_context
+    @handles_errors
+    def history_command(obj: Context, patient: str, fmt: str) -> None:
+        """What fhircare did for a patient, from its Provenance records."""
+        from ..views.history import COLUMNS, patient_history
+
+        with obj.client() as client:
+            rows = patient_history(client, patient)
+        render_rows([r.as_dict() for r in rows], COLUMNS, fmt)

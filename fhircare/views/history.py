@@ -1,0 +1,64 @@
+"""What fhircare did for a patient, read back from the Provenance records every workflow writes."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..fhir import FhirClient
+from .labels import reference_of
+
+WORKFLOW_SYSTEM = "urn:fhircare:workflow"
+REQUEST_ID_SYSTEM = "urn:fhircare:request-id"
+COLUMNS = ("recorded", "workflow", "who", "targets", "request_id")
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    recorded: str
+    workflow: str
+    who: str
+    targets: list[str]
+    request_id: str | None
+    provenance: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _workflow_of(provenance: dict[str, Any]) -> str:
+    activity = provenance.get("activity") or {}
+    for coding in activity.get("coding") or []:
+        if coding.get("system") == WORKFLOW_SYSTEM:
+            return str(coding.get("code"))
+    return str(activity.get("text") or "")
+
+
+def _request_id_of(provenance: dict[str, Any]) -> str | None:
+    for tag in (provenance.get("meta") or {}).get("tag") or []:
+        if tag.get("system") == REQUEST_ID_SYSTEM and isinstance(tag.get("code"), str):
+            return str(tag["code"]).rsplit("/", 1)[0]
+    return None
+
+
+def patient_history(client: FhirClient, patient: str, page_size: int = 100) -> list[HistoryRow]:
+    """fhircare's Provenance about a patient (entity = the patient), oldest first; paged lazily."""
+    rows = []
+    search = client.search("Provenance", [("entity", patient), ("_count", str(page_size))])
+    for provenance in search:
+        workflow = _workflow_of(provenance)
+        if not workflow:
+            continue  # a Provenance written by someone else
+        agents = provenance.get("agent") or []
+        who = reference_of(agents[0].get("who")) if agents else None
+        rows.append(
+            HistoryRow(
+                recorded=str(provenance.get("recorded", "")),
+                workflow=workflow,
+                who=who or str(((agents[0].get("who") or {}).get("display")) if agents else ""),
+                targets=[r for r in (reference_of(t) for t in provenance.get("target") or []) if r],
+                request_id=_request_id_of(provenance),
+                provenance=f"Provenance/{provenance.get('id')}",
+            )
+        )
+    return sorted(rows, key=lambda r: (r.recorded, r.provenance))
