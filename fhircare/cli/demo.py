@@ -18,7 +18,19 @@ from ..workflows import run
 
 DEMO_SYSTEM = "urn:fhircare:demo"
 GIVEN = ["Ana", "Luis", "Mei", "Omar", "Grace", "Ivan", "Fatima", "Noah", "Priya", "Samuel", "Lena", "Tomas"]
-FAMILY = ["Silva", "Okafor", "Chen", "Haddad", "Moreau", "Novak", "Diallo", "Berg", "Rossi", "Tanaka", "Kowalski"]
+FAMILY = [
+    "Silva",
+    "Okafor",
+    "Chen",
+    "Haddad",
+    "Moreau",
+    "Novak",
+    "Diallo",
+    "Berg",
+    "Rossi",
+    "Tanaka",
+    "Kowalski",
+]
 SERVICES = [
     ("diabetes-education", "diabetes", "dm-program"),
     ("cardiology-referral", "heart-failure", "cardiology"),
@@ -64,13 +76,20 @@ def reference_data(client: FhirClient) -> DemoWorld:
     for key, family, given in COORDINATORS:
         entries.append(
             _conditional(
-                {"resourceType": "Practitioner", "name": [{"family": family, "given": [given]}], "active": True}, key
+                {
+                    "resourceType": "Practitioner",
+                    "name": [{"family": family, "given": [given]}],
+                    "active": True,
+                },
+                key,
             )
         )
     for key, name in ORGANIZATIONS.items():
         entries.append(_conditional({"resourceType": "Organization", "name": name, "active": True}, key))
     answer = client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": entries})
-    refs = ["/".join(e["response"]["location"].split("/_history")[0].split("/")[-2:]) for e in answer["entry"]]
+    refs = [
+        "/".join(e["response"]["location"].split("/_history")[0].split("/")[-2:]) for e in answer["entry"]
+    ]
     world = DemoWorld()
     world.coordinators = refs[: len(COORDINATORS)]
     world.organizations = dict(zip(ORGANIZATIONS, refs[len(COORDINATORS) :], strict=True))
@@ -82,7 +101,11 @@ def _conditional(resource: dict[str, Any], key: str) -> dict[str, Any]:
     return {
         "fullUrl": f"urn:uuid:{_uuid_of(key)}",
         "resource": resource,
-        "request": {"method": "POST", "url": resource["resourceType"], "ifNoneExist": f"identifier={DEMO_SYSTEM}|{key}"},
+        "request": {
+            "method": "POST",
+            "url": resource["resourceType"],
+            "ifNoneExist": f"identifier={DEMO_SYSTEM}|{key}",
+        },
     }
 
 
@@ -101,7 +124,7 @@ class Seeder:
 
     def __init__(self, client: FhirClient, seed: int, today: date) -> None:
         self.client = client
-        self.rng = random.Random(seed)
+        self.rng = random.Random(seed)  # noqa: S311 - synthetic demo data, not security
         self.seed = seed
         self.today = today
 
@@ -207,9 +230,21 @@ class Seeder:
         if state == 0:
             return  # still waiting for the program to accept
         if state == 5:
-            self.run("task", {"request_id": self.rid(i, "reject"), "task": task, "to": "rejected", "reason": "Program full"})
+            self.run(
+                "task",
+                {
+                    "request_id": self.rid(i, "reject"),
+                    "task": task,
+                    "to": "rejected",
+                    "reason": "Program full",
+                },
+            )
             return
-        self.run("task", {"request_id": self.rid(i, "accept"), "task": task, "to": "accepted"}, days_ago=max(age - 1, 0))
+        self.run(
+            "task",
+            {"request_id": self.rid(i, "accept"), "task": task, "to": "accepted"},
+            days_ago=max(age - 1, 0),
+        )
         if state in (2, 3):
             patient = self.world.patients[-1]
             request = self.world.referrals[patient][0]
@@ -238,7 +273,11 @@ class Seeder:
                     },
                 )
         if state == 4:
-            self.run("task", {"request_id": self.rid(i, "start"), "task": task, "to": "in-progress"}, days_ago=max(age - 2, 0))
+            self.run(
+                "task",
+                {"request_id": self.rid(i, "start"), "task": task, "to": "in-progress"},
+                days_ago=max(age - 2, 0),
+            )
             self.run("task", {"request_id": self.rid(i, "done"), "task": task, "to": "completed"})
 
 
@@ -254,11 +293,23 @@ def play_morning(client: FhirClient, world: DemoWorld, today: date) -> list[Morn
     mine = [p for p in world.patients if world.coordinator_of[p] == coordinator]
     waiting = next(p for i, p in enumerate(world.patients) if i % 6 == 0 and p in mine)
     request, task = world.referrals[waiting]
-    steps = [MorningStep("Accept the waiting referral", run("task", {"task": task, "to": "accepted", "actor": coordinator}, client).written)]
+    steps = [
+        MorningStep(
+            "Accept the waiting referral",
+            run("task", {"task": task, "to": "accepted", "actor": coordinator}, client).written,
+        )
+    ]
     start = _at(today + timedelta(days=3), 14).isoformat().replace("+00:00", "Z")
     booked = run(
         "schedule",
-        {"action": "book", "patient": waiting, "referral": request, "start": start, "minutes": 45, "practitioner": coordinator},
+        {
+            "action": "book",
+            "patient": waiting,
+            "referral": request,
+            "start": start,
+            "minutes": 45,
+            "practitioner": coordinator,
+        },
         client,
     )
     steps.append(MorningStep("Book the appointment", booked.written))
@@ -302,6 +353,9 @@ def play_morning(client: FhirClient, world: DemoWorld, today: date) -> list[Morn
     if rows:
         run("task", {"task": rows[0].task, "to": "in-progress", "actor": coordinator}, client)
         steps.append(
-            MorningStep("Complete the top task of the worklist", run("task", {"task": rows[0].task, "to": "completed", "actor": coordinator}, client).written)
+            MorningStep(
+                "Complete the top task of the worklist",
+                run("task", {"task": rows[0].task, "to": "completed", "actor": coordinator}, client).written,
+            )
         )
     return steps

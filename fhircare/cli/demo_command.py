@@ -34,7 +34,9 @@ def register(cli: click.Group) -> None:
             click.echo(render_check(check_server(client)))
             started = time.perf_counter()
             seeder = Seeder(client, seed, today)
-            with click.progressbar(length=patients, label=f"Seeding {patients} patients through the workflows") as bar:
+            with click.progressbar(
+                length=patients, label=f"Seeding {patients} patients through the workflows"
+            ) as bar:
                 world = seeder.seed_all(patients, bar.update)
             seconds = time.perf_counter() - started
             click.echo(
@@ -54,7 +56,9 @@ def register(cli: click.Group) -> None:
             if gaps_before is not None and gaps_after is not None:
                 before = {(g["rule"], g["resource"]) for g in gaps_before}
                 after = {(g["rule"], g["resource"]) for g in gaps_after}
-                click.echo(f"\n== Care gaps: {len(before - after)} closed this morning, {len(after)} still open ==")
+                click.echo(
+                    f"\n== Care gaps: {len(before - after)} closed this morning, {len(after)} still open =="
+                )
                 by_rule: dict[str, int] = {}
                 for g in gaps_after:
                     by_rule[g["title"]] = by_rule.get(g["title"], 0) + 1
@@ -73,7 +77,8 @@ def _gaps(client: Any, owner: str, today: Any) -> list[dict[str, Any]] | None:
     except ImportError:
         return None
     return [
-        {"rule": g.rule, "title": g.title, "resource": g.resource} for g in find_gaps(client, owner=owner, today=today)
+        {"rule": g.rule, "title": g.title, "resource": g.resource}
+        for g in find_gaps(client, owner=owner, today=today)
     ]
 
 

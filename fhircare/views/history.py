@@ -21,6 +21,7 @@ class HistoryRow:
     targets: list[str]
     request_id: str | None
     provenance: str
+    stored: str = ""  # the server's meta.lastUpdated: orders runs within the same second
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,6 +60,7 @@ def patient_history(client: FhirClient, patient: str, page_size: int = 100) -> l
                 targets=[r for r in (reference_of(t) for t in provenance.get("target") or []) if r],
                 request_id=_request_id_of(provenance),
                 provenance=f"Provenance/{provenance.get('id')}",
+                stored=str((provenance.get("meta") or {}).get("lastUpdated", "")),
             )
         )
-    return sorted(rows, key=lambda r: (r.recorded, r.provenance))
+    return sorted(rows, key=lambda r: (r.recorded, r.stored, r.provenance))
