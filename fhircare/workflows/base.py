@@ -8,9 +8,10 @@ that spans fields (``check``).
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import logging
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -133,7 +134,7 @@ class Workflow:
         issues = self.check(body)
         if issues:
             raise PayloadError(f"the {self.name} payload is invalid", issues)
-        request_id = str(body.get("request_id") or uuid.uuid4())
+        request_id = str(body.get("request_id") or content_request_id(self.name, body))
         moment = now or datetime.now(UTC)
         for attempt in range(1, MAX_MERGE_ATTEMPTS + 1):
             state = RunState(copy.deepcopy(body), request_id, moment)
@@ -345,6 +346,16 @@ class Workflow:
             issues += profile_issues(self.profiles_dir, entry.profile, entry.resource, label)
         if issues:
             raise PayloadError(f"the {self.name} output breaks a FHIR profile; nothing was sent", issues)
+
+
+def content_request_id(workflow: str, payload: Mapping[str, Any]) -> str:
+    """The request id of a payload that carries none: a digest of its content.
+
+    Re-running the same command after a lost answer then finds what the first run wrote instead
+    of writing it twice. To do the very same thing twice on purpose, give distinct request ids.
+    """
+    canonical = json.dumps({"workflow": workflow, "payload": payload}, sort_keys=True, separators=(",", ":"))
+    return "auto-" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
 
 
 def update_entry(resource: dict[str, Any], name: str, profile: str | None = None) -> PlannedEntry:

@@ -248,3 +248,15 @@ def test_cli_unknown_workflow_lists_the_known_ones(fhir_server):
     )
     assert answer.returncode == 2
     assert "refer" in answer.stderr and "task" in answer.stderr
+
+
+def test_the_same_payload_without_request_id_is_not_written_twice(client, people, fhir_server):
+    first = run("refer", referral(people, note="first try"), client)
+    counts = fhir_server.resource_counts()
+    second = run("refer", referral(people, note="first try"), client)
+
+    assert first.request_id.startswith("auto-") and second.request_id == first.request_id
+    assert second.written == first.written and second.repeated
+    assert fhir_server.resource_counts() == counts
+    third = run("refer", referral(people, note="a second, different referral"), client)
+    assert third.written[0] != first.written[0]
