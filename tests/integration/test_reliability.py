@@ -1,0 +1,101 @@
+"""Workflow x fault: after fhircare's retries (and, where it gives up, one re-run by the user), the
+server holds exactly one copy of every resource the workflow writes, and no partial transaction.
+
+The matrix this test produces is written to test-artifacts/reliability-matrix.json; docs/reliability.md
+shows the last run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from fhircare.errors import TransientError
+from fhircare.fhir import FhirClient
+from fhircare.workflows import run
+from tests.faults.payloads import CASES
+from tests.faults.proxy import FaultProxy
+
+# "x3": the fault repeats three times, more than the client's two retries, so fhircare gives up
+FAULTS = ("503", "429", "drop", "delay", "reset", "503x3", "dropx3", "resetx3")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+MATRIX: dict[str, dict[str, str]] = {}
+
+
+@pytest.fixture(scope="module")
+def proxy(fhir_server):
+    with FaultProxy(fhir_server.base_url) as p:
+        yield p
+
+
+@pytest.fixture(scope="module", autouse=True)
+def write_matrix():
+    yield
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "reliability-matrix.json").write_text(json.dumps(MATRIX, indent=2, sort_keys=True))
+
+
+def _stamp_of(resource: dict) -> str | None:
+    for ident in (
+        resource.get("identifier") or []
+        if isinstance(resource.get("identifier"), list)
+        else [resource.get("identifier") or {}]
+    ):
+        if ident.get("system") == "urn:fhircare:request-id":
+            return ident["value"]
+    for tag in (resource.get("meta") or {}).get("tag") or []:
+        if tag.get("system") == "urn:fhircare:request-id":
+            return tag["code"]
+    return None
+
+
+def _copies(client: FhirClient, rtype: str, stamp: str) -> int:
+    key = "_tag" if rtype == "Provenance" else "identifier"
+    return len(list(client.search(rtype, {key: f"urn:fhircare:request-id|{stamp}"})))
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.parametrize("workflow", sorted(CASES))
+def test_fault_during_the_write_leaves_exactly_one_copy(workflow, fault, fhir_server, client, proxy, uid):
+    case = CASES[workflow](client, uid)
+    name = workflow.split("+")[0]
+    before = fhir_server.resource_counts()
+    proxy.clear()
+    kind, _, repeat = fault.partition("x")
+    proxy.inject(kind, method="POST", path="/fhir", times=int(repeat or 1), skip=case.reads, delay=2.5)
+    faulty = FhirClient(proxy.base_url, timeout=(1.0, 1.5), retries=2, backoff_factor=0.0)
+    outcome = "succeeded after retries"
+    try:
+        result = run(name, case.payload, faulty)
+    except TransientError:
+        outcome = "gave up; the user's re-run succeeded"
+        result = run(name, case.payload, client)
+    if result.repeated:
+        outcome += " (answered from the earlier commit)"
+    proxy.wait_idle()  # a delayed request reaches the server late: judge only after it has
+    MATRIX.setdefault(workflow, {})[fault] = outcome
+    assert any(what == kind for _, _, what in proxy.log.seen), "the fault was not injected"
+
+    after = fhir_server.resource_counts()
+    created = Counter()
+    for reference in result.written:
+        resource = client.read_reference(reference)
+        stamp = _stamp_of(resource)
+        if stamp and stamp.startswith(result.request_id + "/"):
+            created[resource["resourceType"]] += 1
+            assert _copies(client, resource["resourceType"], stamp) == 1, f"{reference} has a twin"
+    grown = {
+        t: after.get(t, 0) - before.get(t, 0)
+        for t in set(after) | set(before)
+        if after.get(t, 0) != before.get(t, 0)
+    }
+    assert grown == dict(created)
+    if name == "task":
+        task = client.read_reference(case.payload["task"])
+        assert task["status"] == "accepted" and task["meta"]["versionId"] == "2"
+    if workflow == "refer+care_plan":
+        plan = client.read_reference(case.payload["care_plan"])
+        assert len(plan["activity"]) == 1 and plan["meta"]["versionId"] == "2"
