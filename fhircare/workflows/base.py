@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import random
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -39,7 +40,7 @@ log = logging.getLogger("fhircare.workflows")
 WORKFLOW_SYSTEM = "urn:fhircare:workflow"
 DATA_OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
 PROVENANCE_ENTRY = "provenance"
-MAX_MERGE_ATTEMPTS = 3
+MAX_MERGE_ATTEMPTS = 10  # each lost race re-reads and rebuilds; ten covers a busy team
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,7 @@ class Workflow:
                         "nothing was written, read it again and retry"
                     ) from None
                 log.info("merge conflict, retrying", extra={"workflow": self.name, "attempt": attempt})
+                time.sleep(random.uniform(0, 0.05 * attempt))  # noqa: S311 - jitter, not security
                 continue
             log.info(
                 "workflow written",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from ..errors import IllegalTransition, Issue, UnresolvedReference
+from ..errors import Conflict, IllegalTransition, Issue, UnresolvedReference
 from ..mapping import PlannedEntry
 from ..mapping.transforms import iso
 from .base import RunState, Workflow, update_entry
@@ -93,6 +93,9 @@ class TaskTransition(Workflow):
         task = dict(self._the_task(state))
         current = str(task.get("status"))
         target = payload.get("to")
+        current_owner = (task.get("owner") or {}).get("reference")
+        if payload.get("claim") and current_owner not in (None, payload.get("owner")):
+            raise Conflict("the Task is already claimed by someone else")
         if target:
             check_transition(current, target)
         elif current in TERMINAL:
