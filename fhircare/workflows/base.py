@@ -10,8 +10,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import random
 import logging
+import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
