@@ -23,10 +23,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fhircare.fhir import FhirClient  # noqa: E402
-from fhircare.server import EmbeddedServer  # noqa: E402
-from fhircare.views.worklist import stream_worklist, worklist  # noqa: E402
-from fhircare.workflows import get_workflow  # noqa: E402
+from fhircare.fhir import FhirClient
+from fhircare.server import EmbeddedServer
+from fhircare.views.worklist import stream_worklist, worklist
+from fhircare.workflows import get_workflow
 
 TODAY = date(2026, 6, 10)
 
@@ -81,7 +81,7 @@ def bench_refer(base: str, runs: int) -> dict[str, Any]:
     # read the CarePlan and PUT it with the new activity, and PUT the ServiceRequest to link back
     naive = TimedClient(base)
     started = time.perf_counter()
-    for i in range(runs):
+    for _ in range(runs):
         request = naive.create(
             {
                 "resourceType": "ServiceRequest",
