@@ -8,6 +8,7 @@ What the launcher changes, and why:
   ``If-None-Exist`` creates could each create a copy; the launcher runs both steps under the
   store's transaction lock;
 - data stays in memory unless a database file is given;
+- an index for ``_include`` lookups is added (SEKMET's own indexes make each include a scan);
 - it binds to 127.0.0.1 and returns only once ``/metadata`` answers.
 """
 
@@ -72,6 +73,13 @@ def make_conditional_create_atomic(service: Any) -> None:
             return original(rtype, body, if_none_exist=if_none_exist, **kwargs)
 
     service.create = create
+
+
+def add_include_index(store: Any) -> None:
+    """An index for ``_include``: SEKMET looks up one resource's references by (type, id, param), and
+    without this index SQLite scans every row of that parameter (a 5,000-task worklist: 0.4 s a page)."""
+    with store.lock:
+        store.conn.execute("CREATE INDEX IF NOT EXISTS fhircare_idx_res_param ON idx(type, id, param)")
 
 
 class RequestCounter:
@@ -145,6 +153,7 @@ class EmbeddedServer:
         for noisy in ("sekmet", "uvicorn", "uvicorn.access", "uvicorn.error"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
         make_conditional_create_atomic(app.state.ctx.service)
+        add_include_index(app.state.ctx.store)
         if self.db != ":memory:":
             app.state.ctx.store.reindex_all()  # a file written before may lack the added parameters
         self.app = app
