@@ -72,7 +72,7 @@ def bench_refer(base: str, runs: int) -> dict[str, Any]:
     with_plan = {**payload, "care_plan": plan}
     client.request_count, client.waited = 0, 0.0
     started = time.perf_counter()
-    for _ in range(runs):
+    for i in range(runs):
         workflow.run({**with_plan, "request_id": f"bench-{i}"})
     fhircare_total = time.perf_counter() - started
     fhircare_requests, fhircare_wait = client.request_count, client.waited
