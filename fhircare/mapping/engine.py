@@ -4,7 +4,8 @@ Template vocabulary (a dict whose only ``$`` key is one of these is an expressio
 
 ``{$: path}``                      the payload value at ``path`` (``a.b.0.c``; loop variables by name)
 ``{$ref: path}``                   ``{"reference": value}``; ``{$refs: path}`` a list of them
-``{$entry: name}``                 reference to an entry created in the same transaction (``urn:uuid``)
+``{$entry: name}``                 reference to an entry created in the same transaction (``urn:uuid``);
+                                   ``index: X`` picks one of a repeated (``each``) entry
 ``{$entries: name}``               references to every entry of a repeated (``each``) entry
 ``{$code: path, table: T}``        CodeableConcept from ``{system, code, display}``, a key of table T, or text
                                    (free text only with ``text_ok: true``; ``default:`` a table key)
@@ -12,7 +13,8 @@ Template vocabulary (a dict whose only ``$`` key is one of these is an expressio
 ``{$text: path, table: T}``        the human text of a code (display, text, or the table's display)
 ``{$join: [X, Y], sep: " "}``      rendered parts joined, absent ones skipped
 ``{$coding: path, table: T}``      the same as a single Coding
-``{$if: path, then: X, else: Y}``  X when the value is present (or ``equals`` it), else Y
+``{$if: path, then: X, else: Y}``  X when the value is present (or ``equals`` it), else Y; the test may
+                                   also be an expression, e.g. ``{$if: {$fn: is_type, args: [...]}}``
 ``{$each: path, as: item, do: X}`` X once per element of a list; inside a list the results are spliced in
 ``{$fn: name, args: [..]}``        a named transform of mapping/transforms.py
 ``{$format: "text {path}"}``       a string with payload values filled in (absent when one is missing)
@@ -203,7 +205,8 @@ def evaluate(node: dict[str, Any], ctx: BuildContext, where: str) -> Any:
         return [{"reference": v} for v in values if v]
     if "$entry" in node:
         refs = _entry_refs(ctx, node["$entry"], where)
-        return refs[0] if refs else None
+        index = render(node.get("index", 0), ctx, where)
+        return refs[int(index)] if isinstance(index, int) and 0 <= index < len(refs) else None
     if "$entries" in node:
         return _entry_refs(ctx, node["$entries"], where)
     if "$code" in node:
@@ -222,7 +225,8 @@ def evaluate(node: dict[str, Any], ctx: BuildContext, where: str) -> Any:
     if "$coding" in node:
         return _coding(lookup(ctx, node["$coding"]), node.get("table"), ctx, _payload_path(node["$coding"]))
     if "$if" in node:
-        value = lookup(ctx, node["$if"])
+        test = node["$if"]
+        value = render(test, ctx, where) if isinstance(test, dict) else lookup(ctx, test)
         hit = value == node["equals"] if "equals" in node else value not in (None, "", [], {}, False)
         return render(node.get("then") if hit else node.get("else"), ctx, where)
     if "$each" in node:

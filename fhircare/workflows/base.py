@@ -329,7 +329,8 @@ class Workflow:
                 }
             ],
         }
-        patient = state.patient or self.patient(state.payload)
+        patient_entry = next((e.full_url for e in created if e.resource["resourceType"] == "Patient"), None)
+        patient = state.patient or self.patient(state.payload) or patient_entry
         if patient:
             resource["entity"] = [{"role": "source", "what": {"reference": patient}}]
         criteria = mark_request(resource, state.request_id, PROVENANCE_ENTRY)
