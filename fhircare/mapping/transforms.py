@@ -77,7 +77,17 @@ def _is_type(value: str | None, *types: str) -> bool:
     return _reference_type(value) in types
 
 
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 TRANSFORMS: dict[str, Transform] = {
+    "is_bool": _is_bool,
+    "is_int": _is_int,
     "add_minutes": _add_minutes,
     "add_days": _add_days,
     "end_of_day": _end_of_day,
