@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fhircare.errors import IllegalTransition, PayloadError, UnresolvedReference
-from fhircare.mapping.validate import workflow_schema
+from fhircare.mapping.validate import payload_references, workflow_schema
 from fhircare.settings import Settings
 from fhircare.workflows import run
 from tests.faults.payloads import CASES
@@ -109,8 +109,8 @@ def test_hostile_payloads_are_run_correctly_or_refused_without_writing(workflow,
         counts["written"] += 1
         for reference in result.written:  # what was written is real and readable
             assert client.read_reference(reference)["resourceType"] == reference.split("/")[0]
-        for value in payload.values():
-            if isinstance(value, str) and value.startswith(("http://", "https://", "//")):
+        for _, value in payload_references(Settings().profiles_dir, name, payload):
+            if value.startswith(("http://", "https://", "//")) or ".." in value:
                 raise AssertionError(f"a reference outside the FHIR base was accepted: {value}")
 
     check()
