@@ -351,11 +351,8 @@ def play_morning(client: FhirClient, world: DemoWorld, today: date) -> list[Morn
 
     rows = worklist(client, owners=[coordinator], today=today)
     if rows:
-        run("task", {"task": rows[0].task, "to": "in-progress", "actor": coordinator}, client)
-        steps.append(
-            MorningStep(
-                "Complete the top task of the worklist",
-                run("task", {"task": rows[0].task, "to": "completed", "actor": coordinator}, client).written,
-            )
-        )
+        written: list[str] = []
+        for status in ("accepted", "in-progress", "completed"):
+            written += run("task", {"task": rows[0].task, "to": status, "actor": coordinator}, client).written
+        steps.append(MorningStep("Call back and complete the top task of the worklist", written))
     return steps

@@ -63,7 +63,8 @@ def due_of(task: dict[str, Any]) -> str | None:
 
 def row_of(task: dict[str, Any], related: dict[str, dict[str, Any]], today: date) -> WorklistRow:
     patient_ref = reference_of(task.get("for"))
-    focus_ref = reference_of(task.get("focus"))
+    based_on = [reference_of(b) for b in task.get("basedOn") or []]
+    focus_ref = reference_of(task.get("focus")) or next((b for b in based_on if b), None)
     due = due_of(task)
     authored = str(task.get("authoredOn") or "")[:10]
     age = (today - date.fromisoformat(authored)).days if len(authored) == 10 else None
@@ -96,8 +97,16 @@ def task_query(
     if patient:
         params.append(("patient", patient))
     if include:
-        params += [("_include", "Task:patient"), ("_include", "Task:focus")]
+        params += [("_include", "Task:patient"), ("_include", "Task:focus"), ("_include", "Task:based-on")]
     return params
+
+
+def _related_refs(task: dict[str, Any]) -> list[str | None]:
+    return [
+        reference_of(task.get("for")),
+        reference_of(task.get("focus")),
+        *(reference_of(b) for b in task.get("basedOn") or []),
+    ]
 
 
 def _fill_without_include(client: FhirClient, page: Page) -> dict[str, dict[str, Any]]:

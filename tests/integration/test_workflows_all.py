@@ -102,9 +102,9 @@ def check_links(workflow: str, payload: dict, refs: list[str], client: FhirClien
         assert task["code"]["coding"][0]["code"] == "approve"
     elif workflow == "follow-up":
         task = _read(client, refs, "Task")
-        assert (
-            task["owner"]["reference"] == payload["owner"] and task["focus"]["reference"] == payload["about"]
-        )
+        assert task["owner"]["reference"] == payload["owner"]
+        assert task["basedOn"][0]["reference"] == payload["about"]
+        assert "focus" not in task  # closing the follow-up must not close the referral
         assert task["restriction"]["period"]["end"] == f"{payload['due']}T23:59:59Z"
     elif workflow == "transition":
         plan = client.read_reference(refs[0])
