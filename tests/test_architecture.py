@@ -1,0 +1,126 @@
+"""The arrows point down: fhir <- mapping <- workflows, views <- web, cli. Only fhir/ speaks HTTP."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "fhircare"
+SHARED = {"errors", "settings", "logs"}
+# layer -> the fhircare layers it may import (besides itself and the shared modules)
+ALLOWED = {
+    "fhir": set(),
+    "server": set(),
+    "mapping": {"fhir"},
+    "workflows": {"mapping", "fhir"},
+    "views": {"mapping", "fhir"},
+    "web": {"workflows", "views", "mapping", "fhir", "server"},
+    "cli": {"workflows", "views", "mapping", "fhir", "server", "web"},
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = _module_name(path).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                module = ".".join([*base, node.module] if node.module else base)
+                found.append(module)
+                if not node.module:
+                    found += [f"{module}.{alias.name}" for alias in node.names]
+            elif node.module:
+                found.append(node.module)
+    return found
+
+
+def _layer(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] == "fhircare" else None
+
+
+def _files() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def test_imports_point_downward_only() -> None:
+    violations = []
+    for path in _files():
+        own = _layer(_module_name(path))
+        if own is None or own in SHARED or own == "__init__":
+            continue
+        for imported in _imports(path):
+            target = _layer(imported)
+            if target is None or target in SHARED or target == own or target.startswith("__"):
+                continue
+            if target not in ALLOWED.get(own, set()):
+                violations.append(f"{path.relative_to(PACKAGE.parent)} ({own}) imports {imported} ({target})")
+    assert violations == []
+
+
+def test_shared_modules_import_no_layer() -> None:
+    for name in SHARED:
+        for imported in _imports(PACKAGE / f"{name}.py"):
+            assert _layer(imported) in (None, *SHARED), f"fhircare/{name}.py imports {imported}"
+
+
+def test_only_the_fhir_layer_imports_requests_or_urllib3() -> None:
+    offenders = [
+        str(path.relative_to(PACKAGE.parent))
+        for path in _files()
+        if _layer(_module_name(path)) != "fhir"
+        and any(i.split(".")[0] in ("requests", "urllib3") for i in _imports(path))
+    ]
+    assert offenders == []
+
+
+def test_only_fhir_models_imports_fhir_resources() -> None:
+    offenders = [
+        str(path.relative_to(PACKAGE.parent))
+        for path in _files()
+        if any(i.startswith("fhir.resources") for i in _imports(path)) and path != PACKAGE / "fhir" / "models.py"
+    ]
+    assert offenders == []
+
+
+def test_only_settings_reads_the_environment() -> None:
+    offenders = []
+    for path in _files():
+        if path == PACKAGE / "settings.py":
+            continue
+        text = path.read_text(encoding="utf-8")
+        if "os.environ" in text or "os.getenv" in text:
+            offenders.append(str(path.relative_to(PACKAGE.parent)))
+    assert offenders == []
+
+
+def test_the_public_api_stays_small() -> None:
+    import fhircare
+
+    assert sorted(fhircare.__all__) == sorted(
+        [
+            "Conflict",
+            "FhirClient",
+            "FhirServerError",
+            "FhircareError",
+            "IllegalTransition",
+            "NotFound",
+            "PayloadError",
+            "PreconditionFailed",
+            "Settings",
+            "TransientError",
+            "UnknownWorkflow",
+            "__version__",
+        ]
+    )
