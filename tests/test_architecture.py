@@ -89,7 +89,8 @@ def test_only_fhir_models_imports_fhir_resources() -> None:
     offenders = [
         str(path.relative_to(PACKAGE.parent))
         for path in _files()
-        if any(i.startswith("fhir.resources") for i in _imports(path)) and path != PACKAGE / "fhir" / "models.py"
+        if any(i.startswith("fhir.resources") for i in _imports(path))
+        and path != PACKAGE / "fhir" / "models.py"
     ]
     assert offenders == []
 
