@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/fhircare smoke
+	$(BIN)/fhircare demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check fhircare tests benchmarks

@@ -34,6 +34,7 @@ class Settings:
     rules_dir: Path | None = None  # a user's overlay folder for care-gap rules
     builtin_mappings_dir: Path = PROJECT_ROOT / "mappings"
     profiles_dir: Path = PROJECT_ROOT / "profiles"
+    builtin_rules_dir: Path = PROJECT_ROOT / "rules"
     # sidecar
     secret_key: str | None = None
     redis_url: str | None = None

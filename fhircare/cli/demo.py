@@ -226,7 +226,7 @@ class Seeder:
 
     def move_referral(self, i: int, task: str, coordinator: str, age: int) -> None:
         """Referrals in every state: requested, accepted, booked, no-show, completed, rejected."""
-        state = i % 6
+        state = (i // 3) % 6  # every coordinator (i % 3) gets referrals in every state
         if state == 0:
             return  # still waiting for the program to accept
         if state == 5:
@@ -291,7 +291,7 @@ def play_morning(client: FhirClient, world: DemoWorld, today: date) -> list[Morn
     """One coordinator's morning: accept a referral, book it and the ride, check coverage, close a task."""
     coordinator = world.coordinators[0]
     mine = [p for p in world.patients if world.coordinator_of[p] == coordinator]
-    waiting = next(p for i, p in enumerate(world.patients) if i % 6 == 0 and p in mine)
+    waiting = next(p for i, p in enumerate(world.patients) if (i // 3) % 6 == 0 and p in mine)
     request, task = world.referrals[waiting]
     steps = [
         MorningStep(

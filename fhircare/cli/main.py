@@ -106,6 +106,7 @@ def smoke(obj: Context, keep_running: bool) -> None:
 
 def main() -> None:
     from .demo_command import register as register_demo
+    from .gap_commands import register as register_gaps
     from .serve_commands import register as register_serve
     from .view_commands import register as register_views
     from .workflow_commands import register as register_workflows
@@ -114,6 +115,7 @@ def main() -> None:
     register_views(cli)
     register_serve(cli)
     register_demo(cli)
+    register_gaps(cli)
     cli(prog_name="fhircare")
 
 

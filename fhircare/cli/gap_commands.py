@@ -1,0 +1,49 @@
+"""``fhircare gaps`` and ``fhircare caseload``."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import click
+
+from .context import Context, pass_context
+from .output import render_rows
+
+FORMATS = click.Choice(["table", "json", "csv"])
+
+
+def register(cli: click.Group) -> None:
+    from .main import handles_errors
+
+    @cli.command("gaps")
+    @click.option("--owner", help="Only the patients of this owner's open tasks.")
+    @click.option("--patient", help="Only this patient (Patient/id).")
+    @click.option("--format", "fmt", type=FORMATS, default="table")
+    @pass_context
+    @handles_errors
+    def gaps_command(obj: Context, owner: str | None, patient: str | None, fmt: str) -> None:
+        """Care gaps, from the rules in rules/gaps.yaml (and FHIRCARE_RULES)."""
+        from ..views.gaps import COLUMNS, find_gaps
+
+        with obj.client() as client:
+            gaps = find_gaps(client, owner=owner, patient=patient, settings=obj.settings)
+        render_rows([g.as_dict() for g in gaps], COLUMNS, fmt)
+
+    @cli.command("caseload")
+    @click.option(
+        "--since", type=click.DateTime(["%Y-%m-%d"]), help="Start of the period (default: 30 days ago)."
+    )
+    @click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="End of the period (default: today).")
+    @click.option("--format", "fmt", type=FORMATS, default="table")
+    @pass_context
+    @handles_errors
+    def caseload_command(obj: Context, since: object, until: object, fmt: str) -> None:
+        """Per coordinator: patients, open and overdue tasks, referrals opened and closed, median days to close."""
+        from ..views.caseload import COLUMNS, caseload
+
+        def as_date(value: object) -> date | None:
+            return value.date() if isinstance(value, datetime) else None
+
+        with obj.client() as client:
+            rows = caseload(client, since=as_date(since), until=as_date(until))
+        render_rows([r.as_dict() for r in rows], COLUMNS, fmt)
