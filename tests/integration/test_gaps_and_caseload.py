@@ -1,0 +1,297 @@
+"""Each care-gap rule with a case that fires and one that does not; caseload figures for a crafted caseload."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from fhircare.errors import ConfigurationError
+from fhircare.fhir import FhirClient
+from fhircare.settings import Settings
+from fhircare.views.caseload import caseload
+from fhircare.views.gaps import find_gaps, load_rules
+from tests.faults.payloads import make
+
+FHIRCARE = str(Path(sys.executable).with_name("fhircare"))
+TODAY = date(2026, 6, 30)
+RECENT = "2026-06-29T09:00:00Z"
+OLD = "2026-06-01T09:00:00Z"
+
+
+def _patient(client: FhirClient) -> str:
+    return make(client, {"resourceType": "Patient", "name": [{"family": "Gap"}]})
+
+
+def _request(client: FhirClient, patient: str, authored: str, category: str = "3457005") -> str:
+    return make(
+        client,
+        {
+            "resourceType": "ServiceRequest",
+            "status": "active",
+            "intent": "order",
+            "category": [{"coding": [{"system": "http://snomed.info/sct", "code": category}]}],
+            "subject": {"reference": patient},
+            "authoredOn": authored,
+        },
+    )
+
+
+def _task(client: FhirClient, patient: str, **fields: object) -> str:
+    body = {
+        "resourceType": "Task",
+        "status": "requested",
+        "intent": "order",
+        "for": {"reference": patient},
+        **fields,
+    }
+    return make(client, body)
+
+
+def _rules_hit(client: FhirClient, patient: str) -> set[str]:
+    return {g.rule for g in find_gaps(client, patient=patient, today=TODAY)}
+
+
+FULFILL = {"coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code", "code": "fulfill"}]}
+
+
+def test_referral_not_accepted_fires_after_5_days_and_not_once_accepted(client):
+    old, accepted, fresh = _patient(client), _patient(client), _patient(client)
+    _task(client, old, code=FULFILL, focus={"reference": _request(client, old, OLD)}, authoredOn=OLD)
+    _task(
+        client,
+        accepted,
+        code=FULFILL,
+        focus={"reference": _request(client, accepted, OLD)},
+        authoredOn=OLD,
+        status="accepted",
+    )
+    _task(
+        client, fresh, code=FULFILL, focus={"reference": _request(client, fresh, RECENT)}, authoredOn=RECENT
+    )
+    assert "referral-not-accepted" in _rules_hit(client, old)
+    assert "referral-not-accepted" not in _rules_hit(client, accepted)
+    assert "referral-not-accepted" not in _rules_hit(client, fresh)
+
+
+def test_request_not_booked_fires_without_an_appointment_and_not_with_one(client):
+    bare, booked = _patient(client), _patient(client)
+    _request(client, bare, OLD)
+    request = _request(client, booked, OLD)
+    make(
+        client,
+        {
+            "resourceType": "Appointment",
+            "status": "booked",
+            "basedOn": [{"reference": request}],
+            "participant": [{"actor": {"reference": booked}, "status": "accepted"}],
+        },
+    )
+    assert "request-not-booked" in _rules_hit(client, bare)
+    assert "request-not-booked" not in _rules_hit(client, booked)
+
+
+def test_noshow_without_follow_up_fires_and_a_follow_up_task_closes_it(client):
+    patient = _patient(client)
+    appointment = make(
+        client,
+        {
+            "resourceType": "Appointment",
+            "status": "noshow",
+            "participant": [{"actor": {"reference": patient}, "status": "accepted"}],
+        },
+    )
+    assert "noshow-without-follow-up" in _rules_hit(client, patient)
+    _task(
+        client, patient, basedOn=[{"reference": appointment}], restriction={"period": {"end": "2026-07-05"}}
+    )
+    assert "noshow-without-follow-up" not in _rules_hit(client, patient)
+
+
+def test_discharge_without_follow_up_fires_and_not_with_one(client):
+    patient = _patient(client)
+    discharge = {"coding": [{"system": "http://snomed.info/sct", "code": "736372004"}]}
+    plan = make(
+        client,
+        {
+            "resourceType": "CarePlan",
+            "status": "active",
+            "intent": "plan",
+            "category": [discharge],
+            "subject": {"reference": patient},
+        },
+    )
+    assert "discharge-without-follow-up" in _rules_hit(client, patient)
+    _task(client, patient, focus={"reference": plan}, restriction={"period": {"end": "2026-07-03"}})
+    assert "discharge-without-follow-up" not in _rules_hit(client, patient)
+
+
+def test_plan_without_coverage_fires_when_coverage_is_missing_or_expired(client):
+    none, expired, covered = _patient(client), _patient(client), _patient(client)
+    payer = make(client, {"resourceType": "Organization", "name": "Payer"})
+    for patient in (none, expired, covered):
+        make(
+            client,
+            {
+                "resourceType": "CarePlan",
+                "status": "active",
+                "intent": "plan",
+                "subject": {"reference": patient},
+            },
+        )
+    make(
+        client,
+        {
+            "resourceType": "Coverage",
+            "status": "active",
+            "beneficiary": {"reference": expired},
+            "payor": [{"reference": payer}],
+            "period": {"end": "2026-05-31"},
+        },
+    )
+    make(
+        client,
+        {
+            "resourceType": "Coverage",
+            "status": "active",
+            "beneficiary": {"reference": covered},
+            "payor": [{"reference": payer}],
+            "period": {"end": "2026-12-31"},
+        },
+    )
+    assert "plan-without-coverage" in _rules_hit(client, none)
+    assert "plan-without-coverage" in _rules_hit(client, expired)
+    assert "plan-without-coverage" not in _rules_hit(client, covered)
+
+
+def test_overdue_task_fires_for_open_past_due_only(client):
+    late, done, later = _patient(client), _patient(client), _patient(client)
+    _task(client, late, restriction={"period": {"end": "2026-06-20T23:59:59Z"}})
+    _task(client, done, status="completed", restriction={"period": {"end": "2026-06-20T23:59:59Z"}})
+    _task(client, later, restriction={"period": {"end": "2026-07-20T23:59:59Z"}})
+    assert "overdue-task" in _rules_hit(client, late)
+    assert "overdue-task" not in _rules_hit(client, done)
+    assert "overdue-task" not in _rules_hit(client, later)
+
+
+def test_goal_past_target_fires_unless_achieved(client):
+    missed, achieved = _patient(client), _patient(client)
+    make(
+        client,
+        {
+            "resourceType": "Goal",
+            "lifecycleStatus": "active",
+            "description": {"text": "Walk"},
+            "subject": {"reference": missed},
+            "target": [{"dueDate": "2026-06-01"}],
+        },
+    )
+    make(
+        client,
+        {
+            "resourceType": "Goal",
+            "lifecycleStatus": "active",
+            "achievementStatus": {
+                "coding": [
+                    {"system": "http://terminology.hl7.org/CodeSystem/goal-achievement", "code": "achieved"}
+                ]
+            },
+            "description": {"text": "Walk"},
+            "subject": {"reference": achieved},
+            "target": [{"dueDate": "2026-06-01"}],
+        },
+    )
+    assert "goal-past-target" in _rules_hit(client, missed)
+    assert "goal-past-target" not in _rules_hit(client, achieved)
+
+
+def test_plan_not_revised_fires_after_90_days_only(client):
+    patient = _patient(client)
+    make(
+        client,
+        {"resourceType": "CarePlan", "status": "active", "intent": "plan", "subject": {"reference": patient}},
+    )
+    assert "plan-not-revised" not in _rules_hit(client, patient)  # written today
+    hits = {g.rule for g in find_gaps(client, patient=patient, today=date(2027, 12, 1))}
+    assert "plan-not-revised" in hits
+
+
+def test_gaps_for_a_patient_take_one_request(client, server_requests):
+    patient = _patient(client)
+    before = server_requests()
+    find_gaps(client, patient=patient, today=TODAY)
+    assert server_requests() - before == 1
+
+
+def test_a_rule_overlay_overrides_by_id_and_a_broken_one_is_refused(tmp_path):
+    (tmp_path / "gaps.yaml").write_text(
+        "rules:\n  - id: overdue-task\n    title: Late\n    severity: high\n    next_workflow: task\n    resource: Task\n    where: \"status = 'requested'\"\n"
+    )
+    rules = {r.id: r for r in load_rules(Settings(rules_dir=tmp_path))}
+    assert rules["overdue-task"].title == "Late" and "goal-past-target" in rules
+    (tmp_path / "gaps.yaml").write_text("rules:\n  - id: broken\n    title: x\n")
+    with pytest.raises(ConfigurationError, match=r"gaps.yaml: \$.rules\[0\]"):
+        load_rules(Settings(rules_dir=tmp_path))
+
+
+def test_caseload_figures_for_a_crafted_caseload(client, uid):
+    coordinator = make(
+        client, {"resourceType": "Practitioner", "name": [{"family": f"Case{uid}", "given": ["Kim"]}]}
+    )
+    p1, p2, p3 = (_patient(client) for _ in range(3))
+    program = make(client, {"resourceType": "Organization", "name": "Program"})
+    referral = {"code": FULFILL, "requester": {"reference": coordinator}, "owner": {"reference": program}}
+    # three referrals opened in June: closed after 4 and 10 days, one still open
+    _task(
+        client,
+        p1,
+        focus={"reference": _request(client, p1, OLD)},
+        authoredOn="2026-06-01",
+        status="completed",
+        executionPeriod={"end": "2026-06-05"},
+        **referral,
+    )
+    _task(
+        client,
+        p2,
+        focus={"reference": _request(client, p2, OLD)},
+        authoredOn="2026-06-10",
+        status="rejected",
+        executionPeriod={"end": "2026-06-20"},
+        **referral,
+    )
+    _task(client, p3, focus={"reference": _request(client, p3, OLD)}, authoredOn="2026-06-15", **referral)
+    # the coordinator's own tasks: two open (one overdue), one done
+    _task(client, p1, owner={"reference": coordinator}, restriction={"period": {"end": "2026-06-20"}})
+    _task(client, p2, owner={"reference": coordinator}, restriction={"period": {"end": "2026-07-20"}})
+    _task(client, p2, owner={"reference": coordinator}, status="completed")
+
+    rows = {r.coordinator: r for r in caseload(client, since=date(2026, 6, 1), until=TODAY, today=TODAY)}
+
+    row = rows[coordinator]
+    assert row.name == "Kim " + f"Case{uid}"
+    assert (row.patients, row.open_tasks, row.overdue_tasks) == (3, 2, 1)
+    assert (row.referrals_opened, row.referrals_closed, row.median_days_to_close) == (3, 2, 7.0)
+
+
+def test_gaps_and_caseload_cli_print_json(fhir_server, client):
+    patient = _patient(client)
+    _task(client, patient, restriction={"period": {"end": "2020-01-01"}})
+    gaps = subprocess.run(
+        [FHIRCARE, "--base", fhir_server.base_url, "gaps", "--patient", patient, "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert [g["rule"] for g in json.loads(gaps.stdout)] == ["overdue-task"]
+    table = subprocess.run(
+        [FHIRCARE, "--base", fhir_server.base_url, "caseload", "--format", "csv"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert table.stdout.splitlines()[0].startswith("coordinator,name,patients")
