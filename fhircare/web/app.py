@@ -80,6 +80,11 @@ def create_app(settings: Settings | None = None, host: str = "127.0.0.1", **over
 
     FhirAccess(settings).init_app(app)
     app.register_blueprint(api)
+    if settings.auth_mode == "smart":
+        from .smart import init_sessions, smart
+
+        init_sessions(app, settings)
+        app.register_blueprint(smart)
     _register_pages(app)
 
     @app.errorhandler(FhircareError)

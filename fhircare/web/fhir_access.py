@@ -35,8 +35,20 @@ class FhirAccess:
     def shared_client(self) -> FhirClient:
         client = getattr(self._local, "client", None)
         if client is None:
-            token = self.settings.bearer_token
-            client = self._local.client = self._new_client(token)
+            s = self.settings
+            client = self._new_client(s.bearer_token)
+            if s.auth_mode == "backend":
+                from ..fhir.auth import BackendServicesAuth
+
+                if not (s.backend_token_url and s.backend_client_id and s.backend_key_file):
+                    raise Unauthorized(
+                        "backend mode needs FHIRCARE_BACKEND_TOKEN_URL, _CLIENT_ID and _KEY_FILE",
+                        http_status=401,
+                    )
+                client.session.auth = BackendServicesAuth.from_key_file(
+                    s.backend_token_url, s.backend_client_id, s.backend_key_file
+                )
+            self._local.client = client
         return client
 
     def client_for_request(self) -> FhirClient:
@@ -53,7 +65,12 @@ class FhirAccess:
         launch = g.get("smart_session")
         if launch is None:
             raise Unauthorized("sign in through the SMART launch first", http_status=401)
-        client = self._new_client(launch.access_token)
+        client = FhirClient(
+            launch.iss,
+            auth=BearerAuth(launch.access_token),
+            timeout=(self.settings.timeout_connect, self.settings.timeout_read),
+            retries=self.settings.retries,
+        )
         g.setdefault("fhircare_clients", []).append(client)
         return client
 
