@@ -101,6 +101,29 @@ def get_summary(patient_id: str) -> Response:
     return jsonify(patient_summary(access().client_for_request(), f"Patient/{patient_id}").as_dict())
 
 
+@api.get("/api/v1/gaps")
+def get_gaps() -> Response:
+    from ..views.gaps import find_gaps
+
+    require_scopes({"Task", "ServiceRequest", "Appointment", "CarePlan", "Coverage", "Goal"}, "r")
+    patient = request.args.get("patient") or patient_in_context()
+    require_patient(patient)
+    gaps = find_gaps(
+        access().client_for_request(), owner=request.args.get("owner"), patient=patient, settings=settings()
+    )
+    return jsonify([g.as_dict() for g in gaps])
+
+
+@api.get("/api/v1/caseload")
+def get_caseload() -> Response:
+    from ..views.caseload import caseload
+
+    require_scopes({"Task"}, "r")
+    if patient_in_context() is not None:
+        raise ScopeDenied("the caseload spans patients; a patient-launch session cannot see it")
+    return jsonify([r.as_dict() for r in caseload(access().client_for_request())])
+
+
 @api.get("/api/v1/openapi.json")
 def openapi() -> Response:
     from .openapi import openapi_document

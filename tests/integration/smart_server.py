@@ -209,11 +209,29 @@ class SmartAuthServer:
                 return super().create_token_response()
 
         class PrivateKeyJwt(JWTBearerClientAssertion):
+            def get_audiences(self) -> list[str]:
+                return [f"{owner.base}/token"]
+
             def validate_jti(self, claims: Any, jti: str) -> bool:
                 return True
 
-            def resolve_client_public_key(self, client: Client, headers: Any) -> str:
-                return client.public_key_pem or ""
+            def process_assertion_claims(self, assertion: str, key: Any) -> Any:
+                from authlib.oauth2.rfc6749.errors import InvalidClientError
+                from joserfc import jwt
+                from joserfc.errors import JoseError
+
+                try:  # SMART Backend Services signs with RS384 or ES384
+                    token = jwt.decode(assertion, key, algorithms=["RS384", "ES384"])
+                except JoseError as exc:
+                    raise InvalidClientError(description=exc.description) from exc
+                self.verify_claims(token.claims)
+                return token.claims
+
+            def resolve_client_public_key(self, client: Client) -> Any:
+                from joserfc.jwk import ECKey, RSAKey
+
+                pem = client.public_key_pem or ""
+                return (RSAKey if "BEGIN PUBLIC KEY" in pem and len(pem) > 400 else ECKey).import_key(pem)
 
         class SystemGrant(grants.ClientCredentialsGrant):
             TOKEN_ENDPOINT_AUTH_METHODS = [JWTBearerClientAssertion.CLIENT_AUTH_METHOD]
@@ -225,9 +243,7 @@ class SmartAuthServer:
         server.register_grant(CodeGrant, [CodeChallenge(required=True)])
         server.register_grant(RefreshGrant)
         server.register_grant(SystemGrant)
-        server.register_client_auth_method(
-            JWTBearerClientAssertion.CLIENT_AUTH_METHOD, PrivateKeyJwt(f"{self.base}/token")
-        )
+        server.register_client_auth_method(JWTBearerClientAssertion.CLIENT_AUTH_METHOD, PrivateKeyJwt())
 
         @app.get("/fhir/.well-known/smart-configuration")
         def discovery() -> Response:
