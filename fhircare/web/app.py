@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None, host: str = "127.0.0.1", **over
     """Build the sidecar. ``settings`` defaults to the environment; nothing is configured at import."""
     settings = settings or Settings.from_env()
     check_settings(settings, host)
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # the page blueprint serves its own assets
     app.config.update(
         SECRET_KEY=settings.secret_key or _dev_secret(),
         SESSION_COOKIE_HTTPONLY=True,

@@ -119,6 +119,7 @@ class SmartAuthServer:
         self.refresh_tokens: dict[str, Issued] = {}
         self.grant_scope: str | None = None  # None: grant what was asked
         self.grant_patient: str | None = None
+        self.user = "Practitioner/test-user"  # the fhirUser of whoever signs in
         self.token_lifetime = 3600
         self.seen_tokens: list[str] = []  # bearer tokens presented to the FHIR endpoint
         self.grants_used: list[str] = []
@@ -184,7 +185,7 @@ class SmartAuthServer:
                 owner.codes.pop(code.code, None)
 
             def authenticate_user(self, code: Code) -> dict[str, Any]:
-                return {"user": "Practitioner/test-user", "patient": code.patient}
+                return {"user": owner.user, "patient": code.patient}
 
             def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
                 owner.grants_used.append("authorization_code")
@@ -199,7 +200,7 @@ class SmartAuthServer:
                 return issued if issued and not issued.revoked else None
 
             def authenticate_user(self, issued: Issued) -> dict[str, Any]:
-                return {"user": "Practitioner/test-user", "patient": issued.patient}
+                return {"user": owner.user, "patient": issued.patient}
 
             def revoke_old_credential(self, issued: Issued) -> None:
                 issued.revoked = True
@@ -271,7 +272,7 @@ class SmartAuthServer:
 
         @app.get("/authorize")
         def authorize() -> Any:
-            return server.create_authorization_response(grant_user={"user": "Practitioner/test-user"})
+            return server.create_authorization_response(grant_user={"user": owner.user})
 
         @app.post("/token")
         def token() -> Any:
