@@ -23,10 +23,8 @@ class Assess(Workflow):
     name = "assess"
     description = "Record the needs assessment (answers, health concerns, goals) and link them to the plan"
     merge_on_conflict = True
+    reads_fields = ("care_plan",)
     updates_types = ("CarePlan",)
-
-    def reads(self, payload: dict[str, Any]) -> list[str]:
-        return [payload["care_plan"]] if payload.get("care_plan") else []
 
     def updates(self, state: RunState, created: dict[str, PlannedEntry]) -> list[PlannedEntry]:
         reference = state.payload.get("care_plan")

@@ -95,6 +95,8 @@ class Workflow:
     merge_on_conflict: ClassVar[bool] = False
     #: resource types the ``updates`` hook may change (the sidecar checks scopes for them)
     updates_types: ClassVar[tuple[str, ...]] = ()
+    #: payload fields naming existing resources this workflow reads (and updates), when present
+    reads_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, client: FhirClient, mappings: MappingSet, profiles_dir: Path) -> None:
         self.client = client
@@ -115,7 +117,7 @@ class Workflow:
 
     def reads(self, payload: dict[str, Any]) -> list[str]:
         """Existing resources this run changes: ``Type/id`` reads or ``Type?...`` searches."""
-        return []
+        return [str(payload[name]) for name in self.reads_fields if payload.get(name)]
 
     def updates(self, state: RunState, created: dict[str, PlannedEntry]) -> list[PlannedEntry]:
         """Changed copies of resources in ``state.found``, as If-Match PUT entries."""

@@ -33,10 +33,8 @@ class CarePlanWorkflow(Workflow):
     name = "care-plan"
     description = "Write or revise the personalized care plan (goals and activities)"
     merge_on_conflict = True
+    reads_fields = ("care_plan",)
     updates_types = ("CarePlan",)
-
-    def reads(self, payload: dict[str, Any]) -> list[str]:
-        return [payload["care_plan"]] if payload.get("care_plan") else []
 
     def entries(self, state: RunState, ctx: BuildContext) -> list[PlannedEntry]:
         payload = state.payload

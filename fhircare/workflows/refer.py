@@ -22,10 +22,8 @@ class Refer(Workflow):
     name = "refer"
     description = "Refer a patient to a specialist, program or community service (ServiceRequest + Task)"
     merge_on_conflict = True
+    reads_fields = ("care_plan",)
     updates_types = ("CarePlan",)
-
-    def reads(self, payload: dict[str, Any]) -> list[str]:
-        return [payload["care_plan"]] if payload.get("care_plan") else []
 
     def updates(self, state: RunState, created: dict[str, PlannedEntry]) -> list[PlannedEntry]:
         reference = state.payload.get("care_plan")

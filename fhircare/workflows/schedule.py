@@ -52,14 +52,12 @@ def _patient_of(appointment: dict[str, Any]) -> str | None:
 class Schedule(Workflow):
     name = "schedule"
     description = "Book, reschedule, cancel, mark no-show, arrive or fulfil an appointment"
+    reads_fields = ("appointment",)
     updates_types = ("Appointment",)
 
     def actor(self, payload: dict[str, Any]) -> str | None:
         value = payload.get("coordinator") or payload.get("practitioner")
         return str(value) if value else None
-
-    def reads(self, payload: dict[str, Any]) -> list[str]:
-        return [payload["appointment"]] if payload["action"] != "book" else []
 
     def entries(self, state: RunState, ctx: BuildContext) -> list[PlannedEntry]:
         payload = state.payload

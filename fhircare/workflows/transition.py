@@ -15,6 +15,7 @@ FOLLOW_UP_WITHIN_DAYS = 7
 class Transition(Workflow):
     name = "transition"
     description = "Discharge or move between settings: transition plan, services, 7-day follow-up, hand-off"
+    reads_fields = ("from_plan",)
     updates_types = ("CarePlan",)
 
     def check(self, payload: dict[str, Any]) -> list[Issue]:
@@ -32,9 +33,6 @@ class Transition(Workflow):
                 ("$.follow_up_due",),
             )
         ]
-
-    def reads(self, payload: dict[str, Any]) -> list[str]:
-        return [payload["from_plan"]] if payload.get("from_plan") else []
 
     def updates(self, state: RunState, created: dict[str, PlannedEntry]) -> list[PlannedEntry]:
         reference = state.payload.get("from_plan")

@@ -65,7 +65,8 @@ def _referral(client: FhirClient, b: dict[str, str], uid: str) -> list[str]:
     return run("refer", referral_payload(b, uid), client).written
 
 
-def _booked(client: FhirClient, b: dict[str, str], uid: str) -> str:
+def booked_appointment(client: FhirClient, b: dict[str, str], uid: str) -> str:
+    """A booked Appointment for a fresh referral of the basics' patient."""
     request = _referral(client, b, uid)[0]
     written = run(
         "schedule",
@@ -167,7 +168,7 @@ def schedule_reschedule_case(client: FhirClient, uid: str) -> Case:
     return Case(
         {
             "action": "reschedule",
-            "appointment": _booked(client, b, uid),
+            "appointment": booked_appointment(client, b, uid),
             "start": "2026-12-05T09:00:00Z",
             "coordinator": b["coordinator"],
         },
@@ -180,7 +181,7 @@ def transport_case(client: FhirClient, uid: str) -> Case:
     return Case(
         {
             "patient": b["patient"],
-            "appointment": _booked(client, b, uid),
+            "appointment": booked_appointment(client, b, uid),
             "vendor": b["org"],
             "requester": b["coordinator"],
             "when": "2026-12-01T09:15:00Z",

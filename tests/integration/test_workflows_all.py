@@ -12,7 +12,7 @@ import pytest
 from fhircare.errors import IllegalTransition, PayloadError
 from fhircare.fhir import FhirClient
 from fhircare.workflows import run
-from tests.faults.payloads import CASES, basics, referral_payload
+from tests.faults.payloads import CASES, basics, booked_appointment
 
 FHIRCARE = str(Path(sys.executable).with_name("fhircare"))
 
@@ -199,21 +199,7 @@ def test_transition_refuses_a_follow_up_later_than_seven_days(client, fhir_serve
 
 
 def test_schedule_noshow_then_arrive_is_an_illegal_transition(client, uid):
-    b = basics(client, uid)
-    request = run("refer", referral_payload(b, uid), client).written[0]
-    booked = run(
-        "schedule",
-        {
-            "action": "book",
-            "patient": b["patient"],
-            "referral": request,
-            "start": "2026-12-01T10:00:00Z",
-            "minutes": 30,
-            "practitioner": b["coordinator"],
-        },
-        client,
-    )
-    appointment = booked.written[0]
+    appointment = booked_appointment(client, basics(client, uid), uid)
     run("schedule", {"action": "noshow", "appointment": appointment, "reason": "Did not come"}, client)
     assert client.read_reference(appointment)["status"] == "noshow"
     with pytest.raises(IllegalTransition):
