@@ -10,6 +10,7 @@ import pytest
 
 from fhircare.errors import ServerValidationError
 from fhircare.fhir import FhirClient, models
+from fhircare.views.gaps import find_gaps
 from fhircare.views.summary import patient_summary
 from fhircare.views.worklist import worklist
 from tests.conftest import CORPUS
@@ -106,6 +107,8 @@ def test_views_show_synthea_patients_without_errors(synthea, client):
         assert summary.birth_date == source["birthDate"]
         assert summary.problems == []
         assert worklist(client, patient=f"Patient/{item['patient_id']}") == []  # Synthea writes no Tasks
+        gaps = find_gaps(client, patient=f"Patient/{item['patient_id']}")
+        assert all(g.patient == f"Patient/{item['patient_id']}" for g in gaps)
 
 
 @pytest.mark.parametrize("path", sorted((CORPUS / "r4" / "examples" / "Task").glob("*.json")), ids=_rel)
