@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from fhircare.fhir import FhirClient
 from fhircare.server import EmbeddedServer
+
+# CI must not turn red on a random draw nobody can replay: the default profile is derandomized (the same
+# examples every run). `HYPOTHESIS_PROFILE=explore pytest ...` draws fresh examples when hunting bugs.
+hypothesis_settings.register_profile("fhircare", derandomize=True)
+hypothesis_settings.register_profile("explore", derandomize=False)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fhircare"))
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "corpus"

@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import IO, Any
 
 import click
 
-from ..errors import PayloadError
+from ..mapping.validate import parse_payload
 from .context import Context, pass_context
 from .output import emit_json, render_rows
 
 
 def read_payload(stream: IO[str]) -> dict[str, Any]:
-    text = stream.read()
-    try:
-        payload = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PayloadError(
-            f"the payload is not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-        ) from None
-    if not isinstance(payload, dict):
-        raise PayloadError("the payload must be a JSON object")
-    return payload
+    return parse_payload(stream.read())
 
 
 def register(cli: click.Group) -> None:

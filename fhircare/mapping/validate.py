@@ -14,6 +14,25 @@ from ..errors import ConfigurationError, Issue, PayloadError
 from ..fhir import models
 
 
+def _refuse_constant(name: str) -> Any:
+    raise PayloadError(f"the payload is not JSON: {name} is not a JSON number (RFC 8259)")
+
+
+def parse_payload(text: str | bytes) -> dict[str, Any]:
+    """Parse a workflow payload as strict JSON: an object, no NaN or Infinity."""
+    try:
+        payload = json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as exc:
+        raise PayloadError(
+            f"the payload is not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from None
+    except (UnicodeDecodeError, RecursionError):
+        raise PayloadError("the payload is not JSON (bad encoding or nested too deeply)") from None
+    if not isinstance(payload, dict):
+        raise PayloadError("the payload must be a JSON object")
+    return payload
+
+
 def json_path(parts: Any) -> str:
     return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
 

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from ..errors import FhircareError, PayloadError, ScopeDenied, TransientError
+from ..mapping.validate import parse_payload
 from ..settings import Settings
 from .fhir_access import access, require_scopes
 
@@ -19,10 +20,9 @@ def settings() -> Settings:
 
 
 def json_body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise PayloadError("the request body must be a JSON object")
-    return body
+    if not request.is_json:
+        raise PayloadError("the request body must be JSON (Content-Type: application/json)")
+    return parse_payload(request.get_data())
 
 
 def patient_in_context() -> str | None:

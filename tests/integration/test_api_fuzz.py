@@ -56,11 +56,13 @@ def test_every_path_in_openapi_answers_bad_input_without_a_5xx(dev, fhir_server,
     def post_workflow(workflow: str, field: str, value: object, mode: str) -> None:
         base = dict(valid.get(workflow, {}))
         keys = sorted(base) or [field]
-        if mode == "replace-field":
-            body: object = {**base, keys[hash(field) % len(keys)]: value}
-            kwargs = {"json": body}
-        elif mode == "whole-body":
-            kwargs = {"json": value}
+        if mode in ("replace-field", "whole-body"):
+            body = {**base, keys[len(field) % len(keys)]: value} if mode == "replace-field" else value
+            # json.dumps writes NaN/Infinity as a careless client would; the API must refuse them (400)
+            kwargs: dict[str, object] = {
+                "data": json.dumps(body).encode("utf-8", "surrogatepass"),
+                "headers": {"Content-Type": "application/json"},
+            }
         else:
             kwargs = {
                 "data": str(value)[:2000].encode("utf-8", "surrogatepass"),

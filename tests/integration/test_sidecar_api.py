@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -53,6 +54,15 @@ def test_errors_are_operation_outcomes_with_the_right_status(dev, client, fhir_s
             ),
             422,
         ),
+        (
+            requests.post(
+                f"{dev.url}/api/v1/workflows/refer",
+                data=json.dumps({**case.payload, "priority": float("nan")}),
+                headers={"Content-Type": "application/json"},
+                timeout=30,
+            ),
+            422,
+        ),
         (requests.post(f"{dev.url}/api/v1/workflows/nope", json={}, timeout=30), 404),
         (requests.get(f"{dev.url}/api/v1/patients/does-not-exist/summary", timeout=30), 404),
         (requests.get(f"{dev.url}/nowhere", timeout=30), 404),
@@ -65,6 +75,7 @@ def test_errors_are_operation_outcomes_with_the_right_status(dev, client, fhir_s
         assert "Traceback" not in answer.text
     bad = cases[1][0].json()
     assert bad["issue"][0]["expression"] == ["$.priority"]
+    assert "NaN is not a JSON number" in cases[2][0].json()["issue"][0]["diagnostics"]
     assert fhir_server.resource_counts() == counts
 
 
