@@ -15,6 +15,17 @@ PACKAGE_ROOT = Path(__file__).resolve().parent
 PROJECT_ROOT = PACKAGE_ROOT.parent
 
 
+def data_root() -> Path:
+    """Where the built-in mappings, profiles and rules are: the source tree (a clone, or an editable
+    install) when fhircare runs from one, else the copy a wheel carries in ``fhircare/_data``."""
+    if (PROJECT_ROOT / "pyproject.toml").is_file() and (PROJECT_ROOT / "mappings").is_dir():
+        return PROJECT_ROOT
+    return PACKAGE_ROOT / "_data"
+
+
+DATA_ROOT = data_root()
+
+
 def embedded_base_url(port: int = DEFAULT_EMBEDDED_PORT) -> str:
     return f"http://127.0.0.1:{port}/fhir"
 
@@ -32,9 +43,9 @@ class Settings:
     page_size: int = 100
     mappings_dir: Path | None = None  # a user's overlay folder; files there replace built-in ones
     rules_dir: Path | None = None  # a user's overlay folder for care-gap rules
-    builtin_mappings_dir: Path = PROJECT_ROOT / "mappings"
-    profiles_dir: Path = PROJECT_ROOT / "profiles"
-    builtin_rules_dir: Path = PROJECT_ROOT / "rules"
+    builtin_mappings_dir: Path = DATA_ROOT / "mappings"
+    profiles_dir: Path = DATA_ROOT / "profiles"
+    builtin_rules_dir: Path = DATA_ROOT / "rules"
     # sidecar
     secret_key: str | None = None
     redis_url: str | None = None
