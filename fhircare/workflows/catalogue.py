@@ -5,9 +5,10 @@ from __future__ import annotations
 from .assess import Assess
 from .base import Workflow
 from .care_plan import CarePlanWorkflow
+from .prior_auth import PriorAuth
 from .refer import Refer
 from .schedule import Schedule
-from .simple import CoverageCheck, Educate, Enroll, FollowUp, PriorAuth, Transport
+from .simple import CoverageCheck, Educate, Enroll, FollowUp, Transport
 from .task_transition import TaskTransition
 from .transition import Transition
 

@@ -25,11 +25,6 @@ class CoverageCheck(Workflow):
     description = "Verify insurance and eligibility (Coverage + CoverageEligibilityRequest)"
 
 
-class PriorAuth(Workflow):
-    name = "prior-auth"
-    description = "Request a prior authorization (Claim use=preauthorization + Task to the payer)"
-
-
 class Educate(Workflow):
     name = "educate"
     description = "Teach the patient or family and record it (Communication, optional DocumentReference)"

@@ -56,7 +56,19 @@ def check_transition(current: str, target: str) -> None:
         )
 
 
-def _task_query(reference: str) -> str:
+def found_task(state: RunState) -> dict[str, Any]:
+    """The Task that ``$.task`` names, from what the run read."""
+    reference = state.payload["task"]
+    if "?" not in reference:
+        return state.resource(reference)
+    tasks = [r for key, r in state.found.items() if key.startswith("Task/")]
+    if len(tasks) != 1:
+        raise UnresolvedReference(f"$.task matches {len(tasks)} Tasks; it must match exactly one")
+    return tasks[0]
+
+
+def task_query(reference: str) -> str:
+    """One search for the Task and its focus (a literal reference becomes ``_id``)."""
     rtype, _, rest = reference.partition("?")
     if rest:
         return f"{rtype}?{rest}&_include=Task:focus"
@@ -70,7 +82,7 @@ class TaskTransition(Workflow):
     updates_types = ("Task", "ServiceRequest")
 
     def reads(self, payload: dict[str, Any]) -> list[str]:
-        return [_task_query(payload["task"])]
+        return [task_query(payload["task"])]
 
     def actor(self, payload: dict[str, Any]) -> str | None:
         value = payload.get("actor") or payload.get("owner")
@@ -79,18 +91,9 @@ class TaskTransition(Workflow):
     def patient(self, payload: dict[str, Any]) -> str | None:
         return None  # filled from the Task itself in updates()
 
-    def _the_task(self, state: RunState) -> dict[str, Any]:
-        reference = state.payload["task"]
-        if "?" not in reference:
-            return state.resource(reference)
-        tasks = [r for key, r in state.found.items() if key.startswith("Task/")]
-        if len(tasks) != 1:
-            raise UnresolvedReference(f"$.task matches {len(tasks)} Tasks; it must match exactly one")
-        return tasks[0]
-
     def updates(self, state: RunState, created: dict[str, PlannedEntry]) -> list[PlannedEntry]:
         payload = state.payload
-        task = dict(self._the_task(state))
+        task = dict(found_task(state))
         current = str(task.get("status"))
         target = payload.get("to")
         current_owner = (task.get("owner") or {}).get("reference")

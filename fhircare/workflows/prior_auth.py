@@ -1,0 +1,117 @@
+"""prior-auth: ask a payer for a prior authorization, and record the payer's answer.
+
+``action: request`` (the default) writes the Claim (use ``preauthorization``) and a Task (code
+``approve``) whose focus is the Claim, as the mapping says.
+
+``action: record-decision`` reads the Task (with its Claim) and the payer's ClaimResponse in one
+batch, checks that the response answers that Claim, and updates the Task with If-Match:
+``businessStatus`` carries the decision (fhircare's code plus the payer's X12 306 code),
+``output`` points at the ClaimResponse (and carries the authorization number), and a final decision
+ends the Task (approved, partial, modified, not required, denied -> completed; cancelled ->
+cancelled; error -> failed). A pending decision leaves the Task open. The payer moved the Task
+through its intermediate states on its side, so a final decision may end a ``requested`` Task.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import IllegalTransition, Issue, PayloadError
+from ..mapping import BuildContext, PlannedEntry
+from ..mapping.claims import TASK_STATUS, decision_of
+from ..mapping.transforms import iso
+from .base import RunState, Workflow, update_entry
+from .task_transition import TERMINAL, found_task, task_query
+
+DECISION_OUTPUT = {"text": "Payer decision"}
+AUTH_NUMBER_OUTPUT = {"text": "Authorization number"}
+
+
+def _refused(message: str, path: str) -> PayloadError:
+    return PayloadError(message, [Issue("error", "business-rule", message, (path,))])
+
+
+def _reference(value: Any) -> str | None:
+    found = value.get("reference") if isinstance(value, dict) else None
+    return found if isinstance(found, str) else None
+
+
+class PriorAuth(Workflow):
+    name = "prior-auth"
+    description = "Request a prior authorization (Claim + Task to the payer), or record the payer's decision"
+    updates_types = ("Task",)
+
+    @staticmethod
+    def _recording(payload: dict[str, Any]) -> bool:
+        return payload.get("action") == "record-decision"
+
+    def reads(self, payload: dict[str, Any]) -> list[str]:
+        if not self._recording(payload):
+            return []
+        return [task_query(payload["task"]), str(payload["claim_response"])]
+
+    def actor(self, payload: dict[str, Any]) -> str | None:
+        if self._recording(payload):
+            return str(payload["actor"]) if payload.get("actor") else None
+        return super().actor(payload)
+
+    def patient(self, payload: dict[str, Any]) -> str | None:
+        return None if self._recording(payload) else super().patient(payload)
+
+    def entries(self, state: RunState, ctx: BuildContext) -> list[PlannedEntry]:
+        state.payload["_requests"] = not self._recording(state.payload)
+        return super().entries(state, ctx)
+
+    def updates(self, state: RunState, created: dict[str, PlannedEntry]) -> list[PlannedEntry]:
+        if not self._recording(state.payload):
+            return []
+        task = dict(found_task(state))
+        response_ref = str(state.payload["claim_response"])
+        response = state.resource(response_ref)
+        claim = _reference(task.get("focus"))
+        if claim is None or not claim.startswith("Claim/"):
+            raise _refused("the Task is not a prior-authorization Task: its focus is not a Claim", "$.task")
+        if response.get("use") not in (None, "preauthorization"):
+            raise _refused(
+                f"{response_ref} is a {response.get('use')} response, not a preauthorization",
+                "$.claim_response",
+            )
+        answered = _reference(response.get("request"))
+        if answered is not None and answered != claim:
+            raise _refused(f"{response_ref} answers {answered}, not the Task's {claim}", "$.claim_response")
+        if answered is None and _reference(response.get("patient")) != _reference(task.get("for")):
+            raise _refused(f"{response_ref} names no Claim and is about another patient", "$.claim_response")
+        current = str(task.get("status"))
+        if current in TERMINAL:
+            raise IllegalTransition(
+                f"the prior-authorization Task is already {current}; its decision is recorded"
+            )
+
+        decision = decision_of(response)
+        stamp = iso(state.now)
+        task["businessStatus"] = decision.business_status()
+        outputs = [
+            o
+            for o in task.get("output") or []
+            if not (isinstance(o, dict) and o.get("type") in (DECISION_OUTPUT, AUTH_NUMBER_OUTPUT))
+        ]
+        outputs.append({"type": DECISION_OUTPUT, "valueReference": {"reference": response_ref}})
+        if decision.auth_number:
+            outputs.append({"type": AUTH_NUMBER_OUTPUT, "valueString": decision.auth_number})
+        task["output"] = outputs
+        if decision.final:
+            task["status"] = TASK_STATUS[decision.decision]
+            period = dict(task.get("executionPeriod") or {})
+            period.setdefault("start", stamp)
+            period["end"] = stamp
+            task["executionPeriod"] = period
+        notes = list(task.get("note") or [])
+        if decision.disposition:
+            notes.append({"text": f"Payer: {decision.disposition}", "time": stamp})
+        if state.payload.get("note"):
+            notes.append({"text": state.payload["note"], "time": stamp})
+        if notes:
+            task["note"] = notes
+        task["lastModified"] = stamp
+        state.patient = _reference(task.get("for"))
+        return [update_entry(task, "task")]
