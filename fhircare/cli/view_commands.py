@@ -76,3 +76,52 @@ def register(cli: click.Group) -> None:
         with obj.client() as client:
             rows = patient_history(client, patient)
         render_rows([r.as_dict() for r in rows], COLUMNS, fmt)
+
+    @cli.command("authorizations")
+    @click.option("--patient", help="Only this patient's prior authorizations (Patient/id).")
+    @click.option("--requester", help="Only those this provider requested.")
+    @click.option("--all", "every", is_flag=True, help="Finished ones too (default: open Tasks only).")
+    @click.option(
+        "--record",
+        is_flag=True,
+        help="Record every payer answer not yet on its Task (prior-auth action record-decision).",
+    )
+    @click.option("--actor", help="Who records them (Practitioner ref, for the Provenance).")
+    @click.option("--format", "fmt", type=FORMATS, default="table")
+    @pass_context
+    @handles_errors
+    def authorizations_command(
+        obj: Context,
+        patient: str | None,
+        requester: str | None,
+        every: bool,
+        record: bool,
+        actor: str | None,
+        fmt: str,
+    ) -> None:
+        """Prior authorizations and the payers' answers (ClaimResponse); --record writes them onto the Tasks."""
+        from ..views.authorizations import COLUMNS, authorizations, record_answers
+        from ..views.worklist import OPEN_STATUSES
+
+        with obj.client() as client:
+            rows = list(
+                authorizations(
+                    client,
+                    patient=patient,
+                    requester=requester,
+                    statuses=() if every else OPEN_STATUSES,
+                    page_size=obj.settings.page_size,
+                )
+            )
+            refused: list[str] = []
+            if record:
+                from ..workflows import get_workflow
+
+                workflow = get_workflow("prior-auth", client, obj.settings)
+                rows, refused = record_answers(rows, workflow.run, actor)
+        render_rows([r.as_dict() for r in rows], COLUMNS, fmt)
+        if record:
+            done = sum(1 for r in rows if r.recorded)
+            click.echo(f"{done} answer(s) on their Tasks; {len(refused)} refused.", err=True)
+            for line in refused:
+                click.echo(line, err=True)

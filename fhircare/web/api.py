@@ -124,6 +124,22 @@ def get_caseload() -> Response:
     return jsonify([r.as_dict() for r in caseload(access().client_for_request())])
 
 
+@api.get("/api/v1/authorizations")
+def get_authorizations() -> Response:
+    from ..views.authorizations import authorizations
+
+    require_scopes({"Task", "Claim", "ClaimResponse"}, "r")
+    patient = request.args.get("patient") or patient_in_context()
+    require_patient(patient)
+    rows = authorizations(
+        access().client_for_request(),
+        patient=patient,
+        requester=request.args.get("requester"),
+        page_size=settings().page_size,
+    )
+    return jsonify([r.as_dict() for r in rows])
+
+
 @api.get("/api/v1/openapi.json")
 def openapi() -> Response:
     from .openapi import openapi_document

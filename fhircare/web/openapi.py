@@ -205,6 +205,31 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             },
         }
     }
+    rows = {
+        "200": {
+            "description": "Rows",
+            "content": {"application/json": {"schema": {"type": "array", "items": {"type": "object"}}}},
+        },
+        **errors,
+    }
+    for path, operation, summary, names in (
+        ("/api/v1/gaps", "gaps", "Care gaps from the rules in rules/ (FHIRPath)", ("owner", "patient")),
+        ("/api/v1/caseload", "caseload", "Per coordinator: patients, open and overdue tasks, referrals", ()),
+        (
+            "/api/v1/authorizations",
+            "authorizations",
+            "Open prior-authorization Tasks with the payers' answers (ClaimResponse)",
+            ("patient", "requester"),
+        ),
+    ):
+        paths[path] = {
+            "get": {
+                "operationId": operation,
+                "summary": summary,
+                "parameters": [{"name": name, "in": "query", **ref_param} for name in names],
+                "responses": rows,
+            }
+        }
     for path, summary in (("/healthz", "Process up"), ("/readyz", "FHIR server reachable")):
         paths[path] = {
             "get": {

@@ -75,7 +75,13 @@ def test_every_path_in_openapi_answers_bad_input_without_a_5xx(dev, fhir_server,
     @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     @given(
         path=st.sampled_from(
-            ["/api/v1/worklist", "/api/v1/gaps", "/api/v1/patients/{}/summary", "/api/v1/tasks/{}/transition"]
+            [
+                "/api/v1/worklist",
+                "/api/v1/gaps",
+                "/api/v1/authorizations",
+                "/api/v1/patients/{}/summary",
+                "/api/v1/tasks/{}/transition",
+            ]
         ),
         text=st.text(max_size=40),
         value=hostile_values,
@@ -88,7 +94,7 @@ def test_every_path_in_openapi_answers_bad_input_without_a_5xx(dev, fhir_server,
         else:
             answer = requests.get(
                 f"{dev.url}{target}",
-                params={"owner": str(value)[:300], "patient": text, "due_before": text},
+                params={"owner": str(value)[:300], "patient": text, "due_before": text, "requester": text},
                 timeout=30,
             )
         _check(answer, before, fhir_server.resource_counts() if answer.status_code >= 400 else before)

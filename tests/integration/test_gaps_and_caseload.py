@@ -168,6 +168,37 @@ def test_plan_without_coverage_fires_when_coverage_is_missing_or_expired(client)
     assert "plan-without-coverage" not in _rules_hit(client, covered)
 
 
+def test_prior_auth_denied_fires_while_the_referral_is_open_and_a_follow_up_closes_it(client):
+    def denied_for(patient: str, request: str) -> str:
+        return _task(
+            client,
+            patient,
+            status="completed",
+            code={"coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code", "code": "approve"}]},
+            basedOn=[{"reference": request}],
+            businessStatus={"coding": [{"system": "urn:fhircare:prior-auth-decision", "code": "denied"}]},
+        )
+
+    open_referral, closed_referral, approved = _patient(client), _patient(client), _patient(client)
+    denial = denied_for(open_referral, _request(client, open_referral, RECENT))
+    closed = _request(client, closed_referral, RECENT)
+    client.update({**client.read_reference(closed), "status": "revoked"})
+    denied_for(closed_referral, closed)
+    _task(
+        client,
+        approved,
+        status="completed",
+        code={"coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code", "code": "approve"}]},
+        basedOn=[{"reference": _request(client, approved, RECENT)}],
+        businessStatus={"coding": [{"system": "urn:fhircare:prior-auth-decision", "code": "approved"}]},
+    )
+    assert "prior-auth-denied" in _rules_hit(client, open_referral)
+    assert "prior-auth-denied" not in _rules_hit(client, closed_referral)
+    assert "prior-auth-denied" not in _rules_hit(client, approved)
+    _task(client, open_referral, focus={"reference": denial}, restriction={"period": {"end": "2026-07-05"}})
+    assert "prior-auth-denied" not in _rules_hit(client, open_referral)
+
+
 def test_overdue_task_fires_for_open_past_due_only(client):
     late, done, later = _patient(client), _patient(client), _patient(client)
     _task(client, late, restriction={"period": {"end": "2026-06-20T23:59:59Z"}})

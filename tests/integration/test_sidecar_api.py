@@ -124,6 +124,26 @@ def test_openapi_describes_every_workflow_from_its_schema(dev):
             body["content"]["application/json"]["schema"]["$ref"] == f"#/components/schemas/workflow-{name}"
         )
     assert document["components"]["schemas"]["workflow-refer"]["required"][0] == "patient"
+    # every GET route the API serves is described
+    for path in ("worklist", "gaps", "caseload", "authorizations", "patients/{patient_id}/summary"):
+        assert "get" in document["paths"][f"/api/v1/{path}"], path
+
+
+def test_authorizations_endpoint_shows_the_payers_answer(dev, client, uid):
+    from tests.faults.payloads import make
+    from tests.integration.test_prior_auth_decision import _pas_response
+
+    case = CASES["prior-auth"](client, uid)
+    answer = requests.post(f"{dev.url}/api/v1/workflows/prior-auth", json=case.payload, timeout=30)
+    assert answer.status_code == 201, answer.text
+    claim = next(r for r in answer.json()["written"] if r.startswith("Claim/"))
+    response = make(client, _pas_response(case.payload["patient"], claim, "A3"))
+    rows = requests.get(
+        f"{dev.url}/api/v1/authorizations", params={"patient": case.payload["patient"]}, timeout=30
+    ).json()
+    assert [(r["claim"], r["decision"], r["claim_response"], r["recorded"]) for r in rows] == [
+        (claim, "denied", response, False)
+    ]
 
 
 def test_health_and_readiness(dev, fhir_server):

@@ -1,0 +1,164 @@
+"""Prior authorizations: each prior-auth Task, its Claim, and what the payer answered.
+
+Two searches per page of Tasks, whatever their number: ``Task?code=approve`` with ``_include`` of the
+Claim and the patient, then ``ClaimResponse?request=`` every Claim of the page (its own pages
+followed). A ClaimResponse that names no Claim cannot be matched here; record it with
+``prior-auth`` ``action: record-decision``, which matches it on the patient.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from ..errors import FhircareError
+from ..fhir import FhirClient
+from ..mapping.claims import DISPLAY, TASK_STATUS, decision_of
+from .labels import concept_text, person_name, reference_of
+from .worklist import OPEN_STATUSES, due_of
+
+APPROVE = "http://hl7.org/fhir/CodeSystem/task-code|approve"
+COLUMNS = (
+    "task",
+    "patient_name",
+    "service",
+    "status",
+    "decision",
+    "auth_number",
+    "recorded",
+    "due",
+    "claim_response",
+)
+
+
+@dataclass(frozen=True)
+class AuthorizationRow:
+    task: str
+    patient: str | None
+    patient_name: str
+    claim: str | None
+    service: str
+    status: str
+    due: str | None
+    claim_response: str | None  # the payer's latest answer to the Claim, if any
+    decision: str  # a fhircare decision code, or "awaiting" when the payer has not answered
+    decision_text: str
+    auth_number: str | None
+    recorded: bool  # the Task already points at this answer
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def to_record(self) -> bool:
+        return self.claim_response is not None and not self.recorded and self.status in OPEN_STATUSES
+
+
+def _latest(responses: list[dict[str, Any]]) -> dict[str, Any]:
+    return max(
+        responses,
+        key=lambda r: (str(r.get("created") or ""), str((r.get("meta") or {}).get("lastUpdated") or "")),
+    )
+
+
+def _row(
+    task: dict[str, Any], related: dict[str, dict[str, Any]], answers: dict[str, list[dict[str, Any]]]
+) -> AuthorizationRow:
+    patient = reference_of(task.get("for"))
+    claim_ref = reference_of(task.get("focus"))
+    claim = related.get(claim_ref or "") or {}
+    items = claim.get("item") or [{}]
+    service = concept_text(items[0].get("productOrService")) if isinstance(items[0], dict) else ""
+    response = _latest(answers[claim_ref]) if claim_ref in answers else None
+    response_ref = f"ClaimResponse/{response['id']}" if response else None
+    decision = decision_of(response) if response else None
+    outputs = {reference_of(o.get("valueReference")) for o in task.get("output") or [] if isinstance(o, dict)}
+    return AuthorizationRow(
+        task=f"Task/{task.get('id')}",
+        patient=patient,
+        patient_name=person_name(related.get(patient or "")) if patient else "",
+        claim=claim_ref,
+        service=service or str(task.get("description") or ""),
+        status=str(task.get("status", "")),
+        due=(due_of(task) or "")[:10] or None,
+        claim_response=response_ref,
+        decision=decision.decision if decision else "awaiting",
+        decision_text=DISPLAY[decision.decision] if decision else "Awaiting the payer",
+        auth_number=decision.auth_number if decision else None,
+        recorded=response_ref is not None and response_ref in outputs,
+    )
+
+
+def authorizations(
+    client: FhirClient,
+    patient: str | None = None,
+    requester: str | None = None,
+    statuses: Sequence[str] = OPEN_STATUSES,
+    page_size: int = 100,
+) -> Iterator[AuthorizationRow]:
+    """Prior-auth Tasks (open ones by default) with the payer's answer, one page in memory at a time."""
+    params = [
+        ("code", APPROVE),
+        ("_include", "Task:focus"),
+        ("_include", "Task:patient"),
+        ("_count", str(page_size)),
+    ]
+    if statuses:
+        params.append(("status", ",".join(statuses)))
+    if patient:
+        params.append(("patient", patient))
+    if requester:
+        params.append(("requester", requester))
+    for page in client.search("Task", params).pages():
+        related = page.by_reference()
+        claims = sorted(
+            {
+                ref
+                for task in page.matches
+                if (ref := reference_of(task.get("focus"))) is not None and ref.startswith("Claim/")
+            }
+        )
+        answers: dict[str, list[dict[str, Any]]] = {}
+        if claims:  # a Claim may have several answers (pended, then final): room for them on one page
+            found = client.search(
+                "ClaimResponse", [("request", ",".join(claims)), ("_count", str(max(3 * page_size, 100)))]
+            )
+            for response in found:
+                answered = reference_of(response.get("request"))
+                if answered:
+                    answers.setdefault(answered, []).append(response)
+        for task in page.matches:
+            yield _row(task, related, answers)
+
+
+def record_answers(
+    rows: list[AuthorizationRow], run: Callable[[dict[str, Any]], Any], actor: str | None = None
+) -> tuple[list[AuthorizationRow], list[str]]:
+    """Record each answer not yet on its Task with ``run`` (the prior-auth workflow's ``run``).
+
+    Each Task is its own run (its own If-Match, transaction and Provenance), so one refusal, such as
+    a colleague's change in between, leaves the others recorded. Returns the rows as they are now
+    and one line per refusal.
+    """
+    updated: list[AuthorizationRow] = []
+    refused: list[str] = []
+    for row in rows:
+        if not row.to_record:
+            updated.append(row)
+            continue
+        payload: dict[str, Any] = {
+            "action": "record-decision",
+            "task": row.task,
+            "claim_response": row.claim_response,
+        }
+        if actor:
+            payload["actor"] = actor
+        try:
+            run(payload)
+        except FhircareError as exc:
+            refused.append(f"{row.task}: {exc}")
+            updated.append(row)
+            continue
+        updated.append(replace(row, recorded=True, status=TASK_STATUS.get(row.decision, row.status)))
+    return updated, refused
