@@ -14,6 +14,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 from ..fhir import FhirClient
+from ..mapping.claims import REVIEW_ACTION
 from ..workflows import run
 
 DEMO_SYSTEM = "urn:fhircare:demo"
@@ -196,7 +197,7 @@ class Seeder:
         request, task = _ref(written, "ServiceRequest"), _ref(written, "Task")
         world.referrals[patient] = (request, task)
         self.move_referral(i, task, coordinator, age)
-        self.run(
+        coverage = self.run(
             "coverage-check",
             {
                 "request_id": self.rid(i, "coverage"),
@@ -210,6 +211,8 @@ class Seeder:
             },
             days_ago=age,
         )
+        if i % 4 == 1:  # every coordinator has some
+            self.prior_auth(i, patient, coordinator, request, _ref(coverage, "Coverage"), i % 2, age)
         self.run(
             "follow-up",
             {
@@ -223,6 +226,51 @@ class Seeder:
             },
             days_ago=min(age, 5),
         )
+
+    def prior_auth(
+        self, i: int, patient: str, coordinator: str, request: str, coverage: str, payer_a: int, age: int
+    ) -> None:
+        """A prior authorization for the referral; the payer has answered some (approved, denied)."""
+        payer = self.world.organizations["payer-a" if payer_a else "payer-b"]
+        written = self.run(
+            "prior-auth",
+            {
+                "request_id": self.rid(i, "prior-auth"),
+                "patient": patient,
+                "coverage": coverage,
+                "payer": payer,
+                "provider": coordinator,
+                "service_request": request,
+                "service": SERVICES[i % len(SERVICES)][0],
+                "due": (self.today + timedelta(days=7)).isoformat(),
+            },
+            days_ago=age,
+        )
+        answer = ("A1", "A3", None)[(i // 12) % 3]
+        if answer is None:
+            return  # still with the payer
+        # the payer's own system writes its answer (conditional on an identifier: re-seeding is safe)
+        claim = _ref(written, "Claim")
+        response = {
+            "resourceType": "ClaimResponse",
+            "status": "active",
+            "type": {
+                "coding": [
+                    {"system": "http://terminology.hl7.org/CodeSystem/claim-type", "code": "professional"}
+                ]
+            },
+            "use": "preauthorization",
+            "patient": {"reference": patient},
+            "created": (self.today - timedelta(days=1)).isoformat(),
+            "insurer": {"reference": payer},
+            "request": {"reference": claim},
+            "outcome": "complete",
+            "disposition": "Certified in total" if answer == "A1" else "Not medically necessary",
+            "extension": [{"url": REVIEW_ACTION, "valueCode": answer}],
+            **({"preAuthRef": f"PA-{self.seed}-{i:04d}"} if answer == "A1" else {}),
+        }
+        entry = _conditional(response, f"{self.seed}-claimresponse-{i}")
+        self.client.create(entry["resource"], if_none_exist=entry["request"]["ifNoneExist"])
 
     def move_referral(self, i: int, task: str, coordinator: str, age: int) -> None:
         """Referrals in every state: requested, accepted, booked, no-show, completed, rejected."""
@@ -347,6 +395,17 @@ def play_morning(client: FhirClient, world: DemoWorld, today: date) -> list[Morn
             ).written,
         )
     )
+    from ..views.authorizations import authorizations, record_answers
+
+    answered: list[str] = []
+
+    def record(payload: dict[str, Any]) -> None:
+        answered.extend(run("prior-auth", payload, client).written)
+
+    record_answers(list(authorizations(client, requester=coordinator)), record, coordinator)
+    if answered:
+        steps.append(MorningStep("Record the payers' answers to prior authorizations", answered))
+
     from ..views.worklist import worklist
 
     rows = worklist(client, owners=[coordinator], today=today)

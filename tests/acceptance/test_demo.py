@@ -23,7 +23,13 @@ def test_demo_seeds_plays_the_morning_and_prints_a_true_worklist(fhir_server, cl
     assert answer.returncode == 0, answer.stderr
     out = answer.stdout
     assert "Seeded 12 patients" in out
-    for step in ("Accept the waiting referral", "Book the appointment", "Arrange the ride", "Check coverage"):
+    for step in (
+        "Accept the waiting referral",
+        "Book the appointment",
+        "Arrange the ride",
+        "Check coverage",
+        "Record the payers' answers to prior authorizations",
+    ):
         assert step in out
     assert "== Care gaps:" in out and "== Caseload ==" in out and "== Patient summary ==" in out
 
@@ -40,3 +46,21 @@ def test_demo_seeds_plays_the_morning_and_prints_a_true_worklist(fhir_server, cl
     }
     assert client.read_reference(printed[0])["status"] == "completed"
     assert open_now == set(printed[1:])
+
+    # the payer's answer recorded this morning: her prior-auth Task is finished, approved, and points at it
+    decided = list(
+        client.search(
+            "Task",
+            {
+                "code": "http://hl7.org/fhir/CodeSystem/task-code|approve",
+                "requester": coordinator,
+                "status": "completed",
+            },
+        )
+    )
+    assert decided, "no prior authorization of hers was recorded"
+    for task in decided:
+        assert task["businessStatus"]["coding"][0]["code"] in ("approved", "denied")
+        answer = next(o["valueReference"]["reference"] for o in task["output"] if "valueReference" in o)
+        response = client.read_reference(answer)
+        assert response["request"] == task["focus"]
