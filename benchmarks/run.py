@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fhircare.fhir import FhirClient
 from fhircare.server import EmbeddedServer
+from fhircare.settings import Settings
 from fhircare.views.worklist import stream_worklist, worklist
 from fhircare.workflows import get_workflow
 
@@ -119,10 +120,17 @@ def bench_refer(base: str, runs: int) -> dict[str, Any]:
     client.request_count = 0
     for i in range(min(runs, 50)):
         workflow.run({**payload, "request_id": f"bench-noplan-{i}"})
+    without_plan = client.request_count / min(runs, 50)
+    # for servers that enforce referential integrity: no reference check, one transaction
+    unchecked = get_workflow("refer", client, Settings(base_url=base, verify_references=False))
+    client.request_count = 0
+    for i in range(min(runs, 50)):
+        unchecked.run({**payload, "request_id": f"bench-unchecked-{i}"})
     return {
         "runs": runs,
         "fhircare_requests_per_run": fhircare_requests / runs,
-        "fhircare_requests_per_run_without_care_plan": client.request_count / min(runs, 50),
+        "fhircare_requests_per_run_without_care_plan": without_plan,
+        "fhircare_requests_per_run_without_care_plan_or_reference_check": client.request_count / min(runs, 50),
         "naive_requests_per_run": naive.request_count / runs,
         "fhircare_ms_per_run": 1000 * fhircare_total / runs,
         "fhircare_own_ms_per_run": 1000 * (fhircare_total - fhircare_wait) / runs,

@@ -41,6 +41,9 @@ class Settings:
     retries: int = 3
     backoff_factor: float = 0.2
     page_size: int = 100
+    # check that literal references in payloads exist before writing (one batch, shared with other
+    # reads); FHIRCARE_VERIFY_REFERENCES=0 for servers that enforce referential integrity themselves
+    verify_references: bool = True
     mappings_dir: Path | None = None  # a user's overlay folder; files there replace built-in ones
     rules_dir: Path | None = None  # a user's overlay folder for care-gap rules
     builtin_mappings_dir: Path = DATA_ROOT / "mappings"
@@ -96,6 +99,13 @@ class Settings:
                 values[attr] = float(env[var])
         if env.get("FHIRCARE_RETRIES"):
             values["retries"] = int(env["FHIRCARE_RETRIES"])
+        if env.get("FHIRCARE_VERIFY_REFERENCES"):
+            values["verify_references"] = env["FHIRCARE_VERIFY_REFERENCES"].strip().lower() not in (
+                "0",
+                "false",
+                "no",
+                "off",
+            )
         if env.get("FHIRCARE_PAGE_SIZE"):
             values["page_size"] = int(env["FHIRCARE_PAGE_SIZE"])
         values["log_json"] = env.get("FHIRCARE_LOG_JSON", "") in ("1", "true", "yes")

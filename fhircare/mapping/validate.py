@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,9 @@ from referencing import Registry, Resource
 
 from ..errors import ConfigurationError, Issue, PayloadError
 from ..fhir import models
+
+
+REFERENCE_SHAPE = re.compile(r"^[A-Z][A-Za-z]+(/[A-Za-z0-9\-.]{1,64}$|\?)")
 
 
 def _refuse_constant(name: str) -> Any:
@@ -97,7 +101,8 @@ def reference_paths(
         if isinstance(ref, str):
             name = ref.rsplit("/", 1)[-1]
             if name == "ref" or name.endswith("_ref"):
-                if isinstance(value, str):
+                # a field that is "a reference or free text" (oneOf) names a resource only in ref shape
+                if isinstance(value, str) and REFERENCE_SHAPE.match(value):
                     found.append((at, value))
                 return
             resolved = resolver.lookup(ref)

@@ -23,7 +23,7 @@ def get_workflow(name: str, client: FhirClient, settings: Settings | None = None
     cls = WORKFLOWS.get(name)
     if cls is None:
         raise UnknownWorkflow(f"unknown workflow {name!r}; known: {', '.join(sorted(WORKFLOWS))}")
-    return cls(client, mappings_for(settings), settings.profiles_dir)
+    return cls(client, mappings_for(settings), settings.profiles_dir, settings.verify_references)
 
 
 def run(

@@ -98,10 +98,14 @@ class Workflow:
     #: payload fields naming existing resources this workflow reads (and updates), when present
     reads_fields: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, client: FhirClient, mappings: MappingSet, profiles_dir: Path) -> None:
+    def __init__(
+        self, client: FhirClient, mappings: MappingSet, profiles_dir: Path, verify_references: bool = True
+    ) -> None:
         self.client = client
         self.mappings = mappings
         self.profiles_dir = profiles_dir
+        #: check that every literal reference in a payload exists before writing (in the read batch)
+        self.verify_references = verify_references
 
     def written_types(self) -> set[str]:
         """Every resource type a run may write: the mapping's entries, updated types, Provenance."""
@@ -173,8 +177,12 @@ class Workflow:
         refs = payload_references(self.profiles_dir, self.name, state.payload)
         conditional = [(parts, value) for parts, value in refs if "?" in value]
         reads = self.reads(state.payload)
-        if conditional or reads:
-            previous = self._read_batch(state, conditional, reads)
+        literal: list[tuple[tuple[Any, ...], str]] = []
+        if self.verify_references:
+            read = _read_targets(reads)
+            literal = [(parts, value) for parts, value in refs if "?" not in value and value not in read]
+        if conditional or reads or literal:
+            previous = self._read_batch(state, conditional, reads, literal)
             if previous is not None:
                 return self._result(state.request_id, previous, [], [], True, started_requests)
         planned = self.plan(state)
@@ -226,9 +234,14 @@ class Workflow:
     # ---- reading what the run needs --------------------------------------------------
 
     def _read_batch(
-        self, state: RunState, conditional: list[tuple[tuple[Any, ...], str]], reads: list[str]
+        self,
+        state: RunState,
+        conditional: list[tuple[tuple[Any, ...], str]],
+        reads: list[str],
+        literal: list[tuple[tuple[Any, ...], str]] | None = None,
     ) -> list[str] | None:
-        """One batch: conditional references, resources to update, and this request id's Provenance.
+        """One batch: conditional references, resources to update, literal references to check
+        exist, and this request id's Provenance.
 
         Returns the earlier run's written references when this request id already committed.
         """
@@ -238,6 +251,12 @@ class Workflow:
             pairs = [*parse_qsl(query, keep_blank_values=True), ("_count", "2"), ("_elements", "id")]
             entries.append({"request": {"method": "GET", "url": f"{rtype}?{urlencode(pairs, safe='|:/')}"}})
         entries += [{"request": {"method": "GET", "url": r}} for r in reads]
+        literal = literal or []
+        checks = sorted({value for _, value in literal})
+        for reference in checks:
+            rtype, _, rid = reference.partition("/")
+            query = urlencode({"_id": rid, "_elements": "id"})
+            entries.append({"request": {"method": "GET", "url": f"{rtype}?{query}"}})
         if reads:
             ident = request_identifier(state.request_id, PROVENANCE_ENTRY)
             query = urlencode({"_tag": f"{ident['system']}|{ident['value']}"}, safe="|:/")
@@ -248,6 +267,17 @@ class Workflow:
             _set_path(state.payload, parts, _single_match(value, result, parts))
         for reference, result in zip(reads, results[len(conditional) :], strict=False):
             self._collect(state, reference, result)
+        checked = results[len(conditional) + len(reads) : len(conditional) + len(reads) + len(checks)]
+        missing = {ref for ref, result in zip(checks, checked, strict=False) if not _matches(result)}
+        if missing:
+            issues = [
+                Issue("error", "not-found", f"{value} does not exist on the server", (json_path(parts),))
+                for parts, value in literal
+                if value in missing
+            ]
+            raise UnresolvedReference(
+                f"{len(missing)} reference(s) name nothing on the server; nothing was written", issues
+            )
         if reads:
             provenances = _matches(results[-1])
             if provenances:
@@ -379,6 +409,20 @@ def update_entry(resource: dict[str, Any], name: str, profile: str | None = None
         if_match=weak_etag(version),
         profile=profile,
     )
+
+
+def _read_targets(reads: list[str]) -> set[str]:
+    """``Type/id`` of what the run reads anyway (a plain read, or a search on ``_id``)."""
+    targets = set()
+    for read in reads:
+        rtype, _, query = read.partition("?")
+        if not query:
+            targets.add(read)
+            continue
+        for name, value in parse_qsl(query):
+            if name == "_id" and "," not in value:
+                targets.add(f"{rtype}/{value}")
+    return targets
 
 
 def _matches(result: dict[str, Any]) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ import pytest
 
 from fhircare.errors import Conflict, IllegalTransition, PayloadError, UnresolvedReference
 from fhircare.fhir import FhirClient
+from fhircare.settings import Settings
 from fhircare.workflows import run
 from fhircare.workflows.task_transition import TaskTransition
 
@@ -60,12 +61,12 @@ def referral(people: dict[str, str], **extra: object) -> dict[str, object]:
     }
 
 
-def test_refer_writes_service_request_task_and_provenance_in_one_request(
+def test_refer_writes_service_request_task_and_provenance_in_one_transaction(
     client, people, server_requests, uid
 ):
     result = run("refer", referral(people, request_id=f"ref-{uid}"), client)
 
-    assert server_requests() == 1
+    assert server_requests() == 2  # one batch checking the references exist, one transaction
     sr_ref, task_ref, prov_ref = result.written
     assert (
         sr_ref.startswith("ServiceRequest/")
@@ -90,6 +91,31 @@ def test_refer_writes_service_request_task_and_provenance_in_one_request(
     provenance = client.read_reference(prov_ref)
     assert sorted(t["reference"] for t in provenance["target"]) == sorted([sr_ref, task_ref])
     assert provenance["agent"][0]["who"]["reference"] == people["coordinator"]
+
+
+def test_without_reference_checks_refer_is_one_request(client, people, server_requests, uid):
+    """For servers that enforce referential integrity themselves (FHIRCARE_VERIFY_REFERENCES=0)."""
+    settings = Settings.from_env({"FHIRCARE_VERIFY_REFERENCES": "0"})
+    result = run("refer", referral(people, request_id=f"one-{uid}"), client, settings=settings)
+    assert server_requests() == 1
+    assert [r.split("/")[0] for r in result.written] == ["ServiceRequest", "Task", "Provenance"]
+
+
+@pytest.mark.parametrize("field", ["patient", "performer", "requester"])
+def test_a_reference_to_nothing_is_refused_with_its_path_and_nothing_written(
+    client, people, server_requests, uid, fhir_server, field
+):
+    rtype = {"patient": "Patient", "performer": "Organization", "requester": "Practitioner"}[field]
+    payload = referral(people, request_id=f"dangling-{uid}")
+    payload[field] = f"{rtype}/no-such-{uid}"
+    counts = fhir_server.resource_counts()
+    with pytest.raises(UnresolvedReference) as refused:
+        run("refer", payload, client)
+    assert [(i.expression, i.diagnostics) for i in refused.value.issues] == [
+        ((f"$.{field}",), f"{rtype}/no-such-{uid} does not exist on the server")
+    ]
+    assert server_requests() == 1  # the check only: no transaction was sent
+    assert fhir_server.resource_counts() == counts
 
 
 def test_refer_again_with_the_same_request_id_writes_nothing(
@@ -151,7 +177,9 @@ def test_bad_referral_payload_names_the_field_and_writes_nothing(
     with pytest.raises(PayloadError) as caught:
         run("refer", referral(people, **{field: value}), client)
     assert any(path in issue.expression for issue in caught.value.issues)
-    assert server_requests() == 0
+    # schema errors stop before any request; a code key is looked up while mapping, after the
+    # read-only reference check: never a write
+    assert server_requests() == (1 if field == "service" else 0)
     assert fhir_server.resource_counts() == counts
 
 
