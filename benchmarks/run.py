@@ -130,7 +130,8 @@ def bench_refer(base: str, runs: int) -> dict[str, Any]:
         "runs": runs,
         "fhircare_requests_per_run": fhircare_requests / runs,
         "fhircare_requests_per_run_without_care_plan": without_plan,
-        "fhircare_requests_per_run_without_care_plan_or_reference_check": client.request_count / min(runs, 50),
+        "fhircare_requests_per_run_without_care_plan_or_reference_check": client.request_count
+        / min(runs, 50),
         "naive_requests_per_run": naive.request_count / runs,
         "fhircare_ms_per_run": 1000 * fhircare_total / runs,
         "fhircare_own_ms_per_run": 1000 * (fhircare_total - fhircare_wait) / runs,

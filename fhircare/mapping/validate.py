@@ -14,7 +14,6 @@ from referencing import Registry, Resource
 from ..errors import ConfigurationError, Issue, PayloadError
 from ..fhir import models
 
-
 REFERENCE_SHAPE = re.compile(r"^[A-Z][A-Za-z]+(/[A-Za-z0-9\-.]{1,64}$|\?)")
 
 
