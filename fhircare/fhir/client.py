@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -47,6 +48,31 @@ def is_idempotent_bundle(bundle: Mapping[str, Any]) -> bool:
     return True
 
 
+class KnownReferences:
+    """A bounded, thread-safe set of references known to exist (least recently added dropped first)."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.limit = limit
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __contains__(self, reference: object) -> bool:
+        with self._lock:
+            return reference in self._seen
+
+    def add(self, references: Iterable[str]) -> None:
+        with self._lock:
+            for reference in references:
+                self._seen[reference] = None
+                self._seen.move_to_end(reference)
+            while len(self._seen) > self.limit:
+                self._seen.popitem(last=False)
+
+    def discard(self, reference: str) -> None:
+        with self._lock:
+            self._seen.pop(reference, None)
+
+
 class FhirClient:
     """A client for one FHIR R4 server.
 
@@ -69,6 +95,9 @@ class FhirClient:
         self._capabilities: Capabilities | None = None
         self._count_lock = threading.Lock()
         self.request_count = 0
+        #: ``Type/id`` references the workflows have seen exist through this client (read, checked or
+        #: written), so a coordinator's next run does not check them again; bounded, oldest dropped
+        self.known_references = KnownReferences()
 
     # ---- plumbing -----------------------------------------------------------------------
 
@@ -215,6 +244,7 @@ class FhirClient:
         return self._written(response, rtype)
 
     def delete(self, resource_type: str, resource_id: str) -> None:
+        self.known_references.discard(f"{resource_type}/{resource_id}")
         self.request("DELETE", f"{resource_type}/{resource_id}")
 
     def _written(self, response: requests.Response, rtype: str) -> dict[str, Any]:

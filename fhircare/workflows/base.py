@@ -180,7 +180,12 @@ class Workflow:
         literal: list[tuple[tuple[Any, ...], str]] = []
         if self.verify_references:
             read = _read_targets(reads)
-            literal = [(parts, value) for parts, value in refs if "?" not in value and value not in read]
+            known = self.client.known_references
+            literal = [
+                (parts, value)
+                for parts, value in refs
+                if "?" not in value and value not in read and value not in known
+            ]
         if conditional or reads or literal:
             previous = self._read_batch(state, conditional, reads, literal)
             if previous is not None:
@@ -193,6 +198,7 @@ class Workflow:
         }
         answer = self.client.transaction(bundle)
         written, created, updated = _written_references(planned, answer)
+        self.client.known_references.add(written)
         repeated = not created and not updated
         return self._result(state.request_id, written, created, updated, repeated, started_requests)
 
@@ -269,6 +275,7 @@ class Workflow:
             self._collect(state, reference, result)
         checked = results[len(conditional) + len(reads) : len(conditional) + len(reads) + len(checks)]
         missing = {ref for ref, result in zip(checks, checked, strict=False) if not _matches(result)}
+        self.client.known_references.add([*(ref for ref in checks if ref not in missing), *state.found])
         if missing:
             issues = [
                 Issue("error", "not-found", f"{value} does not exist on the server", (json_path(parts),))

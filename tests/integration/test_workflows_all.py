@@ -145,7 +145,8 @@ def test_library_run_writes_the_expected_linked_resources_in_reads_plus_one_requ
     name = workflow.split("+")[0]
     before = server_requests()
 
-    result = run(name, case.payload, client)
+    with FhirClient(fhir_server.base_url) as fresh:  # a new session: no reference known yet
+        result = run(name, case.payload, fresh)
 
     assert server_requests() - before == case.reads + 1
     assert _types(result.written) == EXPECTED[workflow]

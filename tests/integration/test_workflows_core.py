@@ -101,6 +101,18 @@ def test_without_reference_checks_refer_is_one_request(client, people, server_re
     assert [r.split("/")[0] for r in result.written] == ["ServiceRequest", "Task", "Provenance"]
 
 
+def test_references_seen_once_are_not_checked_again_on_the_same_client(client, people, server_requests, uid):
+    run("refer", referral(people, request_id=f"first-{uid}"), client)
+    assert server_requests() == 2  # check + transaction
+    run("refer", referral(people, request_id=f"second-{uid}"), client)
+    assert server_requests() == 3  # the same patient, program and coordinator: transaction only
+    program = people["program"]
+    client.delete(*program.split("/"))  # a delete through the client forgets the reference
+    with pytest.raises(UnresolvedReference, match="name nothing"):
+        run("refer", referral(people, request_id=f"third-{uid}"), client)
+    assert server_requests() == 5  # the delete, then the check that found the program gone
+
+
 @pytest.mark.parametrize("field", ["patient", "performer", "requester"])
 def test_a_reference_to_nothing_is_refused_with_its_path_and_nothing_written(
     client, people, server_requests, uid, fhir_server, field
