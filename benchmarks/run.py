@@ -122,7 +122,7 @@ def bench_refer(base: str, runs: int) -> dict[str, Any]:
         workflow.run({**payload, "request_id": f"bench-noplan-{i}"})
     without_plan = client.request_count / min(runs, 50)
     # for servers that enforce referential integrity: no reference check, one transaction
-    unchecked = get_workflow("refer", client, Settings(base_url=base, verify_references=False))
+    unchecked = get_workflow("refer", client, Settings(base_url=base, verify_references="off"))
     client.request_count = 0
     for i in range(min(runs, 50)):
         unchecked.run({**payload, "request_id": f"bench-unchecked-{i}"})

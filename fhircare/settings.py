@@ -41,9 +41,10 @@ class Settings:
     retries: int = 3
     backoff_factor: float = 0.2
     page_size: int = 100
-    # check that literal references in payloads exist before writing (one batch, shared with other
-    # reads); FHIRCARE_VERIFY_REFERENCES=0 for servers that enforce referential integrity themselves
-    verify_references: bool = True
+    # literal references in payloads are checked to exist: "transaction" sends them as conditional
+    # references the server resolves inside the one transaction (HAPI, the embedded server);
+    # "batch" searches for them before writing (servers without conditional references); "off"
+    verify_references: str = "transaction"
     mappings_dir: Path | None = None  # a user's overlay folder; files there replace built-in ones
     rules_dir: Path | None = None  # a user's overlay folder for care-gap rules
     builtin_mappings_dir: Path = DATA_ROOT / "mappings"
@@ -100,11 +101,9 @@ class Settings:
         if env.get("FHIRCARE_RETRIES"):
             values["retries"] = int(env["FHIRCARE_RETRIES"])
         if env.get("FHIRCARE_VERIFY_REFERENCES"):
-            values["verify_references"] = env["FHIRCARE_VERIFY_REFERENCES"].strip().lower() not in (
-                "0",
-                "false",
-                "no",
-                "off",
+            mode = env["FHIRCARE_VERIFY_REFERENCES"].strip().lower()
+            values["verify_references"] = {"0": "off", "false": "off", "no": "off", "1": "transaction"}.get(
+                mode, mode
             )
         if env.get("FHIRCARE_PAGE_SIZE"):
             values["page_size"] = int(env["FHIRCARE_PAGE_SIZE"])

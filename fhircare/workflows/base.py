@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode
 
 from ..errors import (
+    ConfigurationError,
     Conflict,
     FhirServerError,
     Issue,
@@ -99,12 +100,20 @@ class Workflow:
     reads_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
-        self, client: FhirClient, mappings: MappingSet, profiles_dir: Path, verify_references: bool = True
+        self,
+        client: FhirClient,
+        mappings: MappingSet,
+        profiles_dir: Path,
+        verify_references: str = "transaction",
     ) -> None:
         self.client = client
         self.mappings = mappings
         self.profiles_dir = profiles_dir
-        #: check that every literal reference in a payload exists before writing (in the read batch)
+        #: how literal references in a payload are checked to exist: "transaction" (sent as conditional
+        #: references ``Type?_id=``, which the server resolves inside the transaction: no extra
+        #: request), "batch" (searched in the read batch before writing), or "off"
+        if verify_references not in VERIFY_MODES:
+            raise ConfigurationError(f"verify_references must be one of {', '.join(VERIFY_MODES)}")
         self.verify_references = verify_references
 
     def written_types(self) -> set[str]:
@@ -177,26 +186,34 @@ class Workflow:
         refs = payload_references(self.profiles_dir, self.name, state.payload)
         conditional = [(parts, value) for parts, value in refs if "?" in value]
         reads = self.reads(state.payload)
-        literal: list[tuple[tuple[Any, ...], str]] = []
-        if self.verify_references:
-            read = _read_targets(reads)
+        read = _read_targets(reads)
+        literal = [(parts, value) for parts, value in refs if "?" not in value and value not in read]
+        before_write: list[tuple[tuple[Any, ...], str]] = []
+        if self.verify_references == "batch":
             known = self.client.known_references
-            literal = [
-                (parts, value)
-                for parts, value in refs
-                if "?" not in value and value not in read and value not in known
-            ]
-        if conditional or reads or literal:
-            previous = self._read_batch(state, conditional, reads, literal)
+            before_write = [(parts, value) for parts, value in literal if value not in known]
+        if conditional or reads or before_write:
+            previous = self._read_batch(state, conditional, reads, before_write)
             if previous is not None:
                 return self._result(state.request_id, previous, [], [], True, started_requests)
         planned = self.plan(state)
-        bundle = {
+        bundle: dict[str, Any] = {
             "resourceType": "Bundle",
             "type": "transaction",
             "entry": [e.bundle_entry() for e in planned],
         }
-        answer = self.client.transaction(bundle)
+        in_transaction = {value for _, value in literal} if self.verify_references == "transaction" else set()
+        if in_transaction:
+            bundle = copy.deepcopy(bundle)
+            for entry in bundle["entry"]:
+                _conditional_references(entry.get("resource"), in_transaction)
+        try:
+            answer = self.client.transaction(bundle)
+        except FhirServerError as exc:
+            if not in_transaction or isinstance(exc, Conflict) or not 400 <= (exc.http_status or 0) < 500:
+                raise
+            self._explain_refusal(literal, exc)
+            raise
         written, created, updated = _written_references(planned, answer)
         self.client.known_references.add(written)
         repeated = not created and not updated
@@ -259,10 +276,7 @@ class Workflow:
         entries += [{"request": {"method": "GET", "url": r}} for r in reads]
         literal = literal or []
         checks = sorted({value for _, value in literal})
-        for reference in checks:
-            rtype, _, rid = reference.partition("/")
-            query = urlencode({"_id": rid, "_elements": "id"})
-            entries.append({"request": {"method": "GET", "url": f"{rtype}?{query}"}})
+        entries += [_existence_check(reference) for reference in checks]
         if reads:
             ident = request_identifier(state.request_id, PROVENANCE_ENTRY)
             query = urlencode({"_tag": f"{ident['system']}|{ident['value']}"}, safe="|:/")
@@ -276,15 +290,7 @@ class Workflow:
         checked = results[len(conditional) + len(reads) : len(conditional) + len(reads) + len(checks)]
         missing = {ref for ref, result in zip(checks, checked, strict=False) if not _matches(result)}
         self.client.known_references.add([*(ref for ref in checks if ref not in missing), *state.found])
-        if missing:
-            issues = [
-                Issue("error", "not-found", f"{value} does not exist on the server", (json_path(parts),))
-                for parts, value in literal
-                if value in missing
-            ]
-            raise UnresolvedReference(
-                f"{len(missing)} reference(s) name nothing on the server; nothing was written", issues
-            )
+        _refuse_missing(literal, missing)
         if reads:
             provenances = _matches(results[-1])
             if provenances:
@@ -311,6 +317,21 @@ class Workflow:
                 raise UnresolvedReference(f"no {reference.split('?')[0]} matches the request")
         else:
             state.found[f"{resource['resourceType']}/{resource['id']}"] = resource
+
+    def _explain_refusal(self, literal: list[tuple[tuple[Any, ...], str]], refusal: FhirServerError) -> None:
+        """The server refused a transaction that carried conditional references: if some name
+        nothing, say which payload fields (one batch, only on this failure path)."""
+        checks = sorted({value for _, value in literal})
+        answer = self.client.batch(
+            {"resourceType": "Bundle", "type": "batch", "entry": [_existence_check(r) for r in checks]}
+        )
+        results = answer.get("entry") or []
+        missing = {ref for ref, result in zip(checks, results, strict=False) if not _matches(result)}
+        _refuse_missing(literal, missing)
+        log.info(
+            "transaction refused although every reference exists",
+            extra={"workflow": self.name, "status": refusal.http_status},
+        )
 
     def committed_earlier(self, request_id: str) -> list[str] | None:
         """The references an earlier run with this request id wrote, from its Provenance (one search)."""
@@ -416,6 +437,43 @@ def update_entry(resource: dict[str, Any], name: str, profile: str | None = None
         if_match=weak_etag(version),
         profile=profile,
     )
+
+
+VERIFY_MODES = ("transaction", "batch", "off")
+
+
+def _existence_check(reference: str) -> dict[str, Any]:
+    """A batch entry that finds ``Type/id`` (an empty searchset when it does not exist)."""
+    rtype, _, rid = reference.partition("/")
+    return {"request": {"method": "GET", "url": f"{rtype}?{urlencode({'_id': rid, '_elements': 'id'})}"}}
+
+
+def _refuse_missing(literal: list[tuple[tuple[Any, ...], str]], missing: set[str]) -> None:
+    if not missing:
+        return
+    issues = [
+        Issue("error", "not-found", f"{value} does not exist on the server", (json_path(parts),))
+        for parts, value in literal
+        if value in missing
+    ]
+    raise UnresolvedReference(
+        f"{len(missing)} reference(s) name nothing on the server; nothing was written", issues
+    )
+
+
+def _conditional_references(node: Any, references: set[str]) -> None:
+    """Rewrite ``{"reference": "Type/id"}`` to ``Type?_id=id`` for the given references, in place:
+    the server resolves them inside the transaction and refuses it when one matches nothing."""
+    if isinstance(node, dict):
+        value = node.get("reference")
+        if isinstance(value, str) and value in references:
+            rtype, _, rid = value.partition("/")
+            node["reference"] = f"{rtype}?_id={rid}"
+        for child in node.values():
+            _conditional_references(child, references)
+    elif isinstance(node, list):
+        for child in node:
+            _conditional_references(child, references)
 
 
 def _read_targets(reads: list[str]) -> set[str]:

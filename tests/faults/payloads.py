@@ -84,7 +84,7 @@ def booked_appointment(client: FhirClient, b: dict[str, str], uid: str) -> str:
 
 
 def refer_case(client: FhirClient, uid: str) -> Case:
-    return Case(referral_payload(basics(client, uid), uid), reads=1)
+    return Case(referral_payload(basics(client, uid), uid), reads=0)
 
 
 def refer_into_plan_case(client: FhirClient, uid: str) -> Case:
@@ -113,7 +113,7 @@ def enroll_case(client: FhirClient, uid: str) -> Case:
             ],
             "plan_title": "Coordination plan",
         },
-        reads=1,
+        reads=0,
     )
 
 
@@ -142,7 +142,7 @@ def care_plan_case(client: FhirClient, uid: str) -> Case:
             "goals": [{"description": "Walk daily"}],
             "activities": [{"detail": {"description": "Walk 20 minutes"}}],
         },
-        reads=1,
+        reads=0,
     )
 
 
@@ -159,7 +159,7 @@ def schedule_book_case(client: FhirClient, uid: str) -> Case:
             "practitioner": b["coordinator"],
             "family": [b["relative"]],
         },
-        reads=1,
+        reads=0,
     )
 
 
@@ -187,7 +187,7 @@ def transport_case(client: FhirClient, uid: str) -> Case:
             "when": "2026-12-01T09:15:00Z",
             "pickup": "Home",
         },
-        reads=1,
+        reads=0,
     )
 
 
@@ -203,7 +203,7 @@ def coverage_case(client: FhirClient, uid: str) -> Case:
             "relationship": "self",
             "requester": b["coordinator"],
         },
-        reads=1,
+        reads=0,
     )
 
 
@@ -229,7 +229,7 @@ def prior_auth_case(client: FhirClient, uid: str) -> Case:
             "service": "diabetes-education",
             "due": "2026-12-10",
         },
-        reads=1,
+        reads=0,
     )
 
 
@@ -244,7 +244,7 @@ def follow_up_case(client: FhirClient, uid: str) -> Case:
             "due": "2026-12-04",
             "note": "Call back",
         },
-        reads=1,
+        reads=0,
     )
 
 
@@ -278,7 +278,7 @@ def educate_case(client: FhirClient, uid: str) -> Case:
                 "content_type": "application/pdf",
             },
         },
-        reads=1,
+        reads=0,
     )
 
 

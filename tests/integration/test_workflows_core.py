@@ -66,7 +66,7 @@ def test_refer_writes_service_request_task_and_provenance_in_one_transaction(
 ):
     result = run("refer", referral(people, request_id=f"ref-{uid}"), client)
 
-    assert server_requests() == 2  # one batch checking the references exist, one transaction
+    assert server_requests() == 1  # one transaction; the server resolved the references inside it
     sr_ref, task_ref, prov_ref = result.written
     assert (
         sr_ref.startswith("ServiceRequest/")
@@ -93,41 +93,55 @@ def test_refer_writes_service_request_task_and_provenance_in_one_transaction(
     assert provenance["agent"][0]["who"]["reference"] == people["coordinator"]
 
 
-def test_without_reference_checks_refer_is_one_request(client, people, server_requests, uid):
-    """For servers that enforce referential integrity themselves (FHIRCARE_VERIFY_REFERENCES=0)."""
-    settings = Settings.from_env({"FHIRCARE_VERIFY_REFERENCES": "0"})
-    result = run("refer", referral(people, request_id=f"one-{uid}"), client, settings=settings)
-    assert server_requests() == 1
+def test_stored_references_are_literal_after_the_server_resolved_them(client, people, uid):
+    result = run("refer", referral(people, request_id=f"lit-{uid}"), client)
+    request = client.read_reference(result.written[0])
+    assert request["subject"]["reference"] == people["patient"]
+    assert request["requester"]["reference"] == people["coordinator"]
+    provenance = client.read_reference(result.written[-1])
+    assert provenance["agent"][0]["who"]["reference"] == people["coordinator"]
+
+
+@pytest.mark.parametrize(("mode", "requests"), [("transaction", 1), ("batch", 2), ("off", 1)])
+def test_reference_check_modes_cost(client, people, server_requests, uid, mode, requests):
+    """transaction: resolved by the server inside the one transaction (default); batch: searched first,
+    for servers without conditional references; off: for servers that enforce referential integrity."""
+    settings = Settings.from_env({"FHIRCARE_VERIFY_REFERENCES": mode})
+    result = run("refer", referral(people, request_id=f"{mode}-{uid}"), client, settings=settings)
+    assert server_requests() == requests
     assert [r.split("/")[0] for r in result.written] == ["ServiceRequest", "Task", "Provenance"]
 
 
-def test_references_seen_once_are_not_checked_again_on_the_same_client(client, people, server_requests, uid):
-    run("refer", referral(people, request_id=f"first-{uid}"), client)
-    assert server_requests() == 2  # check + transaction
-    run("refer", referral(people, request_id=f"second-{uid}"), client)
-    assert server_requests() == 3  # the same patient, program and coordinator: transaction only
-    program = people["program"]
-    client.delete(*program.split("/"))  # a delete through the client forgets the reference
-    with pytest.raises(UnresolvedReference, match="name nothing"):
-        run("refer", referral(people, request_id=f"third-{uid}"), client)
-    assert server_requests() == 5  # the delete, then the check that found the program gone
-
-
+@pytest.mark.parametrize("mode", ["transaction", "batch"])
 @pytest.mark.parametrize("field", ["patient", "performer", "requester"])
 def test_a_reference_to_nothing_is_refused_with_its_path_and_nothing_written(
-    client, people, server_requests, uid, fhir_server, field
+    client, people, server_requests, uid, fhir_server, field, mode
 ):
     rtype = {"patient": "Patient", "performer": "Organization", "requester": "Practitioner"}[field]
-    payload = referral(people, request_id=f"dangling-{uid}")
+    payload = referral(people, request_id=f"dangling-{mode}-{uid}")
     payload[field] = f"{rtype}/no-such-{uid}"
     counts = fhir_server.resource_counts()
+    settings = Settings.from_env({"FHIRCARE_VERIFY_REFERENCES": mode})
     with pytest.raises(UnresolvedReference) as refused:
-        run("refer", payload, client)
+        run("refer", payload, client, settings=settings)
     assert [(i.expression, i.diagnostics) for i in refused.value.issues] == [
         ((f"$.{field}",), f"{rtype}/no-such-{uid} does not exist on the server")
     ]
-    assert server_requests() == 1  # the check only: no transaction was sent
+    # transaction: the refused transaction, then one batch to name the field; batch: the check only
+    assert server_requests() == (2 if mode == "transaction" else 1)
     assert fhir_server.resource_counts() == counts
+
+
+def test_in_batch_mode_references_seen_once_are_not_checked_again(client, people, server_requests, uid):
+    settings = Settings.from_env({"FHIRCARE_VERIFY_REFERENCES": "batch"})
+    run("refer", referral(people, request_id=f"first-{uid}"), client, settings=settings)
+    assert server_requests() == 2  # check + transaction
+    run("refer", referral(people, request_id=f"second-{uid}"), client, settings=settings)
+    assert server_requests() == 3  # the same patient, program and coordinator: transaction only
+    client.delete(*people["program"].split("/"))  # a delete through the client forgets the reference
+    with pytest.raises(UnresolvedReference, match="name nothing"):
+        run("refer", referral(people, request_id=f"third-{uid}"), client, settings=settings)
+    assert server_requests() == 5  # the delete, then the check that found the program gone
 
 
 def test_refer_again_with_the_same_request_id_writes_nothing(
@@ -189,9 +203,7 @@ def test_bad_referral_payload_names_the_field_and_writes_nothing(
     with pytest.raises(PayloadError) as caught:
         run("refer", referral(people, **{field: value}), client)
     assert any(path in issue.expression for issue in caught.value.issues)
-    # schema errors stop before any request; a code key is looked up while mapping, after the
-    # read-only reference check: never a write
-    assert server_requests() == (1 if field == "service" else 0)
+    assert server_requests() == 0
     assert fhir_server.resource_counts() == counts
 
 
