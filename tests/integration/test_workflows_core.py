@@ -244,6 +244,16 @@ def test_reassigning_a_task_changes_its_owner(client, people):
     assert client.read_reference(result.written[1])["owner"]["reference"] == people["colleague"]
 
 
+def test_reassigning_to_nobody_is_refused_and_the_task_keeps_its_version(client, people, uid):
+    """The new owner sits in an If-Match PUT; the server resolves it there like in a create."""
+    task = run("refer", referral(people), client).written[1]
+    with pytest.raises(UnresolvedReference) as refused:
+        run("task", {"task": task, "owner": f"Practitioner/gone-{uid}"}, client)
+    assert refused.value.issues[0].expression == ("$.owner",)
+    assert client.read_reference(task)["meta"]["versionId"] == "1"
+    assert client.read_reference(task)["owner"]["reference"] == people["program"]
+
+
 def test_a_colleague_changing_the_task_meanwhile_is_reported_as_a_conflict(client, people, monkeypatch):
     result = run("refer", referral(people), client)
     task_ref = result.written[1]
