@@ -34,6 +34,14 @@ def render_summary(s: PatientSummary) -> str:
             for c in s.coverage
         ],
     )
+    section(
+        "Prior authorizations",
+        [
+            f"{a['service'] or a['claim']} requested {a['requested'] or '-'}: {a['decision_text']}"
+            f"{' (authorization ' + a['auth_number'] + ')' if a['auth_number'] else ''}"
+            for a in s.prior_authorizations
+        ],
+    )
     section("Recent communications", [f"{m['sent'] or '-'} {m['topic']}" for m in s.communications])
     section("Care team", [f"{m['name'] or m['member']} ({m['role'] or 'member'})" for m in s.care_team])
     section("Family", [f"{f['name']} ({f['relationship']}) {f['phone'] or ''}".rstrip() for f in s.family])

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 from ..errors import NotFound
 from ..fhir import FhirClient
+from ..mapping.claims import DISPLAY, decision_of
 from .labels import concept_text, person_name, reference_of, resource_label
 from .worklist import OPEN_STATUSES, due_of
 
@@ -30,6 +31,8 @@ def summary_searches(patient_id: str) -> list[tuple[str, str]]:
         ("appointments", url("Appointment", patient=ref, _sort="date", _count="100")),
         ("coverage", url("Coverage", beneficiary=ref)),
         ("eligibility", url("CoverageEligibilityResponse", patient=ref, _sort="-created")),
+        ("prior_auths", url("Claim", patient=ref, use="preauthorization", _count="50")),
+        ("payer_answers", url("ClaimResponse", patient=ref, use="preauthorization", _count="100")),
         (
             "communications",
             url("Communication", patient=ref, _sort="-sent", _count=str(RECENT_COMMUNICATIONS)),
@@ -50,6 +53,7 @@ class PatientSummary:
     upcoming_appointments: list[dict[str, Any]] = field(default_factory=list)
     missed_appointments: list[dict[str, Any]] = field(default_factory=list)
     coverage: list[dict[str, Any]] = field(default_factory=list)
+    prior_authorizations: list[dict[str, Any]] = field(default_factory=list)
     communications: list[dict[str, Any]] = field(default_factory=list)
     care_team: list[dict[str, Any]] = field(default_factory=list)
     family: list[dict[str, Any]] = field(default_factory=list)
@@ -68,7 +72,8 @@ def _entries(section: dict[str, Any]) -> list[dict[str, Any]]:
 
 def patient_summary(client: FhirClient, patient: str, now: datetime | None = None) -> PatientSummary:
     """Demographics, active plans with goals and activities, open tasks, appointments, coverage,
-    recent communications, care team and family. Exactly one request."""
+    prior authorizations with the payers' answers, recent communications, care team and family.
+    Exactly one request."""
     now = now or datetime.now(timezone.utc)
     patient_id = patient.split("/", 1)[1] if "/" in patient else patient
     searches = summary_searches(patient_id)
@@ -162,6 +167,7 @@ def patient_summary(client: FhirClient, patient: str, now: datetime | None = Non
                 "eligibility": eligibility.get(ref),
             }
         )
+    result.prior_authorizations = _prior_authorizations(sections["prior_auths"], sections["payer_answers"])
     for message in _entries(sections["communications"]):
         if message.get("resourceType") == "Communication":
             result.communications.append(
@@ -200,6 +206,38 @@ def patient_summary(client: FhirClient, patient: str, now: datetime | None = Non
                 }
             )
     return result
+
+
+def _prior_authorizations(claims: dict[str, Any], answers: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each preauthorization Claim, newest first, with the payer's latest answer to it."""
+    latest: dict[str, dict[str, Any]] = {}
+    for response in _entries(answers):
+        answered = reference_of(response.get("request"))
+        if response.get("resourceType") != "ClaimResponse" or not answered:
+            continue
+        if str(response.get("created") or "") >= str(latest.get(answered, {}).get("created") or ""):
+            latest[answered] = response
+    rows = []
+    for claim in _entries(claims):
+        if claim.get("resourceType") != "Claim":
+            continue
+        ref = f"Claim/{claim.get('id')}"
+        items = [i for i in claim.get("item") or [] if isinstance(i, dict)]
+        answer = latest.get(ref)
+        decision = decision_of(answer) if answer else None
+        rows.append(
+            {
+                "claim": ref,
+                "service": concept_text(items[0].get("productOrService")) if items else "",
+                "requested": str(claim.get("created") or "")[:10] or None,
+                "insurer": reference_of(claim.get("insurer")),
+                "decision": decision.decision if decision else "awaiting",
+                "decision_text": DISPLAY[decision.decision] if decision else "Awaiting the payer",
+                "auth_number": decision.auth_number if decision else None,
+                "claim_response": f"ClaimResponse/{answer.get('id')}" if answer else None,
+            }
+        )
+    return sorted(rows, key=lambda r: r["requested"] or "", reverse=True)
 
 
 def _goal_due(goal: dict[str, Any]) -> str | None:

@@ -212,3 +212,34 @@ def test_record_decision_needs_the_task_and_the_response(client):
     with pytest.raises(PayloadError) as refused:
         run("prior-auth", {"action": "record-decision", "task": "Task/1"}, client)
     assert "claim_response" in str(refused.value)
+
+
+def test_the_patient_summary_shows_each_prior_authorization_with_the_latest_answer(
+    client, uid, server_requests
+):
+    from fhircare.views.summary import patient_summary
+
+    payload, claim, _task = _requested(client, uid)
+    pended = _pas_response(payload["patient"], claim, "A4")
+    pended["created"] = "2026-11-01"
+    make(client, pended)
+    final = make(client, _pas_response(payload["patient"], claim, "A3", number=f"N-{uid}"))
+    other_claim = _requested(client, uid + "x")[1]  # another patient's: not in this summary
+
+    before = server_requests()
+    summary = patient_summary(client, payload["patient"])
+    assert server_requests() - before == 1
+    assert summary.problems == []
+    assert summary.prior_authorizations == [
+        {
+            "claim": claim,
+            "service": "Diabetes education",
+            "requested": client.read_reference(claim)["created"][:10],
+            "insurer": payload["payer"],
+            "decision": "denied",
+            "decision_text": "Denied",
+            "auth_number": f"N-{uid}",
+            "claim_response": final,
+        }
+    ]
+    assert other_claim not in {a["claim"] for a in summary.prior_authorizations}
