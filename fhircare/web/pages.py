@@ -1,4 +1,5 @@
-"""The coordinator's web page: worklist, patient summary, task actions, care gaps, caseload chart.
+"""The coordinator's web page: worklist, patient summary, task actions, care gaps, prior
+authorizations, caseload chart.
 
 Server-rendered, CSRF-protected forms (a per-session token in Flask's signed session cookie, checked
 with a constant-time comparison), no JavaScript needed, every asset served from here.
@@ -145,6 +146,46 @@ def caseload_page() -> str:
     rows = caseload(access().client_for_request())
     biggest = max([r.open_tasks for r in rows] + [1])
     return render_template("caseload.html", rows=rows, biggest=biggest)
+
+
+@pages.get("/authorizations")
+def authorizations_page() -> str:
+    from ..views.authorizations import authorizations
+
+    require_scopes({"Task", "Claim", "ClaimResponse"}, "r")
+    patient = request.args.get("patient") or patient_in_context()
+    require_patient(patient)
+    launch = g.get("smart_session")
+    requester = request.args.get("requester") or (launch.user if launch else None)
+    rows = list(authorizations(access().client_for_request(), patient=patient, requester=requester))
+    return render_template("authorizations.html", rows=rows, requester=requester or "")
+
+
+@pages.post("/authorizations/record")
+def record_authorization() -> Response:
+    """Write the payer's answer onto its prior-auth Task (prior-auth, action record-decision)."""
+    from ..workflows import get_workflow
+
+    check_csrf()
+    payload: dict[str, Any] = {
+        "action": "record-decision",
+        "task": request.form.get("task", ""),
+        "claim_response": request.form.get("claim_response", ""),
+    }
+    client = access().client_for_request()
+    require_scopes({"Task", "Provenance"}, "u")
+    if patient_in_context() is not None:
+        task_id = payload["task"].split("/")[-1]
+        require_patient((client.read("Task", task_id).get("for") or {}).get("reference"))
+    if g.get("smart_session") is not None and g.smart_session.user:
+        payload["actor"] = g.smart_session.user
+    try:
+        get_workflow("prior-auth", client, settings()).run(payload)
+        message = "Payer's answer recorded"
+    except FhircareError as exc:
+        message = f"Not done: {exc.message}"
+    session["flash"] = message
+    return redirect(url_for("pages.authorizations_page"), code=303)
 
 
 @pages.app_template_global()

@@ -1,5 +1,6 @@
 """A coordinator in a real browser (Debian's Chromium driven by Playwright): signs in through the SMART
-launch, opens the worklist, completes a task, and the Task is completed on the FHIR server."""
+launch, opens the worklist, completes a task, records a payer's answer to a prior authorization, and
+both Tasks are finished on the FHIR server."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from fhircare.server.launcher import free_port
-from tests.faults.payloads import make
+from fhircare.workflows import run
+from tests.faults.payloads import make, prior_auth_case
 from tests.integration.sidecar_harness import Sidecar, smart_settings
 from tests.integration.smart_server import Client, SmartAuthServer
+from tests.integration.test_prior_auth_decision import _pas_response
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -59,6 +62,11 @@ def test_sign_in_open_the_worklist_and_complete_a_task(fhir_server, client, uid)
             "owner": {"reference": me},
         },
     )
+    request = prior_auth_case(client, uid).payload
+    written = run("prior-auth", {**request, "provider": me}, client).written
+    prior_auth = next(r for r in written if r.startswith("Task/"))
+    claim = next(r for r in written if r.startswith("Claim/"))
+    make(client, _pas_response(request["patient"], claim, "A3"))
     auth = SmartAuthServer(fhir_server.base_url).start()
     auth.user = me
     port = free_port()
@@ -79,9 +87,25 @@ def test_sign_in_open_the_worklist_and_complete_a_task(fhir_server, client, uid)
             page.wait_for_load_state()
             assert page.get_by_role("status").inner_text() == "Task completed"
             assert page.locator(f"tr[data-task='{task}']").count() == 0  # no longer open
+
+            # the payer answered a prior authorization she asked for: she records it from the page
+            page.get_by_role("link", name="Authorizations").click()
+            page.wait_for_load_state()
+            answered = page.locator(f"tr[data-task='{prior_auth}']")
+            assert "Denied" in answered.inner_text()
+            page.screenshot(path=str(ARTIFACTS / "authorizations.png"), full_page=True)
+            answered.get_by_role("button", name="Record answer").click()
+            page.wait_for_load_state()
+            assert page.get_by_role("status").inner_text() == "Payer's answer recorded"
+            assert page.locator(f"tr[data-task='{prior_auth}']").count() == 0  # finished: off the list
             browser.close()
         stored = client.read_reference(task)
         assert stored["status"] == "completed"
+        decided = client.read_reference(prior_auth)
+        assert decided["status"] == "completed"
+        assert decided["businessStatus"]["coding"][0]["code"] == "denied"
+        provenance = next(iter(client.search("Provenance", {"target": prior_auth})))
+        assert provenance["agent"][0]["who"]["reference"] == me
         assert (ARTIFACTS / "worklist.png").stat().st_size > 10_000
     finally:
         auth.stop()
