@@ -322,3 +322,12 @@ def test_the_same_payload_without_request_id_is_not_written_twice(client, people
     assert fhir_server.resource_counts() == counts
     third = run("refer", referral(people, note="a second, different referral"), client)
     assert third.written[0] != first.written[0]
+
+
+def test_an_unknown_reference_check_mode_is_a_configuration_error(client):
+    from fhircare.errors import ConfigurationError
+    from fhircare.workflows import get_workflow
+
+    settings = Settings.from_env({"FHIRCARE_VERIFY_REFERENCES": "sometimes"})
+    with pytest.raises(ConfigurationError, match="transaction, batch, off"):
+        get_workflow("refer", client, settings)
