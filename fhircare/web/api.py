@@ -9,7 +9,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from ..errors import FhircareError, PayloadError, ScopeDenied, TransientError
 from ..mapping.validate import parse_payload
 from ..settings import Settings
-from .fhir_access import access, require_scopes
+from .fhir_access import access, require_scopes, require_write_scopes
 
 api = Blueprint("api", __name__)
 
@@ -51,7 +51,7 @@ def run_workflow(name: str) -> tuple[Response, int]:
     payload = json_body()
     client = access().client_for_request()
     workflow = get_workflow(name, client, settings())
-    require_scopes(workflow.written_types(), "c")
+    require_write_scopes(workflow.created_types(), set(workflow.updates_types))
     if patient_in_context() is not None:
         require_patient(workflow.patient(payload))
     result = workflow.run(payload)
@@ -66,7 +66,7 @@ def transition_task(task_id: str) -> tuple[Response, int]:
     payload = {**body, "task": f"Task/{task_id}"}
     client = access().client_for_request()
     workflow = get_workflow("task", client, settings())
-    require_scopes({"Task", "Provenance"}, "u")
+    require_write_scopes({"Provenance"}, set(workflow.updates_types))
     if patient_in_context() is not None:
         task = client.read("Task", task_id)
         require_patient((task.get("for") or {}).get("reference"))

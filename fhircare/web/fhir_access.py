@@ -98,6 +98,12 @@ def require_scopes(resource_types: set[str], interaction: str) -> None:
         raise ScopeDenied(f"the granted scopes do not allow '{interaction}' on {', '.join(missing)}")
 
 
+def require_write_scopes(created: set[str], updated: set[str]) -> None:
+    """Before a workflow writes: 'c' on every type it may create, 'u' on every type it may update."""
+    require_scopes(created, "c")
+    require_scopes(updated, "u")
+
+
 V1_MEANING = {"read": set("rs"), "write": set("cud"), "*": set("cruds")}
 
 

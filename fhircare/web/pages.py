@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 
 from ..errors import FhircareError
 from .api import patient_in_context, require_patient, settings
-from .fhir_access import access, require_scopes
+from .fhir_access import access, require_scopes, require_write_scopes
 
 pages = Blueprint(
     "pages", __name__, template_folder="templates", static_folder="static", static_url_path="/static"
@@ -104,13 +104,14 @@ def task_action(task_id: str) -> Response:
     else:
         abort(400, "unknown action")
     client = access().client_for_request()
-    require_scopes({"Task", "Provenance"}, "u")
+    workflow = get_workflow("task", client, settings())
+    require_write_scopes({"Provenance"}, set(workflow.updates_types))
     if patient_in_context() is not None:
         require_patient((client.read("Task", task_id).get("for") or {}).get("reference"))
     if g.get("smart_session") is not None and g.smart_session.user:
         payload["actor"] = g.smart_session.user
     try:
-        get_workflow("task", client, settings()).run(payload)
+        workflow.run(payload)
         message = DONE[action]
     except FhircareError as exc:
         message = f"Not done: {exc.message}"
@@ -173,14 +174,15 @@ def record_authorization() -> Response:
         "claim_response": request.form.get("claim_response", ""),
     }
     client = access().client_for_request()
-    require_scopes({"Task", "Provenance"}, "u")
+    workflow = get_workflow("prior-auth", client, settings())
+    require_write_scopes({"Provenance"}, set(workflow.updates_types))
     if patient_in_context() is not None:
         task_id = payload["task"].split("/")[-1]
         require_patient((client.read("Task", task_id).get("for") or {}).get("reference"))
     if g.get("smart_session") is not None and g.smart_session.user:
         payload["actor"] = g.smart_session.user
     try:
-        get_workflow("prior-auth", client, settings()).run(payload)
+        workflow.run(payload)
         message = "Payer's answer recorded"
     except FhircareError as exc:
         message = f"Not done: {exc.message}"

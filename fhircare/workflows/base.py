@@ -116,11 +116,14 @@ class Workflow:
             raise ConfigurationError(f"verify_references must be one of {', '.join(VERIFY_MODES)}")
         self.verify_references = verify_references
 
-    def written_types(self) -> set[str]:
-        """Every resource type a run may write: the mapping's entries, updated types, Provenance."""
+    def created_types(self) -> set[str]:
+        """Resource types a run may create: the mapping's entries and the Provenance."""
         mapping = self.mappings.mapping(self.name)
-        created = {str(e["resource"]["resourceType"]) for e in mapping["entries"]}
-        return created | set(self.updates_types) | {"Provenance"}
+        return {str(e["resource"]["resourceType"]) for e in mapping["entries"]} | {"Provenance"}
+
+    def written_types(self) -> set[str]:
+        """Every resource type a run may write: created ones and updated ones."""
+        return self.created_types() | set(self.updates_types)
 
     # ---- hooks -------------------------------------------------------------------------
 

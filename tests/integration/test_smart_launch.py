@@ -146,6 +146,26 @@ def test_v1_write_scopes_allow_the_write(sidecar, auth, client, uid):
     )
 
 
+def test_v2_update_scopes_are_what_a_task_change_needs(sidecar, auth, client, uid):
+    """A task change creates only its Provenance and updates the Task (and the referral that follows)."""
+    task = CASES["task"](client, uid).payload["task"]
+    task_id = task.split("/")[1]
+    auth.grant_scope = "launch openid user/Task.c user/ServiceRequest.c user/Provenance.c"  # no .u
+    refused = login(sidecar, auth).post(
+        f"{sidecar.url}/api/v1/tasks/{task_id}/transition", json={"to": "accepted"}, timeout=30
+    )
+    assert refused.status_code == 403
+    assert "'u' on ServiceRequest, Task" in refused.json()["issue"][0]["diagnostics"]
+    assert client.read_reference(task)["status"] == "requested"
+
+    auth.grant_scope = "launch openid user/Task.ru user/ServiceRequest.u user/Provenance.c"  # no Task.c
+    allowed = login(sidecar, auth).post(
+        f"{sidecar.url}/api/v1/tasks/{task_id}/transition", json={"to": "accepted"}, timeout=30
+    )
+    assert allowed.status_code == 201, allowed.text
+    assert client.read_reference(task)["status"] == "accepted"
+
+
 def test_a_patient_launch_session_stays_inside_its_patient(sidecar, auth, client, uid):
     own = CASES["refer"](client, uid).payload
     other = CASES["refer"](client, uid + "b").payload
