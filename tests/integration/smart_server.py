@@ -19,7 +19,7 @@ from typing import Any
 
 import requests
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, ClientMixin, TokenMixin, grants
+from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, ClientMixin, OAuth2Error, TokenMixin, grants
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from flask import Flask, Response, jsonify, request
@@ -272,7 +272,12 @@ class SmartAuthServer:
 
         @app.get("/authorize")
         def authorize() -> Any:
-            return server.create_authorization_response(grant_user={"user": owner.user})
+            end_user = {"user": owner.user}
+            try:
+                grant = server.get_consent_grant(end_user=end_user)
+            except OAuth2Error as error:
+                return server.handle_error_response(None, error)
+            return server.create_authorization_response(grant_user=end_user, grant=grant)
 
         @app.post("/token")
         def token() -> Any:
