@@ -199,6 +199,19 @@ def test_prior_auth_denied_fires_while_the_referral_is_open_and_a_follow_up_clos
     assert "prior-auth-denied" not in _rules_hit(client, open_referral)
 
 
+def test_prior_auth_without_a_decision_fires_after_5_days_until_someone_follows_up(client):
+    approve = {"coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code", "code": "approve"}]}
+    waiting, fresh, decided = _patient(client), _patient(client), _patient(client)
+    asked = _task(client, waiting, code=approve, authoredOn=OLD)
+    _task(client, fresh, code=approve, authoredOn=RECENT)
+    _task(client, decided, code=approve, authoredOn=OLD, status="completed")
+    assert "prior-auth-no-decision" in _rules_hit(client, waiting)
+    assert "prior-auth-no-decision" not in _rules_hit(client, fresh)
+    assert "prior-auth-no-decision" not in _rules_hit(client, decided)
+    _task(client, waiting, focus={"reference": asked}, restriction={"period": {"end": "2026-07-02"}})
+    assert "prior-auth-no-decision" not in _rules_hit(client, waiting)
+
+
 def test_overdue_task_fires_for_open_past_due_only(client):
     late, done, later = _patient(client), _patient(client), _patient(client)
     _task(client, late, restriction={"period": {"end": "2026-06-20T23:59:59Z"}})
