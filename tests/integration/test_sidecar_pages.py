@@ -1,0 +1,68 @@
+"""The coordinator's pages in dev mode: each renders what the server holds, with local assets only."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from fhircare.settings import Settings
+from fhircare.workflows import run
+from tests.faults.payloads import make, prior_auth_case
+from tests.integration.sidecar_harness import Sidecar
+from tests.integration.test_prior_auth_decision import _pas_response
+
+
+@pytest.fixture(scope="module")
+def dev(fhir_server) -> Iterator[Sidecar]:
+    with Sidecar(Settings(base_url=fhir_server.base_url)) as running:
+        yield running
+
+
+def _page(dev: Sidecar, path: str, **params: str) -> str:
+    answer = requests.get(f"{dev.url}{path}", params=params, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["Content-Type"].startswith("text/html")
+    html = answer.text
+    # every asset and link stays on this host: no CDN, no absolute URLs
+    for url in re.findall(r'(?:src|href)="([^"]+)"', html):
+        assert url.startswith("/") or url.startswith("?"), url
+    return html
+
+
+def test_every_page_shows_what_the_server_holds(dev, client, uid):
+    payload = prior_auth_case(client, uid).payload
+    me = make(client, {"resourceType": "Practitioner", "name": [{"family": f"Coord{uid}"}]})
+    patient_name = client.read_reference(payload["patient"])["name"][0]["family"]
+    written = run("prior-auth", {**payload, "provider": me}, client).written
+    claim = next(r for r in written if r.startswith("Claim/"))
+    make(client, _pas_response(payload["patient"], claim, "A1", number=f"OK-{uid}"))
+    follow_up = run(
+        "follow-up",
+        {
+            "patient": payload["patient"],
+            "about": payload["service_request"],
+            "owner": me,
+            "due": "2026-01-05",
+            "note": "Call back",
+        },
+        client,
+    ).written
+    task = next(r for r in follow_up if r.startswith("Task/"))
+
+    worklist = _page(dev, "/", owner=me)
+    assert f'data-task="{task}"' in worklist and patient_name in worklist and "overdue" in worklist
+
+    summary = _page(dev, f"/patients/{payload['patient'].split('/')[1]}")
+    assert '<h2 id="pa">Prior authorizations</h2>' in summary
+    assert "Approved" in summary and f"OK-{uid}" in summary
+
+    authorizations = _page(dev, "/authorizations", requester=me)
+    assert authorizations.count("data-task=") == 1 and "Record answer" in authorizations
+
+    gaps = _page(dev, "/gaps", patient=payload["patient"])
+    assert "Overdue task" in gaps
+
+    assert "<h1>Caseload" in _page(dev, "/caseload")
