@@ -57,6 +57,7 @@ def _rules_hit(client: FhirClient, patient: str) -> set[str]:
 
 
 FULFILL = {"coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code", "code": "fulfill"}]}
+APPROVE = {"coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code", "code": "approve"}]}
 
 
 def test_referral_not_accepted_fires_after_5_days_and_not_once_accepted(client):
@@ -174,7 +175,7 @@ def test_prior_auth_denied_fires_while_the_referral_is_open_and_a_follow_up_clos
             client,
             patient,
             status="completed",
-            code={"coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code", "code": "approve"}]},
+            code=APPROVE,
             basedOn=[{"reference": request}],
             businessStatus={"coding": [{"system": "urn:fhircare:prior-auth-decision", "code": "denied"}]},
         )
@@ -188,7 +189,7 @@ def test_prior_auth_denied_fires_while_the_referral_is_open_and_a_follow_up_clos
         client,
         approved,
         status="completed",
-        code={"coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code", "code": "approve"}]},
+        code=APPROVE,
         basedOn=[{"reference": _request(client, approved, RECENT)}],
         businessStatus={"coding": [{"system": "urn:fhircare:prior-auth-decision", "code": "approved"}]},
     )
@@ -200,11 +201,10 @@ def test_prior_auth_denied_fires_while_the_referral_is_open_and_a_follow_up_clos
 
 
 def test_prior_auth_without_a_decision_fires_after_5_days_until_someone_follows_up(client):
-    approve = {"coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code", "code": "approve"}]}
     waiting, fresh, decided = _patient(client), _patient(client), _patient(client)
-    asked = _task(client, waiting, code=approve, authoredOn=OLD)
-    _task(client, fresh, code=approve, authoredOn=RECENT)
-    _task(client, decided, code=approve, authoredOn=OLD, status="completed")
+    asked = _task(client, waiting, code=APPROVE, authoredOn=OLD)
+    _task(client, fresh, code=APPROVE, authoredOn=RECENT)
+    _task(client, decided, code=APPROVE, authoredOn=OLD, status="completed")
     assert "prior-auth-no-decision" in _rules_hit(client, waiting)
     assert "prior-auth-no-decision" not in _rules_hit(client, fresh)
     assert "prior-auth-no-decision" not in _rules_hit(client, decided)
