@@ -8,7 +8,7 @@ followed). A ClaimResponse that names no Claim cannot be matched here; record it
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -55,38 +55,63 @@ class AuthorizationRow:
         return self.claim_response is not None and not self.recorded and self.status in OPEN_STATUSES
 
 
-def _latest(responses: list[dict[str, Any]]) -> dict[str, Any]:
-    return max(
-        responses,
-        key=lambda r: (str(r.get("created") or ""), str((r.get("meta") or {}).get("lastUpdated") or "")),
-    )
+def latest_answers(responses: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The newest ClaimResponse per Claim it answers (by ``created``, then ``meta.lastUpdated``)."""
+    latest: dict[str, dict[str, Any]] = {}
+
+    def newness(response: dict[str, Any]) -> tuple[str, str]:
+        return str(response.get("created") or ""), str((response.get("meta") or {}).get("lastUpdated") or "")
+
+    for response in responses:
+        answered = reference_of(response.get("request"))
+        if response.get("resourceType") != "ClaimResponse" or not answered:
+            continue
+        if answered not in latest or newness(response) >= newness(latest[answered]):
+            latest[answered] = response
+    return latest
+
+
+def claim_service(claim: dict[str, Any]) -> str:
+    """What a Claim asks for: its first item's productOrService."""
+    items = [i for i in claim.get("item") or [] if isinstance(i, dict)]
+    return concept_text(items[0].get("productOrService")) if items else ""
+
+
+def answer_fields(response: dict[str, Any] | None) -> dict[str, Any]:
+    """The payer's answer as row fields: decision code and text, authorization number, reference."""
+    if response is None:
+        return {
+            "decision": "awaiting",
+            "decision_text": "Awaiting the payer",
+            "auth_number": None,
+            "claim_response": None,
+        }
+    decision = decision_of(response)
+    return {
+        "decision": decision.decision,
+        "decision_text": DISPLAY[decision.decision],
+        "auth_number": decision.auth_number,
+        "claim_response": f"ClaimResponse/{response.get('id')}",
+    }
 
 
 def _row(
-    task: dict[str, Any], related: dict[str, dict[str, Any]], answers: dict[str, list[dict[str, Any]]]
+    task: dict[str, Any], related: dict[str, dict[str, Any]], answers: dict[str, dict[str, Any]]
 ) -> AuthorizationRow:
     patient = reference_of(task.get("for"))
     claim_ref = reference_of(task.get("focus"))
-    claim = related.get(claim_ref or "") or {}
-    items = claim.get("item") or [{}]
-    service = concept_text(items[0].get("productOrService")) if isinstance(items[0], dict) else ""
-    response = _latest(answers[claim_ref]) if claim_ref in answers else None
-    response_ref = f"ClaimResponse/{response['id']}" if response else None
-    decision = decision_of(response) if response else None
+    answer = answer_fields(answers.get(claim_ref or ""))
     outputs = {reference_of(o.get("valueReference")) for o in task.get("output") or [] if isinstance(o, dict)}
     return AuthorizationRow(
         task=f"Task/{task.get('id')}",
         patient=patient,
         patient_name=person_name(related.get(patient or "")) if patient else "",
         claim=claim_ref,
-        service=service or str(task.get("description") or ""),
+        service=claim_service(related.get(claim_ref or "") or {}) or str(task.get("description") or ""),
         status=str(task.get("status", "")),
         due=(due_of(task) or "")[:10] or None,
-        claim_response=response_ref,
-        decision=decision.decision if decision else "awaiting",
-        decision_text=DISPLAY[decision.decision] if decision else "Awaiting the payer",
-        auth_number=decision.auth_number if decision else None,
-        recorded=response_ref is not None and response_ref in outputs,
+        recorded=answer["claim_response"] is not None and answer["claim_response"] in outputs,
+        **answer,
     )
 
 
@@ -119,15 +144,12 @@ def authorizations(
                 if (ref := reference_of(task.get("focus"))) is not None and ref.startswith("Claim/")
             }
         )
-        answers: dict[str, list[dict[str, Any]]] = {}
+        answers: dict[str, dict[str, Any]] = {}
         if claims:  # a Claim may have several answers (pended, then final): room for them on one page
             found = client.search(
                 "ClaimResponse", [("request", ",".join(claims)), ("_count", str(max(3 * page_size, 100)))]
             )
-            for response in found:
-                answered = reference_of(response.get("request"))
-                if answered:
-                    answers.setdefault(answered, []).append(response)
+            answers = latest_answers(found)
         for task in page.matches:
             yield _row(task, related, answers)
 

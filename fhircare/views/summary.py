@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 from ..errors import NotFound
 from ..fhir import FhirClient
-from ..mapping.claims import DISPLAY, decision_of
+from .authorizations import answer_fields, claim_service, latest_answers
 from .labels import concept_text, person_name, reference_of, resource_label
 from .worklist import OPEN_STATUSES, due_of
 
@@ -210,31 +210,19 @@ def patient_summary(client: FhirClient, patient: str, now: datetime | None = Non
 
 def _prior_authorizations(claims: dict[str, Any], answers: dict[str, Any]) -> list[dict[str, Any]]:
     """Each preauthorization Claim, newest first, with the payer's latest answer to it."""
-    latest: dict[str, dict[str, Any]] = {}
-    for response in _entries(answers):
-        answered = reference_of(response.get("request"))
-        if response.get("resourceType") != "ClaimResponse" or not answered:
-            continue
-        if str(response.get("created") or "") >= str(latest.get(answered, {}).get("created") or ""):
-            latest[answered] = response
+    latest = latest_answers(_entries(answers))
     rows = []
     for claim in _entries(claims):
         if claim.get("resourceType") != "Claim":
             continue
         ref = f"Claim/{claim.get('id')}"
-        items = [i for i in claim.get("item") or [] if isinstance(i, dict)]
-        answer = latest.get(ref)
-        decision = decision_of(answer) if answer else None
         rows.append(
             {
                 "claim": ref,
-                "service": concept_text(items[0].get("productOrService")) if items else "",
+                "service": claim_service(claim),
                 "requested": str(claim.get("created") or "")[:10] or None,
                 "insurer": reference_of(claim.get("insurer")),
-                "decision": decision.decision if decision else "awaiting",
-                "decision_text": DISPLAY[decision.decision] if decision else "Awaiting the payer",
-                "auth_number": decision.auth_number if decision else None,
-                "claim_response": f"ClaimResponse/{answer.get('id')}" if answer else None,
+                **answer_fields(latest.get(ref)),
             }
         )
     return sorted(rows, key=lambda r: r["requested"] or "", reverse=True)

@@ -218,7 +218,8 @@ class Workflow:
             self._explain_refusal(literal, exc)
             raise
         written, created, updated = _written_references(planned, answer)
-        self.client.known_references.add(written)
+        if self.verify_references == "batch":  # only batch mode consults what the client has seen
+            self.client.known_references.add(written)
         repeated = not created and not updated
         return self._result(state.request_id, written, created, updated, repeated, started_requests)
 
@@ -290,10 +291,11 @@ class Workflow:
             _set_path(state.payload, parts, _single_match(value, result, parts))
         for reference, result in zip(reads, results[len(conditional) :], strict=False):
             self._collect(state, reference, result)
-        checked = results[len(conditional) + len(reads) : len(conditional) + len(reads) + len(checks)]
-        missing = {ref for ref, result in zip(checks, checked, strict=False) if not _matches(result)}
-        self.client.known_references.add([*(ref for ref in checks if ref not in missing), *state.found])
-        _refuse_missing(literal, missing)
+        if checks:
+            start = len(conditional) + len(reads)
+            missing = _missing(checks, results[start : start + len(checks)])
+            self.client.known_references.add([*(ref for ref in checks if ref not in missing), *state.found])
+            _refuse_missing(literal, missing)
         if reads:
             provenances = _matches(results[-1])
             if provenances:
@@ -328,9 +330,7 @@ class Workflow:
         answer = self.client.batch(
             {"resourceType": "Bundle", "type": "batch", "entry": [_existence_check(r) for r in checks]}
         )
-        results = answer.get("entry") or []
-        missing = {ref for ref, result in zip(checks, results, strict=False) if not _matches(result)}
-        _refuse_missing(literal, missing)
+        _refuse_missing(literal, _missing(checks, answer.get("entry") or []))
         log.info(
             "transaction refused although every reference exists",
             extra={"workflow": self.name, "status": refusal.http_status},
@@ -449,6 +449,11 @@ def _existence_check(reference: str) -> dict[str, Any]:
     """A batch entry that finds ``Type/id`` (an empty searchset when it does not exist)."""
     rtype, _, rid = reference.partition("/")
     return {"request": {"method": "GET", "url": f"{rtype}?{urlencode({'_id': rid, '_elements': 'id'})}"}}
+
+
+def _missing(checks: list[str], results: list[dict[str, Any]]) -> set[str]:
+    """The references whose existence check (answered in ``results``, same order) found nothing."""
+    return {ref for ref, result in zip(checks, results, strict=False) if not _matches(result)}
 
 
 def _refuse_missing(literal: list[tuple[tuple[Any, ...], str]], missing: set[str]) -> None:

@@ -170,29 +170,22 @@ def test_plan_without_coverage_fires_when_coverage_is_missing_or_expired(client)
 
 
 def test_prior_auth_denied_fires_while_the_referral_is_open_and_a_follow_up_closes_it(client):
-    def denied_for(patient: str, request: str) -> str:
+    def decided_for(patient: str, request: str, decision: str = "denied") -> str:
         return _task(
             client,
             patient,
             status="completed",
             code=APPROVE,
             basedOn=[{"reference": request}],
-            businessStatus={"coding": [{"system": "urn:fhircare:prior-auth-decision", "code": "denied"}]},
+            businessStatus={"coding": [{"system": "urn:fhircare:prior-auth-decision", "code": decision}]},
         )
 
     open_referral, closed_referral, approved = _patient(client), _patient(client), _patient(client)
-    denial = denied_for(open_referral, _request(client, open_referral, RECENT))
+    denial = decided_for(open_referral, _request(client, open_referral, RECENT))
     closed = _request(client, closed_referral, RECENT)
     client.update({**client.read_reference(closed), "status": "revoked"})
-    denied_for(closed_referral, closed)
-    _task(
-        client,
-        approved,
-        status="completed",
-        code=APPROVE,
-        basedOn=[{"reference": _request(client, approved, RECENT)}],
-        businessStatus={"coding": [{"system": "urn:fhircare:prior-auth-decision", "code": "approved"}]},
-    )
+    decided_for(closed_referral, closed)
+    decided_for(approved, _request(client, approved, RECENT), decision="approved")
     assert "prior-auth-denied" in _rules_hit(client, open_referral)
     assert "prior-auth-denied" not in _rules_hit(client, closed_referral)
     assert "prior-auth-denied" not in _rules_hit(client, approved)
