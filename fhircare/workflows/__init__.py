@@ -10,7 +10,7 @@ from ..errors import UnknownWorkflow
 from ..fhir import FhirClient
 from ..mapping import MappingSet, load_mappings
 from ..settings import Settings
-from .base import Workflow, WorkflowResult
+from .base import AccessGuard, Workflow, WorkflowResult
 from .catalogue import WORKFLOWS
 
 
@@ -18,12 +18,15 @@ def mappings_for(settings: Settings) -> MappingSet:
     return load_mappings(settings.builtin_mappings_dir, settings.mappings_dir)
 
 
-def get_workflow(name: str, client: FhirClient, settings: Settings | None = None) -> Workflow:
+def get_workflow(
+    name: str, client: FhirClient, settings: Settings | None = None, access: AccessGuard | None = None
+) -> Workflow:
+    """The named workflow over ``client``; ``access`` (optional) may refuse what a run would touch."""
     settings = settings or Settings()
     cls = WORKFLOWS.get(name)
     if cls is None:
         raise UnknownWorkflow(f"unknown workflow {name!r}; known: {', '.join(sorted(WORKFLOWS))}")
-    return cls(client, mappings_for(settings), settings.profiles_dir, settings.verify_references)
+    return cls(client, mappings_for(settings), settings.profiles_dir, settings.verify_references, access)
 
 
 def run(
@@ -32,13 +35,26 @@ def run(
     client: FhirClient,
     settings: Settings | None = None,
     now: datetime | None = None,
+    access: AccessGuard | None = None,
 ) -> WorkflowResult:
-    """Run one workflow: validate the payload, map it, check the output and write one transaction."""
-    return get_workflow(workflow, client, settings).run(payload, now=now)
+    """Run one workflow: validate the payload, map it, check the output and write one transaction.
+
+    ``access`` is called before anything is written with what the run read and plans to write, and
+    refuses by raising (see :data:`fhircare.workflows.base.AccessGuard`)."""
+    return get_workflow(workflow, client, settings, access).run(payload, now=now)
 
 
 def describe() -> list[dict[str, str]]:
     return [{"workflow": name, "description": cls.description} for name, cls in sorted(WORKFLOWS.items())]
 
 
-__all__ = ["WORKFLOWS", "Workflow", "WorkflowResult", "describe", "get_workflow", "mappings_for", "run"]
+__all__ = [
+    "WORKFLOWS",
+    "AccessGuard",
+    "Workflow",
+    "WorkflowResult",
+    "describe",
+    "get_workflow",
+    "mappings_for",
+    "run",
+]

@@ -13,7 +13,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +42,12 @@ WORKFLOW_SYSTEM = "urn:fhircare:workflow"
 DATA_OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
 PROVENANCE_ENTRY = "provenance"
 MAX_MERGE_ATTEMPTS = 10  # each lost race re-reads and rebuilds; ten covers a busy team
+
+#: Decides whether the caller may touch what a run names; raises a FhircareError to refuse. Called once
+#: per attempt, after every read and conditional reference is resolved and before anything is written,
+#: with the resources read (``Type/id`` -> resource) and every planned transaction entry (what it
+#: creates or changes, and the references it carries). The sidecar keeps a patient session in its patient.
+AccessGuard = Callable[[Mapping[str, dict[str, Any]], Sequence[PlannedEntry]], None]
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,7 @@ class Workflow:
         mappings: MappingSet,
         profiles_dir: Path,
         verify_references: str = "transaction",
+        access: AccessGuard | None = None,
     ) -> None:
         self.client = client
         self.mappings = mappings
@@ -115,6 +122,7 @@ class Workflow:
         if verify_references not in VERIFY_MODES:
             raise ConfigurationError(f"verify_references must be one of {', '.join(VERIFY_MODES)}")
         self.verify_references = verify_references
+        self.access = access
 
     def created_types(self) -> set[str]:
         """Resource types a run may create: the mapping's entries and the Provenance."""
@@ -200,6 +208,8 @@ class Workflow:
             if previous is not None:
                 return self._result(state.request_id, previous, [], [], True, started_requests)
         planned = self.plan(state)
+        if self.access is not None:
+            self.access(state.found, planned)
         bundle: dict[str, Any] = {
             "resourceType": "Bundle",
             "type": "transaction",
