@@ -43,10 +43,11 @@ DATA_OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
 PROVENANCE_ENTRY = "provenance"
 MAX_MERGE_ATTEMPTS = 10  # each lost race re-reads and rebuilds; ten covers a busy team
 
-#: Decides whether the caller may touch what a run names; raises a FhircareError to refuse. Called once
-#: per attempt, after every read and conditional reference is resolved and before anything is written,
-#: with the resources read (``Type/id`` -> resource) and every planned transaction entry (what it
-#: creates or changes, and the references it carries). The sidecar keeps a patient session in its patient.
+#: Decides whether the caller may touch what a run names; raises a FhircareError to refuse. Called per
+#: attempt once the reads and conditional references are resolved (with no entries yet, so no later
+#: refusal can tell what was read), then with every planned transaction entry (what it creates or
+#: changes, the references it carries), before anything is written. Arguments: the resources read
+#: (``Type/id`` -> resource) and the entries. The sidecar keeps a patient session inside its patient.
 AccessGuard = Callable[[Mapping[str, dict[str, Any]], Sequence[PlannedEntry]], None]
 
 
@@ -205,6 +206,8 @@ class Workflow:
             before_write = [(parts, value) for parts, value in literal if value not in known]
         if conditional or reads or before_write:
             previous = self._read_batch(state, conditional, reads, before_write)
+            if self.access is not None:  # before plan(): its refusals must not tell what was read
+                self.access(state.found, ())
             if previous is not None:
                 return self._result(state.request_id, previous, [], [], True, started_requests)
         planned = self.plan(state)
