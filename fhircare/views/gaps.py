@@ -1,7 +1,8 @@
 """Care gaps: rules kept as data (rules/gaps.yaml), evaluated with FHIRPath over a few searches.
 
 Fetching costs one ``batch`` of searches per group of patients (for an owner: one search for the
-owner's patients first), never one request per resource.
+owner's patients first), never one request per resource. Evaluation indexes what was fetched once
+(by patient, by reference) and runs each rule on one patient's slice: linear in the caseload.
 """
 
 from __future__ import annotations
@@ -186,21 +187,91 @@ def _resources(client: FhirClient, bundle: dict[str, Any]) -> list[dict[str, Any
     return found
 
 
+@dataclass(frozen=True)
+class CaseloadIndex:
+    """The fetched lists indexed once per evaluation, so a rule sees one patient's slice, not everyone's.
+
+    A candidate's slice holds the resources of its patient, plus any resource that references the
+    candidate or that the candidate references (a follow-up Task written for another patient still
+    closes a gap). Building it is linear in the caseload; each rule then runs on a few resources.
+    """
+
+    by_patient: dict[str | None, dict[str, list[dict[str, Any]]]]
+    by_reference: dict[str, tuple[str, dict[str, Any]]]
+    referrers: dict[str, list[tuple[str, dict[str, Any]]]]
+    patient: dict[int, str | None]
+
+    @classmethod
+    def build(cls, lists: dict[str, list[dict[str, Any]]]) -> CaseloadIndex:
+        by_patient: dict[str | None, dict[str, list[dict[str, Any]]]] = {}
+        by_reference: dict[str, tuple[str, dict[str, Any]]] = {}
+        referrers: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        patient: dict[int, str | None] = {}
+        for name, resources in lists.items():
+            for resource in resources:
+                owner = patient_of(resource)
+                patient[id(resource)] = owner
+                if owner not in by_patient:
+                    by_patient[owner] = {n: [] for n in lists}
+                by_patient[owner][name].append(resource)
+                by_reference[f"{resource.get('resourceType')}/{resource.get('id')}"] = (name, resource)
+                for target in references_in(resource):
+                    referrers.setdefault(target, []).append((name, resource))
+        return cls(by_patient, by_reference, referrers, patient)
+
+    def slice_of(
+        self, resource: dict[str, Any], ref: str, owner: str | None
+    ) -> dict[str, list[dict[str, Any]]]:
+        """The lists a rule sees for one candidate resource."""
+        own = self.by_patient.get(owner) or {}
+        linked = list(self.referrers.get(ref, ()))
+        linked += [self.by_reference[r] for r in references_in(resource) if r in self.by_reference]
+        others = [(name, r) for name, r in linked if self.patient.get(id(r)) != owner]
+        if not others:
+            return own
+        merged = {name: list(found) for name, found in own.items()}
+        seen: set[int] = set()
+        for name, r in others:
+            if id(r) not in seen:
+                seen.add(id(r))
+                merged.setdefault(name, []).append(r)
+        return merged
+
+
+def references_in(value: Any) -> set[str]:
+    """Every ``reference`` string anywhere inside a resource."""
+    found: set[str] = set()
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            ref = item.get("reference")
+            if isinstance(ref, str):
+                found.add(ref)
+            stack.extend(v for v in item.values() if isinstance(v, (dict, list)))
+        elif isinstance(item, list):
+            stack.extend(v for v in item if isinstance(v, (dict, list)))
+    return found
+
+
 def evaluate(rules: list[Rule], lists: dict[str, list[dict[str, Any]]], today: date) -> list[Gap]:
+    """Every gap the rules find in already-fetched lists; linear in the caseload, then one sort."""
     now = datetime.combine(today, datetime.min.time(), tzinfo=timezone.utc).isoformat()
-    shared = {**lists, "today": today.isoformat(), "now": now}
+    index = CaseloadIndex.build(lists)
+    empty: dict[str, list[dict[str, Any]]] = {name: [] for name in SOURCES}
     gaps = []
     for rule in rules:
-        env = dict(shared)
-        env.update(rule.params)
+        env: dict[str, Any] = {"today": today.isoformat(), "now": now, **rule.params}
         if "days" in rule.params:
             env["cutoff"] = (today - timedelta(days=int(rule.params["days"]))).isoformat()
         compiled = fhirpathpy.compile(rule.where)
         for resource in lists[BY_TYPE[rule.resource]]:
             ref = f"{rule.resource}/{resource.get('id')}"
-            patient = patient_of(resource)
+            patient = index.patient.get(id(resource))
+            context = {**empty, **index.slice_of(resource, ref, patient), **env}
+            context.update(ref=ref, subject=patient or "")
             try:
-                hit = compiled(resource, {**env, "ref": ref, "subject": patient or ""})
+                hit = compiled(resource, context)
             except Exception:  # data the rule did not foresee (odd types in real data): not a gap  # noqa: S112
                 continue
             if hit == [True]:
