@@ -15,7 +15,7 @@ from typing import Any
 
 from ..fhir import FhirClient
 from ..mapping.claims import REVIEW_ACTION
-from ..workflows import run
+from ..workflows import WorkflowResult, run
 
 DEMO_SYSTEM = "urn:fhircare:demo"
 GIVEN = ["Ana", "Luis", "Mei", "Omar", "Grace", "Ivan", "Fatima", "Noah", "Priya", "Samuel", "Lena", "Tomas"]
@@ -50,6 +50,10 @@ ORGANIZATIONS = {
     "payer-b": "Evergreen Medicaid",
 }
 COORDINATORS = [("coord-1", "Rivera", "Jordan"), ("coord-2", "Nguyen", "Sam"), ("coord-3", "Patel", "Alex")]
+# the organization the coordinators work for, and their role there (SDOHCC PractitionerRole: practitioner,
+# organization, a code and a telecom)
+CARE_HUB = ("care-hub", "Riverside Care Coordination Hub")
+COORDINATOR_ROLE = {"system": "http://snomed.info/sct", "code": "768820003", "display": "Care coordinator"}
 PRIORITIES = ["routine", "routine", "routine", "urgent", "asap", "stat"]
 
 
@@ -58,6 +62,8 @@ class DemoWorld:
     """References the seed created, for the morning and for tests."""
 
     coordinators: list[str] = field(default_factory=list)
+    roles: dict[str, str] = field(default_factory=dict)  # coordinator -> their PractitionerRole
+    hub: str = ""  # the Organization the coordinators act for
     organizations: dict[str, str] = field(default_factory=dict)
     patients: list[str] = field(default_factory=list)
     plans: dict[str, str] = field(default_factory=dict)
@@ -85,7 +91,7 @@ def reference_data(client: FhirClient) -> DemoWorld:
                 key,
             )
         )
-    for key, name in ORGANIZATIONS.items():
+    for key, name in {**ORGANIZATIONS, CARE_HUB[0]: CARE_HUB[1]}.items():
         entries.append(_conditional({"resourceType": "Organization", "name": name, "active": True}, key))
     answer = client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": entries})
     refs = [
@@ -93,8 +99,30 @@ def reference_data(client: FhirClient) -> DemoWorld:
     ]
     world = DemoWorld()
     world.coordinators = refs[: len(COORDINATORS)]
-    world.organizations = dict(zip(ORGANIZATIONS, refs[len(COORDINATORS) :], strict=True))
+    world.organizations = dict(zip(ORGANIZATIONS, refs[len(COORDINATORS) : -1], strict=True))
+    world.hub = refs[-1]
+    world.roles = coordinator_roles(client, world)
     return world
+
+
+def coordinator_roles(client: FhirClient, world: DemoWorld) -> dict[str, str]:
+    """Each coordinator's PractitionerRole at the hub, created conditionally in one transaction."""
+    entries: list[dict[str, Any]] = []
+    for (key, _, _), practitioner in zip(COORDINATORS, world.coordinators, strict=True):
+        role = {
+            "resourceType": "PractitionerRole",
+            "active": True,
+            "practitioner": {"reference": practitioner},
+            "organization": {"reference": world.hub},
+            "code": [{"coding": [COORDINATOR_ROLE], "text": COORDINATOR_ROLE["display"]}],
+            "telecom": [{"system": "phone", "value": f"555-0{100 + len(entries)}", "use": "work"}],
+        }
+        entries.append(_conditional(role, f"{key}-role"))
+    answer = client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": entries})
+    refs = [
+        "/".join(e["response"]["location"].split("/_history")[0].split("/")[-2:]) for e in answer["entry"]
+    ]
+    return dict(zip(world.coordinators, refs, strict=True))
 
 
 def _conditional(resource: dict[str, Any], key: str) -> dict[str, Any]:
@@ -130,6 +158,7 @@ class Seeder:
         self.today = today
 
     def run(self, workflow: str, payload: dict[str, Any], days_ago: int = 0) -> list[str]:
+        payload = {**payload, "on_behalf_of": self.world.hub}  # every coordinator acts for the hub
         result = run(workflow, payload, self.client, now=_at(self.today - timedelta(days=days_ago), 9))
         self.world.runs += 1
         return result.written
@@ -186,7 +215,7 @@ class Seeder:
                 "patient": patient,
                 "service": service,
                 "performer": world.organizations[org],
-                "requester": coordinator,
+                "requester": world.roles[coordinator],  # SDOHCC: the referral's requester is a role
                 "reason": reason,
                 "priority": rng.choice(PRIORITIES),
                 "due": (today + timedelta(days=rng.randrange(-10, 21))).isoformat(),
@@ -335,20 +364,30 @@ class MorningStep:
     written: list[str]
 
 
+def _acting_for(world: DemoWorld) -> Callable[[str, dict[str, Any], FhirClient], WorkflowResult]:
+    """``run`` for a coordinator acting on behalf of the hub (Provenance.agent.onBehalfOf)."""
+
+    def run_as(workflow: str, payload: dict[str, Any], client: FhirClient) -> WorkflowResult:
+        return run(workflow, {**payload, "on_behalf_of": world.hub}, client)
+
+    return run_as
+
+
 def play_morning(client: FhirClient, world: DemoWorld, today: date) -> list[MorningStep]:
     """One coordinator's morning: accept a referral, book it and the ride, check coverage, close a task."""
     coordinator = world.coordinators[0]
+    run_as = _acting_for(world)
     mine = [p for p in world.patients if world.coordinator_of[p] == coordinator]
     waiting = next(p for i, p in enumerate(world.patients) if (i // 3) % 6 == 0 and p in mine)
     request, task = world.referrals[waiting]
     steps = [
         MorningStep(
             "Accept the waiting referral",
-            run("task", {"task": task, "to": "accepted", "actor": coordinator}, client).written,
+            run_as("task", {"task": task, "to": "accepted", "actor": coordinator}, client).written,
         )
     ]
     start = _at(today + timedelta(days=3), 14).isoformat().replace("+00:00", "Z")
-    booked = run(
+    booked = run_as(
         "schedule",
         {
             "action": "book",
@@ -364,13 +403,13 @@ def play_morning(client: FhirClient, world: DemoWorld, today: date) -> list[Morn
     steps.append(
         MorningStep(
             "Arrange the ride",
-            run(
+            run_as(
                 "transport",
                 {
                     "patient": waiting,
                     "appointment": _ref(booked.written, "Appointment"),
                     "vendor": world.organizations["rides"],
-                    "requester": coordinator,
+                    "requester": world.roles[coordinator],
                     "pickup": "Home address on file",
                     "when": start,
                 },
@@ -381,7 +420,7 @@ def play_morning(client: FhirClient, world: DemoWorld, today: date) -> list[Morn
     steps.append(
         MorningStep(
             "Check coverage",
-            run(
+            run_as(
                 "coverage-check",
                 {
                     "patient": waiting,
@@ -400,7 +439,7 @@ def play_morning(client: FhirClient, world: DemoWorld, today: date) -> list[Morn
     answered: list[str] = []
 
     def record(payload: dict[str, Any]) -> None:
-        answered.extend(run("prior-auth", payload, client).written)
+        answered.extend(run_as("prior-auth", payload, client).written)
 
     record_answers(list(authorizations(client, requester=coordinator)), record, coordinator)
     if answered:
@@ -412,6 +451,8 @@ def play_morning(client: FhirClient, world: DemoWorld, today: date) -> list[Morn
     if rows:
         written: list[str] = []
         for status in ("accepted", "in-progress", "completed"):
-            written += run("task", {"task": rows[0].task, "to": status, "actor": coordinator}, client).written
+            written += run_as(
+                "task", {"task": rows[0].task, "to": status, "actor": coordinator}, client
+            ).written
         steps.append(MorningStep("Call back and complete the top task of the worklist", written))
     return steps

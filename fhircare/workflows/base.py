@@ -405,6 +405,9 @@ class Workflow:
                 }
             ],
         }
+        # US Core 7.0.0 provenance-1: a Practitioner agent acts on behalf of an organization
+        if actor and state.payload.get("on_behalf_of"):
+            resource["agent"][0]["onBehalfOf"] = {"reference": str(state.payload["on_behalf_of"])}
         patient_entry = next((e.full_url for e in created if e.resource["resourceType"] == "Patient"), None)
         patient = state.patient or self.patient(state.payload) or patient_entry
         if patient:

@@ -4,6 +4,8 @@ resources (with their Task status histories) of a demo run on the embedded serve
 from __future__ import annotations
 
 import json
+import re
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -74,7 +76,7 @@ def golden_written() -> Written:
         workflow = path.parent.name
         for reference, resource in (case.get("found") or {}).items():
             written.by_reference[reference] = resource
-        for entry in planned_entries(workflow, case):
+        for entry in _scoped(planned_entries(workflow, case), path.stem):
             resource = entry["resource"]
             label = f"golden {workflow}/{path.stem}: {resource['resourceType']}({entry['name']})"
             written.items.append((label, resource))
@@ -85,6 +87,15 @@ def golden_written() -> Written:
                 if resource["resourceType"] == "Task" and before:
                     written.task_statuses[entry["url"]] = [before["status"], resource["status"]]
     return written
+
+
+def _scoped(entries: list[dict[str, Any]], case: str) -> list[dict[str, Any]]:
+    """The entries with their urn:uuid names made unique to the case (every case numbers from 1)."""
+    text = json.dumps(entries)
+    for urn in set(re.findall(r"urn:uuid:[0-9a-f-]{36}", text)):
+        text = text.replace(urn, f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, case + urn)}")
+    scoped: list[dict[str, Any]] = json.loads(text)
+    return scoped
 
 
 def demo_written(client: Any, patients: int = 12, seed: int = 7) -> Written:
