@@ -9,11 +9,13 @@ What the launcher changes, and why:
   store's transaction lock;
 - data stays in memory unless a database file is given;
 - an index for ``_include`` lookups is added (SEKMET's own indexes make each include a scan);
-- it binds to 127.0.0.1 and returns only once ``/metadata`` answers.
+- it binds its listening socket itself before anything starts (a port already in use is a clear
+  error, never a server that seems to start) and returns only once ``/metadata`` answers on it.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 import tempfile
@@ -45,6 +47,24 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def listen_on(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port (0: any free port), or ConfigurationError when it is taken."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # SO_REUSEADDR lets a restarted server take its port back from TIME_WAIT; Linux still refuses a
+    # port another socket is listening on
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        reason = "already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+        raise ConfigurationError(
+            f"cannot listen on {host}:{port}: {reason} (another server running? choose one with --port)"
+        ) from None
+    return sock
 
 
 def add_search_params() -> list[str]:
@@ -116,7 +136,9 @@ class EmbeddedServer:
         self, port: int | None = None, db: str | Path | None = None, host: str = "127.0.0.1"
     ) -> None:
         self.host = host
+        self._requested_port = port or 0
         self.port = port or free_port(host)
+        self._socket: socket.socket | None = None
         self.db = str(db) if db else ":memory:"
         self._tmp = tempfile.TemporaryDirectory(prefix="fhircare-server-")
         self._server: Any = None
@@ -163,14 +185,31 @@ class EmbeddedServer:
     def start(self, timeout: float = 30.0) -> EmbeddedServer:
         _, uvicorn = _require_sekmet()
         started = time.perf_counter()
-        asgi = self.build_app()
-        config = uvicorn.Config(
-            asgi, host=self.host, port=self.port, log_level="warning", access_log=False, lifespan="off"
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="fhircare-embedded-server", daemon=True)
-        self._thread.start()
-        self._wait_ready(timeout)
+        # bound first, so /metadata can only be answered by this server and a taken port fails here
+        try:
+            self._socket = listen_on(self.host, self.port)
+        except ConfigurationError:
+            if self._requested_port:
+                raise
+            self._socket = listen_on(self.host, 0)  # the free port chosen earlier was taken since
+        self.port = int(self._socket.getsockname()[1])
+        try:
+            asgi = self.build_app()
+            config = uvicorn.Config(
+                asgi, host=self.host, port=self.port, log_level="warning", access_log=False, lifespan="off"
+            )
+            self._server = uvicorn.Server(config)
+            self._thread = threading.Thread(
+                target=self._server.run,
+                kwargs={"sockets": [self._socket]},
+                name="fhircare-embedded-server",
+                daemon=True,
+            )
+            self._thread.start()
+            self._wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
         self.started_in = time.perf_counter() - started
         log.info(
             "embedded FHIR server ready", extra={"port": self.port, "seconds": round(self.started_in, 3)}
@@ -209,8 +248,11 @@ class EmbeddedServer:
             self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(10)
+        if self._socket is not None:
+            self._socket.close()
         self._thread = None
         self._server = None
+        self._socket = None
         self._tmp.cleanup()
 
     def resource_counts(self) -> dict[str, int]:
