@@ -43,8 +43,9 @@ class Settings:
     page_size: int = 100
     # literal references in payloads are checked to exist: "transaction" sends them as conditional
     # references the server resolves inside the one transaction (HAPI, the embedded server);
-    # "batch" searches for them before writing (servers without conditional references); "off"
-    verify_references: str = "transaction"
+    # "batch" searches for them before writing (servers without conditional references); "off";
+    # "auto" (default) picks per server from what a probe saw, remembered in the cache directory
+    verify_references: str = "auto"
     mappings_dir: Path | None = None  # a user's overlay folder; files there replace built-in ones
     rules_dir: Path | None = None  # a user's overlay folder for care-gap rules
     builtin_mappings_dir: Path = DATA_ROOT / "mappings"
@@ -62,6 +63,15 @@ class Settings:
     backend_client_id: str | None = None
     backend_key_file: str | None = None
     backend_token_url: str | None = None
+    # backend mode: who may call the sidecar. Callers send a bearer JWT signed by a key in this PEM file
+    # (RS256/RS384/ES256/ES384), for this audience (and issuer, when set); its scope claim is enforced
+    caller_key_file: str | None = None
+    caller_audience: str | None = None
+    caller_issuer: str | None = None
+    # SMART: token endpoints pinned per issuer ((iss, token_url), ...): discovery must name exactly these
+    smart_token_endpoints: tuple[tuple[str, str], ...] = ()
+    # reverse proxies in front of the sidecar whose X-Forwarded-For/-Proto/-Host are trusted (0: none)
+    trusted_proxies: int = 0
     log_json: bool = False
     bind_host: str = "127.0.0.1"  # where the sidecar is served (gunicorn -b must agree)
 
@@ -84,6 +94,9 @@ class Settings:
             "backend_key_file": "FHIRCARE_BACKEND_KEY_FILE",
             "backend_token_url": "FHIRCARE_BACKEND_TOKEN_URL",
             "bind_host": "FHIRCARE_BIND_HOST",
+            "caller_key_file": "FHIRCARE_CALLER_KEY_FILE",
+            "caller_audience": "FHIRCARE_CALLER_AUDIENCE",
+            "caller_issuer": "FHIRCARE_CALLER_ISSUER",
         }
         for attr, var in text.items():
             if env.get(var):
@@ -95,6 +108,13 @@ class Settings:
             values["smart_issuers"] = tuple(
                 x.strip() for x in env["FHIRCARE_SMART_ISSUERS"].split(",") if x.strip()
             )
+        if env.get("FHIRCARE_SMART_TOKEN_ENDPOINTS"):  # "iss=token_url,iss2=token_url2"
+            pairs = [x.strip().split("=", 1) for x in env["FHIRCARE_SMART_TOKEN_ENDPOINTS"].split(",")]
+            values["smart_token_endpoints"] = tuple(
+                (p[0].strip(), p[1].strip()) for p in pairs if len(p) == 2
+            )
+        if env.get("FHIRCARE_TRUSTED_PROXIES"):
+            values["trusted_proxies"] = int(env["FHIRCARE_TRUSTED_PROXIES"])
         for attr, var in (("timeout_read", "FHIRCARE_TIMEOUT"),):
             if env.get(var):
                 values[attr] = float(env[var])

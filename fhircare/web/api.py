@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from ..errors import FhircareError, PayloadError, ScopeDenied, TransientError
+from ..errors import FhircareError, PayloadError, TransientError
 from ..mapping.validate import parse_payload
 from ..settings import Settings
-from .fhir_access import access, require_scopes, require_write_scopes
+from .fhir_access import access, patient_in_context
+from .runs import run_workflow as run_guarded
 
 api = Blueprint("api", __name__)
+MAX_PAGE_SIZE = 1000
 
 
 def settings() -> Settings:
@@ -22,19 +25,40 @@ def settings() -> Settings:
 def json_body() -> dict[str, Any]:
     if not request.is_json:
         raise PayloadError("the request body must be JSON (Content-Type: application/json)")
-    return parse_payload(request.get_data())
+    try:
+        payload = parse_payload(request.get_data())
+    except ValueError:  # e.g. an integer of thousands of digits (Python's int conversion limit)
+        raise PayloadError("the payload is not JSON fhircare accepts (a number is too long)") from None
+    refuse_non_finite(payload)
+    return payload
 
 
-def patient_in_context() -> str | None:
-    launch = g.get("smart_session")
-    return f"Patient/{launch.patient}" if launch is not None and launch.patient else None
+def refuse_non_finite(node: Any) -> None:
+    """1e999 parses as infinity: refuse it here rather than write it (JSON has no infinity)."""
+    if isinstance(node, float) and not math.isfinite(node):
+        raise PayloadError("the payload is not JSON fhircare accepts (a number is out of range)")
+    if isinstance(node, dict):
+        for value in node.values():
+            refuse_non_finite(value)
+    elif isinstance(node, list):
+        for value in node:
+            refuse_non_finite(value)
 
 
-def require_patient(reference: str | None) -> None:
-    """A patient-launch session sees and writes only its own patient."""
-    own = patient_in_context()
-    if own is not None and reference != own:
-        raise ScopeDenied("this session is limited to its launch patient")
+def page_size_arg(default: int) -> int:
+    """``page_size`` as a whole number from 1 to 1000 (else 422, never a 500)."""
+    text = request.args.get("page_size")
+    if text is None:
+        return default
+    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE_SIZE:
+        raise PayloadError(f"page_size must be a whole number from 1 to {MAX_PAGE_SIZE}")
+    return int(text)
+
+
+def patient_param() -> str | None:
+    """The patient a view is about: the ``patient`` parameter, else a patient session's own (the
+    access policy has already refused another patient)."""
+    return request.args.get("patient") or patient_in_context()
 
 
 @api.after_app_request
@@ -46,31 +70,14 @@ def close_clients(response: Response) -> Response:
 
 @api.post("/api/v1/workflows/<name>")
 def run_workflow(name: str) -> tuple[Response, int]:
-    from ..workflows import get_workflow
-
-    payload = json_body()
-    client = access().client_for_request()
-    workflow = get_workflow(name, client, settings())
-    require_write_scopes(workflow.created_types(), set(workflow.updates_types))
-    if patient_in_context() is not None:
-        require_patient(workflow.patient(payload))
-    result = workflow.run(payload)
+    result = run_guarded(name, json_body())
     return jsonify(result.to_json()), 200 if result.repeated else 201
 
 
 @api.post("/api/v1/tasks/<task_id>/transition")
 def transition_task(task_id: str) -> tuple[Response, int]:
-    from ..workflows import get_workflow
-
     body = json_body()
-    payload = {**body, "task": f"Task/{task_id}"}
-    client = access().client_for_request()
-    workflow = get_workflow("task", client, settings())
-    require_write_scopes({"Provenance"}, set(workflow.updates_types))
-    if patient_in_context() is not None:
-        task = client.read("Task", task_id)
-        require_patient((task.get("for") or {}).get("reference"))
-    result = workflow.run(payload)
+    result = run_guarded("task", {**body, "task": f"Task/{task_id}"}, creates={"Provenance"})
     return jsonify(result.to_json()), 200 if result.repeated else 201
 
 
@@ -78,16 +85,13 @@ def transition_task(task_id: str) -> tuple[Response, int]:
 def get_worklist() -> Response:
     from ..views.worklist import OPEN_STATUSES, worklist
 
-    require_scopes({"Task", "Patient"}, "r")
-    patient = request.args.get("patient") or patient_in_context()
-    require_patient(patient)
     rows = worklist(
-        access().client_for_request(),
+        access().view_client(),
         owners=request.args.getlist("owner"),
         statuses=request.args.getlist("status") or OPEN_STATUSES,
-        patient=patient,
+        patient=patient_param(),
         due_before=request.args.get("due_before"),
-        page_size=int(request.args.get("page_size", settings().page_size)),
+        page_size=page_size_arg(settings().page_size),
     )
     return jsonify([r.as_dict() for r in rows])
 
@@ -96,20 +100,15 @@ def get_worklist() -> Response:
 def get_summary(patient_id: str) -> Response:
     from ..views.summary import patient_summary
 
-    require_scopes({"Patient", "CarePlan", "Task", "Appointment", "Coverage"}, "r")
-    require_patient(f"Patient/{patient_id}")
-    return jsonify(patient_summary(access().client_for_request(), f"Patient/{patient_id}").as_dict())
+    return jsonify(patient_summary(access().view_client(), f"Patient/{patient_id}").as_dict())
 
 
 @api.get("/api/v1/gaps")
 def get_gaps() -> Response:
     from ..views.gaps import find_gaps
 
-    require_scopes({"Task", "ServiceRequest", "Appointment", "CarePlan", "Coverage", "Goal"}, "r")
-    patient = request.args.get("patient") or patient_in_context()
-    require_patient(patient)
     gaps = find_gaps(
-        access().client_for_request(), owner=request.args.get("owner"), patient=patient, settings=settings()
+        access().view_client(), owner=request.args.get("owner"), patient=patient_param(), settings=settings()
     )
     return jsonify([g.as_dict() for g in gaps])
 
@@ -118,24 +117,18 @@ def get_gaps() -> Response:
 def get_caseload() -> Response:
     from ..views.caseload import caseload
 
-    require_scopes({"Task"}, "r")
-    if patient_in_context() is not None:
-        raise ScopeDenied("the caseload spans patients; a patient-launch session cannot see it")
-    return jsonify([r.as_dict() for r in caseload(access().client_for_request())])
+    return jsonify([r.as_dict() for r in caseload(access().view_client())])
 
 
 @api.get("/api/v1/authorizations")
 def get_authorizations() -> Response:
     from ..views.authorizations import authorizations
 
-    require_scopes({"Task", "Claim", "ClaimResponse"}, "r")
-    patient = request.args.get("patient") or patient_in_context()
-    require_patient(patient)
     rows = authorizations(
-        access().client_for_request(),
-        patient=patient,
+        access().view_client(),
+        patient=patient_param(),
         requester=request.args.get("requester"),
-        page_size=settings().page_size,
+        page_size=page_size_arg(settings().page_size),
     )
     return jsonify([r.as_dict() for r in rows])
 
@@ -157,6 +150,8 @@ def readyz() -> tuple[Response, int]:
     try:
         access().shared_client().capabilities(refresh=True)
     except FhircareError as exc:
-        status = 503 if isinstance(exc, TransientError) else 502
-        return jsonify({"status": "unavailable", "reason": exc.message.split("?")[0]}), status
+        # the reason names no address: /readyz is public, the FHIR base is not
+        if isinstance(exc, TransientError):
+            return jsonify({"status": "unavailable", "reason": "the FHIR server cannot be reached"}), 503
+        return jsonify({"status": "unavailable", "reason": "the FHIR server answered with an error"}), 502
     return jsonify({"status": "ready"}), 200

@@ -50,6 +50,15 @@ def check_settings(settings: Settings, host: str = "127.0.0.1") -> None:
         raise ConfigurationError(
             "auth mode 'none' is for loopback development only; use smart or passthrough"
         )
+    if settings.auth_mode == "backend" and not settings.caller_key_file and not is_loopback(host):
+        raise ConfigurationError(
+            "backend mode serves every caller with the sidecar's own system token: off loopback it needs "
+            "caller authentication (FHIRCARE_CALLER_KEY_FILE and FHIRCARE_CALLER_AUDIENCE)"
+        )
+    if settings.caller_key_file and not settings.caller_audience:
+        raise ConfigurationError("FHIRCARE_CALLER_KEY_FILE needs FHIRCARE_CALLER_AUDIENCE")
+    if settings.trusted_proxies < 0:
+        raise ConfigurationError("FHIRCARE_TRUSTED_PROXIES must be 0 or more")
 
 
 def outcome_response(status: int, outcome: dict[str, Any]) -> Response:
@@ -68,7 +77,10 @@ def create_app(settings: Settings | None = None, host: str = "127.0.0.1", **over
         SECRET_KEY=settings.secret_key or _dev_secret(),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=not is_loopback(host),
+        # behind TLS the cookies are Secure: a non-loopback bind, an https redirect URI, or (per request)
+        # https as a trusted proxy reports it (FHIRCARE_TRUSTED_PROXIES)
+        SESSION_COOKIE_SECURE=not is_loopback(host)
+        or (settings.smart_redirect_uri or "").lower().startswith("https://"),
         MAX_CONTENT_LENGTH=1_000_000,
         JSON_SORT_KEYS=False,
         **overrides,
@@ -77,7 +89,10 @@ def create_app(settings: Settings | None = None, host: str = "127.0.0.1", **over
 
     from .api import api
     from .fhir_access import FhirAccess
+    from .hardening import init_hardening
+    from .policy import init_policy
 
+    init_hardening(app, settings)
     FhirAccess(settings).init_app(app)
     app.register_blueprint(api)
     if settings.auth_mode == "smart":
@@ -86,6 +101,7 @@ def create_app(settings: Settings | None = None, host: str = "127.0.0.1", **over
         init_sessions(app, settings)
         app.register_blueprint(smart)
     _register_pages(app)
+    init_policy(app)  # after the session loader: the policy needs to know who is calling
 
     @app.errorhandler(FhircareError)
     def fhircare_error(exc: FhircareError) -> Response:

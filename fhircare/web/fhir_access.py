@@ -1,5 +1,6 @@
-"""Which FhirClient serves a request: a shared one (dev), the caller's forwarded token (passthrough),
-or the SMART session's token. Flask extension with ``init_app``."""
+"""Who the caller is, what they were granted, and which FhirClient serves their request: a shared one
+(dev, backend), the caller's forwarded token (passthrough), or the SMART session's token. Flask
+extension with ``init_app``."""
 
 from __future__ import annotations
 
@@ -12,20 +13,26 @@ from ..errors import ScopeDenied, Unauthorized
 from ..fhir import FhirClient
 from ..fhir.auth import BearerAuth
 from ..settings import Settings
+from .callers import CallerVerifier
+from .compartment import compartment_filter
+from .scopes import Grant
 
 
 class FhirAccess:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._local = threading.local()
+        self.callers = (
+            CallerVerifier(settings) if settings.auth_mode == "backend" and settings.caller_key_file else None
+        )
 
     def init_app(self, app: Flask) -> None:
         app.extensions["fhircare.access"] = self
 
-    def _new_client(self, token: str | None) -> FhirClient:
+    def _new_client(self, base_url: str, token: str | None) -> FhirClient:
         s = self.settings
         return FhirClient(
-            s.base_url,
+            base_url,
             auth=BearerAuth(token) if token else None,
             timeout=(s.timeout_connect, s.timeout_read),
             retries=s.retries,
@@ -36,7 +43,7 @@ class FhirAccess:
         client = getattr(self._local, "client", None)
         if client is None:
             s = self.settings
-            client = self._new_client(s.bearer_token)
+            client = self._new_client(s.base_url, s.bearer_token)
             if s.auth_mode == "backend":
                 from ..fhir.auth import BackendServicesAuth
 
@@ -51,27 +58,40 @@ class FhirAccess:
             self._local.client = client
         return client
 
-    def client_for_request(self) -> FhirClient:
+    def authenticate(self) -> None:
+        """401 unless the caller is who this auth mode requires (before any scope or patient rule)."""
         mode = self.settings.auth_mode
-        if mode in ("none", "backend"):
-            return self.shared_client()
+        if mode == "smart" and g.get("smart_session") is None:
+            raise Unauthorized("sign in through the SMART launch first", http_status=401)
         if mode == "passthrough":
             header = request.headers.get("Authorization", "")
             if not header.lower().startswith("bearer ") or len(header) < 10:
                 raise Unauthorized("a bearer token is required", http_status=401)
-            client = self._new_client(header.split(" ", 1)[1].strip())
-            g.setdefault("fhircare_clients", []).append(client)
-            return client
-        launch = g.get("smart_session")
-        if launch is None:
-            raise Unauthorized("sign in through the SMART launch first", http_status=401)
-        client = FhirClient(
-            launch.iss,
-            auth=BearerAuth(launch.access_token),
-            timeout=(self.settings.timeout_connect, self.settings.timeout_read),
-            retries=self.settings.retries,
-        )
+        if self.callers is not None and g.get("caller") is None:
+            g.caller = self.callers.verify(request.headers.get("Authorization", ""))
+
+    def client_for_request(self) -> FhirClient:
+        """The client a workflow run uses (a patient session's runs are checked by the access guard)."""
+        self.authenticate()
+        mode = self.settings.auth_mode
+        if mode in ("none", "backend"):
+            return self.shared_client()
+        if mode == "passthrough":
+            token = request.headers["Authorization"].split(" ", 1)[1].strip()
+            client = self._new_client(self.settings.base_url, token)
+        else:
+            launch = g.smart_session
+            client = self._new_client(launch.iss, launch.access_token)
         g.setdefault("fhircare_clients", []).append(client)
+        return client
+
+    def view_client(self) -> FhirClient:
+        """The client a view reads through: in a patient session, every answer loses the resources of
+        other patients (``_include``d ones too) before the view sees it."""
+        client = self.client_for_request()
+        patient = patient_in_context()
+        if patient is not None:
+            client.session.hooks["response"].append(compartment_filter(patient))
         return client
 
 
@@ -80,44 +100,35 @@ def access() -> FhirAccess:
     return found  # type: ignore[no-any-return]
 
 
-def granted_scopes() -> set[str] | None:
-    """Scopes of the current caller, or None where fhircare does not control them (dev, backend)."""
+def patient_in_context() -> str | None:
+    """``Patient/id`` of a patient-launch session, else None."""
+    launch = g.get("smart_session")
+    return f"Patient/{launch.patient}" if launch is not None and launch.patient else None
+
+
+def granted() -> Grant | None:
+    """What the current caller was granted, or None where fhircare does not control it (dev,
+    passthrough: the FHIR server decides; backend without caller authentication: loopback only)."""
     launch = g.get("smart_session")
     if launch is not None:
-        return set(launch.scopes)
-    return None
+        contexts = {"user", "patient"} if launch.patient else {"user"}
+        return Grant(frozenset(launch.scopes), frozenset(contexts))
+    caller = g.get("caller")
+    return caller.grant if caller is not None else None
 
 
-def require_scopes(resource_types: set[str], interaction: str) -> None:
-    """403 unless the granted scopes cover ``interaction`` (c, r, u, d, s) on every resource type."""
-    scopes = granted_scopes()
-    if scopes is None:
+def require_scopes(resource_types: set[str] | frozenset[str], interactions: str) -> None:
+    """403 unless the grant covers every interaction (c, r, u, d, s) on every resource type."""
+    grant = granted()
+    if grant is None:
         return
-    missing = sorted(t for t in resource_types if not scope_allows(scopes, t, interaction))
-    if missing:
-        raise ScopeDenied(f"the granted scopes do not allow '{interaction}' on {', '.join(missing)}")
+    for interaction in interactions:
+        missing = sorted(t for t in resource_types if not grant.allows(t, interaction))
+        if missing:
+            raise ScopeDenied(f"the granted scopes do not allow '{interaction}' on {', '.join(missing)}")
 
 
 def require_write_scopes(created: set[str], updated: set[str]) -> None:
     """Before a workflow writes: 'c' on every type it may create, 'u' on every type it may update."""
     require_scopes(created, "c")
     require_scopes(updated, "u")
-
-
-V1_MEANING = {"read": set("rs"), "write": set("cud"), "*": set("cruds")}
-
-
-def scope_allows(scopes: set[str], resource_type: str, interaction: str) -> bool:
-    """SMART v1 (``user/Task.write``) and v2 (``user/Task.cu``, ``patient/*.rs``) scopes."""
-    for scope in scopes:
-        context, _, rest = scope.partition("/")
-        if context not in ("user", "patient", "system") or not rest:
-            continue
-        rtype, _, perms = rest.partition(".")
-        if rtype not in ("*", resource_type):
-            continue
-        perms = perms.split("?", 1)[0]
-        allowed = V1_MEANING.get(perms, set(perms))
-        if interaction in allowed:
-            return True
-    return False

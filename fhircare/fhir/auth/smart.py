@@ -94,3 +94,16 @@ def refresh(
                 f"the token could not be refreshed ({type(exc).__name__})", http_status=401
             ) from None
     return TokenSet.of(dict(token))
+
+
+def revoke(
+    revocation_endpoint: str, token: str, hint: str, client_id: str, client_secret: str | None = None
+) -> None:
+    """Ask the authorization server to revoke a token (RFC 7009); a refusal is reported, not hidden."""
+    with _session(client_id, client_secret) as oauth:
+        try:
+            answer = oauth.revoke_token(revocation_endpoint, token=token, token_type_hint=hint)
+        except Exception as exc:  # Authlib and requests errors alike: the token may still be live
+            raise Unauthorized(f"the token could not be revoked ({type(exc).__name__})") from None
+    if answer.status_code >= 400:
+        raise Unauthorized(f"the token could not be revoked (HTTP {answer.status_code})")
