@@ -93,10 +93,7 @@ def reference_data(client: FhirClient) -> DemoWorld:
         )
     for key, name in {**ORGANIZATIONS, CARE_HUB[0]: CARE_HUB[1]}.items():
         entries.append(_conditional({"resourceType": "Organization", "name": name, "active": True}, key))
-    answer = client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": entries})
-    refs = [
-        "/".join(e["response"]["location"].split("/_history")[0].split("/")[-2:]) for e in answer["entry"]
-    ]
+    refs = _create_all(client, entries)
     world = DemoWorld()
     world.coordinators = refs[: len(COORDINATORS)]
     world.organizations = dict(zip(ORGANIZATIONS, refs[len(COORDINATORS) : -1], strict=True))
@@ -118,11 +115,19 @@ def coordinator_roles(client: FhirClient, world: DemoWorld) -> dict[str, str]:
             "telecom": [{"system": "phone", "value": f"555-0{100 + len(entries)}", "use": "work"}],
         }
         entries.append(_conditional(role, f"{key}-role"))
-    answer = client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": entries})
-    refs = [
-        "/".join(e["response"]["location"].split("/_history")[0].split("/")[-2:]) for e in answer["entry"]
-    ]
-    return dict(zip(world.coordinators, refs, strict=True))
+    return dict(zip(world.coordinators, _create_all(client, entries), strict=True))
+
+
+def _create_all(client: FhirClient, entries: list[dict[str, Any]]) -> list[str]:
+    """Conditional creates in transactions of at most 8 entries (a limit some servers set), in order."""
+    refs: list[str] = []
+    for start in range(0, len(entries), 8):
+        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries[start : start + 8]}
+        answer = client.transaction(bundle)
+        refs += [
+            "/".join(e["response"]["location"].split("/_history")[0].split("/")[-2:]) for e in answer["entry"]
+        ]
+    return refs
 
 
 def _conditional(resource: dict[str, Any], key: str) -> dict[str, Any]:

@@ -135,6 +135,10 @@ class TaskTransition(Workflow):
         return entries
 
     def _focus_request(self, state: RunState, task: dict[str, Any]) -> dict[str, Any] | None:
+        """The ServiceRequest a fulfilment Task fulfils (a follow-up about a referral does not end it)."""
+        codes = [c.get("code") for c in (task.get("code") or {}).get("coding") or [] if isinstance(c, dict)]
+        if "fulfill" not in codes:
+            return None
         focus = (task.get("focus") or {}).get("reference")
         if not isinstance(focus, str) or not focus.startswith("ServiceRequest/"):
             return None

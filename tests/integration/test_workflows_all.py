@@ -104,7 +104,12 @@ def check_links(workflow: str, payload: dict, refs: list[str], client: FhirClien
         task = _read(client, refs, "Task")
         assert task["owner"]["reference"] == payload["owner"]
         assert task["basedOn"][0]["reference"] == payload["about"]
-        assert "focus" not in task  # closing the follow-up must not close the referral
+        # a follow-up is not a fulfilment (R4 task-code): it is about its focus without being Task?code=fulfill
+        assert task["focus"]["reference"] == payload["about"]
+        assert [c["code"] for c in task["code"]["coding"]] == ["make-contact"]
+        # ending the follow-up does not end the referral it is about
+        run("task", {"task": refs[0], "to": "cancelled"}, client)
+        assert client.read_reference(payload["about"])["status"] == "active"
         assert task["restriction"]["period"]["end"] == f"{payload['due']}T23:59:59Z"
     elif workflow == "transition":
         plan = client.read_reference(refs[0])
