@@ -7,9 +7,11 @@ from datetime import date, datetime
 import click
 
 from .context import Context, pass_context
+from .export_progress import ExportProgress
 from .output import render_rows
 
 FORMATS = click.Choice(["table", "json", "csv"])
+BULK_HELP = "Read the whole caseload through the server's Bulk Data $export (paging when it offers none)."
 
 
 def register(cli: click.Group) -> None:
@@ -19,14 +21,17 @@ def register(cli: click.Group) -> None:
     @click.option("--owner", help="Only the patients of this owner's open tasks.")
     @click.option("--patient", help="Only this patient (Patient/id).")
     @click.option("--format", "fmt", type=FORMATS, default="table")
+    @click.option("--bulk", is_flag=True, help=BULK_HELP)
     @pass_context
     @handles_errors
-    def gaps_command(obj: Context, owner: str | None, patient: str | None, fmt: str) -> None:
+    def gaps_command(obj: Context, owner: str | None, patient: str | None, fmt: str, bulk: bool) -> None:
         """Care gaps, from the rules in rules/gaps.yaml (and FHIRCARE_RULES)."""
         from ..views.gaps import COLUMNS, find_gaps
 
-        with obj.client() as client:
-            gaps = find_gaps(client, owner=owner, patient=patient, settings=obj.settings)
+        with obj.client() as client, ExportProgress() as progress:
+            gaps = find_gaps(
+                client, owner=owner, patient=patient, settings=obj.settings, bulk=bulk, listener=progress
+            )
         render_rows([g.as_dict() for g in gaps], COLUMNS, fmt)
 
     @cli.command("caseload")
@@ -35,15 +40,16 @@ def register(cli: click.Group) -> None:
     )
     @click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="End of the period (default: today).")
     @click.option("--format", "fmt", type=FORMATS, default="table")
+    @click.option("--bulk", is_flag=True, help=BULK_HELP)
     @pass_context
     @handles_errors
-    def caseload_command(obj: Context, since: object, until: object, fmt: str) -> None:
+    def caseload_command(obj: Context, since: object, until: object, fmt: str, bulk: bool) -> None:
         """Per coordinator: patients, open and overdue tasks, referrals opened and closed, median days to close."""
         from ..views.caseload import COLUMNS, caseload
 
         def as_date(value: object) -> date | None:
             return value.date() if isinstance(value, datetime) else None
 
-        with obj.client() as client:
-            rows = caseload(client, since=as_date(since), until=as_date(until))
+        with obj.client() as client, ExportProgress() as progress:
+            rows = caseload(client, since=as_date(since), until=as_date(until), bulk=bulk, listener=progress)
         render_rows([r.as_dict() for r in rows], COLUMNS, fmt)

@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -121,6 +121,7 @@ class FhirClient:
         headers: Mapping[str, str] | None = None,
         idempotent: bool = False,
         ok_statuses: tuple[int, ...] = (),
+        stream: bool = False,
     ) -> requests.Response:
         """Send one request (retried per the session's policy) and raise on a non-2xx answer."""
         url = path_or_url if path_or_url.startswith(("http://", "https://")) else self.url(path_or_url)
@@ -136,7 +137,7 @@ class FhirClient:
             self.request_count += 1
         started = time.perf_counter()
         try:
-            response = self.session.send(prepared, timeout=self.timeout, allow_redirects=False)
+            response = self.session.send(prepared, timeout=self.timeout, allow_redirects=False, stream=stream)
         except requests.exceptions.RetryError as exc:
             raise TransientError(
                 f"{method} {url.split('?')[0]}: retries exhausted ({exc.__class__.__name__})"
@@ -289,6 +290,23 @@ class FhirClient:
                 f"{kind} answered {len(answer.get('entry') or [])} entries for {len(body.get('entry') or [])} sent"
             )
         return answer
+
+    # ---- large downloads ---------------------------------------------------------------
+
+    def stream_lines(self, url: str, headers: Mapping[str, str] | None = None) -> Iterator[bytes]:
+        """GET a large body (a Bulk Data NDJSON file) and yield its non-empty lines as they arrive;
+        only one chunk is held at a time."""
+        response = self.request("GET", url, headers=headers, stream=True)
+        try:
+            for line in response.iter_lines(chunk_size=64 * 1024):
+                if line:
+                    yield line
+        except requests.exceptions.RequestException as exc:
+            raise TransientError(
+                f"GET {url.split('?')[0]}: download interrupted ({exc.__class__.__name__})"
+            ) from None
+        finally:
+            response.close()
 
     def close(self) -> None:
         self.session.close()

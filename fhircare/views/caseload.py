@@ -1,5 +1,6 @@
 """Per coordinator: patients, open and overdue tasks, referrals opened and closed in a period, median
-days to close. One paged Task search (with the coordinators included), aggregated as it streams."""
+days to close. One paged Task search (with the coordinators included), aggregated as it streams; or,
+with ``bulk``, one Bulk Data ``$export`` of Tasks and coordinators read line by line (same figures)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from ..fhir import FhirClient
+from ..fhir.bulk import Listener, open_export
 from .labels import person_name, reference_of
 from .worklist import OPEN_STATUSES, due_of
 
@@ -80,19 +82,34 @@ def caseload(
     until: date | None = None,
     today: date | None = None,
     page_size: int = 500,
+    bulk: bool = False,
+    listener: Listener | None = None,
 ) -> list[CaseloadRow]:
+    """One row per coordinator (a Practitioner or PractitionerRole that owns or requested Tasks)."""
     today = today or datetime.now(timezone.utc).date()
     since = since or today - timedelta(days=30)
     until = until or today
     tallies: dict[str, _Tally] = defaultdict(_Tally)
     names: dict[str, str] = {}
-    params = [("_count", str(page_size)), ("_include", "Task:owner"), ("_include", "Task:requester")]
-    for page in client.search("Task", params).pages():
-        for resource in page.included:
-            if resource.get("resourceType") in ("Practitioner", "PractitionerRole"):
-                names[f"{resource['resourceType']}/{resource.get('id')}"] = person_name(resource)
-        for task in page.matches:
-            _count(task, tallies, since, until, today)
+    exported = (
+        open_export(client, types=("Task", "Practitioner", "PractitionerRole"), listener=listener)
+        if bulk
+        else None
+    )
+    if exported is not None:
+        for resource in exported:
+            if resource.get("resourceType") == "Task":
+                _count(resource, tallies, since, until, today)
+            else:
+                _name(resource, names)
+    else:
+        params = [("_count", str(page_size)), ("_include", "Task:owner"), ("_include", "Task:requester")]
+        for page in client.search("Task", params).pages():
+            for resource in page.included:
+                _name(resource, names)
+            for task in page.matches:
+                _count(task, tallies, since, until, today)
+    _read_missing_names(client, [who for who in tallies if who not in names], names)
     rows = []
     for who, tally in sorted(tallies.items()):
         rows.append(
@@ -110,6 +127,22 @@ def caseload(
             )
         )
     return rows
+
+
+def _name(resource: dict[str, Any], names: dict[str, str]) -> None:
+    if resource.get("resourceType") in ("Practitioner", "PractitionerRole"):
+        names[f"{resource['resourceType']}/{resource.get('id')}"] = person_name(resource)
+
+
+def _read_missing_names(client: FhirClient, missing: list[str], names: dict[str, str]) -> None:
+    """Coordinators a server did not ``_include`` (some ignore it): read in one batch."""
+    if not missing:
+        return
+    answer = client.batch({"entry": [{"request": {"method": "GET", "url": ref}} for ref in missing]})
+    for entry in answer.get("entry") or []:
+        resource = entry.get("resource")
+        if isinstance(resource, dict):
+            _name(resource, names)
 
 
 def _count(task: dict[str, Any], tallies: dict[str, _Tally], since: date, until: date, today: date) -> None:

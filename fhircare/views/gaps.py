@@ -21,6 +21,7 @@ import yaml
 
 from ..errors import ConfigurationError
 from ..fhir import FhirClient
+from ..fhir.bulk import Listener, open_export
 from ..settings import Settings
 from .labels import reference_of, resource_label
 
@@ -171,6 +172,31 @@ def fetch(
     return lists
 
 
+def subjects_of(resource: dict[str, Any]) -> set[str]:
+    """Every patient a search by patient (or beneficiary) would find this resource under."""
+    found = {reference_of(resource.get(element)) for element in SUBJECT_ELEMENTS}
+    found |= {reference_of((p or {}).get("actor")) for p in resource.get("participant") or []}
+    return {ref for ref in found if ref and ref.startswith("Patient/")}
+
+
+def fetch_exported(
+    client: FhirClient, patients: list[str] | None, listener: Listener | None = None
+) -> dict[str, list[dict[str, Any]]] | None:
+    """The lists of :func:`fetch` from one Bulk Data ``$export`` (``_type`` = the rules' sources), kept
+    only for these patients as the NDJSON streams in; None when the server offers no export."""
+    types = [rtype for rtype, _ in SOURCES.values()]
+    stream = open_export(client, types=types, listener=listener)
+    if stream is None:
+        return None
+    wanted = set(patients) if patients is not None else None
+    lists: dict[str, list[dict[str, Any]]] = {name: [] for name in SOURCES}
+    for resource in stream:
+        name = BY_TYPE.get(str(resource.get("resourceType")))
+        if name is not None and (wanted is None or subjects_of(resource) & wanted):
+            lists[name].append(resource)
+    return lists
+
+
 def _resources(client: FhirClient, bundle: dict[str, Any]) -> list[dict[str, Any]]:
     """Matches of a searchset answered inside a batch, following its next links if it has any."""
     from ..fhir.search import page_of
@@ -296,8 +322,14 @@ def find_gaps(
     patient: str | None = None,
     today: date | None = None,
     settings: Settings | None = None,
+    bulk: bool = False,
+    listener: Listener | None = None,
 ) -> list[Gap]:
-    """Care gaps of one patient, of an owner's patients, or of everyone."""
+    """Care gaps of one patient, of an owner's patients, or of everyone.
+
+    With ``bulk``, an owner's or everyone's lists come from one Bulk Data ``$export`` when the server
+    offers it (paging otherwise; one patient is always one batch): the same gaps either way.
+    """
     settings = settings or Settings()
     rules = load_rules(settings)
     today = today or datetime.now(timezone.utc).date()
@@ -307,4 +339,5 @@ def find_gaps(
         patients = owner_patients(client, [owner])
     else:
         patients = None
-    return evaluate(rules, fetch(client, patients), today)
+    lists = fetch_exported(client, patients, listener) if bulk and not patient else None
+    return evaluate(rules, lists if lists is not None else fetch(client, patients), today)

@@ -45,6 +45,13 @@ class PriorAuth(Workflow):
     def _recording(payload: dict[str, Any]) -> bool:
         return payload.get("action") == "record-decision"
 
+    def check(self, payload: dict[str, Any]) -> list[Issue]:
+        if self._recording(payload) or isinstance(payload.get("service"), str) or payload.get("category"):
+            return []
+        # the category defaults from the service's table key; a service given as a code needs its own
+        message = "a service given as a code needs a category (X12 1365 service type; Da Vinci PAS Claim.item.category)"
+        return [Issue("error", "required", message, ("$.category",))]
+
     def reads(self, payload: dict[str, Any]) -> list[str]:
         if not self._recording(payload):
             return []
