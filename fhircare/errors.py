@@ -175,6 +175,29 @@ class PreconditionFailed(Conflict):
     status = 412
 
 
+class PartialWrite(FhirServerError):
+    """A transaction was processed entry by entry and some entries failed: what was written stays.
+
+    Running the same request (same ``request_id``) again completes it without duplicates.
+    """
+
+    status = 502
+    exit_code = 6
+    code = "incomplete"
+
+    def __init__(
+        self, message: str, issues: list[Issue] | tuple[Issue, ...] = (), written: list[str] | None = None
+    ) -> None:
+        super().__init__(message, issues, http_status=200)
+        self.written = list(written or [])
+
+
+class UnresolvedStoredReference(PartialWrite):
+    """The server stored a conditional reference (``Type?...``) verbatim instead of resolving it."""
+
+    code = "processing"
+
+
 class TransientError(FhirServerError):
     """The server or network failed in a way that may pass (timeouts, 429, 5xx) after retries ran out."""
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings as hypothesis_settings
@@ -23,9 +25,50 @@ REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "corpus"
 
 
-@pytest.fixture(scope="session")
-def fhir_server() -> Iterator[EmbeddedServer]:
-    with EmbeddedServer() as server:
+#: the FHIR servers every server-facing test runs on: the embedded SEKMET server and Medplum's FHIR
+#: router (Node, in memory; tests/servers/medplum). ``FHIRCARE_TEST_SERVERS=embedded`` narrows it.
+SERVERS = ("embedded", "medplum")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "embedded_only(reason): the test is about the embedded server itself")
+    # What fhircare learns about each server is kept in a cache directory; the suite's own, shared by
+    # the CLI processes it starts, and never the developer's.
+    if "FHIRCARE_CACHE_DIR" not in os.environ:
+        os.environ["FHIRCARE_CACHE_DIR"] = tempfile.mkdtemp(prefix="fhircare-test-cache-")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test marked ``embedded_only`` (it is about the embedded server itself) runs on that server only."""
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_other = callspec is not None and callspec.params.get("fhir_server", "embedded") != "embedded"
+        (dropped if on_other and item.get_closest_marker("embedded_only") else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+def _servers() -> list[str]:
+    wanted = os.environ.get("FHIRCARE_TEST_SERVERS")
+    return [s for s in SERVERS if not wanted or s in wanted.split(",")]
+
+
+@pytest.fixture(scope="session", params=_servers())
+def fhir_server(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A real FHIR server for the session, once per implementation in ``SERVERS``."""
+    if request.param == "embedded":
+        server: Any = EmbeddedServer()
+    else:
+        from tests.servers.medplum import MedplumServer
+
+        server = MedplumServer()
+    with server:
+        server.kind = request.param
+        with FhirClient(server.base_url) as warm:
+            # learn once, up front, what fhircare probes for, so tests count only their own requests
+            warm.resolves_conditional_references()
         yield server
 
 
@@ -42,6 +85,20 @@ def server_requests(fhir_server: EmbeddedServer):
     assert counter is not None
     start = counter.count
     return lambda: counter.count - start
+
+
+@pytest.fixture()
+def reference_batch(fhir_server: Any) -> int:
+    """1 on a server that does not resolve conditional references (a check batch before writing), else 0."""
+    from tests.support.servers import reference_check_requests
+
+    return reference_check_requests(fhir_server)
+
+
+@pytest.fixture()
+def resolves(reference_batch: int) -> bool:
+    """True on a server that resolves conditional references inside a transaction."""
+    return reference_batch == 0
 
 
 @pytest.fixture()

@@ -8,12 +8,19 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 from requests.auth import AuthBase
 
 from ..errors import FhirServerError, TransientError
+from .behaviour import (
+    BehaviourStore,
+    ServerBehaviour,
+    default_cache_dir,
+    probe_conditional_references,
+    probe_include,
+)
 from .capabilities import Capabilities
 from .outcome import error_for, json_body
 from .search import SearchSet
@@ -88,8 +95,15 @@ class FhirClient:
         retries: int = 3,
         backoff_factor: float = 0.2,
         headers: Mapping[str, str] | None = None,
+        behaviour_store: BehaviourStore | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        #: where what this server was seen to do is remembered (the user's cache directory by default)
+        self.behaviour_store = (
+            behaviour_store if behaviour_store is not None else BehaviourStore(default_cache_dir())
+        )
+        self._behaviour: ServerBehaviour | None = None
+        self._rebase_logged = False
         self.timeout = timeout
         self.session = build_session(retries, backoff_factor, auth, headers)
         self._capabilities: Capabilities | None = None
@@ -103,6 +117,27 @@ class FhirClient:
 
     def url(self, path: str) -> str:
         return f"{self.base_url}/{path.lstrip('/')}" if path else self.base_url
+
+    def follow_link(self, url: str) -> str | None:
+        """The URL to request for a server's paging link, or None when it must not be followed.
+
+        Relative links are joined to the base. An absolute link under the base is followed as is. A
+        link on another origin whose path continues the base path (a server behind a reverse proxy
+        naming its inner address) is re-based onto the configured base, so neither the request nor
+        its credentials go to the other origin. Anything else is refused by the caller.
+        """
+        parts = urlsplit(url)
+        if not parts.scheme and not parts.netloc:
+            return urljoin(self.base_url + "/", url)
+        if self.owns(url):
+            return url
+        base = urlsplit(self.base_url)
+        if (parts.path.rstrip("/") + "/").startswith(base.path.rstrip("/") + "/"):
+            if not self._rebase_logged:
+                self._rebase_logged = True
+                log.info("re-basing the server's paging links onto the configured base (reverse proxy?)")
+            return urlunsplit((base.scheme, base.netloc, parts.path, parts.query, ""))
+        return None
 
     def owns(self, url: str) -> bool:
         """True when an absolute URL lies under this client's base (so following it is safe)."""
@@ -184,6 +219,50 @@ class FhirClient:
             statement = self._resource(self.request("GET", "metadata"), "CapabilityStatement")
             self._capabilities = Capabilities(statement)
         return self._capabilities
+
+    @property
+    def behaviour(self) -> ServerBehaviour:
+        """What this server was seen to do (learned by probes and answers, kept across processes)."""
+        if self._behaviour is None:
+            self._behaviour = self.behaviour_store.load(self.base_url)
+        return self._behaviour
+
+    def learn(self, **changes: Any) -> None:
+        """Record what the server was seen to do (``atomic_transactions=False``, ...) and keep it."""
+        behaviour = self.behaviour
+        if all(getattr(behaviour, k) == v for k, v in changes.items()):
+            return
+        for key, value in changes.items():
+            setattr(behaviour, key, value)
+        log.info("learned server behaviour", extra={"learned": sorted(changes)})
+        self.behaviour_store.save(self.base_url, behaviour)
+
+    def resolves_conditional_references(self) -> bool:
+        """Whether the server resolves ``Type?query`` references inside a transaction (probed once)."""
+        known = self.behaviour.conditional_references
+        if known is None:
+            known = probe_conditional_references(self)
+            self.learn(conditional_references=known)
+        return known
+
+    def include_works(self, resource_type: str, spec: str) -> bool:
+        """Whether ``_include=<spec>`` on ``resource_type`` brings included resources back.
+
+        A declaration is not enough (some servers omit ``searchInclude`` yet include, others ignore
+        ``_include``): one ``_count=1`` search shows it, remembered per server once it could tell.
+        """
+        key = f"{resource_type}:{spec}"
+        known = self.behaviour.include.get(key)
+        if known is not None:
+            return known
+        try:
+            seen = probe_include(self, resource_type, spec)
+        except FhirServerError:
+            seen = False
+        if seen is None:  # nothing on the server can tell yet: trust the declaration for now
+            return self.capabilities().supports_include(resource_type, spec)
+        self.learn(include={**self.behaviour.include, key: seen})
+        return seen
 
     def smart_configuration(self) -> dict[str, Any] | None:
         """``.well-known/smart-configuration``, or None when the server does not publish one."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import FhirServerError, NotFound
+
+log = logging.getLogger("fhircare.fhir")
 
 if TYPE_CHECKING:
     from .client import FhirClient
@@ -64,6 +67,8 @@ class SearchSet:
         self.client = client
         self.resource_type = resource_type
         self.params = tuple(params)
+        #: set by iteration: True when the server reported more results than could be fetched
+        self.truncated = False
 
     def _with(self, *extra: tuple[str, str]) -> SearchSet:
         return SearchSet(self.client, self.resource_type, [*self.params, *extra])
@@ -83,19 +88,73 @@ class SearchSet:
         return self._with(("_count", str(page_size)))
 
     def pages(self) -> Iterator[Page]:
-        response = self.client.request("GET", self.resource_type, params=list(self.params))
-        page = page_of(_bundle(response.json() if response.content else {}))
+        """Pages in order: next links when the server gives them, else ``_offset`` when it reports (or
+        fills a page so that it implies) more results than received. When neither can fetch the rest,
+        ``truncated`` is set on this SearchSet and a warning is logged: never a silent cut."""
+        self.truncated = False
+        page = self._fetch(self.resource_type, list(self.params))
         yield page
-        seen = set()
-        while page.next_url:
-            if page.next_url in seen:
-                raise FhirServerError("the server's next link repeats an earlier page")
-            seen.add(page.next_url)
-            if not self.client.owns(page.next_url):
-                raise FhirServerError("the server's next link points outside the configured FHIR base")
-            response = self.client.request("GET", page.next_url)
-            page = page_of(_bundle(response.json() if response.content else {}))
+        received = len(page.matches)
+        seen: set[str] = set()
+        while True:
+            if page.next_url:
+                url = self.client.follow_link(page.next_url)
+                if url is None:
+                    raise FhirServerError("the server's next link points outside the configured FHIR base")
+                if url in seen:
+                    raise FhirServerError("the server's next link repeats an earlier page")
+                seen.add(url)
+                page = self._fetch(url, None)
+            elif self._more_expected(page, received):
+                following = self._offset_page(page, received)
+                if following is None:
+                    self.truncated = True
+                    log.warning(
+                        "search results truncated: the server reports more than it returned and offers no way on",
+                        extra={
+                            "resource_type": self.resource_type,
+                            "received": received,
+                            "total": page.total,
+                        },
+                    )
+                    return
+                page = following
+            else:
+                return
+            if not page.matches and not page.next_url:
+                return
+            received += len(page.matches)
             yield page
+
+    def _fetch(self, path: str, params: list[tuple[str, str]] | None) -> Page:
+        response = self.client.request("GET", path, params=params)
+        return page_of(_bundle(response.json() if response.content else {}))
+
+    def _requested_count(self) -> int | None:
+        for name, value in reversed(self.params):
+            if name == "_count" and value.isdigit():
+                return int(value)
+        return None
+
+    def _more_expected(self, page: Page, received: int) -> bool:
+        if page.total is not None:
+            return page.total > received
+        count = self._requested_count()
+        return count is not None and count > 0 and len(page.matches) >= count
+
+    def _offset_page(self, previous: Page, received: int) -> Page | None:
+        """The results after ``received`` through ``_offset``, or None when the server ignores it."""
+        if self.client.behaviour.offset_paging is False:
+            return None
+        params = [(k, v) for k, v in self.params if k != "_offset"] + [("_offset", str(received))]
+        page = self._fetch(self.resource_type, params)
+        before = {r.get("id") for r in previous.matches}
+        if page.matches and page.matches[0].get("id") in before:
+            self.client.learn(offset_paging=False)
+            return None
+        if page.matches:
+            self.client.learn(offset_paging=True)
+        return page
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for page in self.pages():

@@ -25,14 +25,26 @@ from ..errors import (
     Conflict,
     FhirServerError,
     Issue,
+    PartialWrite,
     PayloadError,
     PreconditionFailed,
+    TransientError,
     UnresolvedReference,
+    UnresolvedStoredReference,
 )
 from ..fhir import FhirClient
 from ..fhir.client import weak_etag
+from ..fhir.transaction import (
+    as_plain_creates,
+    check_answer,
+    conditional_entry_count,
+    is_size_refusal,
+    literal_as_conditional,
+    transaction_bundle,
+    written_references,
+)
 from ..mapping import BuildContext, MappingSet, PlannedEntry, build_entries
-from ..mapping.engine import mark_request, request_identifier
+from ..mapping.engine import REQUEST_ID_SYSTEM, mark_request, request_identifier
 from ..mapping.transforms import iso
 from ..mapping.validate import json_path, payload_references, profile_issues, validate_payload
 
@@ -86,6 +98,7 @@ class RunState:
     now: datetime
     found: dict[str, dict[str, Any]] = field(default_factory=dict)
     patient: str | None = None  # set by a workflow that learns the patient from what it read
+    plain: bool = False  # the transaction was sent as plain creates after looking the request id up
 
     def resource(self, reference: str) -> dict[str, Any]:
         try:
@@ -111,7 +124,7 @@ class Workflow:
         client: FhirClient,
         mappings: MappingSet,
         profiles_dir: Path,
-        verify_references: str = "transaction",
+        verify_references: str = "auto",
         access: AccessGuard | None = None,
     ) -> None:
         self.client = client
@@ -119,7 +132,9 @@ class Workflow:
         self.profiles_dir = profiles_dir
         #: how literal references in a payload are checked to exist: "transaction" (sent as conditional
         #: references ``Type?_id=``, which the server resolves inside the transaction: no extra
-        #: request), "batch" (searched in the read batch before writing), or "off"
+        #: request), "batch" (searched in the read batch before writing), "off", or "auto" (the
+        #: default: "transaction" where the server was seen to resolve conditional references, else
+        #: "batch"; learned once per server by a probe that writes nothing there)
         if verify_references not in VERIFY_MODES:
             raise ConfigurationError(f"verify_references must be one of {', '.join(VERIFY_MODES)}")
         self.verify_references = verify_references
@@ -168,6 +183,13 @@ class Workflow:
             state = RunState(copy.deepcopy(body), request_id, moment)
             try:
                 result = self._attempt(state)
+            except TransientError:
+                # plain creates are not retried by the HTTP layer: the answer may have been lost after
+                # the server committed, and this request id's Provenance says whether it did
+                earlier = self.committed_earlier(request_id) if state.plain else None
+                if earlier is None:
+                    raise
+                return self._result(request_id, earlier, [], [], False, started_requests)
             except PreconditionFailed:
                 earlier = self.committed_earlier(request_id)
                 if earlier is not None:
@@ -195,46 +217,125 @@ class Workflow:
 
     def _attempt(self, state: RunState) -> WorkflowResult:
         started_requests = self.client.request_count
+        mode = self._check_mode()
         refs = payload_references(self.profiles_dir, self.name, state.payload)
         conditional = [(parts, value) for parts, value in refs if "?" in value]
         reads = self.reads(state.payload)
         read = _read_targets(reads)
         literal = [(parts, value) for parts, value in refs if "?" not in value and value not in read]
         before_write: list[tuple[tuple[Any, ...], str]] = []
-        if self.verify_references == "batch":
+        if mode == "batch":
             known = self.client.known_references
             before_write = [(parts, value) for parts, value in literal if value not in known]
+        looked_up = bool(reads)  # the read batch looks this request id up whenever it reads
+        # with nothing to read, map first: a payload the mapping refuses then costs no request at all
+        early = self.plan(state) if not conditional and not reads else None
         if conditional or reads or before_write:
             previous = self._read_batch(state, conditional, reads, before_write)
             if self.access is not None:  # before plan(): its refusals must not tell what was read
                 self.access(state.found, ())
             if previous is not None:
                 return self._result(state.request_id, previous, [], [], True, started_requests)
-        planned = self.plan(state)
+        planned = early or self.plan(state)
         if self.access is not None:
             self.access(state.found, planned)
-        bundle: dict[str, Any] = {
-            "resourceType": "Bundle",
-            "type": "transaction",
-            "entry": [e.bundle_entry() for e in planned],
-        }
-        in_transaction = {value for _, value in literal} if self.verify_references == "transaction" else set()
-        if in_transaction:
-            bundle = copy.deepcopy(bundle)
-            for entry in bundle["entry"]:
-                _conditional_references(entry.get("resource"), in_transaction)
-        try:
-            answer = self.client.transaction(bundle)
-        except FhirServerError as exc:
-            if not in_transaction or isinstance(exc, Conflict) or not 400 <= (exc.http_status or 0) < 500:
+        entries = [e.bundle_entry() for e in planned]
+        if mode == "transaction" and literal:
+            entries = literal_as_conditional(entries, {value for _, value in literal})
+        behaviour = self.client.behaviour
+        plain = (
+            conditional_entry_count(entries) > 0
+            and behaviour.atomic_transactions is not False
+            and not behaviour.conditional_fits(len(entries))
+        )
+        while True:
+            sent = entries
+            if plain:
+                earlier, existing = self._look_up(state, planned, skip_provenance=looked_up)
+                if earlier is not None:
+                    return self._result(state.request_id, earlier, [], [], True, started_requests)
+                looked_up, state.plain = True, True
+                sent = as_plain_creates(entries, existing)
+            try:
+                answer = self.client.transaction(transaction_bundle(sent))
+            except FhirServerError as exc:
+                if not plain and conditional_entry_count(sent) and is_size_refusal(exc):
+                    self._learn_size_refusal(len(sent))
+                    plain = True
+                    continue
+                if mode != "transaction" or not literal or isinstance(exc, Conflict):
+                    raise
+                if not 400 <= (exc.http_status or 0) < 500:
+                    raise
+                self._explain_refusal(literal, exc)
                 raise
-            self._explain_refusal(literal, exc)
-            raise
-        written, created, updated = _written_references(planned, answer)
-        if self.verify_references == "batch":  # only batch mode consults what the client has seen
+            break
+        self._check_answer(planned, answer)
+        written, created, updated = written_references([(e.name, e.method, e.url) for e in planned], answer)
+        if mode == "batch":  # only batch mode consults what the client has seen
             self.client.known_references.add(written)
-        repeated = not created and not updated
+        repeated = not created and not updated and not state.plain
         return self._result(state.request_id, written, created, updated, repeated, started_requests)
+
+    def _check_mode(self) -> str:
+        """How references are checked on this server: the setting, or (``auto``) what the server does."""
+        if self.verify_references == "transaction" and not self.client.resolves_conditional_references():
+            raise ConfigurationError(
+                "FHIRCARE_VERIFY_REFERENCES=transaction: this server stores conditional references without "
+                "resolving them, so nothing was sent; use 'auto' or 'batch'"
+            )
+        if self.verify_references != "auto":
+            return self.verify_references
+        return "transaction" if self.client.resolves_conditional_references() else "batch"
+
+    def _learn_size_refusal(self, size: int) -> None:
+        known = self.client.behaviour.strict_refused_at
+        self.client.learn(strict_refused_at=size if known is None else min(known, size))
+        log.info("server limits conditional transactions; sending plain creates", extra={"entries": size})
+
+    def _check_answer(self, planned: list[PlannedEntry], answer: dict[str, Any]) -> None:
+        try:
+            check_answer([e.name for e in planned], answer)
+        except UnresolvedStoredReference:
+            self.client.learn(conditional_references=False)
+            raise
+        except PartialWrite:
+            self.client.learn(atomic_transactions=False)
+            raise
+
+    def _look_up(
+        self, state: RunState, planned: list[PlannedEntry], skip_provenance: bool
+    ) -> tuple[list[str] | None, dict[str, str]]:
+        """Before plain creates: this request id's Provenance (an earlier run that committed) and the
+        resources the entries' business keys (``match``) already name, in one batch."""
+        keyed = [e for e in planned if e.if_none_exist and not _is_request_criteria(e.if_none_exist)]
+        searches = [f"{e.resource['resourceType']}?{e.if_none_exist}" for e in keyed]
+        if not skip_provenance:
+            searches.append(provenance_search(state.request_id))
+        if not searches:
+            return None, {}
+        answer = self.client.batch(
+            {
+                "resourceType": "Bundle",
+                "type": "batch",
+                "entry": [{"request": {"method": "GET", "url": u}} for u in searches],
+            }
+        )
+        results = answer.get("entry") or []
+        if not skip_provenance:
+            provenances = _matches(results[-1]) if results else []
+            if provenances:
+                return _provenance_written(provenances[0]), {}
+        existing: dict[str, str] = {}
+        for entry, result in zip(keyed, results, strict=False):
+            found = _matches(result)
+            if len(found) > 1:
+                raise Conflict(
+                    f"{entry.name}: its business key matches more than one {entry.resource['resourceType']}"
+                )
+            if found:
+                existing[entry.full_url] = f"{found[0]['resourceType']}/{found[0]['id']}"
+        return None, existing
 
     def plan(self, state: RunState, new_uuid: Callable[[], str] | None = None) -> list[PlannedEntry]:
         """Every transaction entry of this run, checked against FHIR structure and local profiles.
@@ -295,15 +396,14 @@ class Workflow:
         checks = sorted({value for _, value in literal})
         entries += [_existence_check(reference) for reference in checks]
         if reads:
-            ident = request_identifier(state.request_id, PROVENANCE_ENTRY)
-            query = urlencode({"_tag": f"{ident['system']}|{ident['value']}"}, safe="|:/")
-            entries.append({"request": {"method": "GET", "url": f"Provenance?{query}"}})
+            entries.append({"request": {"method": "GET", "url": provenance_search(state.request_id)}})
         answer = self.client.batch({"resourceType": "Bundle", "type": "batch", "entry": entries})
         results = answer.get("entry") or []
         for (parts, value), result in zip(conditional, results, strict=False):
             _set_path(state.payload, parts, _single_match(value, result, parts))
         for reference, result in zip(reads, results[len(conditional) :], strict=False):
             self._collect(state, reference, result)
+        self._complete_includes(state, reads)
         if checks:
             start = len(conditional) + len(reads)
             missing = _missing(checks, results[start : start + len(checks)])
@@ -312,10 +412,39 @@ class Workflow:
         if reads:
             provenances = _matches(results[-1])
             if provenances:
-                return [t["reference"] for t in provenances[0].get("target", []) if t.get("reference")] + [
-                    f"Provenance/{provenances[0]['id']}"
-                ]
+                return _provenance_written(provenances[0])
         return None
+
+    def _complete_includes(self, state: RunState, reads: list[str]) -> None:
+        """Read what a read's ``_include`` should have brought but did not (a server that ignores
+        ``_include``): one more batch, only on such servers."""
+        wanted: set[str] = set()
+        for read in reads:
+            rtype, _, query = read.partition("?")
+            for name, value in parse_qsl(query):
+                if name != "_include" or not value.startswith(rtype + ":"):
+                    continue
+                element = value.split(":")[1]
+                for key, resource in list(state.found.items()):
+                    if key.startswith(rtype + "/"):
+                        target = (
+                            (resource.get(element) or {}) if isinstance(resource.get(element), dict) else {}
+                        )
+                        ref = target.get("reference")
+                        if isinstance(ref, str) and ref.count("/") == 1 and ref not in state.found:
+                            wanted.add(ref)
+        if not wanted:
+            return
+        ordered = sorted(wanted)
+        answer = self.client.batch(
+            {
+                "resourceType": "Bundle",
+                "type": "batch",
+                "entry": [{"request": {"method": "GET", "url": r}} for r in ordered],
+            }
+        )
+        for reference, result in zip(ordered, answer.get("entry") or [], strict=False):
+            self._collect(state, reference, result)
 
     def _collect(self, state: RunState, reference: str, result: dict[str, Any]) -> None:
         status = str((result.get("response") or {}).get("status", ""))
@@ -351,13 +480,9 @@ class Workflow:
 
     def committed_earlier(self, request_id: str) -> list[str] | None:
         """The references an earlier run with this request id wrote, from its Provenance (one search)."""
-        ident = request_identifier(request_id, PROVENANCE_ENTRY)
-        found = self.client.search("Provenance", {"_tag": f"{ident['system']}|{ident['value']}"}).first()
-        if found is None:
-            return None
-        return [t["reference"] for t in found.get("target", []) if t.get("reference")] + [
-            f"Provenance/{found['id']}"
-        ]
+        rtype, _, query = provenance_search(request_id).partition("?")
+        found = self.client.search(rtype, parse_qsl(query)).first()
+        return None if found is None else _provenance_written(found)
 
     # ---- what is written ----------------------------------------------------------------
 
@@ -458,7 +583,24 @@ def update_entry(resource: dict[str, Any], name: str, profile: str | None = None
     )
 
 
-VERIFY_MODES = ("transaction", "batch", "off")
+VERIFY_MODES = ("auto", "transaction", "batch", "off")
+
+
+def provenance_search(request_id: str) -> str:
+    """The search that finds the Provenance a run with this request id wrote."""
+    ident = request_identifier(request_id, PROVENANCE_ENTRY)
+    return "Provenance?" + urlencode({"_tag": f"{ident['system']}|{ident['value']}"}, safe="|:/")
+
+
+def _provenance_written(provenance: dict[str, Any]) -> list[str]:
+    """What an earlier run wrote, from its Provenance: every target, then the Provenance itself."""
+    targets = [t["reference"] for t in provenance.get("target", []) if t.get("reference")]
+    return [*targets, f"Provenance/{provenance['id']}"]
+
+
+def _is_request_criteria(criteria: str) -> bool:
+    """True for the ``ifNoneExist`` on a request id (not on a business key such as an MRN)."""
+    return REQUEST_ID_SYSTEM in criteria.split("&")[0]
 
 
 def _existence_check(reference: str) -> dict[str, Any]:
@@ -483,21 +625,6 @@ def _refuse_missing(literal: list[tuple[tuple[Any, ...], str]], missing: set[str
     raise UnresolvedReference(
         f"{len(missing)} reference(s) name nothing on the server; nothing was written", issues
     )
-
-
-def _conditional_references(node: Any, references: set[str]) -> None:
-    """Rewrite ``{"reference": "Type/id"}`` to ``Type?_id=id`` for the given references, in place:
-    the server resolves them inside the transaction and refuses it when one matches nothing."""
-    if isinstance(node, dict):
-        value = node.get("reference")
-        if isinstance(value, str) and value in references:
-            rtype, _, rid = value.partition("/")
-            node["reference"] = f"{rtype}?_id={rid}"
-        for child in node.values():
-            _conditional_references(child, references)
-    elif isinstance(node, list):
-        for child in node:
-            _conditional_references(child, references)
 
 
 def _read_targets(reads: list[str]) -> set[str]:
@@ -547,36 +674,3 @@ def _set_path(payload: dict[str, Any], parts: tuple[Any, ...], value: str) -> No
     for part in parts[:-1]:
         node = node[part]
     node[parts[-1]] = value
-
-
-def _written_references(
-    planned: list[PlannedEntry], answer: dict[str, Any]
-) -> tuple[list[str], list[str], list[str]]:
-    written, created, updated = [], [], []
-    for entry, result in zip(planned, answer.get("entry") or [], strict=True):
-        response = result.get("response") or {}
-        location = str(response.get("location") or "")
-        reference = _reference_from_location(location) or _reference_of(result.get("resource")) or entry.url
-        if not reference or "/" not in reference:
-            raise FhirServerError(f"the transaction answer for {entry.name} names no resource")
-        written.append(reference)
-        status = str(response.get("status", ""))
-        if status.startswith("201"):
-            created.append(reference)
-        elif entry.method == "PUT" and status.startswith("200"):
-            updated.append(reference)
-    return written, created, updated
-
-
-def _reference_from_location(location: str) -> str | None:
-    if not location:
-        return None
-    path = location.split("/_history")[0].rstrip("/")
-    parts = path.split("/")
-    return f"{parts[-2]}/{parts[-1]}" if len(parts) >= 2 else None
-
-
-def _reference_of(resource: Any) -> str | None:
-    if isinstance(resource, dict) and resource.get("resourceType") and resource.get("id"):
-        return f"{resource['resourceType']}/{resource['id']}"
-    return None

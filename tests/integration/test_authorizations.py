@@ -11,6 +11,7 @@ from fhircare.views.authorizations import authorizations
 from fhircare.workflows import run
 from tests.faults.payloads import make, prior_auth_case
 from tests.integration.test_prior_auth_decision import _pas_response
+from tests.support.servers import versions
 
 FHIRCARE = str(Path(sys.executable).with_name("fhircare"))
 
@@ -91,7 +92,7 @@ def test_the_cli_records_the_answers_and_a_second_run_finds_nothing_new(client, 
     assert again.returncode == 0, again.stderr
     assert [row["task"] for row in json.loads(again.stdout)] == [made["C"]["task"]]  # the finished ones left
     assert "0 answer(s) on their Tasks" in again.stderr
-    assert client.read_reference(made["A"]["task"])["meta"]["versionId"] == "2"
+    assert versions(client, made["A"]["task"]) == 2
 
     everything = subprocess.run(
         [*command, "--all", "--format", "csv"], capture_output=True, text=True, timeout=60

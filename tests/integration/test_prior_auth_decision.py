@@ -17,6 +17,7 @@ from fhircare.errors import IllegalTransition, PayloadError
 from fhircare.workflows import run
 from tests.conftest import CORPUS
 from tests.faults.payloads import make, prior_auth_case
+from tests.support.servers import versions
 
 PAS = "http://hl7.org/fhir/us/davinci-pas/StructureDefinition/"
 
@@ -106,7 +107,7 @@ def test_a_denial_ends_the_task_with_the_payers_code_in_two_requests(client, uid
     assert server_requests() - before == 2  # one batch read (Task + Claim, ClaimResponse), one transaction
     task = client.read_reference(task_ref)
     assert task["status"] == "completed"
-    assert task["meta"]["versionId"] == "2"
+    assert versions(client, task_ref) == 2
     assert _decision_codes(task) == {
         "urn:fhircare:prior-auth-decision": "denied",
         "https://codesystem.x12.org/005010/306": "A3",
@@ -116,7 +117,7 @@ def test_a_denial_ends_the_task_with_the_payers_code_in_two_requests(client, uid
     assert [t["reference"] for t in provenance["target"]] == [task_ref]
     assert provenance["agent"][0]["who"]["reference"] == payload["provider"]
     # the Claim itself is the payer's business: untouched
-    assert client.read_reference(claim)["meta"]["versionId"] == "1"
+    assert versions(client, claim) == 1
 
 
 def test_pending_keeps_the_task_open_until_the_final_answer(client, uid):
@@ -141,7 +142,7 @@ def test_pending_keeps_the_task_open_until_the_final_answer(client, uid):
     # a new request about a finished Task is refused
     with pytest.raises(IllegalTransition, match="already completed"):
         run("prior-auth", {**first, "request_id": f"late-{uid}"}, client)
-    assert client.read_reference(task_ref)["meta"]["versionId"] == "3"
+    assert versions(client, task_ref) == 3
 
 
 def test_the_reference_implementations_response_from_the_corpus_is_read(client, uid):
@@ -205,7 +206,7 @@ def test_a_response_that_does_not_answer_the_task_is_refused_and_nothing_written
     expected_path = "$.task" if mismatch == "not-prior-auth-task" else "$.claim_response"
     assert refused.value.issues[0].expression == (expected_path,)
     assert fhir_server.resource_counts() == counts
-    assert client.read_reference(task_ref)["meta"]["versionId"] == "1"
+    assert versions(client, task_ref) == 1
 
 
 def test_record_decision_needs_the_task_and_the_response(client):

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from fhircare.errors import Conflict, IllegalTransition, PayloadError, UnresolvedReference
+from fhircare.errors import ConfigurationError, Conflict, IllegalTransition, PayloadError, UnresolvedReference
 from fhircare.fhir import FhirClient
 from fhircare.settings import Settings
 from fhircare.workflows import run
 from fhircare.workflows.task_transition import TaskTransition
+from tests.support.servers import versions
 
 FHIRCARE = str(Path(sys.executable).with_name("fhircare"))
 
@@ -62,11 +63,13 @@ def referral(people: dict[str, str], **extra: object) -> dict[str, object]:
 
 
 def test_refer_writes_service_request_task_and_provenance_in_one_transaction(
-    client, people, server_requests, uid
+    client, people, server_requests, uid, reference_batch
 ):
     result = run("refer", referral(people, request_id=f"ref-{uid}"), client)
 
-    assert server_requests() == 1  # one transaction; the server resolved the references inside it
+    # one transaction (the server resolved the references inside it), after a check batch on a
+    # server that does not resolve conditional references
+    assert server_requests() == 1 + reference_batch
     sr_ref, task_ref, prov_ref = result.written
     assert (
         sr_ref.startswith("ServiceRequest/")
@@ -103,10 +106,19 @@ def test_stored_references_are_literal_after_the_server_resolved_them(client, pe
 
 
 @pytest.mark.parametrize(("mode", "requests"), [("transaction", 1), ("batch", 2), ("off", 1)])
-def test_reference_check_modes_cost(client, people, server_requests, uid, mode, requests):
-    """transaction: resolved by the server inside the one transaction (default); batch: searched first,
-    for servers without conditional references; off: for servers that enforce referential integrity."""
+def test_reference_check_modes_cost(
+    client, people, server_requests, uid, mode, requests, resolves, fhir_server
+):
+    """transaction: resolved by the server inside the one transaction; batch: searched first, for
+    servers without conditional references; off: for servers that enforce referential integrity.
+    Asking for transaction mode on a server that would store ``Type?_id=`` verbatim is refused."""
     settings = Settings.from_env({"FHIRCARE_VERIFY_REFERENCES": mode})
+    if mode == "transaction" and not resolves:
+        counts = fhir_server.resource_counts()
+        with pytest.raises(ConfigurationError, match="without resolving them"):
+            run("refer", referral(people, request_id=f"{mode}-{uid}"), client, settings=settings)
+        assert server_requests() == 0 and fhir_server.resource_counts() == counts
+        return
     result = run("refer", referral(people, request_id=f"{mode}-{uid}"), client, settings=settings)
     assert server_requests() == requests
     assert [r.split("/")[0] for r in result.written] == ["ServiceRequest", "Task", "Provenance"]
@@ -115,12 +127,13 @@ def test_reference_check_modes_cost(client, people, server_requests, uid, mode, 
 @pytest.mark.parametrize("mode", ["transaction", "batch"])
 @pytest.mark.parametrize("field", ["patient", "performer", "requester"])
 def test_a_reference_to_nothing_is_refused_with_its_path_and_nothing_written(
-    client, people, server_requests, uid, fhir_server, field, mode
+    client, people, server_requests, uid, fhir_server, field, mode, resolves
 ):
     rtype = {"patient": "Patient", "performer": "Organization", "requester": "Practitioner"}[field]
     payload = referral(people, request_id=f"dangling-{mode}-{uid}")
     payload[field] = f"{rtype}/no-such-{uid}"
     counts = fhir_server.resource_counts()
+    mode = mode if resolves else "auto"  # 'auto' picks batch on a server without conditional references
     settings = Settings.from_env({"FHIRCARE_VERIFY_REFERENCES": mode})
     with pytest.raises(UnresolvedReference) as refused:
         run("refer", payload, client, settings=settings)
@@ -160,9 +173,9 @@ def test_refer_again_with_the_same_request_id_writes_nothing(
 def test_refer_into_a_care_plan_adds_the_activity_with_if_match(client, people, server_requests, uid):
     result = run("refer", referral(people, request_id=f"plan-{uid}", care_plan=people["plan"]), client)
 
-    assert server_requests() == 2  # one batch read of the plan, one transaction
+    assert server_requests() == 2  # one batch read of the plan (and the reference checks), one transaction
     plan = client.read_reference(people["plan"])
-    assert plan["meta"]["versionId"] == "2"
+    assert versions(client, people["plan"]) == 2
     assert [a["reference"]["reference"] for a in plan["activity"]] == [result.written[0]]
     again = run("refer", referral(people, request_id=f"plan-{uid}", care_plan=people["plan"]), client)
     assert again.repeated and again.written == result.written
@@ -234,7 +247,7 @@ def test_illegal_transition_is_refused_before_any_write(client, people, server_r
 
     assert server_requests() - before == 1  # the read only
     assert client.read_reference(result.written[1])["status"] == "requested"
-    assert client.read_reference(result.written[1])["meta"]["versionId"] == "1"
+    assert versions(client, result.written[1]) == 1
 
 
 def test_reassigning_a_task_changes_its_owner(client, people):
@@ -250,7 +263,7 @@ def test_reassigning_to_nobody_is_refused_and_the_task_keeps_its_version(client,
     with pytest.raises(UnresolvedReference) as refused:
         run("task", {"task": task, "owner": f"Practitioner/gone-{uid}"}, client)
     assert refused.value.issues[0].expression == ("$.owner",)
-    assert client.read_reference(task)["meta"]["versionId"] == "1"
+    assert versions(client, task) == 1
     assert client.read_reference(task)["owner"]["reference"] == people["program"]
 
 
