@@ -131,7 +131,7 @@ class Sessions:
 
     def __init__(self, store: Store, cipher: Fernet, launches: Store | None = None) -> None:
         self.store = store
-        self.launches = launches or store
+        self.launches = launches if launches is not None else store
         self.cipher = cipher
 
     def _seal(self, text: str) -> str:
