@@ -6,7 +6,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test system-deps lint typecheck pytest bench clean
+MEDPLUM := tests/servers/medplum
+MEDPLUM_STAMP := $(MEDPLUM)/node_modules/.installed
+
+.PHONY: demo test system-deps test-servers lint typecheck pytest bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +23,13 @@ demo: $(STAMP)
 system-deps:
 	bash scripts/system-deps.sh
 
+# the second FHIR server of the suite: Medplum's FHIR router on Node (exact versions in its lock file)
+$(MEDPLUM_STAMP): $(MEDPLUM)/package-lock.json
+	npm ci --prefix $(MEDPLUM) --no-audit --no-fund --loglevel=error
+	touch $(MEDPLUM_STAMP)
+
+test-servers: $(MEDPLUM_STAMP)
+
 lint: $(STAMP)
 	$(BIN)/ruff check fhircare tests benchmarks
 	$(BIN)/ruff format --check fhircare tests benchmarks
@@ -30,10 +40,10 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-test: system-deps lint typecheck pytest
+test: system-deps test-servers lint typecheck pytest
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(MEDPLUM)/node_modules

@@ -259,8 +259,10 @@ class FhirClient:
             seen = probe_include(self, resource_type, spec)
         except FhirServerError:
             seen = False
-        if seen is None:  # nothing on the server can tell yet: trust the declaration for now
-            return self.capabilities().supports_include(resource_type, spec)
+        if seen is None:  # nothing on the server can tell yet: trust the declaration for this client
+            declared = self.capabilities().supports_include(resource_type, spec)
+            self.behaviour.include[key] = declared  # in memory only: a later client probes again
+            return declared
         self.learn(include={**self.behaviour.include, key: seen})
         return seen
 

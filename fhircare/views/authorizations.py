@@ -16,6 +16,7 @@ from ..errors import FhircareError
 from ..fhir import FhirClient
 from ..mapping.claims import DISPLAY, TASK_STATUS, decision_of
 from .labels import concept_text, person_name, reference_of
+from .related import related_resources
 from .worklist import OPEN_STATUSES, due_of
 
 APPROVE = "http://hl7.org/fhir/CodeSystem/task-code|approve"
@@ -135,8 +136,10 @@ def authorizations(
         params.append(("patient", patient))
     if requester:
         params.append(("requester", requester))
+    included = client.include_works("Task", "Task:focus")
     for page in client.search("Task", params).pages():
-        related = page.by_reference()
+        wanted = (reference_of(task.get(key)) for task in page.matches for key in ("focus", "for"))
+        related = related_resources(client, page, wanted, included)
         claims = sorted(
             {
                 ref

@@ -73,7 +73,7 @@ def _entries(section: dict[str, Any]) -> list[dict[str, Any]]:
 def patient_summary(client: FhirClient, patient: str, now: datetime | None = None) -> PatientSummary:
     """Demographics, active plans with goals and activities, open tasks, appointments, coverage,
     prior authorizations with the payers' answers, recent communications, care team and family.
-    Exactly one request."""
+    One request (two on a server that ignores ``_include``, to name the care team)."""
     now = now or datetime.now(timezone.utc)
     patient_id = patient.split("/", 1)[1] if "/" in patient else patient
     searches = summary_searches(patient_id)
@@ -182,9 +182,16 @@ def patient_summary(client: FhirClient, patient: str, now: datetime | None = Non
     for resource in _entries(sections["care_teams"]):
         if resource.get("resourceType") != "CareTeam":
             team_members[f"{resource.get('resourceType')}/{resource.get('id')}"] = resource
-    for team in _entries(sections["care_teams"]):
-        if team.get("resourceType") != "CareTeam":
-            continue
+    teams = [t for t in _entries(sections["care_teams"]) if t.get("resourceType") == "CareTeam"]
+    members = (reference_of(p.get("member")) for t in teams for p in t.get("participant") or [])
+    missing = sorted({m for m in members if m and m.count("/") == 1 and m not in team_members})
+    if missing:  # a server that ignores _include: one more batch, only then
+        found = client.batch({"entry": [{"request": {"method": "GET", "url": m}} for m in missing]})
+        for entry in found.get("entry") or []:
+            member_resource = entry.get("resource") or {}
+            if member_resource.get("id") and member_resource.get("resourceType") != "OperationOutcome":
+                team_members[f"{member_resource['resourceType']}/{member_resource['id']}"] = member_resource
+    for team in teams:
         for participant in team.get("participant") or []:
             member = reference_of(participant.get("member"))
             result.care_team.append(

@@ -12,8 +12,9 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
 from typing import Any
 
-from ..fhir import FhirClient, Page
+from ..fhir import FhirClient
 from .labels import concept_text, person_name, reference_of, resource_label
+from .related import related_resources
 
 OPEN_STATUSES = ("draft", "requested", "received", "accepted", "ready", "in-progress", "on-hold")
 PRIORITY_RANK = {"stat": 0, "asap": 1, "urgent": 2, "routine": 3}
@@ -109,28 +110,6 @@ def _related_refs(task: dict[str, Any]) -> list[str | None]:
     ]
 
 
-def _fill_without_include(client: FhirClient, page: Page) -> dict[str, dict[str, Any]]:
-    """One batch of reads for the page's patients and foci (servers that lack _include)."""
-    wanted = sorted(
-        {
-            ref
-            for task in page.matches
-            for ref in (reference_of(task.get("for")), reference_of(task.get("focus")))
-            if ref
-        }
-    )
-    wanted = [ref for ref in wanted if ref.count("/") == 1]
-    if not wanted:
-        return {}
-    answer = client.batch({"entry": [{"request": {"method": "GET", "url": ref}} for ref in wanted]})
-    found = {}
-    for entry in answer.get("entry") or []:
-        resource = entry.get("resource")
-        if isinstance(resource, dict) and resource.get("id"):
-            found[f"{resource['resourceType']}/{resource['id']}"] = resource
-    return found
-
-
 def stream_worklist(
     client: FhirClient,
     owners: Sequence[str] = (),
@@ -144,10 +123,11 @@ def stream_worklist(
     """Rows in the server's order, one page in memory at a time."""
     today = today or datetime.now(timezone.utc).date()
     if use_include is None:
-        use_include = client.capabilities().supports_include("Task", "Task:focus")
+        use_include = client.include_works("Task", "Task:focus")
     search = client.search("Task", task_query(owners, statuses, patient, page_size, include=use_include))
     for page in search.pages():
-        related = page.by_reference() if use_include else _fill_without_include(client, page)
+        wanted = (ref for task in page.matches for ref in _related_refs(task)[:2])
+        related = related_resources(client, page, wanted, use_include)
         for task in page.matches:
             row = row_of(task, related, today)
             if due_before and (row.due is None or row.due >= due_before):
