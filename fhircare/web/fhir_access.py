@@ -5,6 +5,7 @@ extension with ``init_app``."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app, g, request
@@ -53,7 +54,10 @@ class FhirAccess:
                         http_status=401,
                     )
                 client.session.auth = BackendServicesAuth.from_key_file(
-                    s.backend_token_url, s.backend_client_id, s.backend_key_file
+                    s.backend_token_url,
+                    s.backend_client_id,
+                    s.backend_key_file,
+                    algorithm=signing_algorithm(s.backend_key_file),
                 )
             self._local.client = client
         return client
@@ -93,6 +97,18 @@ class FhirAccess:
         if patient is not None:
             client.session.hooks["response"].append(compartment_filter(patient))
         return client
+
+
+def signing_algorithm(key_file: str) -> str:
+    """ES384 for an elliptic-curve private key, else RS384 (the two SMART Backend Services allows)."""
+    from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        key = load_pem_private_key(Path(key_file).read_bytes(), password=None)
+    except (OSError, ValueError, TypeError):
+        return "RS384"  # BackendServicesAuth reports the unreadable key when it signs
+    return "ES384" if isinstance(key, EllipticCurvePrivateKey) else "RS384"
 
 
 def access() -> FhirAccess:

@@ -1,0 +1,310 @@
+"""Issue 12, items 2, 8-13, 16: attacks on how the sidecar is reached (callers, hosts, cookies, headers,
+redirects, logs, hostile input, what Redis holds), each against a real sidecar over HTTP."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+import jwt
+import pytest
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from fhircare.errors import ConfigurationError
+from fhircare.server.launcher import free_port
+from fhircare.settings import Settings
+from fhircare.web import create_app
+from tests.faults.payloads import CASES
+from tests.integration.sidecar_harness import SECRET, Sidecar, smart_settings
+from tests.integration.smart_server import Client
+from tests.security.conftest import login
+
+
+def _ec_key() -> tuple[str, str]:
+    key = ec.generate_private_key(ec.SECP384R1())
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private, public
+
+
+def _caller_token(
+    private_pem: str, scope: str, audience: str = "fhircare-sidecar", lifetime: int = 300
+) -> str:
+    now = int(time.time())
+    claims = {"sub": "scheduler", "aud": audience, "iat": now, "exp": now + lifetime, "scope": scope}
+    return jwt.encode(claims, private_pem, algorithm="ES384")
+
+
+# ---- item 2: Backend Services mode authenticates its callers -----------------------------------
+
+
+def test_backend_mode_without_caller_authentication_refuses_a_public_bind(tmp_path):
+    with pytest.raises(ConfigurationError, match="caller authentication"):
+        create_app(Settings(auth_mode="backend", secret_key=SECRET), host="0.0.0.0")
+
+
+def test_backend_mode_serves_only_callers_with_a_valid_token(auth, client, fhir_server, tmp_path, uid):
+    system_private, system_public = _ec_key()
+    auth.register(
+        Client(
+            "system-1",
+            [],
+            public_key_pem=system_public,
+            grant_types=("client_credentials",),
+            auth_method="client_assertion_jwt",
+        )
+    )
+    (tmp_path / "system.pem").write_text(system_private)
+    caller_private, caller_public = _ec_key()
+    (tmp_path / "callers.pem").write_text(caller_public)
+    settings = Settings(
+        base_url=auth.iss,
+        auth_mode="backend",
+        secret_key=SECRET,
+        backend_token_url=f"{auth.base}/token",
+        backend_client_id="system-1",
+        backend_key_file=str(tmp_path / "system.pem"),
+        caller_key_file=str(tmp_path / "callers.pem"),
+        caller_audience="fhircare-sidecar",
+    )
+    case = CASES["refer"](client, uid)
+    url = None
+    with Sidecar(settings) as sidecar:
+        url = f"{sidecar.url}/api/v1/workflows/refer"
+        counts = fhir_server.resource_counts()
+        anyone = requests.post(url, json=case.payload, timeout=30)
+        forged = requests.post(
+            url,
+            json=case.payload,
+            headers={"Authorization": f"Bearer {_caller_token(_ec_key()[0], 'system/*.cruds')}"},
+            timeout=30,
+        )
+        wrong_audience = requests.post(
+            url,
+            json=case.payload,
+            headers={
+                "Authorization": f"Bearer {_caller_token(caller_private, 'system/*.cruds', 'someone-else')}"
+            },
+            timeout=30,
+        )
+        too_narrow = requests.post(
+            url,
+            json=case.payload,
+            headers={"Authorization": f"Bearer {_caller_token(caller_private, 'system/Task.rs')}"},
+            timeout=30,
+        )
+        assert [r.status_code for r in (anyone, forged, wrong_audience, too_narrow)] == [401, 401, 401, 403]
+        assert fhir_server.resource_counts() == counts
+        allowed = requests.post(
+            url,
+            json=case.payload,
+            headers={"Authorization": f"Bearer {_caller_token(caller_private, 'system/*.cruds')}"},
+            timeout=30,
+        )
+        assert allowed.status_code == 201, allowed.text
+    assert "client_credentials" in auth.grants_used
+
+
+# ---- item 8: Secure cookies behind a TLS proxy -------------------------------------------------
+
+
+def test_cookies_are_secure_behind_a_trusted_tls_proxy(auth):
+    port = free_port()
+    auth.register(Client("fhircare-test", [f"http://127.0.0.1:{port}/callback"]))
+    proxied = replace(smart_settings(auth.iss, port), trusted_proxies=1)
+    with Sidecar(proxied, port) as sidecar:
+        answer = requests.get(
+            f"{sidecar.url}/launch",
+            params={"iss": auth.iss},
+            headers={"X-Forwarded-Proto": "https"},
+            allow_redirects=False,
+            timeout=30,
+        )
+        assert "Secure" in answer.headers["Set-Cookie"]
+    with Sidecar(smart_settings(auth.iss, port), port) as untrusting:  # the header alone proves nothing
+        answer = requests.get(
+            f"{untrusting.url}/launch",
+            params={"iss": auth.iss},
+            headers={"X-Forwarded-Proto": "https"},
+            allow_redirects=False,
+            timeout=30,
+        )
+        assert "Secure" not in answer.headers["Set-Cookie"]
+    https = replace(smart_settings(auth.iss, port), smart_redirect_uri="https://sidecar.example.org/callback")
+    with Sidecar(https) as sidecar:
+        answer = requests.get(
+            f"{sidecar.url}/launch", params={"iss": auth.iss}, allow_redirects=False, timeout=30
+        )
+        assert "Secure" in answer.headers["Set-Cookie"]
+
+
+# ---- item 9: open redirect --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "back", ["//evil.example/x", "https://evil.example/", "/\\evil.example", "javascript:alert(1)"]
+)
+def test_the_task_forms_back_field_cannot_send_the_browser_elsewhere(dev, client, uid, back):
+    task = CASES["task"](client, uid).payload["task"]
+    browser = requests.Session()
+    csrf = re.search(r'name="csrf" value="([^"]+)"', browser.get(f"{dev.url}/", timeout=30).text)
+    token = csrf.group(1) if csrf else ""
+    answer = browser.post(
+        f"{dev.url}/tasks/{task.split('/')[1]}/action",
+        data={"action": "accept", "csrf": token, "back": back},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert answer.status_code == 303
+    assert answer.headers["Location"] == "/", answer.headers["Location"]
+
+
+# ---- item 10: security headers ----------------------------------------------------------------
+
+
+def test_every_answer_carries_the_security_headers(dev):
+    for path, no_store in [
+        ("/", True),
+        ("/api/v1/worklist", True),
+        ("/nowhere", True),
+        ("/static/app.css", False),
+    ]:
+        answer = requests.get(f"{dev.url}{path}", timeout=30)
+        headers = answer.headers
+        assert "default-src 'self'" in headers["Content-Security-Policy"], path
+        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+        assert headers["X-Frame-Options"] == "DENY"
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["Referrer-Policy"] == "no-referrer"
+        assert (headers.get("Cache-Control") == "no-store") is no_store, path
+
+
+# ---- item 11: no codes or state in logs -------------------------------------------------------
+
+
+def test_the_dev_servers_log_holds_no_authorization_code_or_state(auth, tmp_path):
+    port = free_port()
+    auth.register(Client("fhircare-test", [f"http://127.0.0.1:{port}/callback"]))
+    env = {
+        **os.environ,
+        "FHIRCARE_AUTH_MODE": "smart",
+        "FHIRCARE_SECRET_KEY": SECRET,
+        "FHIRCARE_SMART_CLIENT_ID": "fhircare-test",
+        "FHIRCARE_SMART_REDIRECT_URI": f"http://127.0.0.1:{port}/callback",
+        "FHIRCARE_SMART_ISSUERS": auth.iss,
+        "FHIRCARE_BASE_URL": auth.iss,
+    }
+    log = tmp_path / "serve.log"
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "fhircare.cli.main", "-vv", "serve", "--port", str(port)],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        browser = requests.Session()
+        first = browser.get(
+            f"http://127.0.0.1:{port}/launch", params={"iss": auth.iss}, allow_redirects=False, timeout=30
+        )
+        authorize = browser.get(first.headers["Location"], allow_redirects=False, timeout=30)
+        callback = authorize.headers["Location"]
+        assert browser.get(callback, allow_redirects=False, timeout=30).status_code == 302
+        code, state = (re.search(rf"{name}=([^&]+)", callback).group(1) for name in ("code", "state"))
+    finally:
+        process.terminate()
+        process.wait(10)
+    text = log.read_text()
+    assert "GET /callback" in text  # the request is logged...
+    assert code not in text and state not in text and "code=" not in text  # ...without its secrets
+
+
+# ---- item 12: hostile numbers and paging ------------------------------------------------------
+
+
+def test_huge_numbers_and_bad_page_sizes_answer_422_not_500(dev, client, uid):
+    url = f"{dev.url}/api/v1/workflows/refer"
+    for body in ('{"priority": ' + "9" * 5000 + "}", '{"minutes": 1e999}'):
+        answer = requests.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=30)
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["resourceType"] == "OperationOutcome"
+    for size in ("abc", "1e3", "-1", "0", "99999999999999999999"):
+        for path in ("/api/v1/worklist", "/api/v1/authorizations"):
+            answer = requests.get(f"{dev.url}{path}", params={"page_size": size}, timeout=30)
+            assert answer.status_code == 422, (path, size, answer.text)
+            assert answer.json()["resourceType"] == "OperationOutcome"
+
+
+# ---- item 13: DNS rebinding of the dev API ----------------------------------------------------
+
+
+def test_dev_mode_answers_only_loopback_host_names(dev):
+    for host in ("evil.example", "evil.example:80", "10.0.0.5"):
+        assert (
+            requests.get(f"{dev.url}/api/v1/worklist", headers={"Host": host}, timeout=30).status_code == 400
+        )
+    port = dev.url.rsplit(":", 1)[1]
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}"):
+        assert (
+            requests.get(f"{dev.url}/api/v1/caseload", headers={"Host": host}, timeout=30).status_code == 200
+        )
+
+
+# ---- item 16: Redis holds no usable token -----------------------------------------------------
+
+REDIS = shutil.which("redis-server")
+
+
+@pytest.mark.skipif(
+    REDIS is None, reason="redis-server is not installed (scripts/system-deps.sh installs it)"
+)
+def test_a_copy_of_redis_holds_no_token(auth):
+    import redis
+
+    port = free_port()
+    process = subprocess.Popen(
+        [REDIS, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        store = redis.Redis(port=port)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                store.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        sidecar_port = free_port()
+        auth.register(Client("fhircare-test", [f"http://127.0.0.1:{sidecar_port}/callback"]))
+        settings = replace(smart_settings(auth.iss, sidecar_port), redis_url=f"redis://127.0.0.1:{port}/0")
+        with Sidecar(settings, sidecar_port) as sidecar:
+            browser = login(sidecar, auth)
+            assert browser.get(f"{sidecar.url}/api/v1/caseload", timeout=30).status_code == 200
+        issued = next(iter(auth.tokens.values()))
+        dump = b"".join(store.get(key) or b"" for key in store.keys("fhircare:*"))
+        assert dump and issued.access_token.encode() not in dump and issued.refresh_token.encode() not in dump
+        assert b"access_token" not in dump
+    finally:
+        process.terminate()
+        process.wait(10)
