@@ -1,0 +1,585 @@
+"""fhircare next to fhirclient and fhirpy, each written the way its documentation shows, on one server.
+
+    python benchmarks/peers.py [--rounds 20] [--json benchmarks/peers-last-run.json]
+
+The embedded server runs in its own process (``fhircare server start``), so this process's CPU time is
+the client's alone and the server's is read from /proc. Variants run interleaved (round-robin, one
+after the other in every round) so drift on a shared machine touches all of them alike. Requests are
+counted at requests' HTTPAdapter, which all three libraries send through. Reported per variant:
+median wall time, client CPU and server CPU per operation, requests per operation, and the ratio of
+median wall times against fhircare. Figures are reported, never asserted.
+
+- referral: a ServiceRequest, its fulfilment Task, a Provenance, and the CarePlan's new activity;
+  ``idiomatic`` = one create/update per resource (fhirclient models, fhirpy resources),
+  ``transaction`` = hand-written transaction with fhircare's guarantees (conditional creates on a
+  request id, the CarePlan read then PUT with If-Match, a Provenance), 2 requests;
+- worklist: a coordinator's open Tasks with patient and focus (1,000 and 5,000 Tasks);
+- summary: one patient's plan, goals, open tasks, appointments, coverage, communications, team, family.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import requests.adapters
+from fhirclient import client as fhirclient_client
+from fhirclient.models.careplan import CarePlan as FcCarePlan
+from fhirclient.models.provenance import Provenance as FcProvenance
+from fhirclient.models.servicerequest import ServiceRequest as FcServiceRequest
+from fhirclient.models.task import Task as FcTask
+from fhirpy import SyncFHIRClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fhircare.fhir import FhirClient
+from fhircare.views.summary import patient_summary
+from fhircare.views.worklist import OPEN_STATUSES, worklist
+from fhircare.workflows import get_workflow
+
+HERE = Path(__file__).resolve().parent
+FHIRCARE = str(Path(sys.executable).with_name("fhircare"))
+TODAY = date(2026, 6, 10)
+BENCH = "urn:fhircare:bench"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+# ---- measuring ------------------------------------------------------------------------------
+
+SENT = [0]
+_send = requests.adapters.HTTPAdapter.send
+
+
+def _counting_send(self: Any, request: Any, **kwargs: Any) -> Any:
+    SENT[0] += 1
+    return _send(self, request, **kwargs)
+
+
+requests.adapters.HTTPAdapter.send = _counting_send  # type: ignore[method-assign]
+
+
+def server_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+        self.server: list[float] = []
+        self.requests: list[int] = []
+
+    def measure(self, pid: int, fn: Callable[[], Any]) -> Any:
+        sent, server, cpu, wall = SENT[0], server_cpu(pid), time.process_time(), time.perf_counter()
+        result = fn()
+        self.wall.append(time.perf_counter() - wall)
+        self.cpu.append(time.process_time() - cpu)
+        self.server.append(server_cpu(pid) - server)
+        self.requests.append(SENT[0] - sent)
+        return result
+
+    def summary(self) -> dict[str, float]:
+        return {
+            "ms": round(1000 * statistics.median(self.wall), 2),
+            "client_cpu_ms": round(1000 * statistics.mean(self.cpu), 2),
+            "server_cpu_ms": round(1000 * statistics.mean(self.server), 2),
+            "requests": round(statistics.mean(self.requests), 2),
+        }
+
+
+def interleaved(
+    rounds: int, pid: int, variants: dict[str, Callable[[int], Any]]
+) -> dict[str, dict[str, float]]:
+    tallies = {name: Tally() for name in variants}
+    for name, fn in variants.items():
+        fn(-1)  # warm-up, not counted: imports, compiled schemas, first connections
+    for i in range(rounds):
+        for name, fn in variants.items():
+            tallies[name].measure(pid, lambda fn=fn, i=i: fn(i))
+    results = {name: tally.summary() for name, tally in tallies.items()}
+    base = results["fhircare"]["ms"]
+    for result in results.values():
+        result["wall_ratio_vs_fhircare"] = round(result["ms"] / base, 2)
+    return results
+
+
+# ---- the server and its data ------------------------------------------------------------------
+
+
+def start_server() -> tuple[subprocess.Popen[str], str]:
+    port = 18000 + os.getpid() % 2000
+    process = subprocess.Popen(
+        [FHIRCARE, "server", "start", "--port", str(port)], stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if "ready" not in line:
+        process.kill()
+        raise SystemExit(f"the server did not start: {line}")
+    return process, f"http://127.0.0.1:{port}/fhir"
+
+
+def make(client: FhirClient, resource: dict[str, Any]) -> str:
+    created = client.create(resource)
+    return f"{created['resourceType']}/{created['id']}"
+
+
+def referral_world(client: FhirClient) -> dict[str, str]:
+    patient = make(client, {"resourceType": "Patient", "name": [{"family": "Peer", "given": ["Ana"]}]})
+    world = {
+        "patient": patient,
+        "coordinator": make(client, {"resourceType": "Practitioner", "name": [{"family": "Coord"}]}),
+        "program": make(client, {"resourceType": "Organization", "name": "Program"}),
+    }
+    for variant in ("fhircare", "fhirclient", "fhirclient_tx", "fhirpy", "fhirpy_tx"):
+        world[f"plan_{variant}"] = make(
+            client,
+            {
+                "resourceType": "CarePlan",
+                "status": "active",
+                "intent": "plan",
+                "subject": {"reference": patient},
+            },
+        )
+    return world
+
+
+def seed_tasks(client: FhirClient, count: int) -> str:
+    owner = make(client, {"resourceType": "Practitioner", "name": [{"family": f"Owner{count}"}]})
+    patients = [make(client, {"resourceType": "Patient", "name": [{"family": f"P{i}"}]}) for i in range(50)]
+    orders = [
+        make(
+            client,
+            {
+                "resourceType": "ServiceRequest",
+                "status": "active",
+                "intent": "order",
+                "subject": {"reference": p},
+                "code": {"text": "Consult"},
+            },
+        )
+        for p in patients
+    ]
+    for start in range(0, count, 500):
+        entries = [
+            {
+                "resource": {
+                    "resourceType": "Task",
+                    "status": "requested",
+                    "intent": "order",
+                    "priority": "routine",
+                    "for": {"reference": patients[i % 50]},
+                    "focus": {"reference": orders[i % 50]},
+                    "owner": {"reference": owner},
+                    "authoredOn": "2026-06-01T09:00:00Z",
+                    "restriction": {"period": {"end": f"2026-06-{1 + i % 28:02d}"}},
+                },
+                "request": {"method": "POST", "url": "Task"},
+            }
+            for i in range(start, min(count, start + 500))
+        ]
+        client.transaction({"entry": entries})
+    return owner
+
+
+# ---- the referral -----------------------------------------------------------------------------
+
+
+def referral_resources(
+    world: dict[str, str], tag: str
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    request = {
+        "resourceType": "ServiceRequest",
+        "identifier": [{"system": BENCH, "value": f"{tag}/sr"}],
+        "status": "active",
+        "intent": "order",
+        "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "3457005"}]}],
+        "code": {
+            "coding": [{"system": "http://snomed.info/sct", "code": "385804009"}],
+            "text": "Diabetes education",
+        },
+        "subject": {"reference": world["patient"]},
+        "requester": {"reference": world["coordinator"]},
+        "performer": [{"reference": world["program"]}],
+        "authoredOn": "2026-06-10T09:00:00Z",
+    }
+    task = {
+        "resourceType": "Task",
+        "identifier": [{"system": BENCH, "value": f"{tag}/task"}],
+        "status": "requested",
+        "intent": "order",
+        "code": {"coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code", "code": "fulfill"}]},
+        "for": {"reference": world["patient"]},
+        "requester": {"reference": world["coordinator"]},
+        "owner": {"reference": world["program"]},
+        "authoredOn": "2026-06-10T09:00:00Z",
+    }
+    provenance = {
+        "resourceType": "Provenance",
+        "recorded": "2026-06-10T09:00:00Z",
+        "agent": [{"who": {"reference": world["coordinator"]}}],
+    }
+    return request, task, provenance
+
+
+def fhirclient_referral(server: Any, world: dict[str, str], plan_ref: str, tag: str) -> None:
+    request_json, task_json, provenance_json = referral_resources(world, tag)
+    created = FcServiceRequest(request_json).create(server)
+    request_ref = f"ServiceRequest/{created['id']}"
+    task_json["focus"] = {"reference": request_ref}
+    task = FcTask(task_json).create(server)
+    plan = FcCarePlan.read(plan_ref.split("/")[1], server)
+    activity = [*plan.as_json().get("activity", []), {"reference": {"reference": request_ref}}]
+    plan = FcCarePlan({**plan.as_json(), "activity": activity})
+    plan.update(server)
+    provenance_json["target"] = [
+        {"reference": request_ref},
+        {"reference": f"Task/{task['id']}"},
+        {"reference": plan_ref},
+    ]
+    FcProvenance(provenance_json).create(server)
+
+
+def fhirpy_referral(client: SyncFHIRClient, world: dict[str, str], plan_ref: str, tag: str) -> None:
+    request_json, task_json, provenance_json = referral_resources(world, tag)
+    request = client.resource(
+        "ServiceRequest", **{k: v for k, v in request_json.items() if k != "resourceType"}
+    )
+    request.save()
+    task_json["focus"] = {"reference": f"ServiceRequest/{request.id}"}
+    task = client.resource("Task", **{k: v for k, v in task_json.items() if k != "resourceType"})
+    task.save()
+    plan = client.reference(reference=plan_ref).to_resource()
+    plan["activity"] = [
+        *(plan.get("activity") or []),
+        {"reference": {"reference": f"ServiceRequest/{request.id}"}},
+    ]
+    plan.save()
+    provenance_json["target"] = [
+        {"reference": f"ServiceRequest/{request.id}"},
+        {"reference": f"Task/{task.id}"},
+        {"reference": plan_ref},
+    ]
+    client.resource("Provenance", **{k: v for k, v in provenance_json.items() if k != "resourceType"}).save()
+
+
+def referral_transaction(world: dict[str, str], plan: dict[str, Any], tag: str) -> dict[str, Any]:
+    """The hand-written transaction with fhircare's guarantees: nothing created twice on a retry."""
+    request, task, provenance = referral_resources(world, tag)
+    ids = {name: f"urn:uuid:{uuid.uuid4()}" for name in ("sr", "task", "prov")}
+    task["focus"] = {"reference": ids["sr"]}
+    plan = {**plan, "activity": [*(plan.get("activity") or []), {"reference": {"reference": ids["sr"]}}]}
+    provenance["target"] = [
+        {"reference": ids["sr"]},
+        {"reference": ids["task"]},
+        {"reference": f"CarePlan/{plan['id']}"},
+    ]
+    version = plan["meta"]["versionId"]
+
+    def post(key: str, resource: dict[str, Any], value: str) -> dict[str, Any]:
+        return {
+            "fullUrl": ids[key],
+            "resource": resource,
+            "request": {
+                "method": "POST",
+                "url": resource["resourceType"],
+                "ifNoneExist": f"identifier={BENCH}|{value}",
+            },
+        }
+
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            post("sr", request, f"{tag}/sr"),
+            post("task", task, f"{tag}/task"),
+            {
+                "fullUrl": f"CarePlan/{plan['id']}",
+                "resource": plan,
+                "request": {"method": "PUT", "url": f"CarePlan/{plan['id']}", "ifMatch": f'W/"{version}"'},
+            },
+            {
+                "fullUrl": ids["prov"],
+                "resource": provenance,
+                "request": {"method": "POST", "url": "Provenance"},
+            },
+        ],
+    }
+
+
+def bench_referral(base: str, pid: int, rounds: int) -> dict[str, Any]:
+    setup = FhirClient(base)
+    world = referral_world(setup)
+    client = FhirClient(base)
+    workflow = get_workflow("refer", client)
+    smart = fhirclient_client.FHIRClient(settings={"app_id": "bench", "api_base": base})
+    fp = SyncFHIRClient(base)
+    run_id = uuid.uuid4().hex[:8]
+    payload = {
+        "patient": world["patient"],
+        "service": "diabetes-education",
+        "performer": world["program"],
+        "requester": world["coordinator"],
+        "reason": "diabetes",
+        "priority": "routine",
+        "due": "2026-12-01",
+        "care_plan": world["plan_fhircare"],
+    }
+
+    def fhirclient_tx(i: int) -> None:
+        plan = smart.server.request_json(world["plan_fhirclient_tx"])
+        smart.server.post_json("", referral_transaction(world, plan, f"{run_id}-fctx-{i}"))
+
+    def fhirpy_tx(i: int) -> None:
+        plan = fp.execute(world["plan_fhirpy_tx"], method="get")
+        fp.execute("", method="post", data=referral_transaction(world, plan, f"{run_id}-fptx-{i}"))
+
+    return interleaved(
+        rounds,
+        pid,
+        {
+            "fhircare": lambda i: workflow.run({**payload, "request_id": f"{run_id}-fc-{i}"}),
+            "fhirclient": lambda i: fhirclient_referral(
+                smart.server, world, world["plan_fhirclient"], f"{run_id}-fcl-{i}"
+            ),
+            "fhirclient_transaction": fhirclient_tx,
+            "fhirpy": lambda i: fhirpy_referral(fp, world, world["plan_fhirpy"], f"{run_id}-fp-{i}"),
+            "fhirpy_transaction": fhirpy_tx,
+        },
+    )
+
+
+# ---- the worklist -----------------------------------------------------------------------------
+
+
+def _label(resource: dict[str, Any] | None) -> str:
+    if not resource:
+        return ""
+    if resource.get("resourceType") == "Patient":
+        name = (resource.get("name") or [{}])[0]
+        return f"{' '.join(name.get('given') or [])} {name.get('family', '')}".strip()
+    return str((resource.get("code") or {}).get("text", ""))
+
+
+def _rows(tasks: list[dict[str, Any]], related: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+    rows = [
+        (
+            str(((t.get("restriction") or {}).get("period") or {}).get("end", "")),
+            t["id"],
+            _label(related.get((t.get("for") or {}).get("reference", ""))),
+            _label(related.get((t.get("focus") or {}).get("reference", ""))),
+        )
+        for t in tasks
+    ]
+    return sorted(rows)
+
+
+def fhirclient_worklist(server: Any, owner: str) -> list[tuple[str, str, str, str]]:
+    search = FcTask.where(
+        struct={
+            "owner": owner,
+            "status": ",".join(OPEN_STATUSES),
+            "_count": "100",
+            "_include": "Task:patient",
+        }
+    ).include("focus")
+    tasks, related = [], {}
+    for resource in search.perform_resources_iter(server):
+        data = resource.as_json()
+        if data["resourceType"] == "Task":
+            tasks.append(data)
+        else:
+            related[f"{data['resourceType']}/{data['id']}"] = data
+    return _rows(tasks, related)
+
+
+def fhirpy_worklist(client: SyncFHIRClient, owner: str) -> list[tuple[str, str, str, str]]:
+    tasks = [
+        dict(t)
+        for t in client.resources("Task").search(owner=owner, status=",".join(OPEN_STATUSES)).limit(100)
+    ]
+    related: dict[str, dict[str, Any]] = {}
+    for rtype, element in (("Patient", "for"), ("ServiceRequest", "focus")):
+        ids = sorted({t[element]["reference"].split("/")[1] for t in tasks if t.get(element)})
+        for resource in client.resources(rtype).search(_id=",".join(ids)).limit(100):
+            related[f"{rtype}/{resource.id}"] = dict(resource)
+    return _rows(tasks, related)
+
+
+def bench_worklist(base: str, pid: int, count: int, rounds: int) -> dict[str, Any]:
+    owner = seed_tasks(FhirClient(base), count)
+    client = FhirClient(base)
+    client.capabilities()
+    smart = fhirclient_client.FHIRClient(settings={"app_id": "bench", "api_base": base})
+    fp = SyncFHIRClient(base)
+    results = interleaved(
+        rounds,
+        pid,
+        {
+            "fhircare": lambda i: worklist(client, owners=[owner], today=TODAY),
+            "fhirclient": lambda i: fhirclient_worklist(smart.server, owner),
+            "fhirpy": lambda i: fhirpy_worklist(fp, owner),
+        },
+    )
+    rows = {len(worklist(client, owners=[owner], today=TODAY)), len(fhirclient_worklist(smart.server, owner))}
+    results["rows"] = {"each": rows.pop() if len(rows) == 1 else -1}
+    return results
+
+
+# ---- the patient summary ----------------------------------------------------------------------
+
+SUMMARY_SEARCHES = [
+    ("CarePlan", {"patient": "{p}", "status": "active,draft,on-hold"}),
+    ("Goal", {"patient": "{p}"}),
+    ("Task", {"patient": "{p}", "status": ",".join(OPEN_STATUSES), "_count": "100"}),
+    ("Appointment", {"patient": "{p}", "_sort": "date", "_count": "100"}),
+    ("Coverage", {"beneficiary": "{p}"}),
+    ("Communication", {"patient": "{p}", "_sort": "-sent", "_count": "10"}),
+    ("CareTeam", {"patient": "{p}", "status": "active"}),
+    ("RelatedPerson", {"patient": "{p}"}),
+]
+
+
+def fhirclient_summary(server: Any, patient: str) -> dict[str, Any]:
+    from fhirclient.models import fhirsearch
+    from fhirclient.models.patient import Patient as FcPatient
+
+    found: dict[str, Any] = {"patient": FcPatient.read(patient.split("/")[1], server).as_json()}
+    for rtype, params in SUMMARY_SEARCHES:
+        model = __import__(f"fhirclient.models.{rtype.lower()}", fromlist=[rtype])
+        search = fhirsearch.FHIRSearch(
+            getattr(model, rtype), {k: v.format(p=patient) for k, v in params.items()}
+        )
+        found[rtype] = [r.as_json() for r in search.perform_resources_iter(server)]
+    return found
+
+
+def fhirpy_summary(client: SyncFHIRClient, patient: str) -> dict[str, Any]:
+    found: dict[str, Any] = {"patient": dict(client.reference(reference=patient).to_resource())}
+    for rtype, params in SUMMARY_SEARCHES:
+        found[rtype] = [
+            dict(r)
+            for r in client.resources(rtype).search(**{k: v.format(p=patient) for k, v in params.items()})
+        ]
+    return found
+
+
+def bench_summary(base: str, pid: int, rounds: int) -> dict[str, Any]:
+    from fhircare.workflows import run
+
+    setup = FhirClient(base)
+    coordinator = make(setup, {"resourceType": "Practitioner", "name": [{"family": "Coord"}]})
+    enrolled = run(
+        "enroll",
+        {
+            "patient": {
+                "identifier": {"system": f"{BENCH}:mrn", "value": uuid.uuid4().hex[:10]},
+                "name": {"given": ["Ana"], "family": "Summary"},
+                "birthDate": "1950-02-03",
+                "gender": "female",
+            },
+            "coordinator": coordinator,
+            "family": [
+                {"name": {"given": ["Luis"], "family": "Summary"}, "relationship": "SON", "phone": "555-0100"}
+            ],
+            "plan_title": "Care coordination plan",
+        },
+        setup,
+    ).written
+    patient = next(r for r in enrolled if r.startswith("Patient/"))
+    program = make(setup, {"resourceType": "Organization", "name": "Program"})
+    run(
+        "refer",
+        {
+            "patient": patient,
+            "service": "diabetes-education",
+            "performer": program,
+            "requester": coordinator,
+            "reason": "diabetes",
+            "priority": "routine",
+            "due": "2026-12-01",
+        },
+        setup,
+    )
+    client = FhirClient(base)
+    smart = fhirclient_client.FHIRClient(settings={"app_id": "bench", "api_base": base})
+    fp = SyncFHIRClient(base)
+    return interleaved(
+        rounds,
+        pid,
+        {
+            "fhircare": lambda i: patient_summary(client, patient),
+            "fhirclient": lambda i: fhirclient_summary(smart.server, patient),
+            "fhirpy": lambda i: fhirpy_summary(fp, patient),
+        },
+    )
+
+
+# ---- report -----------------------------------------------------------------------------------
+
+
+def render(results: dict[str, Any]) -> str:
+    lines = [
+        [
+            "case",
+            "variant",
+            "requests",
+            "ms (median)",
+            "client CPU ms",
+            "server CPU ms",
+            "wall ratio vs fhircare",
+        ]
+    ]
+    for case, variants in results.items():
+        for name, r in variants.items():
+            if "ms" not in r:
+                continue
+            lines.append(
+                [
+                    case,
+                    name,
+                    str(r["requests"]),
+                    str(r["ms"]),
+                    str(r["client_cpu_ms"]),
+                    str(r["server_cpu_ms"]),
+                    str(r["wall_ratio_vs_fhircare"]),
+                ]
+            )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=20, help="rounds of the referral and summary")
+    parser.add_argument("--worklist-rounds", type=int, default=5)
+    parser.add_argument("--json", type=Path, default=HERE / "peers-last-run.json")
+    args = parser.parse_args()
+    process, base = start_server()
+    try:
+        results = {
+            "referral": bench_referral(base, process.pid, args.rounds),
+            "worklist 1k": bench_worklist(base, process.pid, 1000, args.worklist_rounds),
+            "worklist 5k": bench_worklist(base, process.pid, 5000, max(args.worklist_rounds // 2, 2)),
+            "summary": bench_summary(base, process.pid, args.rounds),
+        }
+    finally:
+        process.terminate()
+        process.wait(20)
+    print(render(results))
+    args.json.write_text(json.dumps({"command": " ".join(sys.argv), "results": results}, indent=2) + "\n")
+    print(f"\nwritten to {args.json}")
+
+
+if __name__ == "__main__":
+    main()
