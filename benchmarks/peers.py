@@ -101,7 +101,7 @@ def interleaved(
     rounds: int, pid: int, variants: dict[str, Callable[[int], Any]]
 ) -> dict[str, dict[str, float]]:
     tallies = {name: Tally() for name in variants}
-    for name, fn in variants.items():
+    for fn in variants.values():
         fn(-1)  # warm-up, not counted: imports, compiled schemas, first connections
     for i in range(rounds):
         for name, fn in variants.items():
