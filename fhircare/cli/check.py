@@ -7,12 +7,14 @@ from typing import Any
 
 from ..errors import FhirServerError
 from ..fhir import FhirClient
+from ..fhir.behaviour import probe_transaction_limit
 
 
 def check_server(client: FhirClient) -> dict[str, Any]:
     caps = client.capabilities()
     summary: dict[str, Any] = {"base": client.base_url, **caps.summary()}
     summary["paging"] = _probe_paging(client)
+    summary["behaviour"] = observed_behaviour(client)
     smart = client.smart_configuration()
     summary["smart"] = (
         {
@@ -25,6 +27,48 @@ def check_server(client: FhirClient) -> dict[str, Any]:
         else None
     )
     return summary
+
+
+#: the ``_include`` each view relies on (each view reads the rest in one batch per page without it)
+VIEW_INCLUDES = {
+    "worklist": ("Task", "Task:focus"),
+    "authorizations": ("Task", "Task:focus"),
+    "caseload": ("Task", "Task:owner"),
+    "summary": ("CareTeam", "CareTeam:participant"),
+}
+
+
+def observed_behaviour(client: FhirClient) -> dict[str, Any]:
+    """What the server was seen to do (probes that write nothing where they can tell), and the
+    strategy fhircare picks from it."""
+    resolves = client.resolves_conditional_references()
+    limit_ok = probe_transaction_limit(client)
+    behaviour = client.behaviour
+    includes = {view: client.include_works(rtype, spec) for view, (rtype, spec) in VIEW_INCLUDES.items()}
+    limit = behaviour.strict_refused_at
+    return {
+        "conditionalReferencesInTransaction": resolves,
+        "referenceCheck": "transaction (no extra request)"
+        if resolves
+        else "batch (one search before writing)",
+        "include": includes,
+        "offsetPaging": behaviour.offset_paging,
+        "conditionalTransactionLimit": (
+            f"refuses {limit} or more entries when one is conditional"
+            if limit
+            else ("none seen (9 conditional entries accepted)" if limit_ok else "unknown")
+        ),
+        "writeStrategy": (
+            f"conditional creates up to {limit - 1} entries; larger runs look their request id up and send plain creates"
+            if limit
+            else "conditional creates (ifNoneExist on each entry's request id)"
+        ),
+        "atomicTransactions": (
+            "no: a transaction came back 200 with failed entries"
+            if behaviour.atomic_transactions is False
+            else "assumed (no partial answer seen)"
+        ),
+    }
 
 
 def _probe_paging(client: FhirClient) -> str:
@@ -52,6 +96,7 @@ def render_check(summary: dict[str, Any]) -> str:
         f"_include      {', '.join(summary['include']) or 'none'}",
         f"_revinclude   {', '.join(summary['revinclude']) or 'none'}",
         f"paging        {summary['paging']}",
+        *_behaviour_lines(summary.get("behaviour") or {}),
         "search parameters fhircare uses:",
     ]
     for rtype, params in summary["searchParams"].items():
@@ -90,3 +135,18 @@ def smoke_round(client: FhirClient) -> str:
         f"write/read    {verdict}: created Patient/{created['id']} (version {read['meta'].get('versionId')}), "
         f"conditional re-create returned the same id, search by identifier found {len(found)}"
     )
+
+
+def _behaviour_lines(observed: dict[str, Any]) -> list[str]:
+    if not observed:
+        return []
+    includes = observed["include"]
+    return [
+        f"conditional references in transactions  {'resolved' if observed['conditionalReferencesInTransaction'] else 'NOT resolved'}",
+        f"  reference check   {observed['referenceCheck']}",
+        "_include works      "
+        + ", ".join(f"{view} {'yes' if ok else 'no (one batch per page)'}" for view, ok in includes.items()),
+        f"transaction limit  {observed['conditionalTransactionLimit']}",
+        f"write strategy     {observed['writeStrategy']}",
+        f"atomic             {observed['atomicTransactions']}",
+    ]

@@ -104,6 +104,33 @@ def smoke(obj: Context, keep_running: bool) -> None:
         obj.maybe_keep_running(keep_running)
 
 
+def _late_base(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    """``--base URL`` given after the command name: the same as before it."""
+    if value is None:
+        return
+    obj = ctx.find_object(Context)
+    if obj is not None:
+        obj.settings = obj.settings.with_base(value)
+        obj.base_given = True
+
+
+def accept_base_everywhere(group: click.Group) -> None:
+    """Let every command take ``--base URL`` after its name too (``fhircare run refer p.json --base URL``)."""
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            accept_base_everywhere(command)
+        elif not any("--base" in getattr(p, "opts", ()) for p in command.params):
+            command.params.append(
+                click.Option(
+                    ["--base", "late_base"],
+                    expose_value=False,
+                    is_eager=True,
+                    callback=_late_base,
+                    help="FHIR base URL (also accepted before the command).",
+                )
+            )
+
+
 def main() -> None:
     from .demo_command import register as register_demo
     from .gap_commands import register as register_gaps
@@ -116,6 +143,7 @@ def main() -> None:
     register_serve(cli)
     register_demo(cli)
     register_gaps(cli)
+    accept_base_everywhere(cli)
     cli(prog_name="fhircare")
 
 

@@ -192,3 +192,31 @@ def _reference_param(resource: dict[str, Any], param: str) -> str | None:
         if isinstance(value, dict) and isinstance(value.get("reference"), str):
             return str(value["reference"])
     return None
+
+
+def probe_transaction_limit(client: FhirClient, entries: int = 9) -> bool | None:
+    """Does the server take a transaction of ``entries`` conditional entries? Nine conditional deletes
+    of an identifier nobody holds: a server that limits strictly isolated transactions refuses it for
+    its size (Medplum: more than 8); any other server deletes nothing. None when the answer cannot tell."""
+    from .transaction import is_size_refusal
+
+    marker = uuid.uuid4().hex
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"request": {"method": "DELETE", "url": f"Basic?identifier={PROBE_SYSTEM}|{marker}-{n}"}}
+            for n in range(entries)
+        ],
+    }
+    try:
+        client.transaction(bundle)
+    except TransientError:
+        raise
+    except FhirServerError as exc:
+        if is_size_refusal(exc):
+            known = client.behaviour.strict_refused_at
+            client.learn(strict_refused_at=entries if known is None else min(known, entries))
+            return False
+        return None
+    return True
