@@ -341,6 +341,7 @@ class Seeder:
                     "start": start.isoformat().replace("+00:00", "Z"),
                     "minutes": 30,
                     "practitioner": coordinator,
+                    "records_past": state == 3,  # the no-shows were booked for days already gone
                 },
                 days_ago=max(age - 1, 0),
             )

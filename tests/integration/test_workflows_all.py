@@ -29,7 +29,14 @@ EXPECTED = {
     "refer": ["ServiceRequest", "Task", "Provenance"],
     "refer+care_plan": ["ServiceRequest", "Task", "CarePlan", "Provenance"],
     "schedule": ["Appointment", "CommunicationRequest", "Provenance"],
-    "schedule+reschedule": ["Appointment", "CommunicationRequest", "Appointment", "Provenance"],
+    # the new appointment and its reminder, the old appointment cancelled and its reminder revoked
+    "schedule+reschedule": [
+        "Appointment",
+        "CommunicationRequest",
+        "Appointment",
+        "CommunicationRequest",
+        "Provenance",
+    ],
     "task": ["Task", "Provenance"],
     "transition": ["CarePlan", "ServiceRequest", "Task", "Communication", "CarePlan", "Provenance"],
     "transport": ["ServiceRequest", "Task", "Provenance"],
@@ -72,6 +79,9 @@ def check_links(workflow: str, payload: dict, refs: list[str], client: FhirClien
             activities = [a["reference"]["reference"] for a in _read(client, refs, "CarePlan")["activity"]]
             assert activities == [refs[0]]
     elif workflow in ("schedule", "schedule+reschedule"):
+        if workflow == "schedule+reschedule":  # the old appointment's reminder is revoked, the new one active
+            reminders = [client.read_reference(r) for r in refs if r.startswith("CommunicationRequest/")]
+            assert [r["status"] for r in reminders] == ["active", "revoked"]
         appointment = _read(client, refs, "Appointment")
         assert appointment["status"] == "booked"
         assert appointment["basedOn"][0]["reference"].startswith("ServiceRequest/")
