@@ -48,6 +48,7 @@ def shared() -> dict[str, Any]:
     return {
         "csrf_token": csrf_token,
         "user": launch.user if launch else None,
+        "signed_in": launch is not None,
         "smart": settings().auth_mode == "smart",
     }
 

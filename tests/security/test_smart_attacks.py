@@ -31,7 +31,7 @@ def test_record_answer_smuggling_another_patients_task_behind_a_conditional_is_r
         data={
             "task": smuggled,
             "claim_response": answer_for_b,
-            "csrf": csrf_of(browser, sidecar, "/authorizations"),
+            "csrf": csrf_of(browser, sidecar),
         },
         allow_redirects=False,
         timeout=30,
