@@ -8,7 +8,8 @@ Template vocabulary (a dict whose only ``$`` key is one of these is an expressio
                                    ``index: X`` picks one of a repeated (``each``) entry
 ``{$entries: name}``               references to every entry of a repeated (``each``) entry
 ``{$code: path, table: T}``        CodeableConcept from ``{system, code, display}``, a key of table T, or text
-                                   (free text only with ``text_ok: true``; ``default:`` a table key)
+                                   (free text only with ``text_ok: true``; ``default:`` a table key;
+                                   ``lenient: true``: only a key of T, anything else gives nothing)
 ``{$tablecode: key, table: T}``    CodeableConcept of a fixed key of table T
 ``{$text: path, table: T}``        the human text of a code (display, text, or the table's display)
 ``{$join: [X, Y], sep: " "}``      rendered parts joined, absent ones skipped
@@ -211,6 +212,10 @@ def evaluate(node: dict[str, Any], ctx: BuildContext, where: str) -> Any:
         return _entry_refs(ctx, node["$entries"], where)
     if "$code" in node:
         value = lookup(ctx, node["$code"])
+        if node.get("lenient") and not (
+            isinstance(value, str) and value in ctx.codes.get(node.get("table", ""), {})
+        ):
+            return None  # only what the table knows: a derived code, never a refusal
         return _codeable(
             node.get("default") if value is None else value, node, ctx, _payload_path(node["$code"])
         )

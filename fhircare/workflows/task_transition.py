@@ -20,7 +20,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "draft": frozenset({"requested", "cancelled"}),
     "requested": frozenset({"received", "accepted", "rejected", "ready", "cancelled"}),
     "received": frozenset({"accepted", "rejected", "cancelled"}),
-    "accepted": frozenset({"ready", "in-progress", "on-hold", "cancelled"}),
+    "accepted": frozenset({"ready", "in-progress", "cancelled"}),  # on-hold only once work has started
     "ready": frozenset({"in-progress", "on-hold", "failed", "completed", "cancelled"}),
     "in-progress": frozenset({"on-hold", "failed", "completed", "cancelled"}),
     "on-hold": frozenset({"in-progress", "ready", "failed", "cancelled"}),
@@ -31,6 +31,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "entered-in-error": frozenset(),
 }
 TERMINAL = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
+# statuses a statusReason explains (SDOHCC 3.0.0 Task.statusReason: rejected, cancelled, on-hold, failed)
+REASONED = frozenset({"rejected", "cancelled", "on-hold", "failed"})
 # what a referral's ServiceRequest becomes when its fulfilment Task ends
 REQUEST_STATUS_AFTER = {
     "completed": "completed",
@@ -114,8 +116,14 @@ class TaskTransition(Workflow):
                 period["end"] = stamp
             if period:
                 task["executionPeriod"] = period
-        if payload.get("reason"):
+        if target:
+            task.pop(
+                "statusReason", None
+            )  # it explained the status the Task leaves (SDOHCC Task.statusReason)
+        if payload.get("reason") and task.get("status") in REASONED:
             task["statusReason"] = {"text": payload["reason"]}
+        elif payload.get("reason"):
+            task["note"] = [*task.get("note", []), {"text": payload["reason"], "time": stamp}]
         if payload.get("business_status"):
             task["businessStatus"] = _concept(payload["business_status"])
         if payload.get("owner"):
