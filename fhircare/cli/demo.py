@@ -194,6 +194,7 @@ class Seeder:
                     "name": {"given": [given], "family": family},
                     "birthDate": birth.isoformat(),
                     "gender": rng.choice(["female", "male"]),
+                    "phone": f"555-02{i % 100:02d}",
                 },
                 "coordinator": coordinator,
                 "family": [
