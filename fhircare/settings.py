@@ -26,6 +26,16 @@ def data_root() -> Path:
 DATA_ROOT = data_root()
 
 
+def default_cache_dir() -> Path:
+    """Where fhircare keeps what it learned about servers: ``FHIRCARE_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/fhircare``, else ``~/.cache/fhircare`` (read when called, never at import)."""
+    explicit = os.environ.get("FHIRCARE_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "fhircare"
+
+
 def embedded_base_url(port: int = DEFAULT_EMBEDDED_PORT) -> str:
     return f"http://127.0.0.1:{port}/fhir"
 

@@ -96,6 +96,13 @@ def reference_batch(fhir_server: Any) -> int:
 
 
 @pytest.fixture()
+def include_batch(client: FhirClient) -> int:
+    """1 on a server that ignores ``_include`` (a task run then reads the Task's focus in one more
+    batch), else 0. Asked through the test's client, so the views it calls do not probe again."""
+    return 0 if client.include_works("Task", "Task:focus") else 1
+
+
+@pytest.fixture()
 def resolves(reference_batch: int) -> bool:
     """True on a server that resolves conditional references inside a transaction."""
     return reference_batch == 0

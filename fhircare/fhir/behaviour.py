@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import FhirServerError, TransientError
+from ..errors import FhirServerError, TransientError, UnresolvedStoredReference
 
 if TYPE_CHECKING:
     from .client import FhirClient
@@ -66,15 +66,6 @@ class ServerBehaviour:
         if not isinstance(values.get("include", {}), dict):
             values.pop("include")
         return cls(**values)
-
-
-def default_cache_dir() -> Path:
-    """Where learned server behaviour is kept (read when a client is made, never at import)."""
-    explicit = os.environ.get("FHIRCARE_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "fhircare"
 
 
 class BehaviourStore:
@@ -146,21 +137,19 @@ def probe_conditional_references(client: FhirClient) -> bool:
     }
     try:
         answer = client.transaction(bundle)
+    except UnresolvedStoredReference as stored:  # the client saw the '?' kept verbatim
+        written = next(iter(stored.written), None)
     except TransientError:
         raise
     except FhirServerError as exc:
         if exc.http_status is not None and 400 <= exc.http_status < 500:
             return True
         raise
-    entry = (answer.get("entry") or [{}])[0]
-    status = str((entry.get("response") or {}).get("status", ""))
-    if not status.startswith("2"):
-        return True  # refused inside a 200 (a server that processes transactions as batches)
-    from .transaction import reference_from_location
+    else:
+        from .transaction import entry_reference
 
-    written = reference_from_location(str((entry.get("response") or {}).get("location") or ""))
-    if written is None and isinstance(entry.get("resource"), dict):
-        written = f"Basic/{entry['resource'].get('id')}"
+        entry = (answer.get("entry") or [{}])[0]
+        written = entry_reference(entry)
     if written:
         try:
             rtype, _, rid = written.partition("/")

@@ -6,18 +6,18 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 from requests.auth import AuthBase
 
-from ..errors import FhirServerError, TransientError
+from ..errors import FhirServerError, PartialWrite, TransientError, UnresolvedStoredReference
+from ..settings import default_cache_dir
 from .behaviour import (
     BehaviourStore,
     ServerBehaviour,
-    default_cache_dir,
     probe_conditional_references,
     probe_include,
 )
@@ -25,6 +25,7 @@ from .capabilities import Capabilities
 from .outcome import error_for, json_body
 from .search import SearchSet
 from .session import build_session, mark_idempotent
+from .transaction import check_answer
 
 log = logging.getLogger("fhircare.fhir")
 
@@ -345,9 +346,27 @@ class FhirClient:
 
     # ---- bundles -----------------------------------------------------------------------
 
-    def transaction(self, bundle: Mapping[str, Any]) -> dict[str, Any]:
-        """POST a transaction Bundle (all or nothing). Retried only when every entry is conditional."""
-        return self._bundle(bundle, "transaction")
+    def transaction(self, bundle: Mapping[str, Any], names: Sequence[str] | None = None) -> dict[str, Any]:
+        """POST a transaction Bundle (all or nothing). Retried only when every entry is conditional.
+
+        The answer is checked: a failed entry inside a 200 (a server that processed the transaction
+        entry by entry) raises :class:`~fhircare.errors.PartialWrite` (or, when nothing was written,
+        the error of its status); a stored reference that still holds ``?`` raises
+        :class:`~fhircare.errors.UnresolvedStoredReference`. ``names`` label the entries in errors.
+        """
+        answer = self._bundle(bundle, "transaction")
+        labels = (
+            list(names) if names is not None else [f"#{i}" for i in range(len(answer.get("entry") or []))]
+        )
+        try:
+            check_answer(labels, answer)
+        except UnresolvedStoredReference:
+            self.learn(conditional_references=False)
+            raise
+        except PartialWrite:
+            self.learn(atomic_transactions=False)
+            raise
+        return answer
 
     def batch(self, bundle: Mapping[str, Any]) -> dict[str, Any]:
         """POST a batch Bundle; each entry succeeds or fails on its own."""

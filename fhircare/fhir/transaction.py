@@ -11,7 +11,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import FhirServerError, Issue, PartialWrite, UnresolvedStoredReference
+from ..errors import (
+    Conflict,
+    FhirServerError,
+    Issue,
+    NotFound,
+    PartialWrite,
+    PreconditionFailed,
+    ServerValidationError,
+    UnresolvedStoredReference,
+)
 
 
 def reference_from_location(location: str) -> str | None:
@@ -49,6 +58,8 @@ def check_answer(names: Sequence[str], answer: dict[str, Any]) -> None:
         if not entry_status(result).startswith("2")
     ]
     if failed:
+        if not any(entry_status(result).startswith("2") for result in results):
+            raise _refusal(failed)
         written = [
             ref
             for name, result in zip(names, results, strict=False)
@@ -86,6 +97,24 @@ def check_answer(names: Sequence[str], answer: dict[str, Any]) -> None:
             ],
             written=written,
         )
+
+
+def _refusal(failed: list[tuple[str, dict[str, Any]]]) -> FhirServerError:
+    """Every entry failed inside a 200 (nothing was written): the error its status would have raised."""
+    name, result = failed[0]
+    code = int(entry_status(result)[:3] or 0) if entry_status(result)[:3].isdigit() else 0
+    kind = {400: ServerValidationError, 422: ServerValidationError, 404: NotFound, 409: Conflict}.get(
+        code, PreconditionFailed if code == 412 else FhirServerError
+    )
+    issues = [
+        Issue("error", "invalid", f"entry '{n}' answered {entry_status(r)}: {_diagnostics(r)}")
+        for n, r in failed
+    ]
+    return kind(
+        f"the server refused the transaction ({entry_status(result)} on entry '{name}'); nothing was written",
+        issues,
+        http_status=code or None,
+    )
 
 
 def stored_conditional_references(node: Any) -> list[str]:

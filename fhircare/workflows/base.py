@@ -25,18 +25,15 @@ from ..errors import (
     Conflict,
     FhirServerError,
     Issue,
-    PartialWrite,
     PayloadError,
     PreconditionFailed,
     TransientError,
     UnresolvedReference,
-    UnresolvedStoredReference,
 )
 from ..fhir import FhirClient
 from ..fhir.client import weak_etag
 from ..fhir.transaction import (
     as_plain_creates,
-    check_answer,
     conditional_entry_count,
     is_size_refusal,
     literal_as_conditional,
@@ -257,7 +254,7 @@ class Workflow:
                 looked_up, state.plain = True, True
                 sent = as_plain_creates(entries, existing)
             try:
-                answer = self.client.transaction(transaction_bundle(sent))
+                answer = self.client.transaction(transaction_bundle(sent), names=[e.name for e in planned])
             except FhirServerError as exc:
                 if not plain and conditional_entry_count(sent) and is_size_refusal(exc):
                     self._learn_size_refusal(len(sent))
@@ -270,7 +267,6 @@ class Workflow:
                 self._explain_refusal(literal, exc)
                 raise
             break
-        self._check_answer(planned, answer)
         written, created, updated = written_references([(e.name, e.method, e.url) for e in planned], answer)
         if mode == "batch":  # only batch mode consults what the client has seen
             self.client.known_references.add(written)
@@ -292,16 +288,6 @@ class Workflow:
         known = self.client.behaviour.strict_refused_at
         self.client.learn(strict_refused_at=size if known is None else min(known, size))
         log.info("server limits conditional transactions; sending plain creates", extra={"entries": size})
-
-    def _check_answer(self, planned: list[PlannedEntry], answer: dict[str, Any]) -> None:
-        try:
-            check_answer([e.name for e in planned], answer)
-        except UnresolvedStoredReference:
-            self.client.learn(conditional_references=False)
-            raise
-        except PartialWrite:
-            self.client.learn(atomic_transactions=False)
-            raise
 
     def _look_up(
         self, state: RunState, planned: list[PlannedEntry], skip_provenance: bool

@@ -86,13 +86,14 @@ def synthea(fhir_server) -> dict[str, dict]:
 def test_synthea_patients_load_and_read_back_with_their_encounters(synthea, client):
     assert len(synthea) == 4
     for name, item in synthea.items():
-        page = next(
-            client.search("Patient", {"_id": item["patient_id"], "_revinclude": "Encounter:patient"}).pages()
+        found = list(client.search("Patient", {"_id": item["patient_id"]}))
+        encounters = list(
+            client.search("Encounter", {"patient": f"Patient/{item['patient_id']}", "_count": 200})
         )
         expected = sum(1 for e in item["bundle"]["entry"] if e["resource"]["resourceType"] == "Encounter")
-        assert [m["id"] for m in page.matches] == [item["patient_id"]], name
-        assert sum(1 for r in page.included if r["resourceType"] == "Encounter") == expected, name
-        encounter = next(r for r in page.included if r["resourceType"] == "Encounter")
+        assert [m["id"] for m in found] == [item["patient_id"]], name
+        assert len(encounters) == expected, name
+        encounter = encounters[0]
         assert encounter["subject"]["reference"] == f"Patient/{item['patient_id']}"  # urn:uuid rewritten
 
 
@@ -112,7 +113,7 @@ def test_views_show_synthea_patients_without_errors(synthea, client):
 
 
 @pytest.mark.parametrize("path", sorted((CORPUS / "r4" / "examples" / "Task").glob("*.json")), ids=_rel)
-def test_worklist_shows_real_tasks_from_implementation_guides(path, client, uid):
+def test_worklist_shows_real_tasks_from_implementation_guides(path, client, uid, fhir_server):
     task = json.loads(path.read_text())
     owner = f"Organization/corpus-owner-{uid}"
     body = {
@@ -120,7 +121,9 @@ def test_worklist_shows_real_tasks_from_implementation_guides(path, client, uid)
         "owner": {"reference": owner},
         "status": "requested",
     }
-    if SOURCES[_rel(path)]["r4b"] != "ok":  # published invalid R4: the server refuses it with its reason
+    # published invalid R4: a validating server refuses it with its reason (Medplum's router validates
+    # nothing and stores it: the worklist must then show it like any other)
+    if SOURCES[_rel(path)]["r4b"] != "ok" and fhir_server.kind == "embedded":
         with pytest.raises(ServerValidationError) as refused:
             client.create(body)
         assert refused.value.issues

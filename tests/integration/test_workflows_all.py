@@ -155,7 +155,7 @@ def check_links(workflow: str, payload: dict, refs: list[str], client: FhirClien
 
 @pytest.mark.parametrize("workflow", sorted(CASES))
 def test_library_run_writes_the_expected_linked_resources_in_reads_plus_one_requests(
-    workflow, client, fhir_server, server_requests, uid, reference_batch
+    workflow, client, fhir_server, server_requests, uid, reference_batch, include_batch
 ):
     case = CASES[workflow](client, uid)
     name = workflow.split("+")[0]
@@ -165,7 +165,9 @@ def test_library_run_writes_the_expected_linked_resources_in_reads_plus_one_requ
         result = run(name, case.payload, fresh)
 
     # the reads (and reference checks) in one batch when there are any, then one transaction
-    assert server_requests() - before == max(case.reads, reference_batch) + 1
+    # a task run reads its focus in one more batch on a server that ignores _include
+    extra = include_batch if name == "task" else 0
+    assert server_requests() - before == max(case.reads, reference_batch) + 1 + extra
     assert _types(result.written) == EXPECTED[workflow]
     check_links(workflow, case.payload, result.written, client)
     counts = fhir_server.resource_counts()
