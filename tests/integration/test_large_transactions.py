@@ -72,7 +72,7 @@ def test_a_large_run_is_written_once_and_a_repeat_writes_nothing(workflow, clien
     payload = big_payloads(client, uid)[workflow]
     before = fhir_server.resource_counts()
     first = run(workflow, payload, client)
-    assert len(first.written) > 8  # larger than Medplum takes with conditional entries
+    assert len(first.written) >= 8  # at or past what Medplum takes with conditional entries
     after = fhir_server.resource_counts()
     grown = {t: after.get(t, 0) - before.get(t, 0) for t in after if after.get(t, 0) != before.get(t, 0)}
     assert grown == dict(Counter(r.split("/")[0] for r in first.created))
