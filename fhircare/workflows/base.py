@@ -14,7 +14,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -31,7 +31,7 @@ from ..errors import (
     UnresolvedReference,
 )
 from ..fhir import FhirClient
-from ..fhir.client import weak_etag
+from ..fhir.client import etag_version, weak_etag
 from ..fhir.transaction import (
     as_plain_creates,
     conditional_entry_count,
@@ -44,6 +44,7 @@ from ..mapping import BuildContext, MappingSet, PlannedEntry, build_entries
 from ..mapping.engine import REQUEST_ID_SYSTEM, mark_request, request_identifier
 from ..mapping.transforms import iso
 from ..mapping.validate import json_path, payload_references, profile_issues, validate_payload
+from .repeats import REVISION, follow_on_id, unchanged_since
 
 log = logging.getLogger("fhircare.workflows")
 
@@ -51,6 +52,7 @@ WORKFLOW_SYSTEM = "urn:fhircare:workflow"
 DATA_OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
 PROVENANCE_ENTRY = "provenance"
 MAX_MERGE_ATTEMPTS = 10  # each lost race re-reads and rebuilds; ten covers a busy team
+MAX_SAME_CONTENT = 50  # the same content without a request id, applied again and again (a task resumed)
 
 #: Decides whether the caller may touch what a run names; raises a FhircareError to refuse. Called per
 #: attempt once the reads and conditional references are resolved (with no entries yet, so no later
@@ -174,8 +176,20 @@ class Workflow:
         issues = self.check(body)
         if issues:
             raise PayloadError(f"the {self.name} payload is invalid", issues)
+        explicit = bool(body.get("request_id"))
         request_id = str(body.get("request_id") or content_request_id(self.name, body))
         moment = now or datetime.now(UTC)
+        for _ in range(MAX_SAME_CONTENT):
+            result = self._run_once(body, request_id, moment, started, started_requests)
+            if explicit or not result.repeated or unchanged_since(self.client, result.written):
+                return replace(result, requests=self.client.request_count - started_requests)
+            # the same content as an earlier action whose writes have moved on since: a new action
+            request_id = follow_on_id(request_id, result.written[-1])
+        raise Conflict(f"{self.name}: more than {MAX_SAME_CONTENT} identical actions; give a request_id")
+
+    def _run_once(
+        self, body: dict[str, Any], request_id: str, moment: datetime, started: float, started_requests: int
+    ) -> WorkflowResult:
         for attempt in range(1, MAX_MERGE_ATTEMPTS + 1):
             state = RunState(copy.deepcopy(body), request_id, moment)
             try:
@@ -521,8 +535,14 @@ class Workflow:
             resource["agent"][0]["onBehalfOf"] = {"reference": str(state.payload["on_behalf_of"])}
         patient_entry = next((e.full_url for e in created if e.resource["resourceType"] == "Patient"), None)
         patient = state.patient or self.patient(state.payload) or patient_entry
-        if patient:
-            resource["entity"] = [{"role": "source", "what": {"reference": patient}}]
+        entities = [{"role": "source", "what": {"reference": patient}}] if patient else []
+        # the version each update started from: what tells a repeat from a new action (see repeats.py)
+        for entry in updated:
+            version = etag_version(entry.if_match)
+            if version:
+                entities.append({"role": REVISION, "what": {"reference": f"{entry.url}/_history/{version}"}})
+        if entities:
+            resource["entity"] = entities
         criteria = mark_request(resource, state.request_id, PROVENANCE_ENTRY)
         return PlannedEntry(
             name=PROVENANCE_ENTRY,

@@ -1,0 +1,80 @@
+"""When is a run a repeat of an earlier one? A request id names one intended action.
+
+An explicit ``request_id`` is the caller's word: the same id is the same action, whatever changed since.
+A payload without one gets an id derived from its content, and then an earlier run with the same content
+is a repeat only if nothing it wrote has changed since: each resource it created is still at its first
+version, and each resource it updated has exactly one version after the one it read (the run's own;
+the earlier Provenance records that pre-image as an ``entity`` with role ``revision``). Otherwise the same
+content is a new action (resuming a task: on-hold -> in-progress a second time) and gets a follow-on id
+derived from the earlier run's Provenance, so a resend of *that* action is recognised in its turn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from ..fhir import FhirClient
+
+REVISION = "revision"
+
+
+def follow_on_id(request_id: str, provenance: str) -> str:
+    """The id of the next action with the same content as the run that wrote ``provenance``."""
+    digest = hashlib.sha256(f"{request_id}|{provenance}".encode()).hexdigest()[:12]
+    return f"{request_id.split('~')[0]}~{digest}"
+
+
+def unchanged_since(client: FhirClient, written: list[str]) -> bool:
+    """True when nothing an earlier run wrote (``written``, its Provenance last) changed after it.
+
+    One batch: the Provenance, and the history of every resource it names."""
+    provenance_ref, targets = written[-1], [w for w in written[:-1] if w.count("/") == 1]
+    entries = [{"request": {"method": "GET", "url": provenance_ref}}]
+    entries += [{"request": {"method": "GET", "url": f"{target}/_history"}} for target in targets]
+    answer = client.batch({"resourceType": "Bundle", "type": "batch", "entry": entries})
+    results = answer.get("entry") or []
+    provenance = (results[0].get("resource") or {}) if results else {}
+    if provenance.get("resourceType") != "Provenance":
+        return False
+    read_versions = _pre_images(provenance)
+    for target, result in zip(targets, results[1:], strict=False):
+        history = _versions(result.get("resource"))
+        if not history:
+            return False  # deleted, or unreadable: not the state the earlier run left
+        if not _one_step_after(history, read_versions.get(target)):
+            return False
+    return True
+
+
+def _pre_images(provenance: dict[str, Any]) -> dict[str, str]:
+    """``Type/id`` -> the version the earlier run read before updating it."""
+    found = {}
+    for entity in provenance.get("entity") or []:
+        reference = str((entity.get("what") or {}).get("reference") or "")
+        if entity.get("role") == REVISION and "/_history/" in reference:
+            target, _, version = reference.partition("/_history/")
+            found[target] = version
+    return found
+
+
+def _versions(bundle: Any) -> list[tuple[str, str]]:
+    """``(lastUpdated, versionId)`` of every version in a history Bundle (any order a server gives)."""
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        return []
+    versions = []
+    for entry in bundle.get("entry") or []:
+        meta = (entry.get("resource") or {}).get("meta") or {}
+        if meta.get("versionId"):
+            versions.append((str(meta.get("lastUpdated", "")), str(meta["versionId"])))
+    return versions
+
+
+def _one_step_after(history: list[tuple[str, str]], read_version: str | None) -> bool:
+    if read_version is None:  # created by the earlier run: still its first version
+        return len(history) == 1
+    before = [updated for updated, version in history if version == read_version]
+    if not before:
+        return False
+    later = [version for updated, version in history if version != read_version and updated >= before[0]]
+    return len(later) == 1

@@ -1,0 +1,73 @@
+"""A request id names one intended action. Without one, the same content is a repeat only while nothing
+the earlier run wrote has changed; otherwise it is a new action, applied or refused on its own merits."""
+
+from __future__ import annotations
+
+import pytest
+
+from fhircare.errors import IllegalTransition
+from fhircare.workflows import run
+from tests.faults.payloads import basics, referral_payload
+from tests.support.servers import versions
+
+
+def _task(client, uid):
+    b = basics(client, uid)
+    referral = run("refer", referral_payload(b, uid), client)
+    return b, referral.written[1]
+
+
+def test_resuming_a_task_applies_every_step_without_request_ids(client, uid):
+    b, task = _task(client, uid)
+    steps = ["accepted", "in-progress", "on-hold", "in-progress", "on-hold", "in-progress"]
+    results = [run("task", {"task": task, "to": to, "actor": b["coordinator"]}, client) for to in steps]
+
+    assert [r.repeated for r in results] == [False] * len(steps)
+    assert client.read_reference(task)["status"] == "in-progress"
+    assert versions(client, task) == 1 + len(steps)
+    assert len({r.request_id for r in results}) == len(steps)
+
+
+def test_the_same_step_sent_twice_in_a_row_is_one_action(client, uid):
+    b, task = _task(client, uid)
+    first = run("task", {"task": task, "to": "accepted", "actor": b["coordinator"]}, client)
+    again = run("task", {"task": task, "to": "accepted", "actor": b["coordinator"]}, client)
+
+    assert again.repeated and again.written == first.written
+    assert versions(client, task) == 2
+
+
+def test_an_illegal_transition_is_refused_even_when_its_content_equals_an_earlier_legal_one(
+    client, uid, fhir_server
+):
+    b, task = _task(client, uid)
+    for to in ("accepted", "in-progress", "completed"):
+        run("task", {"task": task, "to": to, "actor": b["coordinator"]}, client)
+    counts = fhir_server.resource_counts()
+    with pytest.raises(IllegalTransition):
+        run("task", {"task": task, "to": "in-progress", "actor": b["coordinator"]}, client)
+    assert client.read_reference(task)["status"] == "completed"
+    assert fhir_server.resource_counts() == counts
+
+
+def test_an_explicit_request_id_is_one_action_whatever_happened_since(client, uid):
+    b, task = _task(client, uid)
+    payload = {"task": task, "to": "accepted", "actor": b["coordinator"], "request_id": f"accept-{uid}"}
+    first = run("task", payload, client)
+    run("task", {"task": task, "to": "in-progress", "actor": b["coordinator"]}, client)
+    again = run("task", payload, client)
+
+    assert again.repeated and again.written == first.written
+    assert client.read_reference(task)["status"] == "in-progress"
+
+
+def test_the_same_referral_after_its_task_moved_on_is_a_new_referral(client, uid):
+    b = basics(client, uid)
+    payload = referral_payload(b, uid)
+    first = run("refer", payload, client)
+    assert run("refer", payload, client).repeated  # nothing changed: a resend
+    run("task", {"task": first.written[1], "to": "accepted", "actor": b["coordinator"]}, client)
+
+    second = run("refer", payload, client)
+    assert not second.repeated and second.written[0] != first.written[0]
+    assert len(list(client.search("ServiceRequest", {"patient": b["patient"]}))) == 2
