@@ -50,7 +50,7 @@ def _make(client: FhirClient, resource: dict[str, Any]) -> str:
     return f"{created['resourceType']}/{created['id']}"
 
 
-def bench_refer(base: str, runs: int) -> dict[str, Any]:
+def bench_refer(base: str, runs: int, tag: str = "bench") -> dict[str, Any]:
     client = TimedClient(base)
     patient = _make(client, {"resourceType": "Patient", "name": [{"family": "Bench"}]})
     coordinator = _make(client, {"resourceType": "Practitioner", "name": [{"family": "Coord"}]})
@@ -74,7 +74,7 @@ def bench_refer(base: str, runs: int) -> dict[str, Any]:
     client.request_count, client.waited = 0, 0.0
     started = time.perf_counter()
     for i in range(runs):
-        workflow.run({**with_plan, "request_id": f"bench-{i}"})
+        workflow.run({**with_plan, "request_id": f"{tag}-{i}"})
     fhircare_total = time.perf_counter() - started
     fhircare_requests, fhircare_wait = client.request_count, client.waited
 
@@ -119,13 +119,13 @@ def bench_refer(base: str, runs: int) -> dict[str, Any]:
     naive_total = time.perf_counter() - started
     client.request_count = 0
     for i in range(min(runs, 50)):
-        workflow.run({**payload, "request_id": f"bench-noplan-{i}"})
+        workflow.run({**payload, "request_id": f"{tag}-noplan-{i}"})
     without_plan = client.request_count / min(runs, 50)
     # for servers that enforce referential integrity: no reference check, one transaction
     unchecked = get_workflow("refer", client, Settings(base_url=base, verify_references="off"))
     client.request_count = 0
     for i in range(min(runs, 50)):
-        unchecked.run({**payload, "request_id": f"bench-unchecked-{i}"})
+        unchecked.run({**payload, "request_id": f"{tag}-unchecked-{i}"})
     return {
         "runs": runs,
         "fhircare_requests_per_run": fhircare_requests / runs,

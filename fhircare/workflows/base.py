@@ -610,14 +610,22 @@ def _is_request_criteria(criteria: str) -> bool:
 
 
 def _existence_check(reference: str) -> dict[str, Any]:
-    """A batch entry that finds ``Type/id`` (an empty searchset when it does not exist)."""
-    rtype, _, rid = reference.partition("/")
-    return {"request": {"method": "GET", "url": f"{rtype}?{urlencode({'_id': rid, '_elements': 'id'})}"}}
+    """A batch entry that reads ``Type/id``: a read is the cheapest lookup on every server (a search on
+    ``_id`` scans on some: Medplum's in-memory repository), and answers 404/410 when it does not exist."""
+    return {"request": {"method": "GET", "url": reference}}
 
 
 def _missing(checks: list[str], results: list[dict[str, Any]]) -> set[str]:
-    """The references whose existence check (answered in ``results``, same order) found nothing."""
-    return {ref for ref, result in zip(checks, results, strict=False) if not _matches(result)}
+    """The references whose read (answered in ``results``, same order) found nothing: any answer but a
+    2xx with the resource itself counts as missing, so nothing is written on a doubtful check."""
+    missing = set()
+    for reference, result in zip(checks, results, strict=False):
+        status = str((result.get("response") or {}).get("status", ""))
+        resource = result.get("resource") or {}
+        found = f"{resource.get('resourceType')}/{resource.get('id')}"
+        if not status.startswith("2") or found != reference:
+            missing.add(reference)
+    return missing
 
 
 def _refuse_missing(literal: list[tuple[tuple[Any, ...], str]], missing: set[str]) -> None:
