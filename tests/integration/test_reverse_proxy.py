@@ -3,6 +3,9 @@ inner address (the proxy passes the upstream Host), and fhircare re-bases them o
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -12,6 +15,8 @@ from fhircare.views.summary import patient_summary
 from fhircare.views.worklist import worklist
 from fhircare.workflows import run
 from tests.servers import nginx
+
+FHIRCARE = str(Path(sys.executable).with_name("fhircare"))
 
 pytestmark = [
     pytest.mark.embedded_only,
@@ -82,3 +87,16 @@ def test_a_workflow_and_the_summary_work_through_the_proxy(proxied, uid):
     assert [r.split("/")[0] for r in result.written] == ["ServiceRequest", "Task", "Provenance"]
     assert summary.name == "Ines Proxy"
     assert [t["reference"] for t in summary.open_tasks] == [result.written[1]]
+
+
+def test_the_demo_runs_through_the_proxy(proxied):
+    answer = subprocess.run(
+        [FHIRCARE, "demo", "--patients", "12", "--seed", "5", "--base", proxied.base_url],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert answer.returncode == 0, answer.stderr
+    assert "Seeded 12 patients" in answer.stdout
+    assert "== Worklist of" in answer.stdout and "== Caseload ==" in answer.stdout
