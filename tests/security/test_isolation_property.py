@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fhircare.workflows import run
 from tests.security.conftest import Record, login, record_of, snapshot
 
 
@@ -66,9 +67,16 @@ def _payloads(a: Record, b: Record, b_identifier: str) -> dict[str, Callable[[st
             "from_plan": ref,
             "receiving_provider": org,
         },
-        "schedule.cancel": lambda ref: {"action": "cancel", "appointment": ref, "coordinator": coord},
+        # the attacker names A as the patient: the one field the check once looked at
+        "schedule.cancel": lambda ref: {
+            "action": "cancel",
+            "patient": a.patient,
+            "appointment": ref,
+            "coordinator": coord,
+        },
         "schedule.reschedule": lambda ref: {
             "action": "reschedule",
+            "patient": a.patient,
             "appointment": ref,
             "start": "2026-12-09T09:00:00Z",
             "coordinator": coord,
@@ -97,7 +105,7 @@ TARGETS = {
     "refer.care_plan": ("plan", "plan?"),
     "follow-up.about": ("patient", "referral", "task", "plan", "identifier"),
     "follow-up.patient": ("patient", "identifier"),
-    "care-plan.care_plan": ("plan", "plan?"),
+    "care-plan.care_plan": ("plan", "plan?", "written plan"),
     "assess.care_plan": ("plan", "plan?"),
     "transition.from_plan": ("plan", "plan?"),
     "schedule.cancel": ("appointment",),
@@ -117,6 +125,9 @@ def _target(b: Record, kind: str, identifier: str) -> str:
         "task": b.task,
         "appointment": b.appointment,
         "relative": b.basics["relative"],
+        # a plan as the care-plan workflow writes it: revising it meets the profile, so only the patient
+        # check can refuse it (a bare plan is refused by the profile alone)
+        "written plan": b.extra["written_plan"],
     }[kind]
 
 
@@ -128,6 +139,13 @@ def pool(client, uid):
     def get(sidecar, auth):
         if not made:
             records = [record_of(client, f"{uid}{i}", f"Pool{i}{uid}") for i in range(3)]
+            for r in records:
+                written = run(
+                    "care-plan",
+                    {"patient": r.patient, "author": r.basics["coordinator"], "title": "t"},
+                    client,
+                ).written
+                r.extra["written_plan"] = next(w for w in written if w.startswith("CarePlan/"))
             made["records"] = records
             made["identifiers"] = [_identifier(client, r.patient) for r in records]
             made["sessions"] = [login(sidecar, auth, patient=r.patient) for r in records]
@@ -150,7 +168,7 @@ def test_a_patient_session_never_writes_into_another_patients_compartment(
     a, b = records[pair[0]], records[pair[1]]
     field, kind = attack
     payload = _payloads(a, b, identifiers[pair[1]])[field](_target(b, kind, identifiers[pair[1]]))
-    watched = [b.patient, b.basics["plan"], b.appointment, b.referral, b.task]
+    watched = [b.patient, b.basics["plan"], b.extra["written_plan"], b.appointment, b.referral, b.task]
     counts, versions = fhir_server.resource_counts(), snapshot(client, watched)
     workflow = field.split(".")[0]
     answer = sessions[pair[0]].post(f"{sidecar.url}/api/v1/workflows/{workflow}", json=payload, timeout=30)

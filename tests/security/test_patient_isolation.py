@@ -46,12 +46,23 @@ def test_refer_into_another_patients_care_plan_is_refused(
     assert own.status_code == 201, own.text
 
 
-def test_revising_another_patients_care_plan_is_refused(sidecar, auth, client, fhir_server, records):
+def test_revising_another_patients_care_plan_is_refused(sidecar, auth, client, fhir_server, records, uid):
     a, b = records
+    # B's plan as fhircare writes it (a revision must still meet the care plan profile, so a bare plan
+    # would be refused for that alone and prove nothing about the patient check)
+    plan = next(
+        r
+        for r in run(
+            "care-plan",
+            {"patient": b.patient, "author": b.basics["coordinator"], "title": f"Plan of B {uid}"},
+            client,
+        ).written
+        if r.startswith("CarePlan/")
+    )
     payload = {
         "patient": a.patient,
         "author": a.basics["coordinator"],
-        "care_plan": b.basics["plan"],
+        "care_plan": plan,
         "title": "Mine now",
     }
     _attack(
@@ -61,8 +72,9 @@ def test_revising_another_patients_care_plan_is_refused(sidecar, auth, client, f
         client,
         "care-plan",
         payload,
-        [b.basics["plan"]],
+        [plan],
     )
+    assert client.read_reference(plan)["title"] == f"Plan of B {uid}"
 
 
 def test_assess_linking_into_another_patients_plan_is_refused(sidecar, auth, client, fhir_server, records):
@@ -109,8 +121,15 @@ def test_transition_completing_another_patients_plan_is_refused(sidecar, auth, c
 def test_cancelling_or_rescheduling_another_patients_appointment_is_refused(
     sidecar, auth, client, fhir_server, records, action
 ):
+    """The payload names A as its patient (the only field the check once looked at); the appointment, and
+    the patient a reschedule books for, are B's."""
     a, b = records
-    payload = {"action": action, "appointment": b.appointment, "coordinator": a.basics["coordinator"]}
+    payload = {
+        "action": action,
+        "patient": a.patient,
+        "appointment": b.appointment,
+        "coordinator": a.basics["coordinator"],
+    }
     if action == "reschedule":
         payload["start"] = "2026-12-09T09:00:00Z"
     _attack(

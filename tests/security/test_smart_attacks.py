@@ -24,6 +24,9 @@ def test_record_answer_smuggling_another_patients_task_behind_a_conditional_is_r
     a, b = records
     answer_for_b = make(client, _pas_response(b.patient, b.claim, "A1"))
     smuggled = f"Task?_id={b.prior_auth_task.split('/')[1]}&x=y/{a.prior_auth_task.split('/')[1]}"
+    # the one signing in is a practitioner the server knows, so the run can name them as its actor:
+    # with an unknown fhirUser the run fails on that reference alone and proves nothing
+    auth.user = a.basics["coordinator"]
     browser = login(sidecar, auth, patient=a.patient)
     versions = snapshot(client, [b.prior_auth_task])
     answer = browser.post(
@@ -31,14 +34,18 @@ def test_record_answer_smuggling_another_patients_task_behind_a_conditional_is_r
         data={
             "task": smuggled,
             "claim_response": answer_for_b,
-            "csrf": csrf_of(browser, sidecar),
+            # a page that lists one of A's Tasks carries the form token in every version of the pages
+            "csrf": csrf_of(
+                browser, sidecar, f"/?owner={client.read_reference(a.task)['owner']['reference']}"
+            ),
         },
         allow_redirects=False,
         timeout=30,
     )
-    assert answer.status_code == 403
-    assert snapshot(client, [b.prior_auth_task]) == versions
+    # B's Task first: the form answers 303 whether or not the run went through
     assert client.read_reference(b.prior_auth_task)["status"] == "requested"
+    assert snapshot(client, [b.prior_auth_task]) == versions
+    assert answer.status_code == 403
 
 
 # ---- item 4: patient/ scopes without a patient ------------------------------------------------
