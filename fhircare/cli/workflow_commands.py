@@ -22,16 +22,19 @@ def register(cli: click.Group) -> None:
     @cli.command("run")
     @click.argument("workflow")
     @click.argument("payload_file", type=click.File("r"), default="-")
+    @click.option(
+        "--dry-run", is_flag=True, help="Print the transaction Bundle that would be sent; write nothing."
+    )
     @pass_context
     @handles_errors
-    def run_command(obj: Context, workflow: str, payload_file: IO[str]) -> None:
+    def run_command(obj: Context, workflow: str, payload_file: IO[str], dry_run: bool) -> None:
         """Run WORKFLOW with the JSON payload in PAYLOAD_FILE (or - for standard input)."""
         from ..workflows import get_workflow
 
         with obj.client() as client:
             instance = get_workflow(workflow, client, obj.settings)
-            result = instance.run(read_payload(payload_file))
-        emit_json(result.to_json())
+            result = instance.run(read_payload(payload_file), dry_run=dry_run)
+        emit_json(result.details["bundle"] if dry_run else result.to_json())
 
     @cli.command("workflows")
     @click.argument("workflow", required=False)

@@ -23,10 +23,15 @@ Template vocabulary (a dict whose only ``$`` key is one of these is an expressio
 ``{$now: datetime|date}``          the run's timestamp
 
 Values that come out ``None``, ``[]`` or ``{}`` are dropped, so optional fields simply disappear.
+
+An entry's ``narrative:`` (any template giving a string or a list of strings) becomes the resource's
+``text``: status ``generated``, one escaped XHTML paragraph per string.
 """
 
 from __future__ import annotations
 
+import difflib
+import html
 import re
 import uuid
 from collections.abc import Callable
@@ -128,13 +133,19 @@ def _coding(value: Any, table: str | None, ctx: BuildContext, where: str) -> dic
                     Issue(
                         "error",
                         "code-invalid",
-                        f"{value!r} is not a key of code table {table!r} (known: {', '.join(sorted(codes))})",
+                        f"unknown code {value!r} in {table}{_did_you_mean(str(value), codes)}; "
+                        f"known: {', '.join(sorted(codes))}",
                         (where,),
                     )
                 ],
             )
         return {k: found[k] for k in ("system", "code", "display") if found.get(k)}
     return None
+
+
+def _did_you_mean(value: str, codes: dict[str, Any]) -> str:
+    close = difflib.get_close_matches(value, list(codes), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _codeable(value: Any, node: dict[str, Any], ctx: BuildContext, where: str) -> dict[str, Any] | None:
@@ -306,6 +317,16 @@ def _instances(spec: dict[str, Any], ctx: BuildContext) -> list[tuple[str, Build
     ]
 
 
+def narrative(node: Any, ctx: BuildContext, where: str) -> dict[str, str] | None:
+    """``Resource.text`` from an entry's ``narrative:`` template: escaped XHTML, one paragraph per line."""
+    rendered = render(node, ctx, where)
+    lines = [rendered] if isinstance(rendered, str) else [str(x) for x in rendered or [] if x]
+    if not lines:
+        return None
+    body = "".join(f"<p>{html.escape(line, quote=False)}</p>" for line in lines)
+    return {"status": "generated", "div": f'<div xmlns="http://www.w3.org/1999/xhtml">{body}</div>'}
+
+
 def request_identifier(request_id: str, entry_name: str) -> dict[str, str]:
     return {"system": REQUEST_ID_SYSTEM, "value": f"{request_id}/{entry_name}"}
 
@@ -353,6 +374,9 @@ def build_entries(mapping: dict[str, Any], ctx: BuildContext) -> list[PlannedEnt
         resource = render(spec["resource"], local, where)
         if not isinstance(resource, dict) or "resourceType" not in resource:
             raise ConfigurationError(f"{where}: the template did not produce a resource")
+        text = narrative(spec["narrative"], local, f"{where}.narrative") if "narrative" in spec else None
+        if text is not None:
+            resource = {"resourceType": resource["resourceType"], "text": text, **resource}
         if "match" in spec:
             criteria = _format(spec["match"], local)
             if criteria is None:

@@ -85,7 +85,18 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _human_name(value: Any) -> dict[str, Any] | None:
+    """A HumanName from ``{given, family}`` or one string ("Jo Rivera": the last word is the family)."""
+    if isinstance(value, dict):
+        return {k: value[k] for k in ("family", "given") if value.get(k)} or None
+    if isinstance(value, str) and value.strip():
+        *given, family = value.split()
+        return {"family": family, **({"given": given} if given else {})}
+    return None
+
+
 TRANSFORMS: dict[str, Transform] = {
+    "human_name": _human_name,
     "is_bool": _is_bool,
     "is_int": _is_int,
     "add_minutes": _add_minutes,

@@ -36,12 +36,15 @@ def run(
     settings: Settings | None = None,
     now: datetime | None = None,
     access: AccessGuard | None = None,
+    dry_run: bool = False,
 ) -> WorkflowResult:
     """Run one workflow: validate the payload, map it, check the output and write one transaction.
 
+    ``dry_run`` writes nothing: ``result.details["bundle"]`` is the transaction that would be sent.
+
     ``access`` is called before anything is written with what the run read and plans to write, and
     refuses by raising (see :data:`fhircare.workflows.base.AccessGuard`)."""
-    return get_workflow(workflow, client, settings, access).run(payload, now=now)
+    return get_workflow(workflow, client, settings, access).run(payload, now=now, dry_run=dry_run)
 
 
 def describe() -> list[dict[str, str]]:

@@ -98,6 +98,7 @@ class RunState:
     found: dict[str, dict[str, Any]] = field(default_factory=dict)
     patient: str | None = None  # set by a workflow that learns the patient from what it read
     plain: bool = False  # the transaction was sent as plain creates after looking the request id up
+    dry_run: bool = False  # plan and show the transaction, write nothing
 
     def resource(self, reference: str) -> dict[str, Any]:
         try:
@@ -168,7 +169,13 @@ class Workflow:
 
     # ---- the run -----------------------------------------------------------------------
 
-    def run(self, payload: Mapping[str, Any], now: datetime | None = None) -> WorkflowResult:
+    def run(
+        self, payload: Mapping[str, Any], now: datetime | None = None, dry_run: bool = False
+    ) -> WorkflowResult:
+        """Validate, read what the run needs, plan and write one transaction.
+
+        With ``dry_run`` nothing is written: the result's ``details["bundle"]`` is the transaction Bundle
+        that would be sent (after the reads it needs, which are made)."""
         started_requests = self.client.request_count
         started = time.perf_counter()
         body = copy.deepcopy(dict(payload))
@@ -179,6 +186,9 @@ class Workflow:
         explicit = bool(body.get("request_id"))
         request_id = str(body.get("request_id") or content_request_id(self.name, body))
         moment = now or datetime.now(UTC)
+        if dry_run:
+            state = RunState(copy.deepcopy(body), request_id, moment, dry_run=True)
+            return self._attempt(state)
         for _ in range(MAX_SAME_CONTENT):
             result = self._run_once(body, request_id, moment, started, started_requests)
             if explicit or not result.repeated or unchanged_since(self.client, result.written):
@@ -259,6 +269,10 @@ class Workflow:
             and behaviour.atomic_transactions is not False
             and not behaviour.conditional_fits(len(entries))
         )
+        if state.dry_run:
+            bundle = transaction_bundle(as_plain_creates(entries, {}) if plain else entries)
+            result = self._result(state.request_id, [], [], [], False, started_requests)
+            return replace(result, details={"dry_run": True, "bundle": bundle})
         while True:
             sent = entries
             if plain:

@@ -69,3 +69,32 @@ def test_check_reports_what_the_server_does_and_the_mode_fhircare_picks(fhir_ser
         assert "plain creates" in observed["writeStrategy"]
     else:
         assert observed["conditionalTransactionLimit"].startswith("none seen")
+
+
+def test_dry_run_prints_the_transaction_and_writes_nothing(fhir_server, client, uid):
+    patient = client.create({"resourceType": "Patient", "name": [{"family": "Dry"}]})
+    coordinator = client.create({"resourceType": "Practitioner", "name": [{"family": "Coord"}]})
+    program = client.create({"resourceType": "Organization", "name": "Program"})
+    payload = {
+        "patient": f"Patient/{patient['id']}",
+        "service": "diabetes-education",
+        "performer": f"Organization/{program['id']}",
+        "requester": f"Practitioner/{coordinator['id']}",
+        "reason": "HbA1c 9.1%, newly on insulin",
+        "priority": "routine",
+        "due": "2026-12-15",
+    }
+    counts = fhir_server.resource_counts()
+    done = _fhircare(
+        "run", "refer", "-", "--dry-run", "--base", fhir_server.base_url, stdin=json.dumps(payload)
+    )
+    assert done.returncode == 0, done.stderr
+    bundle = json.loads(done.stdout)
+    assert bundle["resourceType"] == "Bundle" and bundle["type"] == "transaction"
+    assert [e["resource"]["resourceType"] for e in bundle["entry"]] == [
+        "ServiceRequest",
+        "Task",
+        "Provenance",
+    ]
+    assert all(e["request"]["method"] == "POST" for e in bundle["entry"])
+    assert fhir_server.resource_counts() == counts
