@@ -1,0 +1,84 @@
+"""What a workflow module may say beyond its mapping: which resources it reads, how it changes them,
+rules across fields, who acts and for which patient. The defaults read the mapping alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..errors import (
+    ConfigurationError,
+    Issue,
+)
+from ..fhir import FhirClient
+from ..mapping import BuildContext, MappingSet, PlannedEntry, build_entries
+from .state import VERIFY_MODES, AccessGuard, RunState
+
+
+class WorkflowHooks:
+    """The hooks of a workflow, with defaults that follow its mapping."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    #: re-read and rebuild when an If-Match update loses a race (merges like "add an activity")
+    merge_on_conflict: ClassVar[bool] = False
+    #: resource types the ``updates`` hook may change (the sidecar checks scopes for them)
+    updates_types: ClassVar[tuple[str, ...]] = ()
+    #: payload fields naming existing resources this workflow reads (and updates), when present
+    reads_fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self,
+        client: FhirClient,
+        mappings: MappingSet,
+        profiles_dir: Path,
+        verify_references: str = "auto",
+        access: AccessGuard | None = None,
+    ) -> None:
+        self.client = client
+        self.mappings = mappings
+        self.profiles_dir = profiles_dir
+        #: how literal references in a payload are checked to exist: "transaction" (sent as conditional
+        #: references ``Type?_id=``, which the server resolves inside the transaction: no extra
+        #: request), "batch" (searched in the read batch before writing), "off", or "auto" (the
+        #: default: "transaction" where the server was seen to resolve conditional references, else
+        #: "batch"; learned once per server by a probe that writes nothing there)
+        if verify_references not in VERIFY_MODES:
+            raise ConfigurationError(f"verify_references must be one of {', '.join(VERIFY_MODES)}")
+        self.verify_references = verify_references
+        self.access = access
+
+    def created_types(self) -> set[str]:
+        """Resource types a run may create: the mapping's entries and the Provenance."""
+        mapping = self.mappings.mapping(self.name)
+        return {str(e["resource"]["resourceType"]) for e in mapping["entries"]} | {"Provenance"}
+
+    def written_types(self) -> set[str]:
+        """Every resource type a run may write: created ones and updated ones."""
+        return self.created_types() | set(self.updates_types)
+
+    def check(self, payload: dict[str, Any]) -> list[Issue]:
+        """Rules across fields that a JSON Schema cannot say. Issues name JSON paths."""
+        return []
+
+    def reads(self, payload: dict[str, Any]) -> list[str]:
+        """Existing resources this run changes: ``Type/id`` reads or ``Type?...`` searches."""
+        return [str(payload[name]) for name in self.reads_fields if payload.get(name)]
+
+    def updates(self, state: RunState, created: dict[str, PlannedEntry]) -> list[PlannedEntry]:
+        """Changed copies of resources in ``state.found``, as If-Match PUT entries."""
+        return []
+
+    def entries(self, state: RunState, ctx: BuildContext) -> list[PlannedEntry]:
+        """Resources to create; by default what the mapping says."""
+        return build_entries(self.mappings.mapping(self.name), ctx)
+
+    def actor(self, payload: dict[str, Any]) -> str | None:
+        field_name = self.mappings.mapping(self.name).get("actor")
+        value = payload.get(field_name) if field_name else None
+        return str(value) if value else None
+
+    def patient(self, payload: dict[str, Any]) -> str | None:
+        field_name = self.mappings.mapping(self.name).get("patient", "patient")
+        value = payload.get(field_name)
+        return str(value) if isinstance(value, str) else None

@@ -1,0 +1,138 @@
+"""Planning a run, with no network: the entries its mapping and hooks give, the Provenance of the run,
+and the local profile checks every entry must pass before anything is sent."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..errors import (
+    FhirServerError,
+    Issue,
+    PayloadError,
+)
+from ..fhir.client import etag_version, weak_etag
+from ..mapping import BuildContext, PlannedEntry
+from ..mapping.engine import mark_request
+from ..mapping.transforms import iso
+from ..mapping.validate import profile_issues
+from .hooks import WorkflowHooks
+from .repeats import REVISION
+from .state import PROVENANCE_ENTRY, RunState
+
+WORKFLOW_SYSTEM = "urn:fhircare:workflow"
+DATA_OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
+
+
+class Planner(WorkflowHooks):
+    """Turns what a run read and its payload into transaction entries (pure)."""
+
+    def plan(self, state: RunState, new_uuid: Callable[[], str] | None = None) -> list[PlannedEntry]:
+        """Every transaction entry of this run, checked against FHIR structure and local profiles.
+
+        No HTTP: ``state.found`` must already hold the resources ``reads`` named.
+        """
+        ctx = BuildContext(state.payload, self.mappings.codes, state.request_id, state.now)
+        if new_uuid is not None:
+            ctx.new_uuid = new_uuid
+        created_entries = self.entries(state, ctx)
+        by_name = {e.name: e for e in created_entries}
+        update_entries = self.updates(state, by_name)
+        provenance = self._provenance(state, created_entries, update_entries, ctx.new_uuid)
+        planned = [*created_entries, *update_entries, provenance]
+        self._check_resources(planned)
+        return planned
+
+    def _provenance(
+        self,
+        state: RunState,
+        created: list[PlannedEntry],
+        updated: list[PlannedEntry],
+        new_uuid: Callable[[], str],
+    ) -> PlannedEntry:
+        operation = "CREATE" if created else "UPDATE"
+        actor = self.actor(state.payload)
+        resource: dict[str, Any] = {
+            "resourceType": "Provenance",
+            "target": [{"reference": e.full_url} for e in created] + [{"reference": e.url} for e in updated],
+            "recorded": iso(state.now),
+            "activity": {
+                "coding": [
+                    {"system": DATA_OPERATION, "code": operation},
+                    {"system": WORKFLOW_SYSTEM, "code": self.name, "display": self.description},
+                ],
+                "text": self.name,
+            },
+            "agent": [
+                {
+                    "type": {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                                "code": "author",
+                            }
+                        ]
+                    },
+                    "who": {"reference": actor} if actor else {"display": "fhircare"},
+                }
+            ],
+        }
+        # US Core 7.0.0 provenance-1: a Practitioner agent acts on behalf of an organization
+        if actor and state.payload.get("on_behalf_of"):
+            resource["agent"][0]["onBehalfOf"] = {"reference": str(state.payload["on_behalf_of"])}
+        patient_entry = next((e.full_url for e in created if e.resource["resourceType"] == "Patient"), None)
+        patient = state.patient or self.patient(state.payload) or patient_entry
+        entities = [{"role": "source", "what": {"reference": patient}}] if patient else []
+        # the version each update started from: what tells a repeat from a new action (see repeats.py)
+        for entry in updated:
+            version = etag_version(entry.if_match)
+            if version:
+                entities.append({"role": REVISION, "what": {"reference": f"{entry.url}/_history/{version}"}})
+        if entities:
+            resource["entity"] = entities
+        criteria = mark_request(resource, state.request_id, PROVENANCE_ENTRY)
+        return PlannedEntry(
+            name=PROVENANCE_ENTRY,
+            resource=resource,
+            full_url=f"urn:uuid:{new_uuid()}",
+            url="Provenance",
+            if_none_exist=criteria,
+        )
+
+    def _check_resources(self, planned: list[PlannedEntry]) -> None:
+        issues: list[Issue] = []
+        for entry in planned:
+            label = f"{entry.resource['resourceType']}({entry.name})"
+            issues += profile_issues(self.profiles_dir, entry.profile, entry.resource, label)
+        if issues:
+            raise PayloadError(f"the {self.name} output breaks a FHIR profile; nothing was sent", issues)
+
+
+def content_request_id(workflow: str, payload: Mapping[str, Any]) -> str:
+    """The request id of a payload that carries none: a digest of its content.
+
+    Re-running the same command after a lost answer then finds what the first run wrote instead
+    of writing it twice. To do the very same thing twice on purpose, give distinct request ids.
+    """
+    canonical = json.dumps({"workflow": workflow, "payload": payload}, sort_keys=True, separators=(",", ":"))
+    return "auto-" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+
+
+def update_entry(resource: dict[str, Any], name: str, profile: str | None = None) -> PlannedEntry:
+    """An If-Match PUT of a changed copy of a resource read in this run."""
+    version = (resource.get("meta") or {}).get("versionId")
+    if not version:
+        raise FhirServerError(f"{resource['resourceType']}/{resource['id']} came back without meta.versionId")
+    body = {k: v for k, v in resource.items() if k != "meta"}
+    reference = f"{resource['resourceType']}/{resource['id']}"
+    return PlannedEntry(
+        name=name,
+        resource=body,
+        full_url=reference,
+        method="PUT",
+        url=reference,
+        if_match=weak_etag(version),
+        profile=profile,
+    )
