@@ -82,6 +82,8 @@ class PayloadError(FhircareError):
 
 
 class UnknownWorkflow(FhircareError):
+    """No workflow of that name (built in, or in the FHIRCARE_MAPPINGS folder)."""
+
     status = 404
     exit_code = 2
     code = "not-found"
@@ -139,24 +141,32 @@ class ServerValidationError(FhirServerError):
 
 
 class Unauthorized(FhirServerError):
+    """The server wants credentials, or refused the ones sent (401)."""
+
     status = 401
     exit_code = 5
     code = "login"
 
 
 class Forbidden(FhirServerError):
+    """The caller may not do this (403)."""
+
     status = 403
     exit_code = 5
     code = "forbidden"
 
 
 class NotFound(FhirServerError):
+    """The resource does not exist (404), or a search that had to find one found none."""
+
     status = 404
     exit_code = 4
     code = "not-found"
 
 
 class Gone(NotFound):
+    """The resource existed and was deleted (410)."""
+
     status = 410
     code = "deleted"
 

@@ -106,22 +106,39 @@ def test_only_settings_reads_the_environment() -> None:
     assert offenders == []
 
 
-def test_the_public_api_stays_small() -> None:
+def test_the_public_api_is_exactly_all_and_documented() -> None:
+    """``fhircare.__all__`` names every public name of the package (and nothing else), each documented."""
+    import types
+
     import fhircare
 
-    assert sorted(fhircare.__all__) == sorted(
-        [
-            "Conflict",
-            "FhirClient",
-            "FhirServerError",
-            "FhircareError",
-            "IllegalTransition",
-            "NotFound",
-            "PayloadError",
-            "PreconditionFailed",
-            "Settings",
-            "TransientError",
-            "UnknownWorkflow",
-            "__version__",
-        ]
-    )
+    public = {
+        n for n, v in vars(fhircare).items() if not n.startswith("_") and not isinstance(v, types.ModuleType)
+    }
+    assert sorted(public) == sorted(n for n in fhircare.__all__ if n != "__version__")
+    for name in (
+        "run",
+        "WorkflowResult",
+        "FhirClient",
+        "Settings",
+        "worklist",
+        "patient_summary",
+        "find_gaps",
+        "caseload",
+        "authorizations",
+        "history",
+        "FhircareError",
+        "PartialWrite",
+        "TransientError",
+    ):
+        assert name in fhircare.__all__
+    undocumented = [n for n in public if not (getattr(fhircare, n).__doc__ or "").strip()]
+    assert undocumented == []
+
+
+def test_the_library_logger_has_a_null_handler() -> None:
+    import logging
+
+    import fhircare  # noqa: F401
+
+    assert any(isinstance(h, logging.NullHandler) for h in logging.getLogger("fhircare").handlers)

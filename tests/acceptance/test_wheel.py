@@ -51,9 +51,33 @@ def installed_wheel(tmp_path_factory) -> Path:
     return target
 
 
-def _fhircare(target: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Runs the CLI from the installed wheel, with the dependencies of this venv, from an empty folder."""
-    env = {**os.environ, "PYTHONPATH": str(target)}
+# The 'server' and 'web' extras' packages: a base install (`pip install fhircare`) has none of them.
+EXTRAS = ("flask", "authlib", "jwt", "redis", "gunicorn", "sekmet", "uvicorn", "werkzeug", "cryptography")
+
+BLOCKER = """
+import sys
+BLOCKED = set({blocked!r})
+class _NotInstalled:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {{name!r}} (not installed: base install)")
+        return None
+sys.meta_path.insert(0, _NotInstalled())
+"""
+
+
+def _fhircare(
+    target: Path, *args: str, stdin: str | None = None, base_install: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Runs the CLI from the installed wheel, with the dependencies of this venv, from an empty folder;
+    ``base_install`` hides the extras' packages, as a ``pip install`` without extras has them not."""
+    path = str(target)
+    if base_install:
+        blocker = target.parent / "base-install"
+        blocker.mkdir(exist_ok=True)
+        (blocker / "sitecustomize.py").write_text(BLOCKER.format(blocked=sorted(EXTRAS)))
+        path = f"{blocker}{os.pathsep}{target}"
+    env = {**os.environ, "PYTHONPATH": path}
     code = "import sys, fhircare; assert fhircare.__file__.startswith(sys.argv.pop(1)), fhircare.__file__; "
     code += "from fhircare.cli.main import main; sys.argv[0] = 'fhircare'; main()"
     return subprocess.run(
@@ -99,3 +123,49 @@ def test_the_installed_wheel_runs_a_workflow_and_the_gap_rules(installed_wheel, 
     assert {"rule": "overdue-task", "resource": task, "patient": payload["patient"]}.items() <= next(
         row for row in rows if row["rule"] == "overdue-task"
     ).items()
+
+
+@pytest.mark.slow
+def test_a_base_install_without_extras_runs_help_a_workflow_and_the_worklist(
+    installed_wheel, fhir_server, client, uid
+):
+    _fhircare(installed_wheel, "--version", base_install=True)  # writes the base-install folder
+    probe = subprocess.run(
+        [sys.executable, "-c", "import jwt"],
+        env={**os.environ, "PYTHONPATH": str(installed_wheel.parent / "base-install")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert probe.returncode != 0  # the extras are really out of reach
+    helped = _fhircare(installed_wheel, "--help", base_install=True)
+    assert helped.returncode == 0, helped.stderr
+    assert "run" in helped.stdout and "worklist" in helped.stdout
+
+    case = CASES["follow-up"](client, uid)
+    ran = _fhircare(
+        installed_wheel,
+        "run",
+        "follow-up",
+        "-",
+        "--base",
+        fhir_server.base_url,
+        stdin=json.dumps(case.payload),
+        base_install=True,
+    )
+    assert ran.returncode == 0, ran.stderr
+    task = json.loads(ran.stdout)["written"][0]
+    owner = client.read_reference(task)["owner"]["reference"]
+    listed = _fhircare(
+        installed_wheel,
+        "worklist",
+        "--owner",
+        owner,
+        "--format",
+        "json",
+        "--base",
+        fhir_server.base_url,
+        base_install=True,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert task in [row["task"] for row in json.loads(listed.stdout)]
