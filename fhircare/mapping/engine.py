@@ -19,7 +19,6 @@ Template vocabulary (a dict whose only ``$`` key is one of these is an expressio
 ``{$each: path, as: item, do: X}`` X once per element of a list; inside a list the results are spliced in
 ``{$fn: name, args: [..]}``        a named transform of mapping/transforms.py
 ``{$format: "text {path}"}``       a string with payload values filled in (absent when one is missing)
-``{$const: X}``                    X as it is
 ``{$now: datetime|date}``          the run's timestamp
 
 Values that come out ``None``, ``[]`` or ``{}`` are dropped, so optional fields simply disappear.
@@ -205,8 +204,6 @@ def evaluate(node: dict[str, Any], ctx: BuildContext, where: str) -> Any:
     if "$" in node:
         value = lookup(ctx, node["$"])
         return node.get("default") if value is None else value
-    if "$const" in node:
-        return node["$const"]
     if "$now" in node:
         return ctx.now.date().isoformat() if node["$now"] == "date" else iso(ctx.now)
     if "$ref" in node:

@@ -12,6 +12,7 @@ import jsonschema
 import yaml
 
 from ..errors import ConfigurationError
+from .language import mapping_errors
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,10 @@ def _load_cached(builtin_dir: Path, overlay_dir: Path | None) -> MappingSet:
     for name, path in mapping_files.items():
         document = _read_yaml(path)
         _check(document, mapping_schema, path)
+        problems = mapping_errors(document)
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise ConfigurationError(f"{path}: {problems[0]}{more}")
         if document["workflow"] != name:
             raise ConfigurationError(
                 f"{path}: $.workflow is {document['workflow']!r} but the file is named {name!r}"
