@@ -54,6 +54,7 @@ class CarePlanWorkflow(Workflow):
                 plan[key] = payload[key]
         if payload.get("period"):
             plan["period"] = {**(plan.get("period") or {}), **payload["period"]}
+        plan = add_references(plan, "contributor", [payload["author"]] if payload.get("author") else [])
         plan = add_references(plan, "goal", [e.full_url for n, e in created.items() if n.startswith("goal/")])
         activities = list(plan.get("activity") or [])
         for activity in payload["_activities"]:

@@ -78,6 +78,9 @@ class Schedule(Workflow):
             refs = [b.get("reference") for b in old.get("basedOn") or [] if isinstance(b, dict)]
             payload["referral"] = refs[0] if refs else None
             payload["_description"] = old.get("description")
+            payload["_service_type"] = old.get("serviceType")
+            payload["_appointment_type"] = old.get("appointmentType")
+            payload["_reason_reference"] = old.get("reasonReference")
         payload["_books"] = action in ("book", "reschedule")
         reminder_day = _add_days(payload.get("start"), -1)
         payload["_reminds"] = (

@@ -19,7 +19,6 @@ NOT_CARRIED = {
     ("Patient", "extension"): "US Core race/ethnicity/birth sex extensions: enroll does not collect them",
     ("RelatedPerson", "address"): "enroll takes a relative's name, relationship and phone only",
     ("RelatedPerson", "birthDate"): "enroll takes a relative's name, relationship and phone only",
-    ("CarePlan", "contributor"): "not written yet (US Core 7.0.0 does not require it)",
 }
 
 

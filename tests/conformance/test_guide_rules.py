@@ -16,11 +16,8 @@ from .written import Written
 OPEN = {
     "r4-task-state-machine": "item 5: recording a final payer decision still moves a requested Task to completed in one step",
     "sdohcc-referral-task-output": "item 9: completing a referral does not yet write a resulting-activity output",
-    "uscore-careplan-text": "item 7: no narrative is generated yet",
     "registered-namespaces": "item 11: urn:fhircare: systems are not yet replaced by configurable URLs",
     "meta-profile": "item 11: resources do not yet declare meta.profile",
-    "example-shape-appointment": "item 12: Appointment serviceType, appointmentType and participant.type not written yet",
-    "example-shape-coverage": "item 12: Coverage type, class and period only when the payload has them",
 }
 
 
