@@ -130,6 +130,15 @@ class TaskTransition(Workflow):
             task["owner"] = {"reference": payload["owner"]}
         if payload.get("note"):
             task["note"] = [*task.get("note", []), {"text": payload["note"], "time": stamp}]
+        if target == "completed" and self._focus_request(state, task) is not None:
+            # SDOHCC 3.0.0 Task.output: a completed referral says what was done (closed loop)
+            outcome = payload.get("outcome") or {}
+            activity = resulting_activity(
+                outcome, state.found[task["focus"]["reference"]], self.mappings.codes
+            )
+            task["output"] = [*task.get("output", []), activity]
+            if outcome.get("note"):
+                task["note"] = [*task.get("note", []), {"text": outcome["note"], "time": stamp}]
         task["lastModified"] = stamp
         entries = [update_entry(task, "task")]
         request = self._focus_request(state, task)
@@ -154,6 +163,25 @@ class TaskTransition(Workflow):
         if request is None or request.get("status") in ("completed", "revoked", "entered-in-error"):
             return None
         return request
+
+
+def resulting_activity(
+    outcome: dict[str, Any], request: dict[str, Any], codes: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """A ``resulting-activity`` output: the Procedure or Encounter named, else the activity's code, else
+    the note, else the referral's own code (the requested service was done)."""
+    output: dict[str, Any] = {"type": {"coding": [dict(codes["task-output-types"]["resulting-activity"])]}}
+    if outcome.get("reference"):
+        output["valueReference"] = {"reference": outcome["reference"]}
+    elif outcome.get("code"):
+        code = outcome["code"]
+        found = codes.get("services", {}).get(code) if isinstance(code, str) else None
+        output["valueCodeableConcept"] = _concept(found or code)
+    elif outcome.get("note"):
+        output["valueCodeableConcept"] = {"text": outcome["note"]}
+    else:
+        output["valueCodeableConcept"] = request.get("code") or {"text": "Referral fulfilled"}
+    return output
 
 
 def _concept(value: Any) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from .written import Written
 
 OPEN = {
     "r4-task-state-machine": "item 5: recording a final payer decision still moves a requested Task to completed in one step",
-    "sdohcc-referral-task-output": "item 9: completing a referral does not yet write a resulting-activity output",
     "registered-namespaces": "item 11: urn:fhircare: systems are not yet replaced by configurable URLs",
     "meta-profile": "item 11: resources do not yet declare meta.profile",
 }
