@@ -46,17 +46,19 @@ def register(cli: click.Group) -> None:
         """List the workflows, or show one workflow's input schema."""
         from ..errors import UnknownWorkflow
         from ..mapping.validate import workflow_schema
-        from ..workflows import WORKFLOWS, describe
+        from ..workflows import catalogue, describe, mappings_for
 
         if workflow is None:
-            render_rows(describe(), ["workflow", "description"], fmt)
+            render_rows(describe(obj.settings), ["workflow", "description"], fmt)
             return
-        if workflow not in WORKFLOWS:
-            raise UnknownWorkflow(f"unknown workflow {workflow!r}; known: {', '.join(sorted(WORKFLOWS))}")
+        mappings = mappings_for(obj.settings)
+        known = catalogue(mappings)
+        if workflow not in known:
+            raise UnknownWorkflow(f"unknown workflow {workflow!r}; known: {', '.join(sorted(known))}")
         if schema:
-            emit_json(workflow_schema(obj.settings.profiles_dir, workflow))
+            emit_json(workflow_schema(obj.settings.profiles_dir, workflow, mappings.schemas.get(workflow)))
         else:
-            cls = WORKFLOWS[workflow]
+            cls = known[workflow]
             click.echo(f"{workflow}: {cls.description}")
             click.echo(f"input schema: fhircare workflows {workflow} --schema")
             sys.stdout.flush()

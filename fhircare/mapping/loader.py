@@ -22,6 +22,8 @@ class MappingSet:
     mappings: dict[str, dict[str, Any]]
     codes: dict[str, dict[str, Any]]
     sources: dict[str, Path] = field(default_factory=dict)
+    #: input schemas of workflows a user's folder adds (``<name>.schema.json`` beside ``<name>.yaml``)
+    schemas: dict[str, Path] = field(default_factory=dict)
 
     def mapping(self, workflow: str) -> dict[str, Any]:
         try:
@@ -89,4 +91,9 @@ def _load_cached(builtin_dir: Path, overlay_dir: Path | None) -> MappingSet:
         _check(document, {**code_schema, "$defs": mapping_schema["$defs"]}, path)
         codes[name] = document["codes"]
         sources[f"codes/{name}"] = path
-    return MappingSet(mappings, codes, sources)
+    schemas = {
+        path.name.removesuffix(".schema.json"): path
+        for path in sorted(overlay_dir.glob("*.schema.json") if overlay_dir else [])
+        if path.name.removesuffix(".schema.json") in mappings
+    }
+    return MappingSet(mappings, codes, sources, schemas)

@@ -57,20 +57,38 @@ def load_schema(path: Path) -> dict[str, Any]:
     return schema
 
 
-def workflow_schema(profiles_dir: Path, workflow: str) -> dict[str, Any]:
-    return load_schema(profiles_dir / "workflows" / f"{workflow}.schema.json")
+def workflow_schema(profiles_dir: Path, workflow: str, schema_file: Path | None = None) -> dict[str, Any]:
+    """A workflow's input schema: ``schema_file`` (a workflow added by a mapping folder), else the built-in."""
+    return load_schema(schema_file or profiles_dir / "workflows" / f"{workflow}.schema.json")
 
 
 def _rule(error: jsonschema.ValidationError) -> str:
     return f"{error.validator}: {error.message}"
 
 
-def schema_issues(
-    document: Any, schema: dict[str, Any], registry: Registry, prefix: tuple[Any, ...] = ()
-) -> list[Issue]:
+_validators: dict[tuple[int, int], tuple[dict[str, Any], Registry, jsonschema.protocols.Validator]] = {}
+
+
+def compiled_validator(schema: dict[str, Any], registry: Registry) -> jsonschema.protocols.Validator:
+    """One validator per (schema, registry), made once: the schemas and registries come from the
+    caches above, so they live as long as the process and their identities are stable keys."""
+    key = (id(schema), id(registry))
+    cached = _validators.get(key)
+    if cached is not None and cached[0] is schema and cached[1] is registry:
+        return cached[2]
     validator = jsonschema.Draft202012Validator(
         schema, registry=registry, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
     )
+    if len(_validators) >= 256:  # schemas from elsewhere (tests) must not grow this without bound
+        _validators.clear()
+    _validators[key] = (schema, registry, validator)
+    return validator
+
+
+def schema_issues(
+    document: Any, schema: dict[str, Any], registry: Registry, prefix: tuple[Any, ...] = ()
+) -> list[Issue]:
+    validator = compiled_validator(schema, registry)
     issues = []
     for error in sorted(validator.iter_errors(document), key=lambda e: [str(p) for p in e.absolute_path]):
         # a failing oneOf/anyOf says little; its best-matching branch says what is wrong
@@ -79,9 +97,11 @@ def schema_issues(
     return issues
 
 
-def validate_payload(profiles_dir: Path, workflow: str, payload: Any) -> None:
+def validate_payload(
+    profiles_dir: Path, workflow: str, payload: Any, schema_file: Path | None = None
+) -> None:
     """Raise PayloadError listing every failing JSON path with its rule."""
-    schema = workflow_schema(profiles_dir, workflow)
+    schema = workflow_schema(profiles_dir, workflow, schema_file)
     issues = schema_issues(payload, schema, _registry(profiles_dir / "workflows"))
     if issues:
         raise PayloadError(
@@ -122,17 +142,28 @@ def reference_paths(
     return sorted(unique, key=lambda pv: [str(p) for p in pv[0]])
 
 
-def payload_references(profiles_dir: Path, workflow: str, payload: Any) -> list[tuple[tuple[Any, ...], str]]:
+def payload_references(
+    profiles_dir: Path, workflow: str, payload: Any, schema_file: Path | None = None
+) -> list[tuple[tuple[Any, ...], str]]:
     return reference_paths(
-        workflow_schema(profiles_dir, workflow), payload, _registry(profiles_dir / "workflows")
+        workflow_schema(profiles_dir, workflow, schema_file), payload, _registry(profiles_dir / "workflows")
     )
 
 
 def profile_issues(
-    profiles_dir: Path, profile: str | None, resource: dict[str, Any], label: str
+    profiles_dir: Path,
+    profile: str | None,
+    resource: dict[str, Any],
+    label: str,
+    structure: bool = True,
 ) -> list[Issue]:
-    """Structure (FHIR R4 model) and local-profile problems of one resource about to be written."""
-    issues = models.structure_issues(resource, at=label)
+    """Structure (FHIR R4 model) and local-profile problems of one resource about to be written.
+
+    ``structure=False`` skips the FHIR R4 model check (``Settings.structure_checks``): for
+    resources built from validated mappings it repeats what the golden and conformance tests
+    check, and it costs more than the rest of the run's own work; the local profile still applies.
+    """
+    issues = models.structure_issues(resource, at=label) if structure else []
     if profile:
         schema = load_schema(profiles_dir / "fhir" / f"{profile}.schema.json")
         registry = _registry(profiles_dir / "workflows")

@@ -11,7 +11,7 @@ from ..fhir import FhirClient
 from ..mapping import MappingSet, load_mappings
 from ..settings import Settings
 from .base import AccessGuard, Workflow, WorkflowResult
-from .catalogue import WORKFLOWS
+from .catalogue import WORKFLOWS, catalogue
 
 
 def mappings_for(settings: Settings) -> MappingSet:
@@ -23,10 +23,12 @@ def get_workflow(
 ) -> Workflow:
     """The named workflow over ``client``; ``access`` (optional) may refuse what a run would touch."""
     settings = settings or Settings()
-    cls = WORKFLOWS.get(name)
+    mappings = mappings_for(settings)
+    known = catalogue(mappings)
+    cls = known.get(name)
     if cls is None:
-        raise UnknownWorkflow(f"unknown workflow {name!r}; known: {', '.join(sorted(WORKFLOWS))}")
-    return cls(client, mappings_for(settings), settings.profiles_dir, settings.verify_references, access)
+        raise UnknownWorkflow(f"unknown workflow {name!r}; known: {', '.join(sorted(known))}")
+    return cls(client, mappings, settings.profiles_dir, settings.verify_references, access)
 
 
 def run(
@@ -47,8 +49,10 @@ def run(
     return get_workflow(workflow, client, settings, access).run(payload, now=now, dry_run=dry_run)
 
 
-def describe() -> list[dict[str, str]]:
-    return [{"workflow": name, "description": cls.description} for name, cls in sorted(WORKFLOWS.items())]
+def describe(settings: Settings | None = None) -> list[dict[str, str]]:
+    """Name and description of every workflow in effect (a mapping folder may add some)."""
+    known = catalogue(mappings_for(settings or Settings()))
+    return [{"workflow": name, "description": cls.description} for name, cls in sorted(known.items())]
 
 
 __all__ = [
@@ -56,6 +60,7 @@ __all__ = [
     "AccessGuard",
     "Workflow",
     "WorkflowResult",
+    "catalogue",
     "describe",
     "get_workflow",
     "mappings_for",

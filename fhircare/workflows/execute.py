@@ -62,7 +62,7 @@ class Executor(Reader):
         started_requests = self.client.request_count
         started = time.perf_counter()
         body = copy.deepcopy(dict(payload))
-        validate_payload(self.profiles_dir, self.name, body)
+        validate_payload(self.profiles_dir, self.name, body, self.schema_file)
         issues = self.check(body)
         if issues:
             raise PayloadError(f"the {self.name} payload is invalid", issues)
@@ -122,7 +122,7 @@ class Executor(Reader):
     def _attempt(self, state: RunState) -> WorkflowResult:
         started_requests = self.client.request_count
         mode = self._check_mode()
-        refs = payload_references(self.profiles_dir, self.name, state.payload)
+        refs = payload_references(self.profiles_dir, self.name, state.payload, self.schema_file)
         conditional = [(parts, value) for parts, value in refs if "?" in value]
         reads = self.reads(state.payload)
         read = _read_targets(reads)

@@ -38,6 +38,8 @@ class WorkflowHooks:
         self.client = client
         self.mappings = mappings
         self.profiles_dir = profiles_dir
+        #: the input schema of a workflow a mapping folder adds (built-in ones live in profiles/workflows)
+        self.schema_file = mappings.schemas.get(self.name)
         #: how literal references in a payload are checked to exist: "transaction" (sent as conditional
         #: references ``Type?_id=``, which the server resolves inside the transaction: no extra
         #: request), "batch" (searched in the read batch before writing), "off", or "auto" (the
