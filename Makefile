@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 MEDPLUM := tests/servers/medplum
 MEDPLUM_STAMP := $(MEDPLUM)/node_modules/.installed
 
-.PHONY: demo test system-deps test-servers lint typecheck pytest bench clean
+.PHONY: demo test system-deps test-servers test-browser-deps lint typecheck pytest bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,15 @@ $(MEDPLUM_STAMP): $(MEDPLUM)/package-lock.json
 
 test-servers: $(MEDPLUM_STAMP)
 
+# axe-core for the browser tests' accessibility checks (exact version in its lock file)
+BROWSER_JS := tests/browser
+BROWSER_JS_STAMP := $(BROWSER_JS)/node_modules/.installed
+$(BROWSER_JS_STAMP): $(BROWSER_JS)/package-lock.json
+	npm ci --prefix $(BROWSER_JS) --no-audit --no-fund --loglevel=error
+	touch $(BROWSER_JS_STAMP)
+
+test-browser-deps: $(BROWSER_JS_STAMP)
+
 lint: $(STAMP)
 	$(BIN)/ruff check fhircare tests benchmarks
 	$(BIN)/ruff format --check fhircare tests benchmarks
@@ -40,10 +49,10 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-test: system-deps test-servers lint typecheck pytest
+test: system-deps test-servers test-browser-deps lint typecheck pytest
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(MEDPLUM)/node_modules
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(MEDPLUM)/node_modules $(BROWSER_JS)/node_modules

@@ -16,6 +16,7 @@ from typing import Any
 from ..fhir import FhirClient
 from ..mapping.claims import REVIEW_ACTION
 from ..workflows import WorkflowResult, run
+from .demo_directory import services_in
 
 DEMO_SYSTEM = "urn:fhircare:demo"
 GIVEN = ["Ana", "Luis", "Mei", "Omar", "Grace", "Ivan", "Fatima", "Noah", "Priya", "Samuel", "Lena", "Tomas"]
@@ -32,8 +33,9 @@ FAMILY = [
     "Tanaka",
     "Kowalski",
 ]
+# (service, reason, directory category: the referral goes to one of its services, demo_directory.py)
 SERVICES = [
-    ("diabetes-education", "diabetes", "dm-program"),
+    ("diabetes-education", "diabetes", "diabetes-education"),
     ("cardiology-referral", "heart-failure", "cardiology"),
     ("dietitian-referral", "diabetes", "nutrition"),
     ("social-worker-referral", "food-insecurity", "social-services"),
@@ -65,6 +67,7 @@ class DemoWorld:
     roles: dict[str, str] = field(default_factory=dict)  # coordinator -> their PractitionerRole
     hub: str = ""  # the Organization the coordinators act for
     organizations: dict[str, str] = field(default_factory=dict)
+    services: dict[str, str] = field(default_factory=dict)  # directory key -> HealthcareService
     patients: list[str] = field(default_factory=list)
     plans: dict[str, str] = field(default_factory=dict)
     coordinator_of: dict[str, str] = field(default_factory=dict)
@@ -99,6 +102,12 @@ def reference_data(client: FhirClient) -> DemoWorld:
     world.organizations = dict(zip(ORGANIZATIONS, refs[len(COORDINATORS) : -1], strict=True))
     world.hub = refs[-1]
     world.roles = coordinator_roles(client, world)
+    from ..settings import Settings
+    from ..workflows import mappings_for
+    from .demo_directory import seed_directory
+
+    codes = mappings_for(Settings.from_env()).codes["services"]
+    world.services = seed_directory(client, world.organizations, _conditional, _create_all, codes)
     return world
 
 
@@ -212,7 +221,9 @@ class Seeder:
         world.patients.append(patient)
         world.plans[patient] = plan
         world.coordinator_of[patient] = coordinator
-        service, reason, org = SERVICES[i % len(SERVICES)]
+        service, reason, category = SERVICES[i % len(SERVICES)]
+        offered = services_in(category)
+        performer = world.services[offered[(i // len(SERVICES)) % len(offered)]]
         age = rng.randrange(1, 30)
         written = self.run(
             "refer",
@@ -220,7 +231,7 @@ class Seeder:
                 "request_id": self.rid(i, "refer"),
                 "patient": patient,
                 "service": service,
-                "performer": world.organizations[org],
+                "performer": performer,  # a service from the directory (Gravity SDOH: HealthcareService)
                 "requester": world.roles[coordinator],  # SDOHCC: the referral's requester is a role
                 "reason": reason,
                 "priority": rng.choice(PRIORITIES),
@@ -242,9 +253,6 @@ class Seeder:
                 "service": service,
                 "date": today.isoformat(),
                 "relationship": "self",
-                "coverage_type": "medicaid" if i % 2 else "private",
-                "plan": "Standard plan",
-                "period_start": (today - timedelta(days=400)).isoformat(),
                 **({"period_end": (today - timedelta(days=30)).isoformat()} if i % 20 == 7 else {}),
             },
             days_ago=age,
@@ -342,7 +350,6 @@ class Seeder:
                     "action": "book",
                     "patient": patient,
                     "referral": request,
-                    "service": SERVICES[i % len(SERVICES)][0],
                     "start": start.isoformat().replace("+00:00", "Z"),
                     "minutes": 30,
                     "practitioner": coordinator,
@@ -404,7 +411,6 @@ def play_morning(client: FhirClient, world: DemoWorld, today: date) -> list[Morn
             "action": "book",
             "patient": waiting,
             "referral": request,
-            "service": SERVICES[world.patients.index(waiting) % len(SERVICES)][0],
             "start": start,
             "minutes": 45,
             "practitioner": coordinator,
@@ -441,9 +447,6 @@ def play_morning(client: FhirClient, world: DemoWorld, today: date) -> list[Morn
                     "service": "diabetes-education",
                     "date": today.isoformat(),
                     "relationship": "self",
-                    "coverage_type": "medicaid",
-                    "plan": "Standard plan",
-                    "period_start": today.replace(month=1, day=1).isoformat(),
                 },
                 client,
             ).written,

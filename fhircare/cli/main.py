@@ -133,6 +133,7 @@ def accept_base_everywhere(group: click.Group) -> None:
 
 def main() -> None:
     from .demo_command import register as register_demo
+    from .directory_command import register as register_directory
     from .gap_commands import register as register_gaps
     from .serve_commands import register as register_serve
     from .view_commands import register as register_views
@@ -143,6 +144,7 @@ def main() -> None:
     register_serve(cli)
     register_demo(cli)
     register_gaps(cli)
+    register_directory(cli)
     accept_base_everywhere(cli)
     cli(prog_name="fhircare")
 

@@ -51,6 +51,13 @@ EXTRA_SEARCH_PARAMS: dict[str, dict[str, tuple[str, tuple[str, ...], str | None]
         "supporting-info": ("reference", ("supportingInfo",), None),
         "reason-reference": ("reference", ("reasonReference",), None),
     },
+    "HealthcareService": {
+        "service-category": ("token", ("category",), None),
+    },
+    "Location": {
+        "address-postalcode": ("string", ("address.postalCode",), None),
+        "address-city": ("string", ("address.city",), None),
+    },
     "Appointment": {
         "service-request": ("reference", ("basedOn",), "ServiceRequest"),
     },

@@ -133,6 +133,30 @@ def get_authorizations() -> Response:
     return jsonify([r.as_dict() for r in rows])
 
 
+@api.get("/api/v1/directory")
+def get_directory() -> Response:
+    from ..views.directory import directory
+
+    rows = directory(
+        access().view_client(),
+        category=request.args.get("category") or None,
+        service_type=request.args.get("type") or None,
+        name=request.args.get("name") or None,
+        near=request.args.get("near") or None,
+        page_size=page_size_arg(settings().page_size),
+    )
+    return jsonify([r.as_dict() for r in rows])
+
+
+@api.get("/api/v1/lookup")
+def lookup() -> Response:
+    """What a picker offers: ``[{reference, label}]`` of one shared type whose name starts with ``name``."""
+    from .pickers import search_choices
+
+    kind = request.args.get("type", "")
+    return jsonify(search_choices(access().view_client(), kind, request.args.get("name", "")))
+
+
 @api.get("/api/v1/openapi.json")
 def openapi() -> Response:
     from .openapi import openapi_document

@@ -230,6 +230,54 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "responses": rows,
             }
         }
+    text_param = {"schema": {"type": "string", "maxLength": 100}}
+    paths["/api/v1/directory"] = {
+        "get": {
+            "operationId": "directory",
+            "summary": "Services to refer to (HealthcareService with its Organization and Locations)",
+            "parameters": [
+                {"name": "category", "in": "query", **text_param},
+                {"name": "type", "in": "query", **text_param},
+                {"name": "name", "in": "query", **text_param},
+                {
+                    "name": "near",
+                    "in": "query",
+                    "description": "postal code (or its start) or city",
+                    **text_param,
+                },
+                {
+                    "name": "page_size",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                },
+            ],
+            "responses": rows,
+        }
+    }
+    paths["/api/v1/lookup"] = {
+        "get": {
+            "operationId": "lookup",
+            "summary": "Choices for a picker: {reference, label} of one shared type by name",
+            "parameters": [
+                {
+                    "name": "type",
+                    "in": "query",
+                    "required": True,
+                    "schema": {
+                        "enum": [
+                            "Practitioner",
+                            "PractitionerRole",
+                            "Organization",
+                            "Location",
+                            "HealthcareService",
+                        ]
+                    },
+                },
+                {"name": "name", "in": "query", **text_param},
+            ],
+            "responses": rows,
+        }
+    }
     for path, summary in (("/healthz", "Process up"), ("/readyz", "FHIR server reachable")):
         paths[path] = {
             "get": {

@@ -28,6 +28,7 @@ DONE = {
     "start": "Task started",
     "complete": "Task completed",
     "reassign": "Task handed over",
+    "claim": "Task claimed",
 }
 
 
@@ -54,38 +55,101 @@ def shared() -> dict[str, Any]:
 
 
 def default_owner() -> str | None:
-    launch = g.get("smart_session")
-    return request.args.get("owner") or (launch.user if launch else None)
+    from .actions import me
+
+    return request.args.get("owner") or me()
+
+
+TABS = {"mine": "My worklist", "team": "Team", "unassigned": "Unassigned"}
+SORTS = {
+    "urgency": "overdue first, then priority, then due date",
+    "due": "due date",
+    "patient": "patient name",
+    "age": "oldest first",
+}
+PAGE_SIZES = (25, 50, 100)
+
+
+def _sorted(rows: list[Any], how: str) -> list[Any]:
+    if how == "due":
+        return sorted(rows, key=lambda r: (r.due or "9999", r.task))
+    if how == "patient":
+        return sorted(rows, key=lambda r: (r.patient_name.lower(), r.due or "9999"))
+    if how == "age":
+        return sorted(rows, key=lambda r: (-(r.age_days or 0), r.task))
+    return rows  # the view's own order: overdue, priority, due date
 
 
 @pages.get("/")
 def worklist_page() -> str:
-    from ..views.worklist import OPEN_STATUSES, worklist
+    from ..views.worklist import OPEN_STATUSES, PRIORITY_RANK, worklist
+    from .actions import me
 
-    owner = default_owner()
+    owner = request.args.get("owner") or None
+    chosen_tab = request.args.get("tab") or ("mine" if (owner or me()) else "team")
+    tab = chosen_tab if chosen_tab in TABS else "mine"
+    if tab == "mine":
+        owner = owner or me()
     status = request.args.get("status") or ""
+    priority = request.args.get("priority") or ""
     patient = patient_param()
     due_before = request.args.get("due_before") or None
+    overdue_only = request.args.get("overdue") == "1"
+    sort = request.args.get("sort") or "urgency"
+    sort = sort if sort in SORTS else "urgency"
+    size_text = request.args.get("page_size") or "25"
+    page_size = int(size_text) if size_text in {str(n) for n in PAGE_SIZES} else 25
+    page_text = request.args.get("page") or "1"
+    page = int(page_text) if page_text.isdigit() and 0 < len(page_text) < 6 else 1
     rows, problem = [], None
     try:
         rows = worklist(
             access().view_client(),
-            owners=[owner] if owner else [],
+            owners=[owner] if tab == "mine" and owner else [],
             statuses=[status] if status else OPEN_STATUSES,
             patient=patient,
             due_before=due_before,
         )
     except FhircareError as exc:
         problem = exc.message
+    if tab == "mine" and not owner:
+        rows, problem = [], problem or "Choose who you are (top right) to see your worklist."
+    if tab == "unassigned":
+        rows = [r for r in rows if not r.owner]
+    if priority in PRIORITY_RANK:
+        rows = [r for r in rows if r.priority == priority]
+    if overdue_only:
+        rows = [r for r in rows if r.overdue]
+    rows = _sorted(rows, sort)
+    total = len(rows)
+    pages_count = max(1, -(-total // page_size))
+    page = min(page, pages_count)
+    shown = rows[(page - 1) * page_size : page * page_size]
+    args = {k: v for k, v in request.args.items() if k != "page"}
     return render_template(
         "worklist.html",
-        rows=rows,
+        rows=shown,
+        total=total,
+        overdue_count=sum(1 for r in rows if r.overdue),
+        page=page,
+        pages_count=pages_count,
+        page_size=page_size,
+        page_sizes=PAGE_SIZES,
+        args=args,
+        tab=tab,
+        tabs=TABS,
+        sort=sort,
+        sorts=SORTS,
         owner=owner or "",
         status=status,
+        priority=priority,
+        priorities=tuple(PRIORITY_RANK),
+        overdue_only=overdue_only,
         patient=patient or "",
         due_before=due_before or "",
         problem=problem,
         statuses=OPEN_STATUSES,
+        me=me(),
     )
 
 
@@ -96,6 +160,10 @@ def task_action(task_id: str) -> Response:
     payload: dict[str, Any] = {"task": f"Task/{task_id}"}
     if action == "reassign":
         payload["owner"] = request.form.get("new_owner", "").strip()
+    elif action == "claim":
+        from .actions import me
+
+        payload.update(owner=me() or "", claim=True)
     elif action in ACTIONS:
         payload["to"] = ACTIONS[action]
     else:
@@ -116,28 +184,139 @@ def task_action(task_id: str) -> Response:
 @pages.get("/patients/<patient_id>")
 def summary_page(patient_id: str) -> str:
     from ..views.summary import patient_summary
+    from .actions import TITLES
+    from .context import summary_context
 
-    summary = patient_summary(access().view_client(), f"Patient/{patient_id}")
-    return render_template("summary.html", s=summary)
+    client = access().view_client()
+    summary = patient_summary(client, f"Patient/{patient_id}")
+    return render_template(
+        "summary.html",
+        s=summary,
+        patient_id=patient_id,
+        context=summary_context(client, summary),
+        actions=TITLES,
+    )
 
 
 @pages.get("/gaps")
 def gaps_page() -> str:
     from ..views.gaps import find_gaps
+    from .context import name_of, read_all
 
-    gaps = find_gaps(
-        access().view_client(), owner=default_owner(), patient=patient_param(), settings=settings()
+    client = access().view_client()
+    gaps = find_gaps(client, owner=default_owner(), patient=patient_param(), settings=settings())
+    people = read_all(client, {gap.patient for gap in gaps if gap.patient})
+    names = {ref: name_of(resource) for ref, resource in people.items()}
+    return render_template("gaps.html", gaps=gaps, names=names, next_step=next_step)
+
+
+#: a gap's resource type -> the form fields it prefills in the gap's next step
+GAP_FIELDS = {
+    "ServiceRequest": ("referral", "about", "service_request"),
+    "Appointment": ("about", "appointment"),
+    "Task": ("about", "task"),
+    "CarePlan": ("about", "care_plan", "from_plan"),
+    "Coverage": ("coverage",),
+    "Goal": (),
+}
+NEXT_STEP_TEXT = {
+    "follow-up": "Plan a follow-up",
+    "schedule": "Book the appointment",
+    "coverage-check": "Check coverage",
+    "task": "Move the task",
+    "care-plan": "Update the care plan",
+}
+
+
+def next_step(gap: Any) -> tuple[str, str] | None:
+    """(button text, the form's address, prefilled with what the gap is about)."""
+    if not gap.patient or "/" not in gap.patient:
+        return None
+    kind = gap.resource.split("/", 1)[0]
+    params = {name: gap.resource for name in GAP_FIELDS.get(kind, ())}
+    if gap.next_workflow == "follow-up":
+        params["note"] = f"Follow up: {gap.title}"
+    url = url_for(
+        "pages.workflow_form",
+        patient_id=gap.patient.split("/", 1)[1],
+        workflow=gap.next_workflow,
+        **params,
     )
-    return render_template("gaps.html", gaps=gaps)
+    return NEXT_STEP_TEXT.get(gap.next_workflow, gap.next_workflow), url
+
+
+@pages.get("/directory")
+def directory_page() -> str:
+    from ..views.directory import directory
+    from .context import name_of, read_all
+
+    client = access().view_client()
+    category = request.args.get("category") or ""
+    near = (request.args.get("near") or "").strip()[:40]
+    name = (request.args.get("name") or "").strip()[:100]
+    patient = patient_param()
+    rows, problem = [], None
+    try:
+        rows = directory(client, category=category or None, near=near or None, name=name or None)
+    except FhircareError as exc:
+        problem = exc.message
+    patient_name = name_of(read_all(client, {patient}).get(patient)) if patient else ""
+    return render_template(
+        "directory.html",
+        rows=rows,
+        category=category,
+        near=near,
+        name=name,
+        patient=patient or "",
+        patient_name=patient_name,
+        problem=problem,
+        categories=DIRECTORY_CATEGORIES,
+    )
+
+
+#: the categories the directory page offers (the demo's; any other code can be typed in the API)
+DIRECTORY_CATEGORIES = (
+    ("food-pantry", "Food pantry"),
+    ("transportation", "Transportation"),
+    ("diabetes-education", "Diabetes education"),
+    ("nutrition", "Nutrition"),
+    ("cardiology", "Cardiology"),
+    ("social-services", "Social services"),
+    ("behavioral-health", "Behavioral health"),
+    ("home-care", "Home care"),
+)
 
 
 @pages.get("/caseload")
 def caseload_page() -> str:
     from ..views.caseload import caseload
+    from ..views.trend import task_trend
+    from .charts import caseload_bars, closure_bars, trend_lines
 
-    rows = caseload(access().view_client())
-    biggest = max([r.open_tasks for r in rows] + [1])
-    return render_template("caseload.html", rows=rows, biggest=biggest)
+    client = access().view_client()
+    rows = caseload(client)
+    unnamed = {r.coordinator for r in rows if not r.name}
+    if unnamed:  # roles: named by their practitioner (two batches, only when the view left names out)
+        from .context import read_all
+        from .pickers import label_of
+
+        roles = read_all(client, unnamed)
+        people = read_all(
+            client,
+            {ref for role in roles.values() if (ref := (role.get("practitioner") or {}).get("reference"))},
+        )
+        for r in rows:
+            if not r.name and r.coordinator in roles:
+                r.name = label_of(roles[r.coordinator], people)
+    days = task_trend(client)
+    return render_template(
+        "caseload.html",
+        rows=rows,
+        bars=caseload_bars(rows),
+        trend=trend_lines(days),
+        closure=closure_bars(rows),
+        days=days,
+    )
 
 
 @pages.get("/authorizations")

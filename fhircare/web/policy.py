@@ -51,7 +51,14 @@ SUMMARY = Rule(
 GAPS = Rule("own", _reads("Patient", "Task", "ServiceRequest", "Appointment", "CarePlan", "Coverage", "Goal"))
 CASELOAD = Rule("none", _reads("Task", "Practitioner"))
 AUTHORIZATIONS = Rule("own", _reads("Task", "Patient", "Claim", "ClaimResponse"))
+DIRECTORY = Rule("own", _reads("HealthcareService", "Organization", "Location"))
+LOOKUP = Rule(
+    "own", _reads("Practitioner", "PractitionerRole", "Organization", "Location", "HealthcareService")
+)
 RUN = Rule("guard")
+# a workflow's form shows the patient's own resources and the shared ones its pickers offer
+FORM = Rule("own", SUMMARY.reads | LOOKUP.reads | {"ServiceRequest"})
+CHOOSER = Rule("own", _reads("Practitioner"))  # development mode: which coordinator uses the page
 PUBLIC = Rule("public")
 
 POLICY: dict[str, Rule] = {
@@ -63,6 +70,8 @@ POLICY: dict[str, Rule] = {
     "api.get_gaps": GAPS,
     "api.get_caseload": CASELOAD,
     "api.get_authorizations": AUTHORIZATIONS,
+    "api.get_directory": DIRECTORY,
+    "api.lookup": LOOKUP,
     "api.openapi": PUBLIC,
     "api.healthz": PUBLIC,
     "api.readyz": PUBLIC,
@@ -73,6 +82,10 @@ POLICY: dict[str, Rule] = {
     "pages.caseload_page": CASELOAD,
     "pages.authorizations_page": AUTHORIZATIONS,
     "pages.task_action": RUN,
+    "pages.directory_page": DIRECTORY,
+    "pages.workflow_form": FORM,
+    "pages.run_action": RUN,
+    "pages.choose_me": CHOOSER,
     "pages.record_authorization": RUN,
     "pages.static": PUBLIC,
     # SMART

@@ -1,0 +1,276 @@
+"""Actions from the patient's page: every workflow as a form generated from its input schema, prefilled
+from what the page knows (the patient, the coordinator, their plan, referral, appointment, coverage),
+with pickers instead of resource ids. Posting runs the workflow through the same guarded path as the
+API; errors come back next to their fields (by JSON path), a success lists what was written.
+
+Each form render carries a fresh ``request_id``: a double-click sends it twice and the workflow's
+idempotency makes that one action."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from flask import abort, g, redirect, render_template, request, session, url_for
+from werkzeug.wrappers import Response
+
+from ..errors import FhircareError
+from ..workflows import WORKFLOWS
+from .api import settings
+from .csrf import check_csrf
+from .fhir_access import access
+from .forms import Field, field_errors, flatten, form_fields, payload_from_form
+from .pages import pages
+from .pickers import KINDS, patient_choices, search_choices
+from .runs import run_workflow
+
+#: what each workflow is called on the page, in the order the page offers them
+TITLES = {
+    "refer": "Refer to a service",
+    "schedule": "Book or change an appointment",
+    "transport": "Arrange a ride",
+    "coverage-check": "Check coverage",
+    "prior-auth": "Request a prior authorization",
+    "follow-up": "Plan a follow-up",
+    "educate": "Send education",
+    "care-plan": "Change the care plan",
+    "assess": "Record an assessment",
+    "transition": "Discharge / transition of care",
+    "task": "Move a task",
+    "enroll": "Enroll (family, team)",
+}
+#: fields that name the coordinator acting (prefilled with the signed-in or chosen coordinator)
+ME_FIELDS = ("requester", "author", "coordinator", "sender", "actor", "provider", "practitioner", "owner")
+
+
+def me() -> str | None:
+    """The coordinator using the page: SMART ``fhirUser``, else the one chosen in development mode."""
+    launch = g.get("smart_session")
+    if launch is not None and launch.user:
+        return str(launch.user)
+    chosen = session.get("me")
+    return str(chosen) if chosen else None
+
+
+def _first(rows: list[dict[str, str]], *, status: str | None = None) -> str | None:
+    for row in rows:
+        if status is None or f"({status})" in row["label"]:
+            return row["reference"]
+    return rows[0]["reference"] if rows and status is None else None
+
+
+def prefill(
+    workflow: str, fields: list[Field], patient: str, own: dict[str, list[dict[str, str]]]
+) -> dict[str, str]:
+    """Values the form starts with: what the page knows, then the query string (a gap's next step, a
+    directory entry) over it."""
+    now = datetime.now(timezone.utc)
+    known: dict[str, str | None] = {
+        "patient": patient,
+        "care_plan": _first(own["CarePlan"], status="active"),
+        "from_plan": _first(own["CarePlan"], status="active"),
+        "coverage": _first(own["Coverage"]),
+        "appointment": _first(own["Appointment"], status="booked") or _first(own["Appointment"]),
+        "referral": _first(own["ServiceRequest"], status="active"),
+        "service_request": _first(own["ServiceRequest"], status="active"),
+        "about": _first(own["ServiceRequest"], status="active"),
+        "task": _first(own["Task"]),
+        "due": (now + timedelta(days=7)).date().isoformat(),
+        "date": now.date().isoformat(),
+        "discharge_date": now.date().isoformat(),
+        "start": (now + timedelta(days=1)).strftime("%Y-%m-%dT10:00"),
+        "when": (now + timedelta(days=1)).strftime("%Y-%m-%dT09:15"),
+        "priority": "routine",
+        "minutes": "30",
+        "relationship": "self",
+        "action": {"schedule": "book", "prior-auth": "request"}.get(workflow),
+    }
+    if workflow == "schedule":
+        known["appointment"] = None  # booking names no appointment; a change is asked for from one
+    coordinator = me()
+    for name in ME_FIELDS:
+        if workflow == "task" and name == "owner":
+            continue  # the task form hands over only when asked
+        known[name] = coordinator
+    names = {f.name for f in flatten(fields)}
+    values = {k: v for k, v in known.items() if v and k in names}
+    for key in request.args:
+        if key in names:
+            values[key] = request.args[key]
+    return values
+
+
+def _choices(
+    fields: list[Field], patient: str
+) -> tuple[dict[str, list[dict[str, str]]], dict[str, list[dict[str, str]]]]:
+    client = access().view_client()
+    own = patient_choices(client, patient)
+    wanted = {kind for f in flatten(fields) if f.kind == "ref" for kind in f.picks if kind in KINDS}
+    shared = {kind: search_choices(client, kind) for kind in sorted(wanted)}
+    return own, shared
+
+
+def options_for(
+    f: Field, patient: str, own: dict[str, Any], shared: dict[str, Any], name: str
+) -> list[dict[str, str]]:
+    out: list[dict[str, str]] = []
+    for kind in f.picks:
+        if kind == "Patient":
+            out.append({"reference": patient, "label": name})
+        out += own.get(kind, []) + shared.get(kind, [])
+    return out
+
+
+def table_keys(table: str | None) -> set[str]:
+    if not table:
+        return set()
+    from ..workflows import mappings_for
+
+    return set(mappings_for(settings()).codes.get(table, {}))
+
+
+def code_options(f: Field) -> list[tuple[str, str]]:
+    if not f.table:
+        return []
+    from ..workflows import mappings_for
+
+    table = mappings_for(settings()).codes.get(f.table, {})
+    return [(key, str(code.get("display") or key)) for key, code in table.items()]
+
+
+def _label_strays(
+    fields: list[Field], values: dict[str, str], own: dict[str, Any], shared: dict[str, list[dict[str, str]]]
+) -> None:
+    """A prefilled reference its picker does not list (beyond the first page of choices) joins the
+    picker with its name (one batch for all of them)."""
+    from .context import read_all
+    from .pickers import label_of
+
+    listed = {c["reference"] for rows in (*own.values(), *shared.values()) for c in rows}
+    strays = {
+        values[f.name]: f
+        for f in flatten(fields)
+        if f.kind == "ref" and values.get(f.name, "").count("/") == 1 and values[f.name] not in listed
+    }
+    found = read_all(access().view_client(), set(strays))
+    related = read_all(
+        access().view_client(),
+        {
+            ref
+            for r in found.values()
+            if (ref := ((r.get("practitioner") or r.get("providedBy") or {}).get("reference")))
+        },
+    )
+    for ref, resource in found.items():
+        kind = ref.split("/", 1)[0]
+        shared.setdefault(kind, []).insert(0, {"reference": ref, "label": label_of(resource, related)})
+
+
+@pages.get("/patients/<patient_id>/do/<workflow>")
+def workflow_form(patient_id: str, workflow: str) -> str:
+    return _render_form(patient_id, workflow, None, {}, [])
+
+
+def _render_form(
+    patient_id: str,
+    workflow: str,
+    values: dict[str, str] | None,
+    errors: dict[str, list[str]],
+    general: list[str],
+) -> str:
+    if workflow not in WORKFLOWS:
+        abort(404, "no such workflow")
+    patient = f"Patient/{patient_id}"
+    fields = form_fields(settings().profiles_dir / "workflows", workflow)
+    own, shared = _choices(fields, patient)
+    from ..views.labels import person_name
+
+    name = person_name(access().view_client().read_reference(patient))
+    values = values if values is not None else prefill(workflow, fields, patient, own)
+    _label_strays(fields, values, own, shared)
+    return render_template(
+        "action.html",
+        workflow=workflow,
+        title=TITLES.get(workflow, workflow),
+        description=WORKFLOWS[workflow].description,
+        patient_id=patient_id,
+        patient_name=name,
+        fields=fields,
+        values=values,
+        errors=errors,
+        general=general,
+        request_id=request.form.get("request_id") or f"web-{uuid.uuid4().hex}",
+        options=lambda f: options_for(f, patient, own, shared, name),
+        codes=code_options,
+    )
+
+
+@pages.post("/patients/<patient_id>/do/<workflow>")
+def run_action(patient_id: str, workflow: str) -> Response | tuple[str, int]:
+    check_csrf()
+    if workflow not in WORKFLOWS:
+        abort(404, "no such workflow")
+    fields = form_fields(settings().profiles_dir / "workflows", workflow)
+    payload = payload_from_form(fields, request.form, table_keys)
+    names = {f.name for f in flatten(fields)}
+    if "patient" in names:
+        payload["patient"] = f"Patient/{patient_id}"  # the page's patient, whatever the form says
+    payload["request_id"] = request.form.get("request_id") or f"web-{uuid.uuid4().hex}"
+    try:
+        result = run_workflow(workflow, payload)
+    except FhircareError as exc:
+        if exc.status in (401, 403):
+            raise
+        errors, general = field_errors(exc.issues)
+        values = {k: v for k, v in request.form.items() if k not in ("csrf",)}
+        return _render_form(patient_id, workflow, values, errors, [exc.message, *general]), 422
+    session["flash"] = f"{TITLES.get(workflow, workflow)}: done" + (
+        " (already done)" if result.repeated else ""
+    )
+    session["written"] = [ref for ref in result.written if not ref.startswith("Provenance/")]
+    return redirect(url_for("pages.summary_page", patient_id=patient_id), code=303)
+
+
+@pages.post("/me")
+def choose_me() -> Response:
+    """Development mode: which coordinator is using the page (SMART sessions are their fhirUser)."""
+    check_csrf()
+    chosen = request.form.get("me", "")
+    if chosen.startswith(("Practitioner/", "PractitionerRole/")) or chosen == "":
+        session["me"] = chosen
+    return redirect(url_for("pages.worklist_page", tab="mine"), code=303)
+
+
+@pages.app_template_global()
+def take_written() -> list[str]:
+    written = session.pop("written", None)
+    return [str(w) for w in written] if isinstance(written, list) else []
+
+
+@pages.app_template_global()
+def coordinator_choices() -> list[dict[str, str]]:
+    """The practitioners the header and the reassign pickers offer; the current one always among them."""
+    cached = g.get("fhircare_coordinators")
+    if cached is not None:
+        return list(cached)
+    try:
+        choices = search_choices(access().view_client(), "Practitioner")
+    except FhircareError as exc:  # e.g. a token without Practitioner read: the picker stays empty
+        if exc.status == 401:
+            raise
+        choices = []
+    g.fhircare_coordinators = choices
+    current = me()
+    if current and current.startswith("Practitioner/") and current not in {c["reference"] for c in choices}:
+        from .context import name_of, read_all
+
+        found = read_all(access().view_client(), {current}).get(current)
+        if found:
+            choices.insert(0, {"reference": current, "label": name_of(found)})
+    return choices
+
+
+@pages.app_template_global()
+def current_coordinator() -> str | None:
+    return me()

@@ -1,0 +1,113 @@
+"""Pickers: the practitioners, roles, organizations, locations and services a form offers by name, so a
+coordinator never types a resource id. One search per type (with ``_include`` where a label needs
+another resource), at most ``LIMIT`` choices, labelled the way the views label them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import PayloadError
+from ..fhir import FhirClient
+from ..views.directory import address_text, entry_of
+from ..views.labels import concept_text, person_name, reference_of, resource_label
+from ..views.related import related_resources
+
+LIMIT = 100
+#: type -> (search parameter matching a name, or None to filter labels here; _include for the label)
+KINDS: dict[str, tuple[str | None, str | None]] = {
+    "Practitioner": ("name", None),
+    "PractitionerRole": (None, "PractitionerRole:practitioner"),
+    "Organization": ("name", None),
+    "Location": ("name", None),
+    "HealthcareService": ("name", "HealthcareService:organization"),
+}
+
+
+def label_of(resource: dict[str, Any], related: dict[str, dict[str, Any]]) -> str:
+    kind = resource.get("resourceType")
+    if kind == "Practitioner":
+        return person_name(resource)
+    if kind == "PractitionerRole":
+        who = person_name(related.get(reference_of(resource.get("practitioner")) or ""))
+        role = ", ".join(
+            str(c.get("text") or "") for c in resource.get("code") or [] if isinstance(c, dict)
+        ).strip(", ")
+        return f"{who} ({role})" if who and role else who or role or f"PractitionerRole/{resource.get('id')}"
+    if kind == "Location":
+        return address_text(resource) or f"Location/{resource.get('id')}"
+    if kind == "HealthcareService":
+        return entry_of(resource, related).label()
+    return str(resource.get("name") or f"{kind}/{resource.get('id')}")
+
+
+def search_choices(client: FhirClient, kind: str, name: str = "") -> list[dict[str, str]]:
+    """``[{reference, label}]`` of ``kind`` whose label holds ``name`` (case-insensitive), by label."""
+    if kind not in KINDS:
+        raise PayloadError(f"type must be one of {', '.join(sorted(KINDS))}")
+    parameter, include = KINDS[kind]
+    name = name.strip()[:100]
+    params: list[tuple[str, str]] = [("_count", str(LIMIT))]
+    if parameter and name:
+        params.append((parameter, name))
+    use_include = bool(include) and client.include_works(kind, include or "")
+    if include and use_include:
+        params.append(("_include", include))
+    page = next(iter(client.search(kind, params).pages()), None)
+    if page is None:
+        return []
+    wanted = (reference_of(r.get("practitioner") or r.get("providedBy")) for r in page.matches if include)
+    related = related_resources(client, page, wanted, use_include) if include else {}
+    found = []
+    for resource in page.matches:
+        label = label_of(resource, related)
+        if name and name.lower() not in label.lower():
+            continue
+        found.append({"reference": f"{kind}/{resource['id']}", "label": label})
+    return sorted(found, key=lambda c: c["label"].lower())
+
+
+#: the patient's own resources a form may point at: kind -> search (one batch for all)
+OWN = {
+    "CarePlan": "CarePlan?patient={p}&status=active,draft,on-hold",
+    "ServiceRequest": "ServiceRequest?patient={p}&status=active,draft,on-hold&_count=50",
+    "Appointment": "Appointment?patient={p}&_count=50",
+    "Task": "Task?patient={p}&status=draft,requested,received,accepted,ready,in-progress,on-hold&_count=50",
+    "Coverage": "Coverage?beneficiary={p}",
+    "RelatedPerson": "RelatedPerson?patient={p}",
+}
+
+
+def own_label(resource: dict[str, Any]) -> str:
+    kind = resource.get("resourceType")
+    status = resource.get("status")
+    if kind == "CarePlan":
+        text = str(resource.get("title") or concept_text(resource.get("category")) or "care plan")
+    elif kind == "Coverage":
+        text = f"coverage {resource.get('subscriberId') or ''}".strip()
+    elif kind == "Task":
+        text = str(resource.get("description") or concept_text(resource.get("code")) or "task")
+    elif kind == "RelatedPerson":
+        text = f"{person_name(resource)} ({concept_text(resource.get('relationship'))})"
+        status = None
+    else:
+        text = resource_label(resource)
+    return f"{text} ({status})" if status else text
+
+
+def patient_choices(client: FhirClient, patient: str) -> dict[str, list[dict[str, str]]]:
+    """The patient and their plans, referrals, appointments, open tasks, coverage and family, labelled,
+    from one batch of searches."""
+    kinds = list(OWN)
+    answer = client.batch(
+        {"entry": [{"request": {"method": "GET", "url": OWN[k].format(p=patient)}} for k in kinds]}
+    )
+    found: dict[str, list[dict[str, str]]] = {}
+    for kind, entry in zip(kinds, answer.get("entry") or [], strict=False):
+        bundle = entry.get("resource") or {}
+        rows = [
+            e["resource"]
+            for e in bundle.get("entry") or []
+            if isinstance(e.get("resource"), dict) and e["resource"].get("resourceType") == kind
+        ]
+        found[kind] = [{"reference": f"{kind}/{r['id']}", "label": own_label(r)} for r in rows]
+    return found
