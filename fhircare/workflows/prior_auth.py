@@ -8,8 +8,8 @@ batch, checks that the response answers that Claim, and updates the Task with If
 ``businessStatus`` carries the decision (fhircare's code plus the payer's X12 306 code),
 ``output`` points at the ClaimResponse (and carries the authorization number), and a final decision
 ends the Task (approved, partial, modified, not required, denied -> completed; cancelled ->
-cancelled; error -> failed). A pending decision leaves the Task open. The payer moved the Task
-through its intermediate states on its side, so a final decision may end a ``requested`` Task.
+cancelled; error -> failed). A pending decision leaves the Task open. Requests create the Task
+``ready`` (the payer's review is a given), so each decision is one legal R4 Task transition.
 """
 
 from __future__ import annotations

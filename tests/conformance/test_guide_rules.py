@@ -14,7 +14,6 @@ from .rules import RULES, Rule, failures
 from .written import Written
 
 OPEN = {
-    "r4-task-state-machine": "item 5: recording a final payer decision still moves a requested Task to completed in one step",
     "registered-namespaces": "item 11: urn:fhircare: systems are not yet replaced by configurable URLs",
     "meta-profile": "item 11: resources do not yet declare meta.profile",
 }

@@ -128,7 +128,7 @@ def test_pending_keeps_the_task_open_until_the_final_answer(client, uid):
     pended = make(client, _pas_response(payload["patient"], claim, "A4"))
     run("prior-auth", {"action": "record-decision", "task": task_ref, "claim_response": pended}, client)
     task = client.read_reference(task_ref)
-    assert task["status"] == "requested"
+    assert task["status"] == "ready"  # created ready: the payer's review is a given
     assert _decision_codes(task)["urn:fhircare:prior-auth-decision"] == "pending"
 
     granted = make(client, _pas_response(payload["patient"], claim, "A1", number=f"OK-{uid}"))
