@@ -69,4 +69,9 @@ def mapping_errors(document: dict[str, Any]) -> list[str]:
         for part in ("resource", "narrative"):
             if part in entry:
                 errors += template_errors(entry[part], f"$.entries[{i}].{part}")
+    for i, update in enumerate(document.get("updates") or []):
+        for j, operation in enumerate(update.get("patch") or []):
+            for part in ("value", "values"):
+                if part in operation:
+                    errors += template_errors(operation[part], f"$.updates[{i}].patch[{j}].{part}")
     return errors

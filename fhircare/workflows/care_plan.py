@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..mapping import BuildContext, PlannedEntry
-from .assess import add_references
+from ..mapping.updates import add_references
 from .base import RunState, Workflow, update_entry
 
 

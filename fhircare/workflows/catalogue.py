@@ -6,35 +6,20 @@ here; any other mapping in effect (built in, or added by a ``FHIRCARE_MAPPINGS``
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from functools import lru_cache
 from typing import Any
 
-from ..mapping import MappingSet
-from .assess import Assess
+from ..mapping import MappingSet, load_mappings
 from .base import Workflow
 from .care_plan import CarePlanWorkflow
 from .prior_auth import PriorAuth
-from .refer import Refer
 from .schedule import Schedule
-from .simple import CoverageCheck, Educate, Enroll, FollowUp, Transport
 from .task_transition import TaskTransition
-from .transition import Transition
 
-WORKFLOWS: dict[str, type[Workflow]] = {
-    cls.name: cls
-    for cls in (
-        Assess,
-        CarePlanWorkflow,
-        CoverageCheck,
-        Educate,
-        Enroll,
-        FollowUp,
-        PriorAuth,
-        Refer,
-        Schedule,
-        TaskTransition,
-        Transition,
-        Transport,
-    )
+#: built-in workflows whose rules need Python (state machines, the payer's answer, plan revisions)
+GUARDED: dict[str, type[Workflow]] = {
+    cls.name: cls for cls in (CarePlanWorkflow, PriorAuth, Schedule, TaskTransition)
 }
 
 
@@ -51,8 +36,35 @@ def from_mapping(name: str, mapping: dict[str, Any]) -> type[Workflow]:
 
 def catalogue(mappings: MappingSet) -> dict[str, type[Workflow]]:
     """Every workflow in effect: the built-in classes, and one per other mapping in ``mappings``."""
-    found = dict(WORKFLOWS)
+    found = dict(GUARDED)
     for name, mapping in mappings.mappings.items():
         if name not in found:
             found[name] = from_mapping(name, mapping)
     return found
+
+
+class _BuiltinCatalogue(Mapping[str, type[Workflow]]):
+    """The built-in workflows (the package's own mapping folder), read on first use, not at import."""
+
+    def _all(self) -> dict[str, type[Workflow]]:
+        return _builtin()
+
+    def __getitem__(self, name: str) -> type[Workflow]:
+        return self._all()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+@lru_cache(maxsize=1)
+def _builtin() -> dict[str, type[Workflow]]:
+    from ..settings import Settings
+
+    return catalogue(load_mappings(Settings().builtin_mappings_dir))
+
+
+#: every built-in workflow by name (a ``FHIRCARE_MAPPINGS`` folder may add more: see ``catalogue``)
+WORKFLOWS: Mapping[str, type[Workflow]] = _BuiltinCatalogue()

@@ -98,7 +98,7 @@ class Executor(Reader):
                 earlier = self.committed_earlier(request_id)
                 if earlier is not None:
                     return self._result(request_id, earlier, [], [], True, started_requests)
-                if not self.merge_on_conflict or attempt == MAX_MERGE_ATTEMPTS:
+                if not self.merges_on_conflict() or attempt == MAX_MERGE_ATTEMPTS:
                     raise Conflict(
                         f"{self.name}: a resource changed on the server while this request ran; "
                         "nothing was written, read it again and retry"

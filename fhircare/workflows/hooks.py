@@ -12,6 +12,7 @@ from ..errors import (
 )
 from ..fhir import FhirClient
 from ..mapping import BuildContext, MappingSet, PlannedEntry, build_entries
+from .guards import GUARDS
 from .state import VERIFY_MODES, AccessGuard, RunState
 
 
@@ -40,6 +41,12 @@ class WorkflowHooks:
         self.profiles_dir = profiles_dir
         #: the input schema of a workflow a mapping folder adds (built-in ones live in profiles/workflows)
         self.schema_file = mappings.schemas.get(self.name)
+        unknown = [g for g in mappings.mapping(self.name).get("guards") or [] if g not in GUARDS]
+        if unknown:
+            source = mappings.sources.get(self.name, self.name)
+            raise ConfigurationError(
+                f"{source}: $.guards: unknown guard {unknown[0]!r} (known: {', '.join(sorted(GUARDS))})"
+            )
         #: how literal references in a payload are checked to exist: "transaction" (sent as conditional
         #: references ``Type?_id=``, which the server resolves inside the transaction: no extra
         #: request), "batch" (searched in the read batch before writing), "off", or "auto" (the
@@ -56,16 +63,25 @@ class WorkflowHooks:
         return {str(e["resource"]["resourceType"]) for e in mapping["entries"]} | {"Provenance"}
 
     def written_types(self) -> set[str]:
-        """Every resource type a run may write: created ones and updated ones."""
-        return self.created_types() | set(self.updates_types)
+        """Every resource type a run may write: created ones and updated ones (the class's and the
+        mapping's ``updates``)."""
+        mapping = self.mappings.mapping(self.name)
+        declared = {str(u["type"]) for u in mapping.get("updates") or []}
+        return self.created_types() | set(self.updates_types) | declared
+
+    def merges_on_conflict(self) -> bool:
+        """Re-read and rebuild when an If-Match update loses a race (``on_conflict: merge``)."""
+        return self.merge_on_conflict or self.mappings.mapping(self.name).get("on_conflict") == "merge"
 
     def check(self, payload: dict[str, Any]) -> list[Issue]:
-        """Rules across fields that a JSON Schema cannot say. Issues name JSON paths."""
-        return []
+        """Rules across fields that a JSON Schema cannot say: the mapping's named ``guards``."""
+        names = self.mappings.mapping(self.name).get("guards") or []
+        return [issue for name in names for issue in GUARDS[name](payload)]
 
     def reads(self, payload: dict[str, Any]) -> list[str]:
         """Existing resources this run changes: ``Type/id`` reads or ``Type?...`` searches."""
-        return [str(payload[name]) for name in self.reads_fields if payload.get(name)]
+        fields = (*self.reads_fields, *self.mappings.mapping(self.name).get("reads", ()))
+        return [str(payload[name]) for name in dict.fromkeys(fields) if payload.get(name)]
 
     def updates(self, state: RunState, created: dict[str, PlannedEntry]) -> list[PlannedEntry]:
         """Changed copies of resources in ``state.found``, as If-Match PUT entries."""

@@ -17,6 +17,7 @@ from ..fhir.client import etag_version, weak_etag
 from ..mapping import BuildContext, PlannedEntry
 from ..mapping.engine import mark_request
 from ..mapping.transforms import iso
+from ..mapping.updates import plan_updates
 from ..mapping.validate import profile_issues
 from .hooks import WorkflowHooks
 from .repeats import REVISION
@@ -39,7 +40,10 @@ class Planner(WorkflowHooks):
             ctx.new_uuid = new_uuid
         created_entries = self.entries(state, ctx)
         by_name = {e.name: e for e in created_entries}
-        update_entries = self.updates(state, by_name)
+        update_entries = self.updates(state, by_name) + [
+            update_entry(u.resource, u.name, profile=u.profile)
+            for u in plan_updates(self.mappings.mapping(self.name), ctx, state.found)
+        ]
         provenance = self._provenance(state, created_entries, update_entries, ctx.new_uuid)
         planned = [*created_entries, *update_entries, provenance]
         self._check_resources(planned)
