@@ -12,10 +12,11 @@ ALLOWED = {
     "fhir": set(),
     "server": set(),
     "mapping": {"fhir"},
-    "workflows": {"mapping", "fhir"},
-    "views": {"mapping", "fhir"},
-    "web": {"workflows", "views", "mapping", "fhir", "server"},
-    "cli": {"workflows", "views", "mapping", "fhir", "server", "web"},
+    "care": {"mapping", "fhir"},
+    "workflows": {"care", "mapping", "fhir"},
+    "views": {"care", "mapping", "fhir"},
+    "web": {"workflows", "views", "care", "mapping", "fhir", "server"},
+    "cli": {"workflows", "views", "care", "mapping", "fhir", "server", "web"},
 }
 
 

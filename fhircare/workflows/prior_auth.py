@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..care.task_states import TERMINAL
 from ..errors import IllegalTransition, Issue, PayloadError
 from ..mapping import BuildContext, PlannedEntry
 from ..mapping.claims import TASK_STATUS, decision_of
 from ..mapping.transforms import iso
 from .base import RunState, Workflow, update_entry
-from .task_transition import TERMINAL, found_task, task_query
+from .task_transition import found_task, task_query
 
 DECISION_OUTPUT = {"text": "Payer decision"}
 AUTH_NUMBER_OUTPUT = {"text": "Authorization number"}

@@ -8,26 +8,14 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from ..errors import IllegalTransition, Issue, UnresolvedReference
+from ..care.appointment_states import check_appointment_transition
+from ..errors import Issue, UnresolvedReference
 from ..mapping import BuildContext, PlannedEntry
 from ..mapping.transforms import TRANSFORMS, parse_datetime
 from .base import RunState, Workflow, update_entry
 
 _add_days = TRANSFORMS["add_days"]
 
-# R4 Appointment status flow, as coordinators use it
-APPOINTMENT_TRANSITIONS: dict[str, frozenset[str]] = {
-    "proposed": frozenset({"pending", "booked", "cancelled", "noshow"}),
-    "pending": frozenset({"booked", "cancelled", "noshow"}),
-    "booked": frozenset({"arrived", "checked-in", "cancelled", "noshow"}),
-    "checked-in": frozenset({"arrived", "fulfilled", "cancelled"}),
-    "arrived": frozenset({"fulfilled"}),
-    "waitlist": frozenset({"booked", "cancelled"}),
-    "fulfilled": frozenset(),
-    "cancelled": frozenset(),
-    "noshow": frozenset(),
-    "entered-in-error": frozenset(),
-}
 TARGET = {
     "cancel": "cancelled",
     "noshow": "noshow",
@@ -39,15 +27,6 @@ TARGET = {
 
 # what an appointment's active reminder becomes when the appointment changes
 REMINDER_AFTER = {"cancelled": "revoked", "noshow": "revoked", "fulfilled": "completed"}
-
-
-def check_appointment_transition(current: str, target: str) -> None:
-    allowed = APPOINTMENT_TRANSITIONS.get(current, frozenset())
-    if target not in allowed:
-        raise IllegalTransition(
-            f"an Appointment cannot go from {current} to {target}",
-            [Issue("error", "business-rule", f"{current} -> {target} is not allowed", ("$.action",))],
-        )
 
 
 def _patient_of(appointment: dict[str, Any]) -> str | None:

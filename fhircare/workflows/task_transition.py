@@ -10,29 +10,12 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from ..errors import Conflict, IllegalTransition, Issue, UnresolvedReference
+from ..care.task_states import REASONED, TERMINAL, check_transition
+from ..errors import Conflict, IllegalTransition, UnresolvedReference
 from ..mapping import PlannedEntry
 from ..mapping.transforms import iso
 from .base import RunState, Workflow, update_entry
 
-# FHIR R4 Task state machine (http://hl7.org/fhir/R4/task.html#statemachine)
-TRANSITIONS: dict[str, frozenset[str]] = {
-    "draft": frozenset({"requested", "cancelled"}),
-    "requested": frozenset({"received", "accepted", "rejected", "ready", "cancelled"}),
-    "received": frozenset({"accepted", "rejected", "cancelled"}),
-    "accepted": frozenset({"ready", "in-progress", "cancelled"}),  # on-hold only once work has started
-    "ready": frozenset({"in-progress", "on-hold", "failed", "completed", "cancelled"}),
-    "in-progress": frozenset({"on-hold", "failed", "completed", "cancelled"}),
-    "on-hold": frozenset({"in-progress", "ready", "failed", "cancelled"}),
-    "completed": frozenset(),
-    "rejected": frozenset(),
-    "cancelled": frozenset(),
-    "failed": frozenset(),
-    "entered-in-error": frozenset(),
-}
-TERMINAL = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
-# statuses a statusReason explains (SDOHCC 3.0.0 Task.statusReason: rejected, cancelled, on-hold, failed)
-REASONED = frozenset({"rejected", "cancelled", "on-hold", "failed"})
 # what a referral's ServiceRequest becomes when its fulfilment Task ends
 REQUEST_STATUS_AFTER = {
     "completed": "completed",
@@ -40,22 +23,6 @@ REQUEST_STATUS_AFTER = {
     "cancelled": "revoked",
     "failed": "revoked",
 }
-
-
-def check_transition(current: str, target: str) -> None:
-    if target == "entered-in-error":
-        return  # any record can be marked as entered in error
-    if current == target:
-        raise IllegalTransition(f"the Task is already {current}")
-    allowed = TRANSITIONS.get(current)
-    if allowed is None:
-        raise IllegalTransition(f"the Task has an unknown status {current!r}; fhircare will not move it")
-    if target not in allowed:
-        options = ", ".join(sorted(allowed)) or "none: it is final"
-        raise IllegalTransition(
-            f"a Task cannot go from {current} to {target} (allowed from {current}: {options})",
-            [Issue("error", "business-rule", f"{current} -> {target} is not a Task transition", ("$.to",))],
-        )
 
 
 def found_task(state: RunState) -> dict[str, Any]:

@@ -139,9 +139,10 @@ def test_pending_keeps_the_task_open_until_the_final_answer(client, uid):
     # the later answer replaces the earlier one; the Task points at one decision
     assert _outputs(task) == {"Payer decision": granted, "Authorization number": f"OK-{uid}"}
 
-    # the same payload again is a repeat (its content-derived request id): the earlier result, no write
+    # the earlier payload again, after the Task moved on since: a new action (no request id), refused
     first = {"action": "record-decision", "task": task_ref, "claim_response": pended}
-    assert run("prior-auth", first, client).repeated
+    with pytest.raises(IllegalTransition, match="already completed"):
+        run("prior-auth", first, client)
     # a new request about a finished Task is refused
     with pytest.raises(IllegalTransition, match="already completed"):
         run("prior-auth", {**first, "request_id": f"late-{uid}"}, client)
