@@ -14,42 +14,41 @@ FORMATS = click.Choice(["table", "json", "csv"])
 BULK_HELP = "Read the whole caseload through the server's Bulk Data $export (paging when it offers none)."
 
 
-def register(cli: click.Group) -> None:
-    from .main import handles_errors
+@click.command("gaps")
+@click.option("--owner", help="Only the patients of this owner's open tasks.")
+@click.option("--patient", help="Only this patient (Patient/id).")
+@click.option("--format", "fmt", type=FORMATS, default="table")
+@click.option("--bulk", is_flag=True, help=BULK_HELP)
+@pass_context
+def gaps_command(obj: Context, owner: str | None, patient: str | None, fmt: str, bulk: bool) -> None:
+    """Care gaps, from the rules in rules/gaps.yaml (and FHIRCARE_RULES)."""
+    from ..views.gaps import COLUMNS, find_gaps
 
-    @cli.command("gaps")
-    @click.option("--owner", help="Only the patients of this owner's open tasks.")
-    @click.option("--patient", help="Only this patient (Patient/id).")
-    @click.option("--format", "fmt", type=FORMATS, default="table")
-    @click.option("--bulk", is_flag=True, help=BULK_HELP)
-    @pass_context
-    @handles_errors
-    def gaps_command(obj: Context, owner: str | None, patient: str | None, fmt: str, bulk: bool) -> None:
-        """Care gaps, from the rules in rules/gaps.yaml (and FHIRCARE_RULES)."""
-        from ..views.gaps import COLUMNS, find_gaps
+    with obj.client() as client, ExportProgress() as progress:
+        gaps = find_gaps(
+            client, owner=owner, patient=patient, settings=obj.settings, bulk=bulk, listener=progress
+        )
+    render_rows([g.as_dict() for g in gaps], COLUMNS, fmt)
 
-        with obj.client() as client, ExportProgress() as progress:
-            gaps = find_gaps(
-                client, owner=owner, patient=patient, settings=obj.settings, bulk=bulk, listener=progress
-            )
-        render_rows([g.as_dict() for g in gaps], COLUMNS, fmt)
 
-    @cli.command("caseload")
-    @click.option(
-        "--since", type=click.DateTime(["%Y-%m-%d"]), help="Start of the period (default: 30 days ago)."
-    )
-    @click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="End of the period (default: today).")
-    @click.option("--format", "fmt", type=FORMATS, default="table")
-    @click.option("--bulk", is_flag=True, help=BULK_HELP)
-    @pass_context
-    @handles_errors
-    def caseload_command(obj: Context, since: object, until: object, fmt: str, bulk: bool) -> None:
-        """Per coordinator: patients, open and overdue tasks, referrals opened and closed, median days to close."""
-        from ..views.caseload import COLUMNS, caseload
+@click.command("caseload")
+@click.option(
+    "--since", type=click.DateTime(["%Y-%m-%d"]), help="Start of the period (default: 30 days ago)."
+)
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="End of the period (default: today).")
+@click.option("--format", "fmt", type=FORMATS, default="table")
+@click.option("--bulk", is_flag=True, help=BULK_HELP)
+@pass_context
+def caseload_command(obj: Context, since: object, until: object, fmt: str, bulk: bool) -> None:
+    """Per coordinator: patients, open and overdue tasks, referrals opened and closed, median days to close."""
+    from ..views.caseload import COLUMNS, caseload
 
-        def as_date(value: object) -> date | None:
-            return value.date() if isinstance(value, datetime) else None
+    def as_date(value: object) -> date | None:
+        return value.date() if isinstance(value, datetime) else None
 
-        with obj.client() as client, ExportProgress() as progress:
-            rows = caseload(client, since=as_date(since), until=as_date(until), bulk=bulk, listener=progress)
-        render_rows([r.as_dict() for r in rows], COLUMNS, fmt)
+    with obj.client() as client, ExportProgress() as progress:
+        rows = caseload(client, since=as_date(since), until=as_date(until), bulk=bulk, listener=progress)
+    render_rows([r.as_dict() for r in rows], COLUMNS, fmt)
+
+
+COMMANDS = [gaps_command, caseload_command]

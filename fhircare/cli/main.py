@@ -3,36 +3,38 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from functools import wraps
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from .. import __version__
 from ..errors import FhircareError
 from ..settings import DEFAULT_EMBEDDED_PORT, Settings
+from . import (
+    demo_command,
+    directory_command,
+    gap_commands,
+    serve_commands,
+    view_commands,
+    workflow_commands,
+)
 from .context import Context, pass_context
 from .output import emit_json, fail
 
-F = TypeVar("F", bound=Callable[..., Any])
 
+class FhircareGroup(click.Group):
+    """The ``fhircare`` group: every FhircareError of every command becomes one line and its exit code,
+    here and only here."""
 
-def handles_errors(fn: F) -> F:
-    """Turn a FhircareError into a one-line message and the error's exit code."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def invoke(self, ctx: click.Context) -> Any:
         try:
-            return fn(*args, **kwargs)
+            return super().invoke(ctx)
         except FhircareError as exc:
             fail(exc)
             return None
 
-    return wrapper  # type: ignore[return-value]
 
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=FhircareGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="fhircare")
 @click.option(
     "--base", "base_url", envvar="FHIRCARE_BASE_URL", help="FHIR base URL (default: embedded server)."
@@ -52,7 +54,6 @@ def cli(ctx: click.Context, base_url: str | None, verbose: int) -> None:
 @click.argument("url", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @pass_context
-@handles_errors
 def check(obj: Context, url: str | None, as_json: bool) -> None:
     """Print what a FHIR server supports (CapabilityStatement and SMART configuration)."""
     from .check import check_server
@@ -76,7 +77,6 @@ def server() -> None:
 @click.option(
     "--db", type=click.Path(dir_okay=False), help="Keep data in this SQLite file (default: memory)."
 )
-@handles_errors
 def server_start(port: int, db: str | None) -> None:
     """Run the embedded FHIR server on 127.0.0.1 until interrupted."""
     from ..server import EmbeddedServer
@@ -90,7 +90,6 @@ def server_start(port: int, db: str | None) -> None:
 @cli.command("smoke")
 @click.option("--keep-running", is_flag=True, help="Keep the embedded server up afterwards.")
 @pass_context
-@handles_errors
 def smoke(obj: Context, keep_running: bool) -> None:
     """Capability summary plus a write/read round trip (on the embedded server unless --base is given)."""
     from .check import render_check, smoke_round
@@ -131,21 +130,22 @@ def accept_base_everywhere(group: click.Group) -> None:
             )
 
 
-def main() -> None:
-    from .demo_command import register as register_demo
-    from .directory_command import register as register_directory
-    from .gap_commands import register as register_gaps
-    from .serve_commands import register as register_serve
-    from .view_commands import register as register_views
-    from .workflow_commands import register as register_workflows
+# the command tree is built here, at import: ``from fhircare.cli.main import cli`` holds every command
+for _module in (
+    demo_command,
+    directory_command,
+    gap_commands,
+    serve_commands,
+    view_commands,
+    workflow_commands,
+):
+    for _command in _module.COMMANDS:
+        cli.add_command(_command)
+accept_base_everywhere(cli)
 
-    register_workflows(cli)
-    register_views(cli)
-    register_serve(cli)
-    register_demo(cli)
-    register_gaps(cli)
-    register_directory(cli)
-    accept_base_everywhere(cli)
+
+def main() -> None:
+    """The ``fhircare`` console script."""
     cli(prog_name="fhircare")
 
 

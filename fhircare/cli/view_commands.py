@@ -10,118 +10,115 @@ from .output import emit_json, render_rows
 FORMATS = click.Choice(["table", "json", "csv"])
 
 
-def register(cli: click.Group) -> None:
-    from .main import handles_errors
+@click.command("worklist")
+@click.option("--owner", "owners", multiple=True, help="Owner reference (repeat for a team).")
+@click.option("--status", "statuses", multiple=True, help="Task status (repeatable; default: all open ones).")
+@click.option("--due-before", help="Only tasks due before this date (YYYY-MM-DD).")
+@click.option("--patient", help="Only this patient's tasks (Patient/id).")
+@click.option("--page-size", type=int, default=None, help="Tasks per server page.")
+@click.option("--format", "fmt", type=FORMATS, default="table")
+@pass_context
+def worklist_command(
+    obj: Context,
+    owners: tuple[str, ...],
+    statuses: tuple[str, ...],
+    due_before: str | None,
+    patient: str | None,
+    page_size: int | None,
+    fmt: str,
+) -> None:
+    """Open tasks, overdue first, then priority, then due date."""
+    from ..views.worklist import COLUMNS, OPEN_STATUSES, worklist
 
-    @cli.command("worklist")
-    @click.option("--owner", "owners", multiple=True, help="Owner reference (repeat for a team).")
-    @click.option(
-        "--status", "statuses", multiple=True, help="Task status (repeatable; default: all open ones)."
-    )
-    @click.option("--due-before", help="Only tasks due before this date (YYYY-MM-DD).")
-    @click.option("--patient", help="Only this patient's tasks (Patient/id).")
-    @click.option("--page-size", type=int, default=None, help="Tasks per server page.")
-    @click.option("--format", "fmt", type=FORMATS, default="table")
-    @pass_context
-    @handles_errors
-    def worklist_command(
-        obj: Context,
-        owners: tuple[str, ...],
-        statuses: tuple[str, ...],
-        due_before: str | None,
-        patient: str | None,
-        page_size: int | None,
-        fmt: str,
-    ) -> None:
-        """Open tasks, overdue first, then priority, then due date."""
-        from ..views.worklist import COLUMNS, OPEN_STATUSES, worklist
+    with obj.client() as client:
+        rows = worklist(
+            client,
+            owners=owners,
+            statuses=statuses or OPEN_STATUSES,
+            patient=patient,
+            due_before=due_before,
+            page_size=page_size or obj.settings.page_size,
+        )
+    render_rows([r.as_dict() for r in rows], COLUMNS, fmt)
 
-        with obj.client() as client:
-            rows = worklist(
+
+@click.command("summary")
+@click.argument("patient")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@pass_context
+def summary_command(obj: Context, patient: str, fmt: str) -> None:
+    """One patient: plans, goals, open tasks, appointments, coverage, communications, team."""
+    from ..views.summary import patient_summary
+    from .render_summary import render_summary
+
+    with obj.client() as client:
+        result = patient_summary(client, patient)
+    if fmt == "json":
+        emit_json(result.as_dict())
+    else:
+        click.echo(render_summary(result))
+
+
+@click.command("history")
+@click.argument("patient")
+@click.option("--format", "fmt", type=FORMATS, default="table")
+@pass_context
+def history_command(obj: Context, patient: str, fmt: str) -> None:
+    """What fhircare did for a patient, from its Provenance records."""
+    from ..views.history import COLUMNS, patient_history
+
+    with obj.client() as client:
+        rows = patient_history(client, patient)
+    render_rows([r.as_dict() for r in rows], COLUMNS, fmt)
+
+
+@click.command("authorizations")
+@click.option("--patient", help="Only this patient's prior authorizations (Patient/id).")
+@click.option("--requester", help="Only those this provider requested.")
+@click.option("--all", "every", is_flag=True, help="Finished ones too (default: open Tasks only).")
+@click.option(
+    "--record",
+    is_flag=True,
+    help="Record every payer answer not yet on its Task (prior-auth action record-decision).",
+)
+@click.option("--actor", help="Who records them (Practitioner ref, for the Provenance).")
+@click.option("--format", "fmt", type=FORMATS, default="table")
+@pass_context
+def authorizations_command(
+    obj: Context,
+    patient: str | None,
+    requester: str | None,
+    every: bool,
+    record: bool,
+    actor: str | None,
+    fmt: str,
+) -> None:
+    """Prior authorizations and the payers' answers (ClaimResponse); --record writes them onto the Tasks."""
+    from ..views.authorizations import COLUMNS, authorizations, record_answers
+    from ..views.worklist import OPEN_STATUSES
+
+    with obj.client() as client:
+        rows = list(
+            authorizations(
                 client,
-                owners=owners,
-                statuses=statuses or OPEN_STATUSES,
                 patient=patient,
-                due_before=due_before,
-                page_size=page_size or obj.settings.page_size,
+                requester=requester,
+                statuses=() if every else OPEN_STATUSES,
+                page_size=obj.settings.page_size,
             )
-        render_rows([r.as_dict() for r in rows], COLUMNS, fmt)
-
-    @cli.command("summary")
-    @click.argument("patient")
-    @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-    @pass_context
-    @handles_errors
-    def summary_command(obj: Context, patient: str, fmt: str) -> None:
-        """One patient: plans, goals, open tasks, appointments, coverage, communications, team."""
-        from ..views.summary import patient_summary
-        from .render_summary import render_summary
-
-        with obj.client() as client:
-            result = patient_summary(client, patient)
-        if fmt == "json":
-            emit_json(result.as_dict())
-        else:
-            click.echo(render_summary(result))
-
-    @cli.command("history")
-    @click.argument("patient")
-    @click.option("--format", "fmt", type=FORMATS, default="table")
-    @pass_context
-    @handles_errors
-    def history_command(obj: Context, patient: str, fmt: str) -> None:
-        """What fhircare did for a patient, from its Provenance records."""
-        from ..views.history import COLUMNS, patient_history
-
-        with obj.client() as client:
-            rows = patient_history(client, patient)
-        render_rows([r.as_dict() for r in rows], COLUMNS, fmt)
-
-    @cli.command("authorizations")
-    @click.option("--patient", help="Only this patient's prior authorizations (Patient/id).")
-    @click.option("--requester", help="Only those this provider requested.")
-    @click.option("--all", "every", is_flag=True, help="Finished ones too (default: open Tasks only).")
-    @click.option(
-        "--record",
-        is_flag=True,
-        help="Record every payer answer not yet on its Task (prior-auth action record-decision).",
-    )
-    @click.option("--actor", help="Who records them (Practitioner ref, for the Provenance).")
-    @click.option("--format", "fmt", type=FORMATS, default="table")
-    @pass_context
-    @handles_errors
-    def authorizations_command(
-        obj: Context,
-        patient: str | None,
-        requester: str | None,
-        every: bool,
-        record: bool,
-        actor: str | None,
-        fmt: str,
-    ) -> None:
-        """Prior authorizations and the payers' answers (ClaimResponse); --record writes them onto the Tasks."""
-        from ..views.authorizations import COLUMNS, authorizations, record_answers
-        from ..views.worklist import OPEN_STATUSES
-
-        with obj.client() as client:
-            rows = list(
-                authorizations(
-                    client,
-                    patient=patient,
-                    requester=requester,
-                    statuses=() if every else OPEN_STATUSES,
-                    page_size=obj.settings.page_size,
-                )
-            )
-            refused: list[str] = []
-            if record:
-                from ..workflows import get_workflow
-
-                workflow = get_workflow("prior-auth", client, obj.settings)
-                rows, refused = record_answers(rows, workflow.run, actor)
-        render_rows([r.as_dict() for r in rows], COLUMNS, fmt)
+        )
+        refused: list[str] = []
         if record:
-            done = sum(1 for r in rows if r.recorded)
-            click.echo(f"{done} answer(s) on their Tasks; {len(refused)} refused.", err=True)
-            for line in refused:
-                click.echo(line, err=True)
+            from ..workflows import get_workflow
+
+            workflow = get_workflow("prior-auth", client, obj.settings)
+            rows, refused = record_answers(rows, workflow.run, actor)
+    render_rows([r.as_dict() for r in rows], COLUMNS, fmt)
+    if record:
+        done = sum(1 for r in rows if r.recorded)
+        click.echo(f"{done} answer(s) on their Tasks; {len(refused)} refused.", err=True)
+        for line in refused:
+            click.echo(line, err=True)
+
+
+COMMANDS = [worklist_command, summary_command, history_command, authorizations_command]

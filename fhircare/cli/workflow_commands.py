@@ -16,49 +16,48 @@ def read_payload(stream: IO[str]) -> dict[str, Any]:
     return parse_payload(stream.read())
 
 
-def register(cli: click.Group) -> None:
-    from .main import handles_errors
+@click.command("run")
+@click.argument("workflow")
+@click.argument("payload_file", type=click.File("r"), default="-")
+@click.option(
+    "--dry-run", is_flag=True, help="Print the transaction Bundle that would be sent; write nothing."
+)
+@pass_context
+def run_command(obj: Context, workflow: str, payload_file: IO[str], dry_run: bool) -> None:
+    """Run WORKFLOW with the JSON payload in PAYLOAD_FILE (or - for standard input)."""
+    from ..workflows import get_workflow
 
-    @cli.command("run")
-    @click.argument("workflow")
-    @click.argument("payload_file", type=click.File("r"), default="-")
-    @click.option(
-        "--dry-run", is_flag=True, help="Print the transaction Bundle that would be sent; write nothing."
-    )
-    @pass_context
-    @handles_errors
-    def run_command(obj: Context, workflow: str, payload_file: IO[str], dry_run: bool) -> None:
-        """Run WORKFLOW with the JSON payload in PAYLOAD_FILE (or - for standard input)."""
-        from ..workflows import get_workflow
+    with obj.client() as client:
+        instance = get_workflow(workflow, client, obj.settings)
+        result = instance.run(read_payload(payload_file), dry_run=dry_run)
+    emit_json(result.details["bundle"] if dry_run else result.to_json())
 
-        with obj.client() as client:
-            instance = get_workflow(workflow, client, obj.settings)
-            result = instance.run(read_payload(payload_file), dry_run=dry_run)
-        emit_json(result.details["bundle"] if dry_run else result.to_json())
 
-    @cli.command("workflows")
-    @click.argument("workflow", required=False)
-    @click.option("--schema", is_flag=True, help="Print the workflow's input JSON Schema.")
-    @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-    @pass_context
-    @handles_errors
-    def workflows_command(obj: Context, workflow: str | None, schema: bool, fmt: str) -> None:
-        """List the workflows, or show one workflow's input schema."""
-        from ..errors import UnknownWorkflow
-        from ..mapping.validate import workflow_schema
-        from ..workflows import catalogue, describe, mappings_for
+@click.command("workflows")
+@click.argument("workflow", required=False)
+@click.option("--schema", is_flag=True, help="Print the workflow's input JSON Schema.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@pass_context
+def workflows_command(obj: Context, workflow: str | None, schema: bool, fmt: str) -> None:
+    """List the workflows, or show one workflow's input schema."""
+    from ..errors import UnknownWorkflow
+    from ..mapping.validate import workflow_schema
+    from ..workflows import catalogue, describe, mappings_for
 
-        if workflow is None:
-            render_rows(describe(obj.settings), ["workflow", "description"], fmt)
-            return
-        mappings = mappings_for(obj.settings)
-        known = catalogue(mappings)
-        if workflow not in known:
-            raise UnknownWorkflow(f"unknown workflow {workflow!r}; known: {', '.join(sorted(known))}")
-        if schema:
-            emit_json(workflow_schema(obj.settings.profiles_dir, workflow, mappings.schemas.get(workflow)))
-        else:
-            cls = known[workflow]
-            click.echo(f"{workflow}: {cls.description}")
-            click.echo(f"input schema: fhircare workflows {workflow} --schema")
-            sys.stdout.flush()
+    if workflow is None:
+        render_rows(describe(obj.settings), ["workflow", "description"], fmt)
+        return
+    mappings = mappings_for(obj.settings)
+    known = catalogue(mappings)
+    if workflow not in known:
+        raise UnknownWorkflow(f"unknown workflow {workflow!r}; known: {', '.join(sorted(known))}")
+    if schema:
+        emit_json(workflow_schema(obj.settings.profiles_dir, workflow, mappings.schemas.get(workflow)))
+    else:
+        cls = known[workflow]
+        click.echo(f"{workflow}: {cls.description}")
+        click.echo(f"input schema: fhircare workflows {workflow} --schema")
+        sys.stdout.flush()
+
+
+COMMANDS = [run_command, workflows_command]
