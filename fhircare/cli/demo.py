@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
+from ..care.payer_decision import REVIEW_ACTION
 from ..fhir import FhirClient
-from ..mapping.claims import REVIEW_ACTION
 from ..workflows import WorkflowResult, run
 from .demo_directory import services_in
 

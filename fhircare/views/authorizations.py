@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from ..care.payer_decision import DISPLAY, TASK_STATUS, decision_of
 from ..errors import FhircareError
 from ..fhir import FhirClient
-from ..mapping.claims import DISPLAY, TASK_STATUS, decision_of
 from .labels import concept_text, person_name, reference_of
 from .related import related_resources
 from .worklist import OPEN_STATUSES, due_of

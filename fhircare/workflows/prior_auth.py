@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..care.payer_decision import TASK_STATUS, decision_of
 from ..care.task_states import TERMINAL
 from ..errors import IllegalTransition, Issue, PayloadError
 from ..mapping import BuildContext, PlannedEntry
-from ..mapping.claims import TASK_STATUS, decision_of
 from ..mapping.transforms import iso
 from .base import RunState, Workflow, update_entry
 from .task_transition import found_task, task_query

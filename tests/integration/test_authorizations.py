@@ -49,7 +49,7 @@ def test_rows_carry_the_latest_answer_in_two_requests_per_page(client, uid, serv
     assert (a.decision, a.claim_response, a.auth_number) == ("approved", made["A"]["answer"], f"A-{uid}")
     assert (b.decision, b.claim_response) == ("denied", made["B"]["answer"])
     assert (c.decision, c.claim_response) == ("awaiting", None)
-    assert all(row.status == "requested" and not row.recorded for row in rows.values())
+    assert all(row.status == "ready" and not row.recorded for row in rows.values())
     assert a.claim == made["A"]["claim"] and a.patient_name
 
     before = server_requests()
@@ -80,7 +80,7 @@ def test_the_cli_records_the_answers_and_a_second_run_finds_nothing_new(client, 
     for name, status, code in (
         ("A", "completed", "approved"),
         ("B", "completed", "denied"),
-        ("C", "requested", None),
+        ("C", "ready", None),  # prior-auth Tasks are created ready: the payer's review is a given
     ):
         task = client.read_reference(made[name]["task"])
         assert task["status"] == status, name

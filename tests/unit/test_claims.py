@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from fhircare.mapping.claims import REVIEW_ACTION, decision_of
+from fhircare.care.payer_decision import REVIEW_ACTION, decision_of
 from tests.conftest import CORPUS
 
 
