@@ -63,12 +63,12 @@ class Executor(Reader):
         started = time.perf_counter()
         body = copy.deepcopy(dict(payload))
         validate_payload(self.profiles_dir, self.name, body, self.schema_file)
-        issues = self.check(body)
+        moment = now or datetime.now(UTC)
+        issues = self.check(body, moment)
         if issues:
             raise PayloadError(f"the {self.name} payload is invalid", issues)
         explicit = bool(body.get("request_id"))
         request_id = str(body.get("request_id") or content_request_id(self.name, body))
-        moment = now or datetime.now(UTC)
         if dry_run:
             state = RunState(copy.deepcopy(body), request_id, moment, dry_run=True)
             return self._attempt(state)

@@ -3,6 +3,7 @@ rules across fields, who acts and for which patient. The defaults read the mappi
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -73,8 +74,9 @@ class WorkflowHooks:
         """Re-read and rebuild when an If-Match update loses a race (``on_conflict: merge``)."""
         return self.merge_on_conflict or self.mappings.mapping(self.name).get("on_conflict") == "merge"
 
-    def check(self, payload: dict[str, Any]) -> list[Issue]:
-        """Rules across fields that a JSON Schema cannot say: the mapping's named ``guards``."""
+    def check(self, payload: dict[str, Any], now: datetime | None = None) -> list[Issue]:
+        """Rules across fields that a JSON Schema cannot say: the mapping's named ``guards``. ``now``
+        is the run's clock (a booking "in the past" is past for the run)."""
         names = self.mappings.mapping(self.name).get("guards") or []
         return [issue for name in names for issue in GUARDS[name](payload)]
 

@@ -14,6 +14,7 @@ cancelled; error -> failed). A pending decision leaves the Task open. Requests c
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from ..care.payer_decision import TASK_STATUS, decision_of
@@ -46,7 +47,7 @@ class PriorAuth(Workflow):
     def _recording(payload: dict[str, Any]) -> bool:
         return payload.get("action") == "record-decision"
 
-    def check(self, payload: dict[str, Any]) -> list[Issue]:
+    def check(self, payload: dict[str, Any], now: datetime | None = None) -> list[Issue]:
         if self._recording(payload) or isinstance(payload.get("service"), str) or payload.get("category"):
             return []
         # the category defaults from the service's table key; a service given as a code needs its own

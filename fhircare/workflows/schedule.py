@@ -67,9 +67,9 @@ class Schedule(Workflow):
         )
         return super().entries(state, ctx)
 
-    def check(self, payload: dict[str, Any]) -> list[Issue]:
+    def check(self, payload: dict[str, Any], now: datetime | None = None) -> list[Issue]:
         start = payload.get("start")
-        if not start or payload.get("records_past") or parse_datetime(start) >= datetime.now(UTC):
+        if not start or payload.get("records_past") or parse_datetime(start) >= (now or datetime.now(UTC)):
             return []
         message = "the start has passed: say records_past: true to record a past booking"
         return [Issue("error", "business-rule", message, ("$.start",))]
