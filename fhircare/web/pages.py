@@ -126,9 +126,13 @@ def worklist_page() -> str:
     page = min(page, pages_count)
     shown = rows[(page - 1) * page_size : page * page_size]
     args = {k: v for k, v in request.args.items() if k != "page"}
+    from .pickers import care_teams
+
+    teams = care_teams(access().view_client(), {r.patient for r in shown if r.patient})
     return render_template(
         "worklist.html",
         rows=shown,
+        teams=teams,
         total=total,
         overdue_count=sum(1 for r in rows if r.overdue),
         page=page,

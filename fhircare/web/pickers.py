@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import PayloadError
+from ..errors import FhircareError, PayloadError
 from ..fhir import FhirClient
 from ..views.directory import address_text, entry_of
 from ..views.labels import concept_text, person_name, reference_of, resource_label
@@ -110,4 +110,46 @@ def patient_choices(client: FhirClient, patient: str) -> dict[str, list[dict[str
             if isinstance(e.get("resource"), dict) and e["resource"].get("resourceType") == kind
         ]
         found[kind] = [{"reference": f"{kind}/{r['id']}", "label": own_label(r)} for r in rows]
+    return found
+
+
+#: care-team members a task may be handed to (a patient or a relative on the team is no task owner here)
+TEAM_MEMBERS = ("Practitioner/", "PractitionerRole/", "Organization/", "CareTeam/")
+
+
+def care_teams(client: FhirClient, patients: set[str]) -> dict[str, list[dict[str, str]]]:
+    """Patient -> the members of their active care teams, by name: one search for all the patients
+    (members included; one more batch where the server ignores ``_include``). Empty when the caller
+    may not read care teams."""
+    if not patients:
+        return {}
+    include = "CareTeam:participant"
+    use_include = client.include_works("CareTeam", include)
+    params = [("patient", ",".join(sorted(patients))), ("status", "active"), ("_count", "200")]
+    if use_include:
+        params.append(("_include", include))
+    found: dict[str, list[dict[str, str]]] = {}
+    try:
+        for page in client.search("CareTeam", params).pages():
+            teams = [t for t in page.matches if t.get("resourceType") == "CareTeam"]
+            members = (reference_of(p.get("member")) for t in teams for p in t.get("participant") or [])
+            related = related_resources(client, page, members, use_include)
+            for team in teams:
+                patient = reference_of(team.get("subject"))
+                rows = found.setdefault(patient or "", [])
+                for participant in team.get("participant") or []:
+                    member = reference_of(participant.get("member"))
+                    if (
+                        member
+                        and member.startswith(TEAM_MEMBERS)
+                        and member not in {r["reference"] for r in rows}
+                    ):
+                        resource = related.get(member)
+                        label = label_of(resource, related) if resource else member
+                        role = concept_text(participant.get("role"))
+                        rows.append({"reference": member, "label": f"{label} ({role})" if role else label})
+    except FhircareError as exc:
+        if exc.status == 401:
+            raise
+        return {}
     return found

@@ -1,0 +1,95 @@
+"""Every workflow's form from the patient page, in Chromium: generated from the workflow's schema, no
+reference to type (every reference field is a picker), axe-core clean, fitting a phone; a form sent
+twice is one action; reassigning offers the patient's care team first."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+import pytest
+import requests
+
+from fhircare.cli.demo import Seeder
+from fhircare.settings import Settings
+from fhircare.web.forms import flatten, form_fields
+from fhircare.workflows import WORKFLOWS
+from tests.acceptance.test_browser import ARGS, CHROMIUM
+from tests.acceptance.test_browser_morning import check_accessibility, fits
+from tests.integration.sidecar_harness import Sidecar
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="Debian chromium is not installed (scripts/system-deps.sh installs it as root)",
+)
+
+
+def test_every_workflow_has_an_accessible_form_with_pickers(fhir_server, client, uid):
+    from playwright.sync_api import sync_playwright
+
+    world = Seeder(client, int(uid[:6], 16), date.today()).seed_all(3, lambda _: None)
+    pid = world.patients[0].split("/")[1]
+    settings = Settings(base_url=fhir_server.base_url)
+    with Sidecar(settings) as sidecar, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        page = browser.new_page(viewport={"width": 390, "height": 844})
+        for workflow in sorted(WORKFLOWS):
+            page.goto(f"{sidecar.url}/patients/{pid}/do/{workflow}")
+            assert page.locator("form.workflow").count() == 1, workflow
+            references = [
+                f.name
+                for f in flatten(form_fields(settings.profiles_dir / "workflows", workflow))
+                if f.kind == "ref"
+            ]
+            for name in references:
+                if name == "patient":
+                    continue  # the page's own patient, never chosen
+                control = page.locator(f"[name='{name}']:not([type=hidden])")
+                assert control.evaluate("e => e.tagName") == "SELECT", f"{workflow}: {name} is typed"
+            for control in page.locator(
+                "form.workflow input, form.workflow select, form.workflow textarea"
+            ).all():
+                if control.get_attribute("type") == "hidden":
+                    continue
+                labelled = control.evaluate(
+                    "e => !!(e.labels && e.labels.length) || !!e.getAttribute('aria-label')"
+                )
+                assert labelled, f"{workflow}: {control.get_attribute('name')} has no label"
+            check_accessibility(page, f"the {workflow} form")
+            fits(page, f"the {workflow} form on a phone")
+        browser.close()
+
+
+def test_a_form_sent_twice_is_one_action_and_the_team_comes_first(fhir_server, client, uid):
+    world = Seeder(client, int(uid[:6], 16), date.today()).seed_all(3, lambda _: None)
+    patient = world.patients[0]
+    pid = patient.split("/")[1]
+    request_, _ = world.referrals[patient]
+    with Sidecar(Settings(base_url=fhir_server.base_url)) as sidecar:
+        browser = requests.Session()
+        form = browser.get(f"{sidecar.url}/patients/{pid}/do/follow-up", params={"about": request_}).text
+        fields = dict(re.findall(r'<input type="hidden" name="(csrf|request_id)" value="([^"]+)"', form))
+        data = {
+            **fields,
+            "about": request_,
+            "owner": world.coordinators[1],
+            "due": "2026-12-20",
+            "note": f"Call about the referral {uid}",
+        }
+        first = browser.post(f"{sidecar.url}/patients/{pid}/do/follow-up", data=data, allow_redirects=False)
+        second = browser.post(f"{sidecar.url}/patients/{pid}/do/follow-up", data=data, allow_redirects=False)
+        assert first.status_code == second.status_code == 303
+        tasks = list(client.search("Task", {"based-on": request_, "owner": world.coordinators[1]}))
+        assert len(tasks) == 1
+        # a second render has a new request id: a new action
+        again = browser.get(f"{sidecar.url}/patients/{pid}/do/follow-up").text
+        assert fields["request_id"] not in again
+
+        # the team tab: a task of this patient offers the care team (the coordinator) first
+        page = browser.get(
+            f"{sidecar.url}/", params={"tab": "team", "patient": patient, "page_size": "100"}
+        ).text
+        row = page.split(f'data-task="Task/{tasks[0]["id"]}"', 1)[1].split("</tr>", 1)[0]
+        team = row.split('<optgroup label="Care team">', 1)[1].split("</optgroup>", 1)[0]
+        assert world.coordinators[0] in team
+        assert row.index('label="Care team"') < row.index('label="Coordinators"')
