@@ -79,10 +79,8 @@ def _placeholder(reference: str, patient: str) -> dict[str, Any]:
         resource["name"] = [{"family": f"Golden {rid}"}]
         if rtype == "RelatedPerson":
             resource["patient"] = {"reference": patient}
-    elif rtype in ("Organization", "Location", "HealthcareService", "PractitionerRole"):
-        resource["name" if rtype != "PractitionerRole" else "id"] = (
-            f"Golden {rid}" if rtype != "PractitionerRole" else rid
-        )
+    elif rtype in ("Organization", "Location", "HealthcareService"):
+        resource["name"] = f"Golden {rid}"
     return resource
 
 
