@@ -2,31 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from ..mapping import BuildContext, PlannedEntry
+from ..mapping import PlannedEntry
 from ..mapping.updates import add_references
 from .base import RunState, Workflow, update_entry
-
-
-def activity_of(item: dict[str, Any], codes: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """A CarePlan.activity from a payload activity: a reference, or an inline detail."""
-    if "reference" in item:
-        return {"reference": {"reference": item["reference"]}}
-    detail = item["detail"]
-    out: dict[str, Any] = {
-        "status": detail.get("status", "not-started"),
-        "description": detail["description"],
-    }
-    code = detail.get("code")
-    if isinstance(code, dict):
-        out["code"] = {"coding": [{k: code[k] for k in ("system", "code", "display") if code.get(k)}]}
-    elif isinstance(code, str) and code in codes.get("services", {}):
-        found = codes["services"][code]
-        out["code"] = {"coding": [dict(found)], "text": found.get("display", code)}
-    if detail.get("scheduled"):
-        out["scheduledString"] = detail["scheduled"]
-    return {"detail": out}
+from .derive import activities
 
 
 class CarePlanWorkflow(Workflow):
@@ -35,14 +14,6 @@ class CarePlanWorkflow(Workflow):
     merge_on_conflict = True
     reads_fields = ("care_plan",)
     updates_types = ("CarePlan",)
-
-    def entries(self, state: RunState, ctx: BuildContext) -> list[PlannedEntry]:
-        payload = state.payload
-        payload["_new_plan"] = not payload.get("care_plan")
-        payload["_activities"] = [
-            activity_of(a, self.mappings.codes) for a in payload.get("activities") or []
-        ]
-        return super().entries(state, ctx)
 
     def updates(self, state: RunState, created: dict[str, PlannedEntry]) -> list[PlannedEntry]:
         payload = state.payload
@@ -56,10 +27,8 @@ class CarePlanWorkflow(Workflow):
             plan["period"] = {**(plan.get("period") or {}), **payload["period"]}
         plan = add_references(plan, "contributor", [payload["author"]] if payload.get("author") else [])
         plan = add_references(plan, "goal", [e.full_url for n, e in created.items() if n.startswith("goal/")])
-        activities = list(plan.get("activity") or [])
-        for activity in payload["_activities"]:
-            if activity not in activities:
-                activities.append(activity)
-        if activities:
-            plan["activity"] = activities
+        current = list(plan.get("activity") or [])
+        current += [a for a in activities(state, self.mappings.codes) if a not in current]
+        if current:
+            plan["activity"] = current
         return [update_entry(plan, "care_plan", profile="caseload-care-plan")]

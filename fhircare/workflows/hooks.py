@@ -13,6 +13,7 @@ from ..errors import (
 )
 from ..fhir import FhirClient
 from ..mapping import BuildContext, MappingSet, PlannedEntry, build_entries
+from .derive import DERIVATIONS
 from .guards import GUARDS
 from .state import VERIFY_MODES, AccessGuard, RunState
 
@@ -42,12 +43,13 @@ class WorkflowHooks:
         self.profiles_dir = profiles_dir
         #: the input schema of a workflow a mapping folder adds (built-in ones live in profiles/workflows)
         self.schema_file = mappings.schemas.get(self.name)
-        unknown = [g for g in mappings.mapping(self.name).get("guards") or [] if g not in GUARDS]
+        spec = mappings.mapping(self.name)
+        unknown = [g for g in spec.get("guards") or [] if g not in GUARDS]
+        unknown += [d for d in spec.get("derive") or [] if d not in DERIVATIONS]
         if unknown:
             source = mappings.sources.get(self.name, self.name)
-            raise ConfigurationError(
-                f"{source}: $.guards: unknown guard {unknown[0]!r} (known: {', '.join(sorted(GUARDS))})"
-            )
+            known = ", ".join(sorted([*GUARDS, *DERIVATIONS]))
+            raise ConfigurationError(f"{source}: unknown guard or derivation {unknown[0]!r} (known: {known})")
         #: how literal references in a payload are checked to exist: "transaction" (sent as conditional
         #: references ``Type?_id=``, which the server resolves inside the transaction: no extra
         #: request), "batch" (searched in the read batch before writing), "off", or "auto" (the

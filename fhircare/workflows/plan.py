@@ -19,6 +19,7 @@ from ..mapping.engine import mark_request
 from ..mapping.transforms import iso
 from ..mapping.updates import plan_updates
 from ..mapping.validate import profile_issues
+from .derive import derived
 from .hooks import WorkflowHooks
 from .repeats import REVISION
 from .state import PROVENANCE_ENTRY, RunState
@@ -38,6 +39,8 @@ class Planner(WorkflowHooks):
         ctx = BuildContext(state.payload, self.mappings.codes, state.request_id, state.now)
         if new_uuid is not None:
             ctx.new_uuid = new_uuid
+        names = self.mappings.mapping(self.name).get("derive") or []
+        ctx.scope["derived"] = derived(list(names), state, self.mappings.codes)
         created_entries = self.entries(state, ctx)
         by_name = {e.name: e for e in created_entries}
         update_entries = self.updates(state, by_name) + [

@@ -20,7 +20,7 @@ from typing import Any
 from ..care.payer_decision import TASK_STATUS, decision_of
 from ..care.task_states import TERMINAL
 from ..errors import IllegalTransition, Issue, PayloadError
-from ..mapping import BuildContext, PlannedEntry
+from ..mapping import PlannedEntry
 from ..mapping.transforms import iso
 from .base import RunState, Workflow, update_entry
 from .task_transition import found_task, task_query
@@ -66,10 +66,6 @@ class PriorAuth(Workflow):
 
     def patient(self, payload: dict[str, Any]) -> str | None:
         return None if self._recording(payload) else super().patient(payload)
-
-    def entries(self, state: RunState, ctx: BuildContext) -> list[PlannedEntry]:
-        state.payload["_requests"] = not self._recording(state.payload)
-        return super().entries(state, ctx)
 
     def updates(self, state: RunState, created: dict[str, PlannedEntry]) -> list[PlannedEntry]:
         if not self._recording(state.payload):

@@ -3,7 +3,6 @@ checked against the Appointment status flow before anything is written."""
 
 from __future__ import annotations
 
-import copy
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -49,22 +48,12 @@ class Schedule(Workflow):
     def entries(self, state: RunState, ctx: BuildContext) -> list[PlannedEntry]:
         payload = state.payload
         action = payload["action"]
-        if action == "reschedule":
+        if action == "reschedule":  # the new appointment is for the same patient, referral and length
             old = state.resource(payload["appointment"])
-            payload["_participants"] = copy.deepcopy(old.get("participant") or [])
             payload.setdefault("minutes", old.get("minutesDuration") or 30)
             payload["patient"] = _patient_of(old)
             refs = [b.get("reference") for b in old.get("basedOn") or [] if isinstance(b, dict)]
             payload["referral"] = refs[0] if refs else None
-            payload["_description"] = old.get("description")
-            payload["_service_type"] = old.get("serviceType")
-            payload["_appointment_type"] = old.get("appointmentType")
-            payload["_reason_reference"] = old.get("reasonReference")
-        payload["_books"] = action in ("book", "reschedule")
-        reminder_day = _add_days(payload.get("start"), -1)
-        payload["_reminds"] = (
-            payload["_books"] and bool(reminder_day) and parse_datetime(reminder_day) > state.now
-        )
         return super().entries(state, ctx)
 
     def check(self, payload: dict[str, Any], now: datetime | None = None) -> list[Issue]:
