@@ -30,7 +30,6 @@ An entry's ``narrative:`` (any template giving a string or a list of strings) be
 from __future__ import annotations
 
 import difflib
-import html
 import re
 import uuid
 from collections.abc import Callable
@@ -41,7 +40,6 @@ from typing import Any
 from ..errors import ConfigurationError, Issue, PayloadError
 from .transforms import TRANSFORMS, iso
 
-REQUEST_ID_SYSTEM = "urn:fhircare:request-id"
 _FORMAT_FIELD = re.compile(r"\{([A-Za-z0-9_.\-]+)\}")
 _MISSING = object()
 
@@ -178,7 +176,7 @@ def _text(value: Any, table: str | None, ctx: BuildContext) -> str | None:
     return str(found.get("display") or found["code"]) if found else str(value)
 
 
-def _format(template: str, ctx: BuildContext) -> str | None:
+def fill_template(template: str, ctx: BuildContext) -> str | None:
     missing = False
 
     def fill(match: re.Match[str]) -> str:
@@ -256,7 +254,7 @@ def evaluate(node: dict[str, Any], ctx: BuildContext, where: str) -> Any:
         args = [render(a, ctx, where) for a in node.get("args", [])]
         return fn(*args)
     if "$format" in node:
-        return _format(node["$format"], ctx)
+        return fill_template(node["$format"], ctx)
     raise ConfigurationError(f"{where}: unknown expression {sorted(node)}")
 
 
@@ -295,99 +293,3 @@ def render(node: Any, ctx: BuildContext, where: str = "$") -> Any:
                 items.append(value)
         return items or None
     return node
-
-
-# ---- entries ----------------------------------------------------------------------------------
-
-
-def _instances(spec: dict[str, Any], ctx: BuildContext) -> list[tuple[str, BuildContext]]:
-    """The (entry name, context) pairs an entry spec produces: none, one, or one per list element."""
-    if "when" in spec and lookup(ctx, spec["when"]) in (None, "", [], {}, False):
-        return []
-    if "each" not in spec:
-        return [(spec["name"], ctx)]
-    items = lookup(ctx, spec["each"]) or []
-    alias = spec.get("as", "item")
-    return [
-        (f"{spec['name']}/{i}", ctx.child(**{alias: item, f"{alias}_index": i}))
-        for i, item in enumerate(items)
-    ]
-
-
-def narrative(node: Any, ctx: BuildContext, where: str) -> dict[str, str] | None:
-    """``Resource.text`` from an entry's ``narrative:`` template: escaped XHTML, one paragraph per line."""
-    rendered = render(node, ctx, where)
-    lines = [rendered] if isinstance(rendered, str) else [str(x) for x in rendered or [] if x]
-    if not lines:
-        return None
-    body = "".join(f"<p>{html.escape(line, quote=False)}</p>" for line in lines)
-    return {"status": "generated", "div": f'<div xmlns="http://www.w3.org/1999/xhtml">{body}</div>'}
-
-
-def request_identifier(request_id: str, entry_name: str) -> dict[str, str]:
-    return {"system": REQUEST_ID_SYSTEM, "value": f"{request_id}/{entry_name}"}
-
-
-# R4 resources without a repeating identifier: Provenance has none, QuestionnaireResponse has one (0..1).
-_TAGGED = {"Provenance", "Bundle", "Binary", "Parameters"}
-_SINGLE_IDENTIFIER = {"QuestionnaireResponse"}
-
-
-def mark_request(resource: dict[str, Any], request_id: str, entry_name: str) -> str:
-    """Stamp a resource with its request id and return the ``ifNoneExist`` criteria that find it.
-
-    The stamp is an identifier where the resource type has one, else a ``meta.tag`` with the same
-    system and value (searchable with ``_tag``).
-    """
-    ident = request_identifier(request_id, entry_name)
-    rtype = resource["resourceType"]
-    if rtype in _TAGGED or (rtype in _SINGLE_IDENTIFIER and resource.get("identifier")):
-        meta = resource.setdefault("meta", {})
-        meta["tag"] = [*meta.get("tag", []), {"system": ident["system"], "code": ident["value"]}]
-        return f"_tag={ident['system']}|{ident['value']}"
-    if rtype in _SINGLE_IDENTIFIER:
-        resource["identifier"] = ident
-    else:
-        resource["identifier"] = [*resource.get("identifier", []), ident]
-    return f"identifier={ident['system']}|{ident['value']}"
-
-
-def build_entries(mapping: dict[str, Any], ctx: BuildContext) -> list[PlannedEntry]:
-    """Render every entry of a mapping. Each created resource carries its request-id identifier
-    and is created with ``ifNoneExist`` on it (or on the mapping's own ``match`` criteria)."""
-    planned: list[tuple[dict[str, Any], str, BuildContext]] = []
-    for spec in mapping["entries"]:
-        instances = _instances(spec, ctx)
-        ctx.entry_urls[spec["name"]] = []
-        for name, local in instances:
-            planned.append((spec, name, local))
-    urls: dict[str, str] = {}
-    for spec, name, _ in planned:
-        urls[name] = f"urn:uuid:{ctx.new_uuid()}"
-        ctx.entry_urls[spec["name"]].append(urls[name])
-    entries = []
-    for spec, name, local in planned:
-        where = f"{mapping['workflow']}.{name}"
-        resource = render(spec["resource"], local, where)
-        if not isinstance(resource, dict) or "resourceType" not in resource:
-            raise ConfigurationError(f"{where}: the template did not produce a resource")
-        text = narrative(spec["narrative"], local, f"{where}.narrative") if "narrative" in spec else None
-        if text is not None:
-            resource = {"resourceType": resource["resourceType"], "text": text, **resource}
-        if "match" in spec:
-            criteria = _format(spec["match"], local)
-            if criteria is None:
-                raise ConfigurationError(f"{where}: match criteria refer to a missing payload value")
-        else:
-            criteria = mark_request(resource, ctx.request_id, name)
-        entries.append(
-            PlannedEntry(
-                name=name,
-                resource=resource,
-                full_url=urls[name],
-                url=resource["resourceType"],
-                if_none_exist=criteria,
-                profile=spec.get("profile"),
-            )
-        )
-    return entries

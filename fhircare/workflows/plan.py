@@ -15,7 +15,7 @@ from ..errors import (
 )
 from ..fhir.client import etag_version, weak_etag
 from ..mapping import BuildContext, PlannedEntry
-from ..mapping.engine import mark_request
+from ..mapping.entries import mark_request
 from ..mapping.transforms import iso
 from ..mapping.updates import plan_updates
 from ..mapping.validate import profile_issues

@@ -12,7 +12,7 @@ from ..errors import (
     Issue,
     UnresolvedReference,
 )
-from ..mapping.engine import REQUEST_ID_SYSTEM, request_identifier
+from ..mapping.entries import REQUEST_ID_SYSTEM, request_identifier
 from ..mapping.validate import json_path
 from .plan import Planner
 from .state import PROVENANCE_ENTRY, RunState

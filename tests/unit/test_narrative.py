@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from fhircare.mapping import BuildContext
-from fhircare.mapping.engine import build_entries, narrative
+from fhircare.mapping.entries import build_entries, narrative
 from fhircare.settings import Settings
 from fhircare.workflows import mappings_for
 
