@@ -17,6 +17,7 @@ from ..errors import (
     ConfigurationError,
     Conflict,
     FhirServerError,
+    PartialWrite,
     PayloadError,
     PreconditionFailed,
     TransientError,
@@ -166,6 +167,9 @@ class Executor(Reader):
                 sent = as_plain_creates(entries, existing)
             try:
                 answer = self.client.transaction(transaction_bundle(sent), names=[e.name for e in planned])
+            except PartialWrite as partial:
+                self._withdraw_provenance(partial)
+                raise
             except FhirServerError as exc:
                 if not plain and conditional_entry_count(sent) and is_size_refusal(exc):
                     self._learn_size_refusal(len(sent))
@@ -183,6 +187,21 @@ class Executor(Reader):
             self.client.known_references.add(written)
         repeated = not created and not updated and not state.plain
         return self._result(state.request_id, written, created, updated, repeated, started_requests)
+
+    def _withdraw_provenance(self, partial: PartialWrite) -> None:
+        """A run the server applied only in part did not happen as its Provenance says: delete that
+        Provenance, so the same request runs again (its conditional creates find what was written)
+        instead of being taken for a repeat."""
+        for reference in [r for r in partial.written if r.startswith("Provenance/")]:
+            try:
+                self.client.delete(*reference.split("/", 1))
+            except FhirServerError:
+                log.warning(
+                    "could not withdraw the Provenance of a partial write", extra={"workflow": self.name}
+                )
+                continue
+            partial.written.remove(reference)
+            partial.message += "; its Provenance was withdrawn"
 
     def _check_mode(self) -> str:
         """How references are checked on this server: the setting, or (``auto``) what the server does."""

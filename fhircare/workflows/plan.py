@@ -47,6 +47,8 @@ class Planner(WorkflowHooks):
             update_entry(u.resource, u.name, profile=u.profile)
             for u in plan_updates(self.mappings.mapping(self.name), ctx, state.found)
         ]
+        # an update that changes nothing is not sent (a resend finds the activity already added)
+        update_entries = [e for e in update_entries if not _unchanged(e, state.found)]
         provenance = self._provenance(state, created_entries, update_entries, ctx.new_uuid)
         planned = [*created_entries, *update_entries, provenance]
         self._check_resources(planned)
@@ -115,6 +117,13 @@ class Planner(WorkflowHooks):
             issues += profile_issues(self.profiles_dir, entry.profile, entry.resource, label)
         if issues:
             raise PayloadError(f"the {self.name} output breaks a FHIR profile; nothing was sent", issues)
+
+
+def _unchanged(entry: PlannedEntry, found: dict[str, dict[str, Any]]) -> bool:
+    before = found.get(entry.url)
+    if before is None:
+        return False
+    return {k: v for k, v in before.items() if k != "meta"} == entry.resource
 
 
 def content_request_id(workflow: str, payload: Mapping[str, Any]) -> str:
