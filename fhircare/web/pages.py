@@ -120,6 +120,21 @@ def worklist_page() -> str:
         rows = [r for r in rows if r.priority == priority]
     if overdue_only:
         rows = [r for r in rows if r.overdue]
+    patients = sorted({(r.patient, r.patient_name) for r in rows if r.patient}, key=lambda p: p[1].lower())
+    with_gap = request.args.get("gap") == "1"
+    if with_gap and rows:
+        from ..views.gaps import find_gaps
+
+        gapped = {
+            gap.patient
+            for gap in find_gaps(
+                access().view_client(),
+                owner=owner if tab == "mine" else None,
+                patient=patient,
+                settings=settings(),
+            )
+        }
+        rows = [r for r in rows if r.patient in gapped]
     rows = _sorted(rows, sort)
     total = len(rows)
     pages_count = max(1, -(-total // page_size))
@@ -149,6 +164,8 @@ def worklist_page() -> str:
         priority=priority,
         priorities=tuple(PRIORITY_RANK),
         overdue_only=overdue_only,
+        with_gap=with_gap,
+        patients=patients,
         patient=patient or "",
         due_before=due_before or "",
         problem=problem,

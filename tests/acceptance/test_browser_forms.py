@@ -93,3 +93,44 @@ def test_a_form_sent_twice_is_one_action_and_the_team_comes_first(fhir_server, c
         team = row.split('<optgroup label="Care team">', 1)[1].split("</optgroup>", 1)[0]
         assert world.coordinators[0] in team
         assert row.index('label="Care team"') < row.index('label="Coordinators"')
+
+
+def test_the_worklist_tabs_filters_sorting_and_pages(fhir_server, client, uid):
+    world = Seeder(client, int(uid[:6], 16), date.today()).seed_all(3, lambda _: None)
+    patient = world.patients[1]
+    loose = [
+        f"Task/{client.create({'resourceType': 'Task', 'status': 'requested', 'intent': 'order', 'priority': 'routine', 'description': f'Unowned {uid} {n:02d}', 'for': {'reference': patient}})['id']}"
+        for n in range(27)
+    ]
+    with Sidecar(Settings(base_url=fhir_server.base_url)) as sidecar:
+        browser = requests.Session()
+
+        def rows(**params: str) -> tuple[str, list[str]]:
+            html = browser.get(f"{sidecar.url}/", params=params).text
+            return html, re.findall(r'data-task="(Task/[^"]+)"', html)
+
+        html, first = rows(tab="unassigned", patient=patient, page_size="25")
+        assert len(first) == 25 and "27 open tasks" in html and "page 1 of 2" in html
+        assert 'rel="next"' in html and ">Claim<" not in html  # nobody chosen: nothing to claim with
+        _, second = rows(tab="unassigned", patient=patient, page_size="25", page="2")
+        assert set(first) | set(second) == set(loose) and not set(first) & set(second)
+        html, all_of_them = rows(tab="unassigned", patient=patient, page_size="50", sort="due")
+        assert len(all_of_them) == 27 and "sorted by due date" in html
+
+        # who I am (development mode), then "Claim" from the unassigned tab
+        form = browser.get(f"{sidecar.url}/").text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form).group(1)
+        browser.post(f"{sidecar.url}/me", data={"csrf": csrf, "me": world.coordinators[2]})
+        html, _ = rows(tab="unassigned", patient=patient, page_size="50")
+        assert ">Claim<" in html
+        claimed = browser.post(
+            f"{sidecar.url}/tasks/{loose[0].split('/')[1]}/action",
+            data={"csrf": csrf, "action": "claim", "back": "/?tab=mine"},
+            allow_redirects=False,
+        )
+        assert claimed.status_code == 303
+        assert client.read_reference(loose[0])["owner"]["reference"] == world.coordinators[2]
+        html, mine = rows(tab="mine", patient=patient)
+        assert loose[0] in mine and "My worklist" in html
+        _, urgent = rows(tab="team", patient=patient, priority="urgent")
+        assert not set(urgent) & set(loose)  # the loose tasks are routine
