@@ -14,7 +14,15 @@ median wall times against fhircare. Figures are reported, never asserted.
   ``transaction`` = hand-written transaction with fhircare's guarantees (conditional creates on a
   request id, the CarePlan read then PUT with If-Match, a Provenance), 2 requests;
 - worklist: a coordinator's open Tasks with patient and focus (1,000 and 5,000 Tasks);
-- summary: one patient's plan, goals, open tasks, appointments, coverage, communications, team, family.
+- summary: one patient's plan, goals, open tasks, appointments, coverage, communications, team, family;
+- lost answer: each referral variant once through the fault proxy (tests/faults/proxy.py), which lets
+  the server commit the variant's write and then drops its answer; the variant retries as its docs
+  show (fhircare: its own client retries the idempotent transaction and the workflow finds the
+  committed run; fhirclient and fhirpy have no retries of their own, so the caller runs the referral
+  again), and what was written more than once is counted: ServiceRequests, Tasks, Provenances and
+  CarePlan activities beyond one each.
+
+``--cases referral lost-answer`` runs only those cases.
 """
 
 from __future__ import annotations
@@ -43,9 +51,11 @@ from fhirpy import SyncFHIRClient
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fhircare.fhir import FhirClient
+from fhircare.fhir.behaviour import BehaviourStore
 from fhircare.views.summary import patient_summary
 from fhircare.views.worklist import OPEN_STATUSES, worklist
 from fhircare.workflows import get_workflow
+from tests.faults.proxy import FaultProxy
 
 HERE = Path(__file__).resolve().parent
 FHIRCARE = str(Path(sys.executable).with_name("fhircare"))
@@ -359,6 +369,103 @@ def bench_referral(base: str, pid: int, rounds: int) -> dict[str, Any]:
     )
 
 
+# ---- the lost answer --------------------------------------------------------------------------
+
+
+def _written_once_more(setup: FhirClient, patient: str, plan: str) -> dict[str, int]:
+    """What a patient's one referral left behind (each should be 1)."""
+    counted = {
+        "ServiceRequest": len(list(setup.search("ServiceRequest", [("subject", patient)]))),
+        "Task": len(list(setup.search("Task", [("patient", patient)]))),
+        "Provenance": len(list(setup.search("Provenance", [("target", plan)]))),
+        "activity": len(setup.read_reference(plan).get("activity") or []),
+    }
+    return counted
+
+
+def _retried(operation: Callable[[], Any], attempts: int = 3) -> int:
+    """Run ``operation`` as a caller without a client-side retry would: again after a failure."""
+    for attempt in range(1, attempts + 1):
+        try:
+            operation()
+        except Exception:  # the caller retries whatever failed: neither library retries on its own
+            if attempt == attempts:
+                raise
+            continue
+        return attempt
+    return attempts
+
+
+def bench_lost_answer(base: str) -> dict[str, Any]:
+    """Every referral variant once with the answer of its write dropped after the server committed."""
+    setup = FhirClient(base)
+    results: dict[str, Any] = {}
+    with FaultProxy(base) as proxy:
+        proxied = proxy.base_url
+        client = FhirClient(proxied, behaviour_store=BehaviourStore(None), backoff_factor=0)
+        workflow = get_workflow("refer", client)
+        smart = fhirclient_client.FHIRClient(settings={"app_id": "bench", "api_base": proxied})
+        fp = SyncFHIRClient(proxied)
+        run_id = uuid.uuid4().hex[:8]
+
+        def world_for(variant: str) -> dict[str, str]:
+            world = referral_world(setup)
+            world["plan"] = world[f"plan_{variant}"]
+            return world
+
+        def fhircare_once(world: dict[str, str], tag: str) -> None:
+            workflow.run(
+                {
+                    "patient": world["patient"],
+                    "service": "diabetes-education",
+                    "performer": world["program"],
+                    "requester": world["coordinator"],
+                    "reason": "diabetes",
+                    "priority": "routine",
+                    "due": "2026-12-01",
+                    "care_plan": world["plan"],
+                    "request_id": tag,
+                }
+            )
+
+        def fhirclient_tx_once(world: dict[str, str], tag: str) -> None:
+            plan = smart.server.request_json(world["plan"])
+            smart.server.post_json("", referral_transaction(world, plan, tag))
+
+        def fhirpy_tx_once(world: dict[str, str], tag: str) -> None:
+            plan = fp.execute(world["plan"], method="get")
+            fp.execute("", method="post", data=referral_transaction(world, plan, tag))
+
+        # (variant, one referral, POSTs before its first write: fhircare reads the plan in a batch)
+        variants: list[tuple[str, str, Callable[[dict[str, str], str], None], int]] = [
+            ("fhircare", "fhircare", fhircare_once, 1),
+            (
+                "fhirclient",
+                "fhirclient",
+                lambda w, t: fhirclient_referral(smart.server, w, w["plan"], t),
+                0,
+            ),
+            ("fhirclient_transaction", "fhirclient_tx", fhirclient_tx_once, 0),
+            ("fhirpy", "fhirpy", lambda w, t: fhirpy_referral(fp, w, w["plan"], t), 0),
+            ("fhirpy_transaction", "fhirpy_tx", fhirpy_tx_once, 0),
+        ]
+        for name, key, once, skip in variants:
+            once(world_for(key), f"{run_id}-warm-{key}")  # connections and probes, not faulted
+            world = world_for(key)
+            proxy.clear()
+            proxy.inject("drop", method="POST", times=1, skip=skip)
+            attempts = _retried(lambda once=once, world=world, key=key: once(world, f"{run_id}-lost-{key}"))
+            dropped = sum(1 for _, _, what in proxy.log.seen if what == "drop")
+            counted = _written_once_more(setup, world["patient"], world["plan"])
+            results[name] = {
+                "answers_dropped": dropped,
+                "caller_attempts": attempts,
+                "written": counted,
+                "duplicates": sum(max(0, n - 1) for n in counted.values()),
+            }
+    return results
+
+
 # ---- the worklist -----------------------------------------------------------------------------
 
 
@@ -528,6 +635,25 @@ def bench_summary(base: str, pid: int, rounds: int) -> dict[str, Any]:
 # ---- report -----------------------------------------------------------------------------------
 
 
+def render_lost(results: dict[str, Any]) -> str:
+    lines = [
+        ["variant", "answers dropped", "caller attempts", "duplicates", "written (SR, Task, Prov, activity)"]
+    ]
+    for name, r in results.items():
+        w = r["written"]
+        lines.append(
+            [
+                name,
+                str(r["answers_dropped"]),
+                str(r["caller_attempts"]),
+                str(r["duplicates"]),
+                f"{w['ServiceRequest']}, {w['Task']}, {w['Provenance']}, {w['activity']}",
+            ]
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines)
+
+
 def render(results: dict[str, Any]) -> str:
     lines = [
         [
@@ -541,6 +667,8 @@ def render(results: dict[str, Any]) -> str:
         ]
     ]
     for case, variants in results.items():
+        if case == "lost answer":
+            continue
         for name, r in variants.items():
             if "ms" not in r:
                 continue
@@ -559,24 +687,41 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines)
 
 
+CASES = {
+    "referral": "referral",
+    "worklist 1k": "worklist-1k",
+    "worklist 5k": "worklist-5k",
+    "summary": "summary",
+    "lost answer": "lost-answer",
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=20, help="rounds of the referral and summary")
     parser.add_argument("--worklist-rounds", type=int, default=5)
     parser.add_argument("--json", type=Path, default=HERE / "peers-last-run.json")
+    parser.add_argument(
+        "--cases", nargs="*", choices=list(CASES.values()), default=list(CASES.values()), help="default: all"
+    )
     args = parser.parse_args()
     process, base = start_server()
+    cases: dict[str, Callable[[], dict[str, Any]]] = {
+        "referral": lambda: bench_referral(base, process.pid, args.rounds),
+        "worklist 1k": lambda: bench_worklist(base, process.pid, 1000, args.worklist_rounds),
+        "worklist 5k": lambda: bench_worklist(base, process.pid, 5000, max(args.worklist_rounds // 2, 2)),
+        "summary": lambda: bench_summary(base, process.pid, args.rounds),
+        "lost answer": lambda: bench_lost_answer(base),
+    }
     try:
-        results = {
-            "referral": bench_referral(base, process.pid, args.rounds),
-            "worklist 1k": bench_worklist(base, process.pid, 1000, args.worklist_rounds),
-            "worklist 5k": bench_worklist(base, process.pid, 5000, max(args.worklist_rounds // 2, 2)),
-            "summary": bench_summary(base, process.pid, args.rounds),
-        }
+        results = {case: run() for case, run in cases.items() if CASES[case] in args.cases}
     finally:
         process.terminate()
         process.wait(20)
     print(render(results))
+    if "lost answer" in results:
+        print("\nlost answer (the server committed, the answer was dropped, the variant retried):")
+        print(render_lost(results["lost answer"]))
     args.json.write_text(json.dumps({"command": " ".join(sys.argv), "results": results}, indent=2) + "\n")
     print(f"\nwritten to {args.json}")
 

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .namespaces import DEFAULT_NAMESPACE_BASE, Namespaces
+
 DEFAULT_EMBEDDED_PORT = 8765
 PACKAGE_ROOT = Path(__file__).resolve().parent
 PROJECT_ROOT = PACKAGE_ROOT.parent
@@ -34,6 +36,23 @@ def default_cache_dir() -> Path:
         return Path(explicit)
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".cache") / "fhircare"
+
+
+def environment_proxies(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The proxy variables of an environment as urllib reads them: ``{"http": url, "https": url,
+    "all": url, "no": "host,.domain,10.0.0.0/8"}``; lowercase names win over uppercase ones, and
+    ``HTTP_PROXY`` is ignored inside a CGI request (``REQUEST_METHOD`` set), as urllib does."""
+    env = os.environ if env is None else env
+    found: dict[str, str] = {}
+    for name, value in env.items():  # uppercase first, so that lowercase names override them
+        if value and name[-6:] == "_PROXY" and name.isupper():
+            found[name[:-6].lower()] = value
+    if "REQUEST_METHOD" in env:
+        found.pop("http", None)
+    for name, value in env.items():
+        if value and name[-6:] == "_proxy" and name.islower():
+            found[name[:-6]] = value
+    return found
 
 
 def embedded_base_url(port: int = DEFAULT_EMBEDDED_PORT) -> str:
@@ -84,6 +103,20 @@ class Settings:
     trusted_proxies: int = 0
     log_json: bool = False
     bind_host: str = "127.0.0.1"  # where the sidecar is served (gunicorn -b must agree)
+    # the base of fhircare's own identifier and code systems (request ids, workflows, payer decisions,
+    # member ids): a URL the deployer controls (FHIRCARE_NAMESPACE_BASE); the default is a placeholder
+    namespace_base: str = DEFAULT_NAMESPACE_BASE
+    # HTTP surroundings, read once: trust_env (as in requests) uses the proxy variables and ~/.netrc;
+    # proxies holds the proxy variables as read (("https", url), ("no", "host,..."), ...). None (a
+    # Settings made in code): each client reads them once when it is made
+    trust_env: bool = True
+    proxies: tuple[tuple[str, str], ...] | None = None
+    # the largest _count the FHIR server allows (FHIRCARE_MAX_PAGE_SIZE); None: fhircare asks for
+    # large pages and learns the server's cap from its answers
+    max_page_size: int | None = None
+    # FHIR R4 structure checks (pydantic models) on resources fhircare built from its validated
+    # mappings, before they are sent (FHIRCARE_STRUCTURE_CHECKS=1); local profile checks always run
+    structure_checks: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -107,6 +140,7 @@ class Settings:
             "caller_key_file": "FHIRCARE_CALLER_KEY_FILE",
             "caller_audience": "FHIRCARE_CALLER_AUDIENCE",
             "caller_issuer": "FHIRCARE_CALLER_ISSUER",
+            "namespace_base": "FHIRCARE_NAMESPACE_BASE",
         }
         for attr, var in text.items():
             if env.get(var):
@@ -138,8 +172,18 @@ class Settings:
         if env.get("FHIRCARE_PAGE_SIZE"):
             values["page_size"] = int(env["FHIRCARE_PAGE_SIZE"])
         values["log_json"] = env.get("FHIRCARE_LOG_JSON", "") in ("1", "true", "yes")
+        trust_env = env.get("FHIRCARE_TRUST_ENV", "1").strip().lower() not in ("0", "false", "no")
+        values["trust_env"] = trust_env
+        values["proxies"] = tuple(sorted(environment_proxies(env).items())) if trust_env else ()
+        if env.get("FHIRCARE_MAX_PAGE_SIZE"):
+            values["max_page_size"] = int(env["FHIRCARE_MAX_PAGE_SIZE"])
+        values["structure_checks"] = env.get("FHIRCARE_STRUCTURE_CHECKS", "") in ("1", "true", "yes")
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+    def namespaces(self) -> Namespaces:
+        """fhircare's identifier and code systems under ``namespace_base`` (checked: an http(s) URL)."""
+        return Namespaces(self.namespace_base)
 
     def with_base(self, base_url: str | None) -> Settings:
         return self if not base_url else replace(self, base_url=base_url)

@@ -14,7 +14,7 @@ import requests
 from requests.auth import AuthBase
 
 from ..errors import FhirServerError, PartialWrite, TransientError, UnresolvedStoredReference
-from ..settings import default_cache_dir
+from ..settings import Settings, default_cache_dir, environment_proxies
 from .behaviour import (
     BehaviourStore,
     ServerBehaviour,
@@ -23,8 +23,8 @@ from .behaviour import (
 )
 from .capabilities import Capabilities
 from .outcome import error_for, json_body
-from .search import SearchSet
-from .session import build_session, mark_idempotent
+from .search import PagingLimits, SearchSet
+from .session import OriginEnvironment, build_session, mark_idempotent
 from .transaction import check_answer
 
 log = logging.getLogger("fhircare.fhir")
@@ -97,7 +97,15 @@ class FhirClient:
         backoff_factor: float = 0.2,
         headers: Mapping[str, str] | None = None,
         behaviour_store: BehaviourStore | None = None,
+        trust_env: bool = True,
+        proxies: Mapping[str, str] | None = None,
+        max_page_size: int | None = None,
     ) -> None:
+        """``trust_env`` (as in requests): use the environment's proxy variables and ``~/.netrc``;
+        ``proxies`` (``{"https": url, "no": "host,..."}``, see
+        :func:`~fhircare.fhir.session.environment_proxies`) replaces the proxy variables, which are
+        otherwise read once, here. Either way nothing is looked up again per request.
+        ``max_page_size``: the largest ``_count`` the server allows, when known (else learned)."""
         self.base_url = base_url.rstrip("/")
         #: where what this server was seen to do is remembered (the user's cache directory by default)
         self.behaviour_store = (
@@ -107,12 +115,34 @@ class FhirClient:
         self._rebase_logged = False
         self.timeout = timeout
         self.session = build_session(retries, backoff_factor, auth, headers)
+        self.environment = OriginEnvironment(
+            environment_proxies() if proxies is None and trust_env else dict(proxies or {}), trust_env
+        )
         self._capabilities: Capabilities | None = None
+        #: page sizes and paging parameters for views (declared, or learned from answers)
+        self.paging = PagingLimits(declared_max=max_page_size)
         self._count_lock = threading.Lock()
         self.request_count = 0
         #: ``Type/id`` references the workflows have seen exist through this client (read, checked or
         #: written), so a coordinator's next run does not check them again; bounded, oldest dropped
         self.known_references = KnownReferences()
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, auth: AuthBase | None = None, base_url: str | None = None
+    ) -> FhirClient:
+        """A client configured by :class:`~fhircare.settings.Settings` (timeouts, retries, proxies,
+        ``trust_env``) for ``base_url`` (default: the settings' base URL)."""
+        return cls(
+            base_url or settings.base_url,
+            auth=auth,
+            timeout=(settings.timeout_connect, settings.timeout_read),
+            retries=settings.retries,
+            backoff_factor=settings.backoff_factor,
+            trust_env=settings.trust_env,
+            proxies=None if settings.proxies is None else dict(settings.proxies),
+            max_page_size=settings.max_page_size,
+        )
 
     # ---- plumbing -----------------------------------------------------------------------
 
@@ -164,8 +194,16 @@ class FhirClient:
         send_headers = dict(headers or {})
         if json is not None:
             send_headers.setdefault("Content-Type", FHIR_JSON)
+        proxies, netrc = self.environment.for_url(url)
         prepared = self.session.prepare_request(
-            requests.Request(method, url, params=params, json=json, headers=send_headers)
+            requests.Request(
+                method,
+                url,
+                params=params,
+                json=json,
+                headers=send_headers,
+                auth=netrc if self.session.auth is None else None,
+            )
         )
         if idempotent:
             mark_idempotent(prepared)
@@ -173,7 +211,9 @@ class FhirClient:
             self.request_count += 1
         started = time.perf_counter()
         try:
-            response = self.session.send(prepared, timeout=self.timeout, allow_redirects=False, stream=stream)
+            response = self.session.send(
+                prepared, timeout=self.timeout, allow_redirects=False, stream=stream, proxies=proxies
+            )
         except requests.exceptions.RetryError as exc:
             raise TransientError(
                 f"{method} {url.split('?')[0]}: retries exhausted ({exc.__class__.__name__})"

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
 
 from ..errors import FhirServerError, NotFound
 
@@ -28,6 +29,69 @@ class Page:
     def by_reference(self) -> dict[str, dict[str, Any]]:
         """Every resource of the page (matches and includes) keyed by ``Type/id``."""
         return {f"{r['resourceType']}/{r['id']}": r for r in (*self.matches, *self.included) if r.get("id")}
+
+
+#: the page size asked for by a view that reads every match, while the server's cap is not known:
+#: servers cap ``_count`` at their maximum (the embedded server at 1,000) and say so by paging on
+LARGE_PAGE = 1000
+SUBSETTED = "SUBSETTED"
+
+
+@dataclass
+class PagingLimits:
+    """What one client knows of its server's paging: declared by the user or seen in answers.
+
+    ``declared_max``: the largest ``_count`` the server allows (``Settings.max_page_size``);
+    ``learned_max``: a page came back smaller than asked while the server said more remained;
+    ``next_links``: pages came with next links whenever more remained (True) or once did not (False);
+    ``elements``: ``_elements`` subsetted the matches (their ``SUBSETTED`` tag) or was ignored.
+    """
+
+    declared_max: int | None = None
+    learned_max: int | None = None
+    next_links: bool | None = None
+    elements: bool | None = None
+
+    def page_size(self, wanted: int = LARGE_PAGE) -> int:
+        """``wanted``, lowered to the declared or learned maximum."""
+        return max(1, min([wanted, *(n for n in (self.declared_max, self.learned_max) if n)]))
+
+    def params(
+        self, page_size: int | None = None, totals: bool = False, elements: tuple[str, ...] = ()
+    ) -> list[tuple[str, str]]:
+        """Paging parameters for a view: ``page_size`` as given, else the largest page the server
+        allows (the view reads every match); ``_total=none`` when the view needs no total and next
+        links are known to work (without them ``total`` is how truncation is seen); ``_elements``
+        when the view needs few fields, unless the server was seen to ignore it."""
+        found = [("_count", str(page_size if page_size else self.page_size()))]
+        if not totals and self.next_links:
+            found.append(("_total", "none"))
+        if elements and self.elements is not False:
+            found.append(("_elements", ",".join(elements)))
+        return found
+
+    def learn(self, asked: int | None, page: Page, more: bool, elements: bool) -> None:
+        """What one page shows: its next link (and the ``_count`` the server put in it, lower than
+        the one asked where the server caps pages), and whether ``_elements`` subsetted it. A page
+        merely smaller than asked teaches no cap: an answer filter (a patient compartment) makes those."""
+        if more and page.next_url:
+            self.next_links = True
+        elif more:
+            self.next_links = False
+        capped = _link_count(page.next_url)
+        if asked and capped and capped < asked:
+            self.learned_max = min(self.learned_max or capped, capped)
+        if elements and page.matches:
+            tags = (page.matches[0].get("meta") or {}).get("tag") or []
+            self.elements = any(isinstance(t, dict) and t.get("code") == SUBSETTED for t in tags)
+
+
+def _link_count(url: str | None) -> int | None:
+    """The ``_count`` a server wrote into its own paging link."""
+    if not url:
+        return None
+    value = next((v for k, v in parse_qsl(urlsplit(url).query) if k == "_count"), "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
 
 
 def page_of(bundle: dict[str, Any]) -> Page:
@@ -93,8 +157,9 @@ class SearchSet:
         ``truncated`` is set on this SearchSet and a warning is logged: never a silent cut."""
         self.truncated = False
         page = self._fetch(self.resource_type, list(self.params))
-        yield page
         received = len(page.matches)
+        self._learn(page, received)
+        yield page
         seen: set[str] = set()
         while True:
             if page.next_url:
@@ -125,6 +190,13 @@ class SearchSet:
                 return
             received += len(page.matches)
             yield page
+
+    def _learn(self, page: Page, received: int) -> None:
+        limits = getattr(self.client, "paging", None)
+        if isinstance(limits, PagingLimits):
+            more = bool(page.next_url) or (page.total is not None and page.total > received)
+            elements = any(name == "_elements" for name, _ in self.params)
+            limits.learn(self._requested_count(), page, more, elements)
 
     def _fetch(self, path: str, params: list[tuple[str, str]] | None) -> Page:
         response = self.client.request("GET", path, params=params)

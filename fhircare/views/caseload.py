@@ -76,12 +76,27 @@ def _closed_on(task: dict[str, Any]) -> date | None:
     )
 
 
+#: what the tallies read of a Task (the included coordinators stay whole)
+TASK_ELEMENTS = (
+    "owner",
+    "requester",
+    "for",
+    "status",
+    "code",
+    "focus",
+    "authoredOn",
+    "lastModified",
+    "restriction",
+    "executionPeriod",
+)
+
+
 def caseload(
     client: FhirClient,
     since: date | None = None,
     until: date | None = None,
     today: date | None = None,
-    page_size: int = 500,
+    page_size: int | None = None,
     bulk: bool = False,
     listener: Listener | None = None,
 ) -> list[CaseloadRow]:
@@ -103,7 +118,12 @@ def caseload(
             else:
                 _name(resource, names)
     else:
-        params = [("_count", str(page_size)), ("_include", "Task:owner"), ("_include", "Task:requester")]
+        # a counting view: the largest pages the server allows, no total, only the fields it counts
+        params = [
+            *client.paging.params(page_size, elements=TASK_ELEMENTS),
+            ("_include", "Task:owner"),
+            ("_include", "Task:requester"),
+        ]
         for page in client.search("Task", params).pages():
             for resource in page.included:
                 _name(resource, names)

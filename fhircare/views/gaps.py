@@ -129,15 +129,14 @@ def patient_of(resource: dict[str, Any]) -> str | None:
     return None
 
 
-def owner_patients(client: FhirClient, owners: Iterable[str], page_size: int = 200) -> list[str]:
-    """Patients of an owner's (or a team's) open Tasks: one paged search."""
+def owner_patients(client: FhirClient, owners: Iterable[str], page_size: int | None = None) -> list[str]:
+    """Patients of an owner's (or a team's) open Tasks: one paged search, pages as large as allowed."""
     from .worklist import OPEN_STATUSES
 
     params = [
         ("owner", ",".join(owners)),
         ("status", ",".join(OPEN_STATUSES)),
-        ("_count", str(page_size)),
-        ("_elements", "for"),
+        *client.paging.params(page_size, elements=("for",)),
     ]
     found = {reference_of(t.get("for")) for t in client.search("Task", params)}
     return sorted(p for p in found if p and p.startswith("Patient/"))

@@ -85,14 +85,32 @@ def row_of(task: dict[str, Any], related: dict[str, dict[str, Any]], today: date
     )
 
 
+#: what a row reads of a Task (``_elements`` where the server subsets; included resources stay whole)
+TASK_ELEMENTS = (
+    "for",
+    "focus",
+    "basedOn",
+    "code",
+    "description",
+    "restriction",
+    "executionPeriod",
+    "authoredOn",
+    "status",
+    "priority",
+    "owner",
+)
+
+
 def task_query(
     owners: Sequence[str] = (),
     statuses: Sequence[str] = OPEN_STATUSES,
     patient: str | None = None,
     page_size: int = 100,
     include: bool = True,
+    paging: Sequence[tuple[str, str]] | None = None,
 ) -> list[tuple[str, str]]:
-    params = [("status", ",".join(statuses)), ("_count", str(page_size))]
+    """The worklist's Task search; ``paging`` (``_count`` and friends) replaces ``page_size``."""
+    params = [("status", ",".join(statuses)), *(paging or [("_count", str(page_size))])]
     if owners:
         params.append(("owner", ",".join(owners)))
     if patient:
@@ -116,15 +134,19 @@ def stream_worklist(
     statuses: Sequence[str] = OPEN_STATUSES,
     patient: str | None = None,
     due_before: str | None = None,
-    page_size: int = 100,
+    page_size: int | None = None,
     today: date | None = None,
     use_include: bool | None = None,
 ) -> Iterator[WorklistRow]:
-    """Rows in the server's order, one page in memory at a time."""
+    """Rows in the server's order, one page in memory at a time.
+
+    Without ``page_size`` pages are as large as the server allows (every row is read anyway; the
+    round trips, not the page, cost most), with ``_total=none`` and ``_elements`` where they work."""
     today = today or datetime.now(timezone.utc).date()
     if use_include is None:
         use_include = client.include_works("Task", "Task:focus")
-    search = client.search("Task", task_query(owners, statuses, patient, page_size, include=use_include))
+    paging = client.paging.params(page_size, elements=TASK_ELEMENTS)
+    search = client.search("Task", task_query(owners, statuses, patient, include=use_include, paging=paging))
     for page in search.pages():
         wanted = (ref for task in page.matches for ref in _related_refs(task)[:2])
         related = related_resources(client, page, wanted, use_include)
