@@ -70,6 +70,9 @@ def close_clients(response: Response) -> Response:
 
 @api.post("/api/v1/workflows/<name>")
 def run_workflow(name: str) -> tuple[Response, int]:
+    if request.args.get("dry_run") in ("1", "true"):  # the transaction it would send; nothing written
+        planned = run_guarded(name, json_body(), dry_run=True)
+        return jsonify(planned.details.get("bundle") or planned.to_json()), 200
     result = run_guarded(name, json_body())
     return jsonify(result.to_json()), 200 if result.repeated else 201
 

@@ -15,7 +15,9 @@ from .compartment import OUTSIDE, PatientGuard, literal
 from .fhir_access import access, patient_in_context, require_write_scopes
 
 
-def run_workflow(name: str, payload: Mapping[str, Any], creates: set[str] | None = None) -> WorkflowResult:
+def run_workflow(
+    name: str, payload: Mapping[str, Any], creates: set[str] | None = None, dry_run: bool = False
+) -> WorkflowResult:
     """Check write scopes ('c' on ``creates``, by default every type the workflow may create; 'u' on
     what it may update), then run it. In a patient session, the run is refused with one 403 when it
     would read, write or name anything of another patient, and a reference that names nothing gets
@@ -26,10 +28,10 @@ def run_workflow(name: str, payload: Mapping[str, Any], creates: set[str] | None
     guard = PatientGuard(client, patient) if patient is not None else None
     workflow = get_workflow(name, client, settings, guard)
     require_write_scopes(
-        creates if creates is not None else workflow.created_types(), set(workflow.updates_types)
+        creates if creates is not None else workflow.created_types(), workflow.updated_types()
     )
     try:
-        result = workflow.run(payload)
+        result = workflow.run(payload, dry_run=dry_run)
     except UnresolvedReference:
         if guard is None:
             raise

@@ -65,12 +65,15 @@ class WorkflowHooks:
         mapping = self.mappings.mapping(self.name)
         return {str(e["resource"]["resourceType"]) for e in mapping["entries"]} | {"Provenance"}
 
-    def written_types(self) -> set[str]:
-        """Every resource type a run may write: created ones and updated ones (the class's and the
-        mapping's ``updates``)."""
+    def updated_types(self) -> set[str]:
+        """Resource types a run may update: the class's and the mapping's ``updates`` (the sidecar
+        checks the caller may update each)."""
         mapping = self.mappings.mapping(self.name)
-        declared = {str(u["type"]) for u in mapping.get("updates") or []}
-        return self.created_types() | set(self.updates_types) | declared
+        return set(self.updates_types) | {str(u["type"]) for u in mapping.get("updates") or []}
+
+    def written_types(self) -> set[str]:
+        """Every resource type a run may write: created ones and updated ones."""
+        return self.created_types() | self.updated_types()
 
     def merges_on_conflict(self) -> bool:
         """Re-read and rebuild when an If-Match update loses a race (``on_conflict: merge``)."""
