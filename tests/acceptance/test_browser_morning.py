@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from fhircare.cli.demo import COORDINATORS, Seeder
+from fhircare.cli.demo import COORDINATORS, DEMO_SYSTEM, Seeder
 from fhircare.settings import Settings
 from tests.acceptance.test_browser import ARGS, CHROMIUM
 from tests.integration.sidecar_harness import Sidecar
@@ -85,7 +85,7 @@ def test_a_coordinators_morning_through_the_page(fhir_server, client, uid):
     missed = next(iter(client.search("Appointment", {"patient": patient, "status": "noshow"})))
     missed_ref = f"Appointment/{missed['id']}"
     pantry = next(
-        iter(client.search("HealthcareService", {"identifier": "urn:fhircare:demo|service-pantry-central"}))
+        iter(client.search("HealthcareService", {"identifier": f"{DEMO_SYSTEM}|service-pantry-central"}))
     )
     pantry_ref = f"HealthcareService/{pantry['id']}"
     kind = fhir_server.kind
@@ -232,7 +232,7 @@ def test_a_coordinators_morning_through_the_page(fhir_server, client, uid):
         done("Task accepted")
         page.locator(f"tr[data-task='{follow_up_task}']").get_by_role("button", name="Start").click()
         done("Task started")
-        page.locator(f"tr[data-task='{follow_up_task}']").get_by_role("link", name="More").click()
+        page.locator(f"tr[data-task='{follow_up_task}']").get_by_role("link", name="More:").click()
         page.wait_for_load_state()
         field(page, "to").select_option("completed")
         field(page, "business_status").fill("Reached the patient; new appointment booked")
@@ -257,6 +257,9 @@ def test_a_coordinators_morning_through_the_page(fhir_server, client, uid):
             ):
                 page.goto(f"{url}{path}")
                 fits(page, f"{path} at {label}")
+                if label == "phone" and path == "/":
+                    check_accessibility(page, "the worklist on a phone")
+                    shoot(page, kind, "worklist-phone")
             if label == "phone":
                 shoot(page, kind, "caseload-phone")
         browser.close()
