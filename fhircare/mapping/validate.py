@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import referencing.exceptions
 from referencing import Registry, Resource
 
 from ..errors import ConfigurationError, Issue, PayloadError
@@ -69,6 +70,73 @@ def _rule(error: jsonschema.ValidationError) -> str:
 _validators: dict[tuple[int, int], tuple[dict[str, Any], Registry, jsonschema.protocols.Validator]] = {}
 
 
+class _NotInlinable(Exception):
+    """A schema whose references cannot all be inlined (a cycle, an anchor, an unknown URI)."""
+
+
+def inlined(schema: dict[str, Any], registry: Registry) -> dict[str, Any]:
+    """The schema with every ``$ref`` replaced by what it names, so that validating resolves no
+    reference (most of a payload check's time went to ``referencing`` lookups). A ``$ref`` with
+    sibling keywords becomes ``allOf`` beside them, which validates, and reports, the same. A schema
+    with a cycle, an anchor or a dynamic reference is returned as it is."""
+    try:
+        result = _inline(schema, registry.resolver(str(schema.get("$id", ""))), ())
+    except (_NotInlinable, referencing.exceptions.Unresolvable):
+        return schema
+    return result if isinstance(result, dict) else schema
+
+
+_SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+_SCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
+_SCHEMA_VALUES = (
+    "items",
+    "additionalProperties",
+    "not",
+    "if",
+    "then",
+    "else",
+    "contains",
+    "propertyNames",
+    "unevaluatedItems",
+    "unevaluatedProperties",
+)
+
+
+def _inline(node: Any, resolver: Any, seen: tuple[str, ...]) -> Any:
+    """One schema node with its references (and those of its subschemas) replaced."""
+    if not isinstance(node, dict):
+        return node
+    if any(key in node for key in ("$anchor", "$dynamicRef", "$dynamicAnchor", "$recursiveRef")):
+        raise _NotInlinable
+    if "$id" in node and seen:  # a nested resource: its own base for the references inside it
+        resolver = resolver.in_subresource(Resource.from_contents(node))
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "$ref":
+            continue
+        if key in _SCHEMA_MAPS and isinstance(value, dict):
+            out[key] = {name: _inline(child, resolver, seen) for name, child in value.items()}
+        elif key in _SCHEMA_LISTS and isinstance(value, list):
+            out[key] = [_inline(child, resolver, seen) for child in value]
+        elif key in _SCHEMA_VALUES:
+            out[key] = _inline(value, resolver, seen)
+        else:
+            out[key] = value
+    ref = node.get("$ref")
+    if not isinstance(ref, str):
+        return out
+    resolved = resolver.lookup(ref)
+    contents = resolved.contents
+    target = f"{contents.get('$id', '')}|{ref}" if isinstance(contents, dict) else ref
+    if target in seen or len(seen) > 32:
+        raise _NotInlinable
+    inlined_target = _inline(contents, resolved.resolver, (*seen, target))
+    if not out:
+        return inlined_target
+    out["allOf"] = [*out.get("allOf", []), inlined_target]
+    return out
+
+
 def compiled_validator(schema: dict[str, Any], registry: Registry) -> jsonschema.protocols.Validator:
     """One validator per (schema, registry), made once: the schemas and registries come from the
     caches above, so they live as long as the process and their identities are stable keys."""
@@ -77,7 +145,9 @@ def compiled_validator(schema: dict[str, Any], registry: Registry) -> jsonschema
     if cached is not None and cached[0] is schema and cached[1] is registry:
         return cached[2]
     validator = jsonschema.Draft202012Validator(
-        schema, registry=registry, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+        inlined(schema, registry),
+        registry=registry,
+        format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
     )
     if len(_validators) >= 256:  # schemas from elsewhere (tests) must not grow this without bound
         _validators.clear()

@@ -3,6 +3,7 @@ can be left to the tests, and views ask for pages as large as the server allows.
 
 from __future__ import annotations
 
+import jsonschema
 import pytest
 import responses
 from responses.matchers import query_param_matcher
@@ -185,3 +186,32 @@ def test_a_search_teaches_the_client_the_server_cap_and_next_links():
     assert len(list(client.search("Task", client.paging.params()))) == 150
     assert (client.paging.learned_max, client.paging.next_links) == (100, True)
     assert client.paging.params() == [("_count", "100"), ("_total", "none")]
+
+
+@pytest.mark.parametrize(
+    "schema_path",
+    sorted((Settings().profiles_dir / "workflows").glob("[!_]*.schema.json")),
+    ids=lambda p: p.stem,
+)
+def test_an_inlined_schema_finds_what_the_referencing_one_finds(schema_path):
+    registry = validate._registry(schema_path.parent)
+    schema = validate.load_schema(schema_path)
+    assert validate.inlined(schema, registry) is not schema  # every workflow schema inlines
+    plain = jsonschema.Draft202012Validator(
+        schema, registry=registry, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    fast = validate.compiled_validator(schema, registry)
+    strange = {"patient": 7, "due": "not a date", "priority": "soon", "care_plan": "Plan/1", "extra": True}
+    for document in (
+        {},
+        strange,
+        {k: [] for k in schema.get("properties", {})},
+        {k: "x" for k in schema.get("properties", {})},
+    ):
+
+        def found(validator):
+            return sorted(
+                (list(e.absolute_path), e.validator, e.message) for e in validator.iter_errors(document)
+            )
+
+        assert found(fast) == found(plain)
