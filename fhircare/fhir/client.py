@@ -412,6 +412,30 @@ class FhirClient:
         """POST a batch Bundle; each entry succeeds or fails on its own."""
         return self._bundle(bundle, "batch")
 
+    def read_batch(self, references: Iterable[str]) -> list[dict[str, Any]]:
+        """Read ``Type/id`` references in one batch (no request for none): the answer's entries in the
+        same order, each with its status and, when found, the resource."""
+        wanted = list(references)
+        if not wanted:
+            return []
+        entries = [{"request": {"method": "GET", "url": reference}} for reference in wanted]
+        return list(
+            self.batch({"resourceType": "Bundle", "type": "batch", "entry": entries}).get("entry") or []
+        )
+
+    def read_found(self, references: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """``Type/id`` -> resource for the references that exist, read in one batch."""
+        found = {}
+        for entry in self.read_batch(references):
+            resource = entry.get("resource")
+            if (
+                isinstance(resource, dict)
+                and resource.get("id")
+                and resource.get("resourceType") != "OperationOutcome"
+            ):
+                found[f"{resource['resourceType']}/{resource['id']}"] = resource
+        return found
+
     def _bundle(self, bundle: Mapping[str, Any], kind: str) -> dict[str, Any]:
         body = dict(bundle)
         body.setdefault("resourceType", "Bundle")

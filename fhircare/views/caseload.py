@@ -156,13 +156,8 @@ def _name(resource: dict[str, Any], names: dict[str, str]) -> None:
 
 def _read_missing_names(client: FhirClient, missing: list[str], names: dict[str, str]) -> None:
     """Coordinators a server did not ``_include`` (some ignore it): read in one batch."""
-    if not missing:
-        return
-    answer = client.batch({"entry": [{"request": {"method": "GET", "url": ref}} for ref in missing]})
-    for entry in answer.get("entry") or []:
-        resource = entry.get("resource")
-        if isinstance(resource, dict):
-            _name(resource, names)
+    for resource in client.read_found(missing).values():
+        _name(resource, names)
 
 
 def _count(task: dict[str, Any], tallies: dict[str, _Tally], since: date, until: date, today: date) -> None:

@@ -18,15 +18,4 @@ def related_resources(
     if included:
         return found
     wanted = sorted({ref for ref in references if ref and ref.count("/") == 1 and ref not in found})
-    if not wanted:
-        return found
-    answer = client.batch({"entry": [{"request": {"method": "GET", "url": ref}} for ref in wanted]})
-    for entry in answer.get("entry") or []:
-        resource = entry.get("resource")
-        if (
-            isinstance(resource, dict)
-            and resource.get("id")
-            and resource.get("resourceType") != "OperationOutcome"
-        ):
-            found[f"{resource['resourceType']}/{resource['id']}"] = resource
-    return found
+    return {**found, **client.read_found(wanted)}

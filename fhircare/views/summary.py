@@ -185,12 +185,7 @@ def patient_summary(client: FhirClient, patient: str, now: datetime | None = Non
     teams = [t for t in _entries(sections["care_teams"]) if t.get("resourceType") == "CareTeam"]
     members = (reference_of(p.get("member")) for t in teams for p in t.get("participant") or [])
     missing = sorted({m for m in members if m and m.count("/") == 1 and m not in team_members})
-    if missing:  # a server that ignores _include: one more batch, only then
-        found = client.batch({"entry": [{"request": {"method": "GET", "url": m}} for m in missing]})
-        for entry in found.get("entry") or []:
-            member_resource = entry.get("resource") or {}
-            if member_resource.get("id") and member_resource.get("resourceType") != "OperationOutcome":
-                team_members[f"{member_resource['resourceType']}/{member_resource['id']}"] = member_resource
+    team_members.update(client.read_found(missing))  # a server that ignores _include: one batch, only then
     for team in teams:
         for participant in team.get("participant") or []:
             member = reference_of(participant.get("member"))

@@ -167,15 +167,7 @@ class PatientGuard:
                 to_read.add(ref)
         if not to_read:
             return
-        ordered = sorted(to_read)
-        answer = self.client.batch(
-            {
-                "resourceType": "Bundle",
-                "type": "batch",
-                "entry": [{"request": {"method": "GET", "url": r}} for r in ordered],
-            }
-        )
-        for result in answer.get("entry") or []:
+        for result in self.client.read_batch(sorted(to_read)):
             status = str((result.get("response") or {}).get("status", ""))
             resource = result.get("resource")
             if (
