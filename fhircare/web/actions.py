@@ -71,6 +71,8 @@ def prefill(
         "care_plan": _first(own["CarePlan"], status="active"),
         "from_plan": _first(own["CarePlan"], status="active"),
         "coverage": _first(own["Coverage"]),
+        "payer": next((c["payor"] for c in own["Coverage"] if c.get("payor")), None),
+        "payor": next((c["payor"] for c in own["Coverage"] if c.get("payor")), None),
         "appointment": _first(own["Appointment"], status="booked") or _first(own["Appointment"]),
         "referral": _first(own["ServiceRequest"], status="active"),
         "service_request": _first(own["ServiceRequest"], status="active"),

@@ -109,7 +109,18 @@ def patient_choices(client: FhirClient, patient: str) -> dict[str, list[dict[str
             for e in bundle.get("entry") or []
             if isinstance(e.get("resource"), dict) and e["resource"].get("resourceType") == kind
         ]
-        found[kind] = [{"reference": f"{kind}/{r['id']}", "label": own_label(r)} for r in rows]
+        found[kind] = [
+            {
+                "reference": f"{kind}/{r['id']}",
+                "label": own_label(r),
+                **(
+                    {"payor": payor}
+                    if (payor := reference_of(next(iter(r.get("payor") or []), None)))
+                    else {}
+                ),
+            }
+            for r in rows
+        ]
     return found
 
 
