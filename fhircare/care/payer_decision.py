@@ -67,7 +67,8 @@ DISPLAY = {
     "error": "The payer could not process the request",
     "review-needed": "Decided: read the payer's disposition",
 }
-DECISION_SYSTEM = "urn:fhircare:prior-auth-decision"
+#: the name of fhircare's decision code system under the deployment's base (fhircare/namespaces.py)
+DECISION_SYSTEM_NAME = "prior-auth-decision"
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,10 @@ class Decision:
     def final(self) -> bool:
         return self.decision in TASK_STATUS
 
-    def business_status(self) -> dict[str, Any]:
-        """Task.businessStatus: fhircare's decision code, plus the payer's X12 code when known."""
-        coding = [{"system": DECISION_SYSTEM, "code": self.decision, "display": DISPLAY[self.decision]}]
+    def business_status(self, system: str) -> dict[str, Any]:
+        """Task.businessStatus: fhircare's decision code (in ``system``, the deployment's decision code
+        system), plus the payer's X12 code when known."""
+        coding = [{"system": system, "code": self.decision, "display": DISPLAY[self.decision]}]
         if self.x12_code:
             coding.append({"system": X12_306, "code": self.x12_code})
         return {"coding": coding, "text": DISPLAY[self.decision]}

@@ -8,6 +8,7 @@ from typing import Any
 from ..errors import FhirServerError
 from ..fhir import FhirClient
 from ..fhir.behaviour import probe_transaction_limit
+from ..namespaces import DEFAULT_NAMESPACES
 
 
 def check_server(client: FhirClient) -> dict[str, Any]:
@@ -118,7 +119,7 @@ def render_check(summary: dict[str, Any]) -> str:
 def smoke_round(client: FhirClient) -> str:
     """Write a synthetic Patient conditionally twice, read it back and find it by identifier."""
     value = f"smoke-{uuid.uuid4().hex[:12]}"
-    system = "urn:fhircare:smoke"
+    system = DEFAULT_NAMESPACES.system("smoke")
     patient = {
         "resourceType": "Patient",
         "identifier": [{"system": system, "value": value}],

@@ -1,6 +1,6 @@
 """``fhircare demo``: seed a synthetic caseload through the workflows, then play one coordinator's morning.
 
-Everything is synthetic (names from small fixed lists, identifiers under urn:fhircare:demo) and
+Everything is synthetic (names from small fixed lists, identifiers under the default namespace base's ``sid/demo``) and
 deterministic for a given ``--seed``: the same seed makes the same payloads and request ids, so a
 second run against the same server writes nothing new.
 """
@@ -15,10 +15,14 @@ from typing import Any
 
 from ..care.payer_decision import REVIEW_ACTION
 from ..fhir import FhirClient
+from ..namespaces import DEFAULT_NAMESPACES
 from ..workflows import WorkflowResult, run
 from .demo_directory import services_in
 
-DEMO_SYSTEM = "urn:fhircare:demo"
+# synthetic data: under the documented default base whatever a deployment configures
+DEMO_SYSTEM = DEFAULT_NAMESPACES.system("demo")
+DEMO_MRN_SYSTEM = DEFAULT_NAMESPACES.system("demo-mrn")
+US_CORE_PRACTITIONER_ROLE = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-practitionerrole"
 GIVEN = ["Ana", "Luis", "Mei", "Omar", "Grace", "Ivan", "Fatima", "Noah", "Priya", "Samuel", "Lena", "Tomas"]
 FAMILY = [
     "Silva",
@@ -117,6 +121,7 @@ def coordinator_roles(client: FhirClient, world: DemoWorld) -> dict[str, str]:
     for (key, _, _), practitioner in zip(COORDINATORS, world.coordinators, strict=True):
         role = {
             "resourceType": "PractitionerRole",
+            "meta": {"profile": [US_CORE_PRACTITIONER_ROLE]},
             "active": True,
             "practitioner": {"reference": practitioner},
             "organization": {"reference": world.hub},
@@ -147,7 +152,8 @@ def _conditional(resource: dict[str, Any], key: str) -> dict[str, Any]:
         "request": {
             "method": "POST",
             "url": resource["resourceType"],
-            "ifNoneExist": f"identifier={DEMO_SYSTEM}|{key}",
+            # also finds what a demo seeded under urn:fhircare:demo before the namespace base existed
+            "ifNoneExist": f"identifier={DEFAULT_NAMESPACES.token('demo', key)}",
         },
     }
 
@@ -199,7 +205,7 @@ class Seeder:
             {
                 "request_id": self.rid(i, "enroll"),
                 "patient": {
-                    "identifier": {"system": f"{DEMO_SYSTEM}:mrn", "value": f"MRN-{self.seed}-{i:04d}"},
+                    "identifier": {"system": DEMO_MRN_SYSTEM, "value": f"MRN-{self.seed}-{i:04d}"},
                     "name": {"given": [given], "family": family},
                     "birthDate": birth.isoformat(),
                     "gender": rng.choice(["female", "male"]),

@@ -1,7 +1,7 @@
 """The demo's directory of services: about thirty community and clinical services (HealthcareService)
 offered by organizations at locations around one metro area. Synthetic names and addresses.
 
-Created conditionally on ``urn:fhircare:demo`` identifiers (a second seeding writes nothing new), in
+Created conditionally on the demo's identifiers (``DEMO_SYSTEM``) (a second seeding writes nothing new), in
 transactions of at most eight entries: organizations and locations first, then the services that point
 at them with literal references.
 """
@@ -12,8 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ..fhir import FhirClient
+from ..namespaces import DEFAULT_NAMESPACES
 
-CATEGORY_SYSTEM = "urn:fhircare:directory:category"
+CATEGORY_SYSTEM = DEFAULT_NAMESPACES.system("directory-category")
 #: category code -> display
 CATEGORIES = {
     "food-pantry": "Food pantry",

@@ -30,13 +30,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import FhirServerError, TransientError, UnresolvedStoredReference
+from ..namespaces import DEFAULT_NAMESPACES
 
 if TYPE_CHECKING:
     from .client import FhirClient
 
 log = logging.getLogger("fhircare.fhir")
 
-PROBE_SYSTEM = "urn:fhircare:probe"
+# a marker that matches nothing; the probe is deleted right away, so no deployment setting is needed
+PROBE_SYSTEM = DEFAULT_NAMESPACES.system("probe")
 STORE_FILE = "servers.json"
 
 

@@ -21,6 +21,9 @@ Template vocabulary (a dict whose only ``$`` key is one of these is an expressio
 ``{$format: "text {path}"}``       a string with payload values filled in (absent when one is missing)
 ``{$now: datetime|date}``          the run's timestamp
 
+``namespace.<name>`` (in a path or a ``{...}`` field) is one of fhircare's own systems under the
+deployment's base (``namespace.member-id``: ``<base>sid/member-id``; see fhircare/namespaces.py).
+
 Values that come out ``None``, ``[]`` or ``{}`` are dropped, so optional fields simply disappear.
 
 An entry's ``narrative:`` (any template giving a string or a list of strings) becomes the resource's
@@ -38,6 +41,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import ConfigurationError, Issue, PayloadError
+from ..namespaces import Namespaces
 from .transforms import TRANSFORMS, iso
 
 _FORMAT_FIELD = re.compile(r"\{([A-Za-z0-9_.\-]+)\}")
@@ -55,6 +59,7 @@ class BuildContext:
     new_uuid: Callable[[], str] = field(default_factory=lambda: lambda: str(uuid.uuid4()))
     entry_urls: dict[str, list[str]] = field(default_factory=dict)
     scope: dict[str, Any] = field(default_factory=dict)
+    namespaces: Namespaces = field(default_factory=Namespaces)
 
     def child(self, **bindings: Any) -> BuildContext:
         return BuildContext(
@@ -65,6 +70,7 @@ class BuildContext:
             self.new_uuid,
             self.entry_urls,
             {**self.scope, **bindings},
+            self.namespaces,
         )
 
 
@@ -96,7 +102,12 @@ class PlannedEntry:
 def lookup(ctx: BuildContext, path: str) -> Any:
     """The value at a dotted path: loop variables first, then the payload. Missing -> None."""
     head, _, rest = path.partition(".")
-    node: Any = ctx.scope[head] if head in ctx.scope else ctx.payload.get(head, _MISSING)
+    if head in ctx.scope:
+        node: Any = ctx.scope[head]
+    elif head == "namespace":
+        node = ctx.namespaces.scope()
+    else:
+        node = ctx.payload.get(head, _MISSING)
     if node is _MISSING:
         return None
     for part in rest.split(".") if rest else ():

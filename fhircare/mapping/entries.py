@@ -7,9 +7,10 @@ import html
 from typing import Any
 
 from ..errors import ConfigurationError
+from ..namespaces import Namespaces
 from .engine import BuildContext, PlannedEntry, fill_template, lookup, render
 
-REQUEST_ID_SYSTEM = "urn:fhircare:request-id"
+REQUEST_ID = "request-id"  # the name of the request-id system (fhircare/namespaces.py)
 
 
 def _instances(spec: dict[str, Any], ctx: BuildContext) -> list[tuple[str, BuildContext]]:
@@ -36,8 +37,14 @@ def narrative(node: Any, ctx: BuildContext, where: str) -> dict[str, str] | None
     return {"status": "generated", "div": f'<div xmlns="http://www.w3.org/1999/xhtml">{body}</div>'}
 
 
-def request_identifier(request_id: str, entry_name: str) -> dict[str, str]:
-    return {"system": REQUEST_ID_SYSTEM, "value": f"{request_id}/{entry_name}"}
+def request_identifier(request_id: str, entry_name: str, namespaces: Namespaces) -> dict[str, str]:
+    return {"system": namespaces.system(REQUEST_ID), "value": f"{request_id}/{entry_name}"}
+
+
+def request_token(request_id: str, entry_name: str, namespaces: Namespaces) -> str:
+    """The token search value that finds an entry's stamp, written now or by a release that used
+    ``urn:fhircare:request-id`` (comma: OR), so a re-run never duplicates what an earlier one wrote."""
+    return namespaces.token(REQUEST_ID, f"{request_id}/{entry_name}")
 
 
 # R4 resources without a repeating identifier: Provenance has none, QuestionnaireResponse has one (0..1).
@@ -45,23 +52,25 @@ _TAGGED = {"Provenance", "Bundle", "Binary", "Parameters"}
 _SINGLE_IDENTIFIER = {"QuestionnaireResponse"}
 
 
-def mark_request(resource: dict[str, Any], request_id: str, entry_name: str) -> str:
-    """Stamp a resource with its request id and return the ``ifNoneExist`` criteria that find it.
+def mark_request(resource: dict[str, Any], request_id: str, entry_name: str, namespaces: Namespaces) -> str:
+    """Stamp a resource with its request id and return the ``ifNoneExist`` criteria that find it
+    (under the current system or the earlier ``urn:fhircare:request-id``).
 
     The stamp is an identifier where the resource type has one, else a ``meta.tag`` with the same
     system and value (searchable with ``_tag``).
     """
-    ident = request_identifier(request_id, entry_name)
+    ident = request_identifier(request_id, entry_name, namespaces)
+    token = request_token(request_id, entry_name, namespaces)
     rtype = resource["resourceType"]
     if rtype in _TAGGED or (rtype in _SINGLE_IDENTIFIER and resource.get("identifier")):
         meta = resource.setdefault("meta", {})
         meta["tag"] = [*meta.get("tag", []), {"system": ident["system"], "code": ident["value"]}]
-        return f"_tag={ident['system']}|{ident['value']}"
+        return f"_tag={token}"
     if rtype in _SINGLE_IDENTIFIER:
         resource["identifier"] = ident
     else:
         resource["identifier"] = [*resource.get("identifier", []), ident]
-    return f"identifier={ident['system']}|{ident['value']}"
+    return f"identifier={token}"
 
 
 def build_entries(mapping: dict[str, Any], ctx: BuildContext) -> list[PlannedEntry]:
@@ -91,7 +100,7 @@ def build_entries(mapping: dict[str, Any], ctx: BuildContext) -> list[PlannedEnt
             if criteria is None:
                 raise ConfigurationError(f"{where}: match criteria refer to a missing payload value")
         else:
-            criteria = mark_request(resource, ctx.request_id, name)
+            criteria = mark_request(resource, ctx.request_id, name, ctx.namespaces)
         entries.append(
             PlannedEntry(
                 name=name,

@@ -31,6 +31,25 @@ class MappingSet:
         except KeyError:
             raise ConfigurationError(f"no mapping file for workflow {workflow!r}") from None
 
+    def declared_profiles(self, resource_type: str) -> list[tuple[str, ...]]:
+        """The distinct ``meta.profile`` lists the entries creating ``resource_type`` declare, in any
+        mapping in effect (a list computed per payload counts as one of its own)."""
+        found: list[tuple[str, ...]] = []
+        for mapping in self.mappings.values():
+            for entry in mapping["entries"]:
+                resource = entry["resource"]
+                if resource.get("resourceType") != resource_type:
+                    continue
+                profiles = (resource.get("meta") or {}).get("profile")
+                declared = (
+                    tuple(profiles)
+                    if isinstance(profiles, list) and all(isinstance(p, str) for p in profiles)
+                    else ("(computed)", mapping["workflow"], entry["name"])
+                )
+                if declared not in found:
+                    found.append(declared)
+        return found
+
 
 def _yaml_files(folder: Path | None) -> dict[str, Path]:
     if folder is None or not folder.is_dir():

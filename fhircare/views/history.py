@@ -6,10 +6,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..fhir import FhirClient
+from ..namespaces import Namespaces
 from .labels import reference_of
 
-WORKFLOW_SYSTEM = "urn:fhircare:workflow"
-REQUEST_ID_SYSTEM = "urn:fhircare:request-id"
 COLUMNS = ("recorded", "workflow", "who", "targets", "request_id")
 
 
@@ -27,27 +26,33 @@ class HistoryRow:
         return asdict(self)
 
 
-def _workflow_of(provenance: dict[str, Any]) -> str:
+def _workflow_of(provenance: dict[str, Any], namespaces: Namespaces) -> str:
     activity = provenance.get("activity") or {}
     for coding in activity.get("coding") or []:
-        if coding.get("system") == WORKFLOW_SYSTEM:
+        if namespaces.is_system(coding.get("system"), "workflow"):
             return str(coding.get("code"))
     return str(activity.get("text") or "")
 
 
-def _request_id_of(provenance: dict[str, Any]) -> str | None:
+def _request_id_of(provenance: dict[str, Any], namespaces: Namespaces) -> str | None:
     for tag in (provenance.get("meta") or {}).get("tag") or []:
-        if tag.get("system") == REQUEST_ID_SYSTEM and isinstance(tag.get("code"), str):
+        if namespaces.is_system(tag.get("system"), "request-id") and isinstance(tag.get("code"), str):
             return str(tag["code"]).rsplit("/", 1)[0]
     return None
 
 
-def patient_history(client: FhirClient, patient: str, page_size: int = 100) -> list[HistoryRow]:
-    """fhircare's Provenance about a patient (entity = the patient), oldest first; paged lazily."""
+def patient_history(
+    client: FhirClient, patient: str, page_size: int = 100, namespaces: Namespaces | None = None
+) -> list[HistoryRow]:
+    """fhircare's Provenance about a patient (entity = the patient), oldest first; paged lazily.
+
+    Runs are recognised by the workflow code system under ``namespaces`` (the deployment's base) or
+    the ``urn:fhircare:workflow`` system of earlier releases."""
+    namespaces = namespaces or Namespaces()
     rows = []
     search = client.search("Provenance", [("entity", patient), ("_count", str(page_size))])
     for provenance in search:
-        workflow = _workflow_of(provenance)
+        workflow = _workflow_of(provenance, namespaces)
         if not workflow:
             continue  # a Provenance written by someone else
         agents = provenance.get("agent") or []
@@ -58,7 +63,7 @@ def patient_history(client: FhirClient, patient: str, page_size: int = 100) -> l
                 workflow=workflow,
                 who=who or str(((agents[0].get("who") or {}).get("display")) if agents else ""),
                 targets=[r for r in (reference_of(t) for t in provenance.get("target") or []) if r],
-                request_id=_request_id_of(provenance),
+                request_id=_request_id_of(provenance, namespaces),
                 provenance=f"Provenance/{provenance.get('id')}",
                 stored=str((provenance.get("meta") or {}).get("lastUpdated", "")),
             )

@@ -28,7 +28,9 @@ def get_workflow(
     cls = known.get(name)
     if cls is None:
         raise UnknownWorkflow(f"unknown workflow {name!r}; known: {', '.join(sorted(known))}")
-    return cls(client, mappings, settings.profiles_dir, settings.verify_references, access)
+    return cls(
+        client, mappings, settings.profiles_dir, settings.verify_references, access, settings.namespaces()
+    )
 
 
 def run(

@@ -227,7 +227,7 @@ class Executor(Reader):
         keyed = [e for e in planned if e.if_none_exist and not _is_request_criteria(e.if_none_exist)]
         searches = [f"{e.resource['resourceType']}?{e.if_none_exist}" for e in keyed]
         if not skip_provenance:
-            searches.append(provenance_search(state.request_id))
+            searches.append(provenance_search(state.request_id, self.namespaces))
         if not searches:
             return None, {}
         answer = self.client.batch(

@@ -13,6 +13,7 @@ from ..errors import (
 )
 from ..fhir import FhirClient
 from ..mapping import BuildContext, MappingSet, PlannedEntry, build_entries
+from ..namespaces import Namespaces
 from .derive import DERIVATIONS
 from .guards import GUARDS
 from .state import VERIFY_MODES, AccessGuard, RunState
@@ -37,8 +38,11 @@ class WorkflowHooks:
         profiles_dir: Path,
         verify_references: str = "auto",
         access: AccessGuard | None = None,
+        namespaces: Namespaces | None = None,
     ) -> None:
         self.client = client
+        #: fhircare's own systems (request ids, workflow codes, ...) under the deployment's base
+        self.namespaces = namespaces or Namespaces()
         self.mappings = mappings
         self.profiles_dir = profiles_dir
         #: the input schema of a workflow a mapping folder adds (built-in ones live in profiles/workflows)

@@ -24,8 +24,10 @@ from .hooks import WorkflowHooks
 from .repeats import REVISION
 from .state import PROVENANCE_ENTRY, RunState
 
-WORKFLOW_SYSTEM = "urn:fhircare:workflow"
 DATA_OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
+#: the profile every run's Provenance is built to (docs/conformance.md)
+PROVENANCE_PROFILE = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-provenance"
+R4_BASE_PROFILE = "http://hl7.org/fhir/StructureDefinition/"
 
 
 class Planner(WorkflowHooks):
@@ -36,7 +38,9 @@ class Planner(WorkflowHooks):
 
         No HTTP: ``state.found`` must already hold the resources ``reads`` named.
         """
-        ctx = BuildContext(state.payload, self.mappings.codes, state.request_id, state.now)
+        ctx = BuildContext(
+            state.payload, self.mappings.codes, state.request_id, state.now, namespaces=self.namespaces
+        )
         if new_uuid is not None:
             ctx.new_uuid = new_uuid
         names = self.mappings.mapping(self.name).get("derive") or []
@@ -49,6 +53,8 @@ class Planner(WorkflowHooks):
         ]
         # an update that changes nothing is not sent (a resend finds the activity already added)
         update_entries = [e for e in update_entries if not _unchanged(e, state.found)]
+        for entry in update_entries:
+            self._declare_profile(entry.resource)
         provenance = self._provenance(state, created_entries, update_entries, ctx.new_uuid)
         planned = [*created_entries, *update_entries, provenance]
         self._check_resources(planned)
@@ -65,12 +71,17 @@ class Planner(WorkflowHooks):
         actor = self.actor(state.payload)
         resource: dict[str, Any] = {
             "resourceType": "Provenance",
+            "meta": {"profile": [PROVENANCE_PROFILE]},
             "target": [{"reference": e.full_url} for e in created] + [{"reference": e.url} for e in updated],
             "recorded": iso(state.now),
             "activity": {
                 "coding": [
                     {"system": DATA_OPERATION, "code": operation},
-                    {"system": WORKFLOW_SYSTEM, "code": self.name, "display": self.description},
+                    {
+                        "system": self.namespaces.system("workflow"),
+                        "code": self.name,
+                        "display": self.description,
+                    },
                 ],
                 "text": self.name,
             },
@@ -101,7 +112,7 @@ class Planner(WorkflowHooks):
                 entities.append({"role": REVISION, "what": {"reference": f"{entry.url}/_history/{version}"}})
         if entities:
             resource["entity"] = entities
-        criteria = mark_request(resource, state.request_id, PROVENANCE_ENTRY)
+        criteria = mark_request(resource, state.request_id, PROVENANCE_ENTRY, self.namespaces)
         return PlannedEntry(
             name=PROVENANCE_ENTRY,
             resource=resource,
@@ -109,6 +120,18 @@ class Planner(WorkflowHooks):
             url="Provenance",
             if_none_exist=criteria,
         )
+
+    def _declare_profile(self, resource: dict[str, Any]) -> None:
+        """An updated resource declares the profiles it declared when read (``update_entry`` keeps
+        them); one that declared none (written before fhircare declared profiles, or by another system)
+        gets those the mappings in effect declare for every resource of its type they create, or the
+        R4 base profile of the type where they differ (Task: SDOHCC referral Tasks and R4 follow-ups)."""
+        if (resource.get("meta") or {}).get("profile"):
+            return
+        rtype = str(resource["resourceType"])
+        declared = self.mappings.declared_profiles(rtype)
+        profiles = list(declared[0]) if len(declared) == 1 else [R4_BASE_PROFILE + rtype]
+        resource["meta"] = {**(resource.get("meta") or {}), "profile": profiles}
 
     def _check_resources(self, planned: list[PlannedEntry]) -> None:
         issues: list[Issue] = []
@@ -123,7 +146,10 @@ def _unchanged(entry: PlannedEntry, found: dict[str, dict[str, Any]]) -> bool:
     before = found.get(entry.url)
     if before is None:
         return False
-    return {k: v for k, v in before.items() if k != "meta"} == entry.resource
+    # meta (versionId, lastUpdated; the profiles an update keeps declaring) is not a change
+    return {k: v for k, v in before.items() if k != "meta"} == {
+        k: v for k, v in entry.resource.items() if k != "meta"
+    }
 
 
 def content_request_id(workflow: str, payload: Mapping[str, Any]) -> str:
@@ -142,6 +168,9 @@ def update_entry(resource: dict[str, Any], name: str, profile: str | None = None
     if not version:
         raise FhirServerError(f"{resource['resourceType']}/{resource['id']} came back without meta.versionId")
     body = {k: v for k, v in resource.items() if k != "meta"}
+    profiles = (resource.get("meta") or {}).get("profile")
+    if profiles:  # the profiles it is built to stay declared; versionId, lastUpdated are the server's
+        body = {"resourceType": body["resourceType"], "meta": {"profile": list(profiles)}, **body}
     reference = f"{resource['resourceType']}/{resource['id']}"
     return PlannedEntry(
         name=name,

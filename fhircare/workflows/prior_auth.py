@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ..care.payer_decision import TASK_STATUS, decision_of
+from ..care.payer_decision import DECISION_SYSTEM_NAME, TASK_STATUS, decision_of
 from ..care.task_states import TERMINAL
 from ..errors import IllegalTransition, Issue, PayloadError
 from ..mapping import PlannedEntry
@@ -94,7 +94,7 @@ class PriorAuth(Workflow):
 
         decision = decision_of(response)
         stamp = iso(state.now)
-        task["businessStatus"] = decision.business_status()
+        task["businessStatus"] = decision.business_status(self.namespaces.system(DECISION_SYSTEM_NAME))
         outputs = [
             o
             for o in task.get("output") or []

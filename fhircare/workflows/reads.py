@@ -12,8 +12,9 @@ from ..errors import (
     Issue,
     UnresolvedReference,
 )
-from ..mapping.entries import REQUEST_ID_SYSTEM, request_identifier
+from ..mapping.entries import REQUEST_ID, request_token
 from ..mapping.validate import json_path
+from ..namespaces import Namespaces, legacy_system
 from .plan import Planner
 from .state import PROVENANCE_ENTRY, RunState
 
@@ -45,7 +46,9 @@ class Reader(Planner):
         checks = sorted({value for _, value in literal})
         entries += [_existence_check(reference) for reference in checks]
         if reads:
-            entries.append({"request": {"method": "GET", "url": provenance_search(state.request_id)}})
+            entries.append(
+                {"request": {"method": "GET", "url": provenance_search(state.request_id, self.namespaces)}}
+            )
         answer = self.client.batch({"resourceType": "Bundle", "type": "batch", "entry": entries})
         results = answer.get("entry") or []
         for (parts, value), result in zip(conditional, results, strict=False):
@@ -129,15 +132,16 @@ class Reader(Planner):
 
     def committed_earlier(self, request_id: str) -> list[str] | None:
         """The references an earlier run with this request id wrote, from its Provenance (one search)."""
-        rtype, _, query = provenance_search(request_id).partition("?")
+        rtype, _, query = provenance_search(request_id, self.namespaces).partition("?")
         found = self.client.search(rtype, parse_qsl(query)).first()
         return None if found is None else _provenance_written(found)
 
 
-def provenance_search(request_id: str) -> str:
-    """The search that finds the Provenance a run with this request id wrote."""
-    ident = request_identifier(request_id, PROVENANCE_ENTRY)
-    return "Provenance?" + urlencode({"_tag": f"{ident['system']}|{ident['value']}"}, safe="|:/")
+def provenance_search(request_id: str, namespaces: Namespaces) -> str:
+    """The search that finds the Provenance a run with this request id wrote (tagged with the current
+    request-id system or, by an earlier release, with ``urn:fhircare:request-id``)."""
+    token = request_token(request_id, PROVENANCE_ENTRY, namespaces)
+    return "Provenance?" + urlencode({"_tag": token}, safe="|:/,")
 
 
 def _provenance_written(provenance: dict[str, Any]) -> list[str]:
@@ -148,7 +152,8 @@ def _provenance_written(provenance: dict[str, Any]) -> list[str]:
 
 def _is_request_criteria(criteria: str) -> bool:
     """True for the ``ifNoneExist`` on a request id (not on a business key such as an MRN)."""
-    return REQUEST_ID_SYSTEM in criteria.split("&")[0]
+    # request-id criteria always name the earlier system too (see mapping/entries.py request_token)
+    return legacy_system(REQUEST_ID) + "|" in criteria.split("&")[0]
 
 
 def _existence_check(reference: str) -> dict[str, Any]:

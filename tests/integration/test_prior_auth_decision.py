@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from fhircare.errors import IllegalTransition, PayloadError
+from fhircare.namespaces import Namespaces
 from fhircare.workflows import run
 from tests.conftest import CORPUS
 from tests.faults.payloads import make, prior_auth_case
@@ -77,6 +78,10 @@ def _pas_response(patient: str, claim: str | None, x12: str, number: str = "AUTH
     return response
 
 
+# the decision code system under the default namespace base (what these runs write)
+DECISIONS = Namespaces().system("prior-auth-decision")
+
+
 def _decision_codes(task: dict[str, Any]) -> dict[str, str]:
     return {c["system"]: c["code"] for c in task["businessStatus"]["coding"]}
 
@@ -112,7 +117,7 @@ def test_a_denial_ends_the_task_with_the_payers_code_in_two_requests(
     assert task["status"] == "completed"
     assert versions(client, task_ref) == 2
     assert _decision_codes(task) == {
-        "urn:fhircare:prior-auth-decision": "denied",
+        DECISIONS: "denied",
         "https://codesystem.x12.org/005010/306": "A3",
     }
     assert _outputs(task) == {"Payer decision": response, "Authorization number": f"DENY-{uid}"}
@@ -129,13 +134,13 @@ def test_pending_keeps_the_task_open_until_the_final_answer(client, uid):
     run("prior-auth", {"action": "record-decision", "task": task_ref, "claim_response": pended}, client)
     task = client.read_reference(task_ref)
     assert task["status"] == "ready"  # created ready: the payer's review is a given
-    assert _decision_codes(task)["urn:fhircare:prior-auth-decision"] == "pending"
+    assert _decision_codes(task)[DECISIONS] == "pending"
 
     granted = make(client, _pas_response(payload["patient"], claim, "A1", number=f"OK-{uid}"))
     run("prior-auth", {"action": "record-decision", "task": task_ref, "claim_response": granted}, client)
     task = client.read_reference(task_ref)
     assert task["status"] == "completed"
-    assert _decision_codes(task)["urn:fhircare:prior-auth-decision"] == "approved"
+    assert _decision_codes(task)[DECISIONS] == "approved"
     # the later answer replaces the earlier one; the Task points at one decision
     assert _outputs(task) == {"Payer decision": granted, "Authorization number": f"OK-{uid}"}
 
@@ -167,7 +172,7 @@ def test_the_reference_implementations_response_from_the_corpus_is_read(client, 
     task = client.read_reference(task_ref)
     assert task["status"] == "completed"
     assert _decision_codes(task) == {
-        "urn:fhircare:prior-auth-decision": "approved",
+        DECISIONS: "approved",
         "https://codesystem.x12.org/005010/306": "A1",
     }
 

@@ -17,6 +17,7 @@ import pytest
 from fhircare.errors import TransientError
 from fhircare.fhir import FhirClient
 from fhircare.fhir.behaviour import probe_transaction_limit
+from fhircare.namespaces import Namespaces
 from fhircare.workflows import run
 from tests.faults.payloads import CASES
 from tests.faults.proxy import FaultProxy
@@ -24,6 +25,7 @@ from tests.support.servers import versions
 
 # "x3": the fault repeats three times, more than the client's two retries, so fhircare gives up
 FAULTS = ("503", "429", "drop", "delay", "reset", "503x3", "dropx3", "resetx3")
+REQUEST_ID = Namespaces()  # the systems the runs here write (the default base), or earlier ones
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 MATRIX: dict[str, dict[str, str]] = {}
 
@@ -52,10 +54,10 @@ def _stamp_of(resource: dict) -> str | None:
         if isinstance(resource.get("identifier"), list)
         else [resource.get("identifier") or {}]
     ):
-        if ident.get("system") == "urn:fhircare:request-id":
+        if REQUEST_ID.is_system(ident.get("system"), "request-id"):
             return ident["value"]
     for tag in (resource.get("meta") or {}).get("tag") or []:
-        if tag.get("system") == "urn:fhircare:request-id":
+        if REQUEST_ID.is_system(tag.get("system"), "request-id"):
             return tag["code"]
     return None
 
@@ -73,7 +75,7 @@ def _copies_by(client: FhirClient, rtype: str, ident: dict) -> int:
 
 def _copies(client: FhirClient, rtype: str, stamp: str) -> int:
     key = "_tag" if rtype == "Provenance" else "identifier"
-    return len(list(client.search(rtype, {key: f"urn:fhircare:request-id|{stamp}"})))
+    return len(list(client.search(rtype, {key: REQUEST_ID.token("request-id", stamp)})))
 
 
 @pytest.mark.parametrize("fault", FAULTS)

@@ -3,11 +3,14 @@ the earlier run wrote has changed; otherwise it is a new action, applied or refu
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from fhircare.errors import IllegalTransition
+from fhircare.namespaces import Namespaces, legacy_system
 from fhircare.workflows import run
-from tests.faults.payloads import basics, referral_payload
+from tests.faults.payloads import basics, coverage_case, referral_payload
 from tests.support.servers import versions
 
 
@@ -71,3 +74,62 @@ def test_the_same_referral_after_its_task_moved_on_is_a_new_referral(client, uid
     second = run("refer", payload, client)
     assert not second.repeated and second.written[0] != first.written[0]
     assert len(list(client.search("ServiceRequest", {"patient": b["patient"]}))) == 2
+
+
+# ---- resources an earlier release stamped with urn:fhircare: systems ---------------------------------
+
+NEW_SYSTEMS = Namespaces()
+
+
+def _as_an_earlier_release_wrote(client, workflow, payload):
+    """Send the transaction ``workflow`` would send, with every fhircare system in its earlier
+    ``urn:fhircare:`` form (as releases before the namespace base wrote them); its written references."""
+    bundle = run(workflow, payload, client, dry_run=True).details["bundle"]
+    text = json.dumps(bundle)
+    for name in ("request-id", "workflow", "member-id"):
+        text = text.replace(NEW_SYSTEMS.system(name), legacy_system(name))
+    assert "fhircare.example.org" not in text
+    answer = client.transaction(json.loads(text))
+    return [e["response"]["location"].split("/_history")[0].rsplit("/", 2)[-2:] for e in answer["entry"]]
+
+
+def _stamped(client, rtype, system, value):
+    key = "_tag" if rtype == "Provenance" else "identifier"
+    return len(list(client.search(rtype, {key: f"{system}|{value}"})))
+
+
+def test_a_referral_an_earlier_release_wrote_is_found_and_not_written_again(client, uid):
+    b = basics(client, uid)
+    payload = referral_payload(b, uid, request_id=f"old-{uid}")
+    earlier = ["/".join(parts) for parts in _as_an_earlier_release_wrote(client, "refer", payload)]
+
+    again = run("refer", payload, client)
+
+    assert again.repeated and again.written == earlier
+    for rtype, entry in (("ServiceRequest", "referral"), ("Task", "task"), ("Provenance", "provenance")):
+        value = f"old-{uid}/{entry}"
+        assert _stamped(client, rtype, legacy_system("request-id"), value) == 1
+        assert _stamped(client, rtype, NEW_SYSTEMS.system("request-id"), value) == 0
+
+
+def test_a_task_step_an_earlier_release_recorded_is_found_by_its_provenance(client, uid):
+    b, task = _task(client, uid)
+    payload = {"task": task, "to": "accepted", "actor": b["coordinator"], "request_id": f"acc-{uid}"}
+    earlier = ["/".join(parts) for parts in _as_an_earlier_release_wrote(client, "task", payload)]
+
+    again = run("task", payload, client)  # reads the Task: its read batch looks the Provenance up by _tag
+
+    assert again.repeated and again.written == earlier
+    assert versions(client, task) == 2
+    assert _stamped(client, "Provenance", NEW_SYSTEMS.system("request-id"), f"acc-{uid}/provenance") == 0
+
+
+def test_a_coverage_an_earlier_release_wrote_is_found_by_its_member_id(client, uid):
+    payload = coverage_case(client, uid).payload
+    _as_an_earlier_release_wrote(client, "coverage-check", {**payload, "request_id": f"cov-a-{uid}"})
+
+    later = run("coverage-check", {**payload, "request_id": f"cov-b-{uid}"}, client)
+
+    assert not any(ref.startswith("Coverage/") for ref in later.created)
+    assert _stamped(client, "Coverage", legacy_system("member-id"), f"SUB-{uid}") == 1
+    assert _stamped(client, "Coverage", NEW_SYSTEMS.system("member-id"), f"SUB-{uid}") == 0

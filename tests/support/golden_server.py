@@ -115,6 +115,9 @@ def seed_and_run(
             **{k: v for k, v in resource.items() if k != "meta"},
             "id": reference.split("/", 1)[1],
         }
+        profiles = (resource.get("meta") or {}).get("profile")
+        if profiles:  # what the case's resource declares, the server holds (versions are the server's)
+            body["meta"] = {"profile": profiles}
         versions[reference] = client.update(body)["meta"]["versionId"]
     result = run(workflow, payload, client, now=datetime.fromisoformat(case["now"]))
     return case, result, versions
@@ -137,10 +140,11 @@ def expected_on_server(
 
 
 def stored(client: FhirClient, reference: str) -> dict[str, Any]:
-    """A resource as the server holds it, without what a server adds of its own (id, meta but tags)."""
+    """A resource as the server holds it, without what a server adds of its own (id, meta but its
+    profiles and tags)."""
     resource = client.read_reference(reference)
-    tags = (resource.get("meta") or {}).get("tag")
+    meta = {k: v for k, v in (resource.get("meta") or {}).items() if k in ("profile", "tag") and v}
     out = {k: v for k, v in resource.items() if k not in ("id", "meta")}
-    if tags:
-        out["meta"] = {"tag": tags}
+    if meta:
+        out["meta"] = meta
     return out

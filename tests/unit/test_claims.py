@@ -44,7 +44,8 @@ def test_every_corpus_claim_response_gives_a_decision(name):
     if has_review and '"A1"' in json.dumps(response):
         assert decision.decision == "approved", name
         assert decision.x12_code == "A1"
-    assert decision.business_status()["coding"][0]["system"] == "urn:fhircare:prior-auth-decision"
+    system = "http://fhircare.example.org/fhir/CodeSystem/prior-auth-decision"
+    assert decision.business_status(system)["coding"][0]["system"] == system
 
 
 def _item(*codes: str) -> dict[str, Any]:
