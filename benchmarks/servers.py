@@ -29,9 +29,9 @@ import run as single  # noqa: E402  (benchmarks/run.py: the embedded-only benchm
 from fhircare.fhir import FhirClient  # noqa: E402
 from fhircare.server import EmbeddedServer  # noqa: E402
 from fhircare.workflows import run  # noqa: E402
-from tests.faults.payloads import CASES  # noqa: E402
 from tests.servers import nginx  # noqa: E402
 from tests.servers.medplum import MedplumServer  # noqa: E402
+from tests.support.cases import CASES  # noqa: E402
 
 
 def learn(base: str) -> int:

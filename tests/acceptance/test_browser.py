@@ -10,10 +10,10 @@ import pytest
 
 from fhircare.server.launcher import free_port
 from fhircare.workflows import run
-from tests.faults.payloads import make, prior_auth_case
 from tests.integration.sidecar_harness import Sidecar, smart_settings
 from tests.integration.smart_server import Client, SmartAuthServer
 from tests.integration.test_prior_auth_decision import _pas_response
+from tests.support.cases import make, prior_auth_case
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.faults.payloads import make
+from tests.support.cases import make
 
 FHIRCARE = str(Path(sys.executable).with_name("fhircare"))
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.payloads import CASES
+from tests.support.cases import CASES
 
 REPO = Path(__file__).resolve().parents[2]
 

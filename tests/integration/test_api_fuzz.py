@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fhircare.settings import Settings
-from tests.faults.payloads import CASES
 from tests.integration.sidecar_harness import Sidecar
 from tests.integration.test_hostile_input import hostile_values
+from tests.support.cases import CASES
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 COUNTS = {"tried": 0, "4xx": 0, "2xx": 0}

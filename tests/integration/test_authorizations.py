@@ -9,8 +9,8 @@ from pathlib import Path
 
 from fhircare.views.authorizations import authorizations
 from fhircare.workflows import run
-from tests.faults.payloads import make, prior_auth_case
 from tests.integration.test_prior_auth_decision import _pas_response
+from tests.support.cases import make, prior_auth_case
 from tests.support.servers import versions
 
 FHIRCARE = str(Path(sys.executable).with_name("fhircare"))

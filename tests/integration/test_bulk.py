@@ -20,7 +20,7 @@ from fhircare.fhir import FhirClient
 from fhircare.fhir.bulk import ExportEvent, export, export_offered
 from fhircare.views.caseload import caseload
 from fhircare.views.gaps import find_gaps
-from tests.faults.payloads import make
+from tests.support.cases import make
 
 FHIRCARE = str(Path(sys.executable).with_name("fhircare"))
 TODAY = date(2026, 6, 30)

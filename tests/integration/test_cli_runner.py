@@ -8,7 +8,7 @@ import json
 from click.testing import CliRunner
 
 from fhircare.cli.main import cli
-from tests.faults.payloads import CASES
+from tests.support.cases import CASES
 
 
 def test_every_command_is_in_the_tree_at_import():

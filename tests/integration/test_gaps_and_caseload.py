@@ -15,7 +15,7 @@ from fhircare.fhir import FhirClient
 from fhircare.settings import Settings
 from fhircare.views.caseload import caseload
 from fhircare.views.gaps import find_gaps, load_rules
-from tests.faults.payloads import make
+from tests.support.cases import make
 
 FHIRCARE = str(Path(sys.executable).with_name("fhircare"))
 TODAY = date(2026, 6, 30)

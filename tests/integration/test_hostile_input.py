@@ -1,6 +1,6 @@
 """Hostile and broken payloads: each one either runs correctly or is refused, and a refusal writes nothing.
 
-Strategy: a valid payload per workflow (tests/faults/payloads.py), then hypothesis mutations of the
+Strategy: a valid payload per workflow (tests/support/cases.py), then hypothesis mutations of the
 fields its input schema declares: wrong types, huge strings, deep nesting, unicode, injection-looking
 references (``Patient/1?_id=2``, ``../``, absolute URLs to other hosts), unknown fields, missing fields.
 Counts of examples tried / refused / written go to test-artifacts/hostile-input.json.
@@ -20,7 +20,7 @@ from fhircare.errors import IllegalTransition, PayloadError, UnresolvedReference
 from fhircare.mapping.validate import payload_references, workflow_schema
 from fhircare.settings import Settings
 from fhircare.workflows import run
-from tests.faults.payloads import CASES
+from tests.support.cases import CASES
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 COUNTS: dict[str, dict[str, int]] = {}

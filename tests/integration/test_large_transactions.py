@@ -10,8 +10,8 @@ import pytest
 from fhircare.fhir import FhirClient
 from fhircare.fhir.transaction import stored_conditional_references
 from fhircare.workflows import run
-from tests.faults.payloads import basics
 from tests.faults.proxy import FaultProxy
+from tests.support.cases import basics
 from tests.support.servers import versions
 
 NEEDS = ["food-insecurity", "homelessness", "fall-risk", "depression", "diabetes"]

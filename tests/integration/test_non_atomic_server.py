@@ -12,8 +12,8 @@ from fhircare.fhir import FhirClient
 from fhircare.namespaces import Namespaces
 from fhircare.workflows import run
 from fhircare.workflows.plan import Planner
-from tests.faults.payloads import basics, referral_payload
 from tests.servers.medplum import MedplumServer
+from tests.support.cases import basics, referral_payload
 from tests.support.servers import versions
 
 

@@ -17,7 +17,7 @@ from fhircare.errors import IllegalTransition, PayloadError
 from fhircare.namespaces import Namespaces
 from fhircare.workflows import run
 from tests.conftest import CORPUS
-from tests.faults.payloads import make, prior_auth_case
+from tests.support.cases import make, prior_auth_case
 from tests.support.servers import versions
 
 PAS = "http://hl7.org/fhir/us/davinci-pas/StructureDefinition/"

@@ -19,8 +19,8 @@ from fhircare.fhir import FhirClient
 from fhircare.fhir.behaviour import probe_transaction_limit
 from fhircare.namespaces import Namespaces
 from fhircare.workflows import run
-from tests.faults.payloads import CASES
 from tests.faults.proxy import FaultProxy
+from tests.support.cases import CASES
 from tests.support.servers import versions
 
 # "x3": the fault repeats three times, more than the client's two retries, so fhircare gives up

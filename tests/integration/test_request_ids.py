@@ -10,7 +10,7 @@ import pytest
 from fhircare.errors import IllegalTransition
 from fhircare.namespaces import Namespaces, legacy_system
 from fhircare.workflows import run
-from tests.faults.payloads import basics, coverage_case, referral_payload
+from tests.support.cases import basics, coverage_case, referral_payload
 from tests.support.servers import versions
 
 

@@ -12,9 +12,9 @@ import pytest
 import requests
 
 from fhircare.server.launcher import free_port
-from tests.faults.payloads import CASES
 from tests.integration.sidecar_harness import SECRET
 from tests.integration.smart_server import Client, SmartAuthServer
+from tests.support.cases import CASES
 
 REDIS = shutil.which("redis-server")
 pytestmark = pytest.mark.skipif(

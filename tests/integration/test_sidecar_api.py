@@ -14,9 +14,9 @@ from fhircare.errors import Unauthorized
 from fhircare.fhir import FhirClient
 from fhircare.fhir.auth import BackendServicesAuth
 from fhircare.settings import Settings
-from tests.faults.payloads import CASES
 from tests.integration.sidecar_harness import SECRET, Sidecar
 from tests.integration.smart_server import Client, SmartAuthServer
+from tests.support.cases import CASES
 
 
 @pytest.fixture()
@@ -130,8 +130,8 @@ def test_openapi_describes_every_workflow_from_its_schema(dev):
 
 
 def test_authorizations_endpoint_shows_the_payers_answer(dev, client, uid):
-    from tests.faults.payloads import make
     from tests.integration.test_prior_auth_decision import _pas_response
+    from tests.support.cases import make
 
     case = CASES["prior-auth"](client, uid)
     answer = requests.post(f"{dev.url}/api/v1/workflows/prior-auth", json=case.payload, timeout=30)

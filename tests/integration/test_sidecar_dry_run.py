@@ -8,8 +8,8 @@ import pytest
 import requests
 
 from fhircare.settings import Settings
-from tests.faults.payloads import CASES
 from tests.integration.sidecar_harness import Sidecar
+from tests.support.cases import CASES
 
 
 @pytest.fixture()

@@ -10,9 +10,9 @@ import requests
 
 from fhircare.settings import Settings
 from fhircare.workflows import run
-from tests.faults.payloads import make, prior_auth_case
 from tests.integration.sidecar_harness import Sidecar
 from tests.integration.test_prior_auth_decision import _pas_response
+from tests.support.cases import make, prior_auth_case
 
 
 @pytest.fixture(scope="module")

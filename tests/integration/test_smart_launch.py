@@ -9,9 +9,9 @@ import pytest
 import requests
 
 from fhircare.server.launcher import free_port
-from tests.faults.payloads import CASES
 from tests.integration.sidecar_harness import Sidecar, smart_settings
 from tests.integration.smart_server import Client, SmartAuthServer
+from tests.support.cases import CASES
 
 
 @pytest.fixture()

@@ -12,7 +12,7 @@ import pytest
 from fhircare.errors import IllegalTransition, PayloadError
 from fhircare.fhir import FhirClient
 from fhircare.workflows import run
-from tests.faults.payloads import CASES, basics, booked_appointment
+from tests.support.cases import CASES, basics, booked_appointment
 from tests.support.servers import versions
 
 FHIRCARE = str(Path(sys.executable).with_name("fhircare"))

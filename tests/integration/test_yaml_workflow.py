@@ -14,7 +14,7 @@ import pytest
 from fhircare.errors import PayloadError, UnresolvedReference
 from fhircare.settings import Settings
 from fhircare.workflows import describe, run
-from tests.faults.payloads import basics
+from tests.support.cases import basics
 
 OVERLAY = Path(__file__).resolve().parents[1] / "support" / "overlays" / "housing"
 FHIRCARE = str(Path(sys.executable).with_name("fhircare"))

@@ -16,9 +16,9 @@ from fhircare.fhir import FhirClient
 from fhircare.server.launcher import free_port
 from fhircare.settings import Settings
 from fhircare.workflows import run
-from tests.faults.payloads import basics, booked_appointment, make, prior_auth_case, referral_payload
 from tests.integration.sidecar_harness import Sidecar, smart_settings
 from tests.integration.smart_server import Client, SmartAuthServer
+from tests.support.cases import basics, booked_appointment, make, prior_auth_case, referral_payload
 
 
 class AttackedAuthServer(SmartAuthServer):

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from fhircare.workflows import run
-from tests.faults.payloads import make
 from tests.security.conftest import login, snapshot
+from tests.support.cases import make
 
 
 def _attack(browser, sidecar, fhir_server, client, workflow, payload, watched):

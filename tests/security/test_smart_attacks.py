@@ -8,9 +8,9 @@ import pytest
 import requests
 
 from fhircare.workflows import run
-from tests.faults.payloads import make
 from tests.integration.test_prior_auth_decision import _pas_response
 from tests.security.conftest import csrf_of, login, snapshot
+from tests.support.cases import make
 
 READ_ALL = "user/*.rs"
 

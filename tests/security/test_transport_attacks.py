@@ -21,10 +21,10 @@ from fhircare.errors import ConfigurationError
 from fhircare.server.launcher import free_port
 from fhircare.settings import Settings
 from fhircare.web import create_app
-from tests.faults.payloads import CASES
 from tests.integration.sidecar_harness import SECRET, Sidecar, smart_settings
 from tests.integration.smart_server import Client
 from tests.security.conftest import login
+from tests.support.cases import CASES
 
 
 def _ec_key() -> tuple[str, str]:
