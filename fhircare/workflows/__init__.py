@@ -29,7 +29,13 @@ def get_workflow(
     if cls is None:
         raise UnknownWorkflow(f"unknown workflow {name!r}; known: {', '.join(sorted(known))}")
     return cls(
-        client, mappings, settings.profiles_dir, settings.verify_references, access, settings.namespaces()
+        client,
+        mappings,
+        settings.profiles_dir,
+        settings.verify_references,
+        access,
+        settings.namespaces(),
+        structure_checks=settings.structure_checks,
     )
 
 

@@ -39,10 +39,14 @@ class WorkflowHooks:
         verify_references: str = "auto",
         access: AccessGuard | None = None,
         namespaces: Namespaces | None = None,
+        structure_checks: bool = True,
     ) -> None:
         self.client = client
         #: fhircare's own systems (request ids, workflow codes, ...) under the deployment's base
         self.namespaces = namespaces or Namespaces()
+        #: check every entry against the FHIR R4 model too (off by default through Settings: what
+        #: fhircare builds from a checked mapping is checked by the golden and conformance tests)
+        self.structure_checks = structure_checks
         self.mappings = mappings
         self.profiles_dir = profiles_dir
         #: the input schema of a workflow a mapping folder adds (built-in ones live in profiles/workflows)

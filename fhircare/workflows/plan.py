@@ -137,7 +137,9 @@ class Planner(WorkflowHooks):
         issues: list[Issue] = []
         for entry in planned:
             label = f"{entry.resource['resourceType']}({entry.name})"
-            issues += profile_issues(self.profiles_dir, entry.profile, entry.resource, label)
+            issues += profile_issues(
+                self.profiles_dir, entry.profile, entry.resource, label, structure=self.structure_checks
+            )
         if issues:
             raise PayloadError(f"the {self.name} output breaks a FHIR profile; nothing was sent", issues)
 
