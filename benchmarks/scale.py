@@ -42,7 +42,7 @@ def timed(client: Any, fn: Callable[[], Any]) -> tuple[Any, dict[str, float]]:
 
 
 def one_size(patients: int, seed: int) -> dict[str, Any]:
-    from fhircare.cli.demo import Seeder
+    from fhircare.demo import Seeder
     from fhircare.fhir import FhirClient
     from fhircare.server import EmbeddedServer
     from fhircare.views.caseload import caseload

@@ -15,8 +15,9 @@ ALLOWED = {
     "care": {"mapping", "fhir"},
     "workflows": {"care", "mapping", "fhir"},
     "views": {"care", "mapping", "fhir"},
+    "demo": {"workflows", "views", "care", "mapping", "fhir"},
     "web": {"workflows", "views", "care", "mapping", "fhir", "server"},
-    "cli": {"workflows", "views", "care", "mapping", "fhir", "server", "web"},
+    "cli": {"demo", "workflows", "views", "care", "mapping", "fhir", "server", "web"},
 }
 
 

@@ -41,10 +41,10 @@ def phase(label: str) -> Iterator[None]:
 @pass_context
 def demo_command(obj: Context, patients: int, seed: int, keep_running: bool, bulk: bool | None) -> None:
     """Seed a synthetic caseload through the workflows, then play one coordinator's morning."""
+    from ..demo import Seeder, play_morning
     from ..views.summary import patient_summary
     from ..views.worklist import COLUMNS, worklist
     from .check import check_server, render_check
-    from .demo import Seeder, play_morning
     from .render_summary import render_summary
 
     today = datetime.now(timezone.utc).date()

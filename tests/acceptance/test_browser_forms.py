@@ -10,7 +10,7 @@ from datetime import date
 import pytest
 import requests
 
-from fhircare.cli.demo import Seeder
+from fhircare.demo import Seeder
 from fhircare.settings import Settings
 from fhircare.web.forms import flatten, form_fields
 from fhircare.workflows import WORKFLOWS

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from fhircare.cli.demo import COORDINATORS, DEMO_SYSTEM, Seeder
+from fhircare.demo import COORDINATORS, Seeder
+from fhircare.demo.world import DEMO_SYSTEM
 from fhircare.settings import Settings
 from tests.acceptance.test_browser import ARGS, CHROMIUM
 from tests.integration.sidecar_harness import Sidecar

@@ -100,7 +100,7 @@ def _scoped(entries: list[dict[str, Any]], case: str) -> list[dict[str, Any]]:
 
 def demo_written(client: Any, patients: int = 12, seed: int = 7) -> Written:
     """Seed a demo caseload and play the morning on ``client``'s server, then read back what is there."""
-    from fhircare.cli.demo import Seeder, play_morning
+    from fhircare.demo import Seeder, play_morning
 
     today = datetime.now(UTC).date()
     world = Seeder(client, seed, today).seed_all(patients, lambda _: None)

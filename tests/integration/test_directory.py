@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from fhircare.cli.demo import _conditional, _create_all
-from fhircare.cli.demo_directory import SERVICES, seed_directory
+from fhircare.demo.directory import SERVICES, seed_directory
+from fhircare.demo.world import conditional as _conditional
+from fhircare.demo.world import create_all as _create_all
 from fhircare.settings import Settings
 from fhircare.views.directory import directory
 from fhircare.workflows import mappings_for
