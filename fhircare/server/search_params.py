@@ -7,6 +7,11 @@ element paths. Parameters SEKMET already has are left alone by the launcher.
 from __future__ import annotations
 
 EXTRA_SEARCH_PARAMS: dict[str, dict[str, tuple[str, tuple[str, ...], str | None]]] = {
+    # a schedule change finds the appointment's active reminders with it; unknown, the server would
+    # ignore it and answer every active CommunicationRequest (the first page of them)
+    "CommunicationRequest": {
+        "based-on": ("reference", ("basedOn",), None),
+    },
     "Goal": {
         "identifier": ("token", ("identifier",), None),
         "patient": ("reference", ("subject",), "Patient"),
