@@ -85,22 +85,6 @@ def row_of(task: dict[str, Any], related: dict[str, dict[str, Any]], today: date
     )
 
 
-#: what a row reads of a Task (``_elements`` where the server subsets; included resources stay whole)
-TASK_ELEMENTS = (
-    "for",
-    "focus",
-    "basedOn",
-    "code",
-    "description",
-    "restriction",
-    "executionPeriod",
-    "authoredOn",
-    "status",
-    "priority",
-    "owner",
-)
-
-
 def task_query(
     owners: Sequence[str] = (),
     statuses: Sequence[str] = OPEN_STATUSES,
@@ -141,11 +125,13 @@ def stream_worklist(
     """Rows in the server's order, one page in memory at a time.
 
     Without ``page_size`` pages are as large as the server allows (every row is read anyway; the
-    round trips, not the page, cost most), with ``_total=none`` and ``_elements`` where they work."""
+    round trips, not the page, cost most), with ``_total=none`` where next links work. No
+    ``_elements``: a row reads most of a Task, and subsetting cost the embedded server more than
+    it saved (benchmarks/paging.py)."""
     today = today or datetime.now(timezone.utc).date()
     if use_include is None:
         use_include = client.include_works("Task", "Task:focus")
-    paging = client.paging.params(page_size, elements=TASK_ELEMENTS)
+    paging = client.paging.params(page_size)
     search = client.search("Task", task_query(owners, statuses, patient, include=use_include, paging=paging))
     for page in search.pages():
         wanted = (ref for task in page.matches for ref in _related_refs(task)[:2])
