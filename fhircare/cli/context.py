@@ -24,13 +24,7 @@ class Context:
     def client(self, url: str | None = None) -> FhirClient:
         base = url or self.settings.base_url
         auth = BearerAuth(self.settings.bearer_token) if self.settings.bearer_token else None
-        return FhirClient(
-            base,
-            auth=auth,
-            timeout=(self.settings.timeout_connect, self.settings.timeout_read),
-            retries=self.settings.retries,
-            backoff_factor=self.settings.backoff_factor,
-        )
+        return FhirClient.from_settings(self.settings, auth=auth, base_url=base)
 
     @contextmanager
     def server_or_base(self) -> Iterator[FhirClient]:

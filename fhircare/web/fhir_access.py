@@ -31,13 +31,8 @@ class FhirAccess:
         app.extensions["fhircare.access"] = self
 
     def _new_client(self, base_url: str, token: str | None) -> FhirClient:
-        s = self.settings
-        return FhirClient(
-            base_url,
-            auth=BearerAuth(token) if token else None,
-            timeout=(s.timeout_connect, s.timeout_read),
-            retries=s.retries,
-            backoff_factor=s.backoff_factor,
+        return FhirClient.from_settings(
+            self.settings, auth=BearerAuth(token) if token else None, base_url=base_url
         )
 
     def shared_client(self) -> FhirClient:
