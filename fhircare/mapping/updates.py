@@ -14,6 +14,7 @@ updates:
       - {append_unique: addresses, values: {$entries: need}}
       - {set: status, value: completed}
       - {merge: period, value: {end: {$: discharge_date}}}   # keys it lacks only
+      - {merge: period, value: {$: period}, prefer: value}   # the value's keys win
 ```
 
 Values are templates of the mapping language, rendered with the run's payload and the references
@@ -79,9 +80,12 @@ def apply(resource: dict[str, Any], operation: dict[str, Any], ctx: BuildContext
         value = render(operation["value"], ctx, where)
         if value is not None:
             resource[path] = value
-    else:  # merge: the keys the element lacks
+    else:  # merge: the keys the element lacks (prefer: value -> the value's keys win)
         value = render(operation["value"], ctx, where) or {}
-        resource[path] = {**value, **(resource.get(path) or {})}
+        existing = resource.get(path) or {}
+        merged = {**existing, **value} if operation.get("prefer") == "value" else {**value, **existing}
+        if merged:
+            resource[path] = merged
 
 
 def _skipped(resource: dict[str, Any], skip_if: dict[str, list[Any]]) -> bool:

@@ -12,15 +12,12 @@ from typing import Any
 
 from ..mapping import MappingSet, load_mappings
 from .base import Workflow
-from .care_plan import CarePlanWorkflow
 from .prior_auth import PriorAuth
 from .schedule import Schedule
 from .task_transition import TaskTransition
 
 #: built-in workflows whose rules need Python (state machines, the payer's answer, plan revisions)
-GUARDED: dict[str, type[Workflow]] = {
-    cls.name: cls for cls in (CarePlanWorkflow, PriorAuth, Schedule, TaskTransition)
-}
+GUARDED: dict[str, type[Workflow]] = {cls.name: cls for cls in (PriorAuth, Schedule, TaskTransition)}
 
 
 def from_mapping(name: str, mapping: dict[str, Any]) -> type[Workflow]:
