@@ -32,7 +32,6 @@ An entry's ``narrative:`` (any template giving a string or a list of strings) be
 
 from __future__ import annotations
 
-import difflib
 import re
 import uuid
 from collections.abc import Callable
@@ -40,8 +39,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import ConfigurationError, Issue, PayloadError
+from ..errors import ConfigurationError
 from ..namespaces import Namespaces
+from .codes import code_text, codeable, coding
 from .transforms import TRANSFORMS, iso
 
 _FORMAT_FIELD = re.compile(r"\{([A-Za-z0-9_.\-]+)\}")
@@ -122,71 +122,6 @@ def lookup(ctx: BuildContext, path: str) -> Any:
     return node
 
 
-def _coding(value: Any, table: str | None, ctx: BuildContext, where: str) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    if isinstance(value, dict):
-        if value.get("code") is None:
-            return None
-        return {k: value[k] for k in ("system", "code", "display") if value.get(k)}
-    if table is not None:
-        codes = ctx.codes.get(table)
-        if codes is None:
-            raise ConfigurationError(f"{where}: unknown code table {table!r}")
-        found = codes.get(str(value))
-        if found is None:
-            raise PayloadError(
-                "unknown code",
-                [
-                    Issue(
-                        "error",
-                        "code-invalid",
-                        f"unknown code {value!r} in {table}{_did_you_mean(str(value), codes)}; "
-                        f"known: {', '.join(sorted(codes))}",
-                        (where,),
-                    )
-                ],
-            )
-        return {k: found[k] for k in ("system", "code", "display") if found.get(k)}
-    return None
-
-
-def _did_you_mean(value: str, codes: dict[str, Any]) -> str:
-    close = difflib.get_close_matches(value, list(codes), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
-def _codeable(value: Any, node: dict[str, Any], ctx: BuildContext, where: str) -> dict[str, Any] | None:
-    """A CodeableConcept. Free text is accepted only where the mapping says ``text_ok: true``."""
-    table = node.get("table")
-    if value is None:
-        return None
-    if isinstance(value, dict) and not value.get("code"):
-        return {"text": str(value["text"])} if value.get("text") else None
-    if isinstance(value, str) and (
-        table is None or (node.get("text_ok") and value not in ctx.codes.get(table, {}))
-    ):
-        return {"text": value}
-    coding = _coding(value, table, ctx, where)
-    if coding is None:
-        return None
-    out: dict[str, Any] = {"coding": [coding]}
-    text = value.get("text") if isinstance(value, dict) else None
-    if text or coding.get("display"):
-        out["text"] = text or coding["display"]
-    return out
-
-
-def _text(value: Any, table: str | None, ctx: BuildContext) -> str | None:
-    """Human text of a code given as an object, a table key or free text."""
-    if value is None:
-        return None
-    if isinstance(value, dict):
-        return str(value.get("display") or value.get("text") or value.get("code") or "") or None
-    found = (ctx.codes.get(table) or {}).get(str(value)) if table else None
-    return str(found.get("display") or found["code"]) if found else str(value)
-
-
 def fill_template(template: str, ctx: BuildContext) -> str | None:
     missing = False
 
@@ -233,19 +168,21 @@ def evaluate(node: dict[str, Any], ctx: BuildContext, where: str) -> Any:
             isinstance(value, str) and value in ctx.codes.get(node.get("table", ""), {})
         ):
             return None  # only what the table knows: a derived code, never a refusal
-        return _codeable(
-            node.get("default") if value is None else value, node, ctx, _payload_path(node["$code"])
+        return codeable(
+            node.get("default") if value is None else value, node, ctx.codes, _payload_path(node["$code"])
         )
     if "$tablecode" in node:
-        return _codeable(node["$tablecode"], node, ctx, where)
+        return codeable(node["$tablecode"], node, ctx.codes, where)
     if "$text" in node:
-        return _text(lookup(ctx, node["$text"]), node.get("table"), ctx)
+        return code_text(lookup(ctx, node["$text"]), node.get("table"), ctx.codes)
     if "$join" in node:
         parts = [render(part, ctx, where) for part in node["$join"]]
         text = str(node.get("sep", " ")).join(str(p) for p in parts if p not in (None, ""))
         return text or None
     if "$coding" in node:
-        return _coding(lookup(ctx, node["$coding"]), node.get("table"), ctx, _payload_path(node["$coding"]))
+        return coding(
+            lookup(ctx, node["$coding"]), node.get("table"), ctx.codes, _payload_path(node["$coding"])
+        )
     if "$if" in node:
         test = node["$if"]
         value = render(test, ctx, where) if isinstance(test, dict) else lookup(ctx, test)
