@@ -7,25 +7,20 @@ owner's patients first), never one request per resource. Evaluation indexes what
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import fhirpathpy
-import jsonschema
-import yaml
 
-from ..errors import ConfigurationError
 from ..fhir import FhirClient
 from ..fhir.bulk import Listener, open_export
 from ..settings import Settings
+from .gap_rules import Rule, load_rules
 from .labels import reference_of, resource_label
 
-RULES_FILE = "gaps.yaml"
 COLUMNS = ("severity", "title", "patient", "resource", "what", "next_workflow")
 PATIENTS_PER_BATCH = 40
 # the lists a rule can see, and how each is searched for a set of patients
@@ -42,20 +37,6 @@ SUBJECT_ELEMENTS = ("subject", "for", "patient", "beneficiary")
 
 
 @dataclass(frozen=True)
-class Rule:
-    id: str
-    title: str
-    severity: str
-    next_workflow: str
-    resource: str
-    where: str
-    params: dict[str, Any]
-
-    def heading(self) -> str:
-        return self.title.format(**self.params) if self.params else self.title
-
-
-@dataclass(frozen=True)
 class Gap:
     rule: str
     title: str
@@ -67,54 +48,6 @@ class Gap:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _read_rules(path: Path, schema: dict[str, Any]) -> list[dict[str, Any]]:
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigurationError(f"{path}: not valid YAML ({exc})") from None
-    errors = sorted(
-        jsonschema.Draft202012Validator(schema).iter_errors(document), key=lambda e: list(e.absolute_path)
-    )
-    if errors:
-        where = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in errors[0].absolute_path)
-        raise ConfigurationError(f"{path}: {where}: {errors[0].message}")
-    rules: list[dict[str, Any]] = document["rules"]
-    return rules
-
-
-def load_rules(settings: Settings) -> list[Rule]:
-    """Built-in rules, overridden by id (or extended) by a file of the same name in the overlay folder."""
-    schema = json.loads((settings.builtin_rules_dir / "rules.schema.json").read_text(encoding="utf-8"))
-    merged = {r["id"]: r for r in _read_rules(settings.builtin_rules_dir / RULES_FILE, schema)}
-    if settings.rules_dir is not None and (settings.rules_dir / RULES_FILE).is_file():
-        for rule in _read_rules(settings.rules_dir / RULES_FILE, schema):
-            merged[rule["id"]] = rule
-    rules = []
-    for raw in merged.values():
-        if raw.get("disabled"):
-            continue
-        rules.append(
-            Rule(
-                raw["id"],
-                raw["title"],
-                raw["severity"],
-                raw["next_workflow"],
-                raw["resource"],
-                raw["where"],
-                dict(raw.get("params") or {}),
-            )
-        )
-        _check_expression(rules[-1])
-    return rules
-
-
-def _check_expression(rule: Rule) -> None:
-    try:
-        fhirpathpy.compile(rule.where)
-    except Exception as exc:  # fhirpathpy raises plain exceptions on syntax errors
-        raise ConfigurationError(f"rule {rule.id}: the FHIRPath in 'where' does not parse ({exc})") from None
 
 
 def patient_of(resource: dict[str, Any]) -> str | None:

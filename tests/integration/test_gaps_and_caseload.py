@@ -14,7 +14,8 @@ from fhircare.errors import ConfigurationError
 from fhircare.fhir import FhirClient
 from fhircare.settings import Settings
 from fhircare.views.caseload import caseload
-from fhircare.views.gaps import find_gaps, load_rules
+from fhircare.views.gap_rules import load_rules
+from fhircare.views.gaps import find_gaps
 from tests.support.cases import make
 
 FHIRCARE = str(Path(sys.executable).with_name("fhircare"))

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from fhircare.settings import Settings
-from fhircare.views.gaps import Gap, Rule, evaluate, load_rules
+from fhircare.views.gap_rules import Rule, load_rules
+from fhircare.views.gaps import Gap, evaluate
 
 TODAY = date(2026, 6, 30)
 TASK_CODES = "http://hl7.org/fhir/CodeSystem/task-code"
