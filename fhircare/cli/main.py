@@ -10,14 +10,7 @@ import click
 from .. import __version__
 from ..errors import FhircareError
 from ..settings import DEFAULT_EMBEDDED_PORT, Settings
-from . import (
-    demo_command,
-    directory_command,
-    gap_commands,
-    serve_commands,
-    view_commands,
-    workflow_commands,
-)
+from . import demo_command, directory_command, gap_commands, serve_commands, view_commands, workflow_commands
 from .context import Context, pass_context
 from .output import emit_json, fail
 
@@ -131,14 +124,15 @@ def accept_base_everywhere(group: click.Group) -> None:
 
 
 # the command tree is built here, at import: ``from fhircare.cli.main import cli`` holds every command
-for _module in (
+COMMAND_MODULES = (
     demo_command,
     directory_command,
     gap_commands,
     serve_commands,
     view_commands,
     workflow_commands,
-):
+)
+for _module in COMMAND_MODULES:
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 accept_base_everywhere(cli)
