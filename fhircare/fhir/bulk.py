@@ -214,19 +214,15 @@ def open_export(
 ) -> Iterator[dict[str, Any]] | None:
     """Kick an export off now and return the stream of its resources, or None when the server does not
     offer ``$export`` at that level (or refuses this one as unsupported): the caller pages instead."""
-    types = list(types)
     if not export_offered(client, "group" if group else "system"):
         return None
-    try:
-        job = kick_off(client, types=types, since=since, group=group)
+    try:  # export() kicks off at once (only the download is lazy): a refusal surfaces here
+        return export(client, types=types, since=since, group=group, listener=listener, timeout=timeout)
     except FhirServerError as exc:
         if exc.http_status in UNSUPPORTED:
             log.info("bulk export refused; paging instead", extra={"status": exc.http_status})
             return None
         raise
-    listener = listener or _ignore
-    listener(ExportEvent("kicked-off"))
-    return _drain(job, types, listener, timeout)
 
 
 def export(

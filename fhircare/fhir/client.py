@@ -81,7 +81,7 @@ class FhirClient(FhirTransport):
         ``_include``): one ``_count=1`` search shows it, remembered per server once it could tell.
         """
         key = f"{resource_type}:{spec}"
-        known = self.behaviour.include.get(key)
+        known = self.behaviour.include.get(key, self._declared_includes.get(key))
         if known is not None:
             return known
         try:
@@ -90,7 +90,7 @@ class FhirClient(FhirTransport):
             seen = False
         if seen is None:  # nothing on the server can tell yet: trust the declaration for this client
             declared = self.capabilities().supports_include(resource_type, spec)
-            self.behaviour.include[key] = declared  # in memory only: a later client probes again
+            self._declared_includes[key] = declared  # this client only, never kept: a later one probes
             return declared
         self.learn(include={**self.behaviour.include, key: seen})
         return seen
@@ -194,13 +194,14 @@ class FhirClient(FhirTransport):
         """POST a batch Bundle; each entry succeeds or fails on its own."""
         return self._bundle(bundle, "batch")
 
-    def read_batch(self, references: Iterable[str]) -> list[dict[str, Any]]:
-        """Read ``Type/id`` references in one batch (no request for none): the answer's entries in the
-        same order, each with its status and, when found, the resource."""
-        wanted = list(references)
+    def read_batch(self, urls: Iterable[str]) -> list[dict[str, Any]]:
+        """GET each relative URL (``Type/id`` reads, ``Type?query`` searches, ``Type/id/_history``) in
+        one batch (no request for none): the answer's entries in the same order, each with its status
+        and, when there is one, the resource (a searchset for a search)."""
+        wanted = list(urls)
         if not wanted:
             return []
-        entries = [{"request": {"method": "GET", "url": reference}} for reference in wanted]
+        entries = [{"request": {"method": "GET", "url": url}} for url in wanted]
         return list(
             self.batch({"resourceType": "Bundle", "type": "batch", "entry": entries}).get("entry") or []
         )

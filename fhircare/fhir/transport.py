@@ -109,6 +109,8 @@ class FhirTransport:
         )
         self._behaviour: ServerBehaviour | None = None
         self._rebase_logged = False
+        #: `_include` support taken from the declaration while no search could show it (this client only)
+        self._declared_includes: dict[str, bool] = {}
         self.timeout = timeout
         self.session = build_session(retries, backoff_factor, auth, headers)
         self.environment = OriginEnvironment(

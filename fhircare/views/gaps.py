@@ -91,14 +91,13 @@ def fetch(
     for group in groups:
         if group == []:
             continue
-        entries = []
+        urls = []
         for rtype, param in SOURCES.values():
             query: list[tuple[str, str]] = [("_count", str(page_size))]
             if group is not None:
                 query.insert(0, (param, ",".join(group)))
-            entries.append({"request": {"method": "GET", "url": f"{rtype}?{urlencode(query, safe='/,')}"}})
-        answer = client.batch({"entry": entries})
-        for name, result in zip(SOURCES, answer.get("entry") or [], strict=False):
+            urls.append(f"{rtype}?{urlencode(query, safe='/,')}")
+        for name, result in zip(SOURCES, client.read_batch(urls), strict=False):
             bundle = result.get("resource") or {}
             lists[name] += _resources(client, bundle)
     return lists

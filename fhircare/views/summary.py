@@ -77,8 +77,8 @@ def patient_summary(client: FhirClient, patient: str, now: datetime | None = Non
     now = now or datetime.now(timezone.utc)
     patient_id = patient.split("/", 1)[1] if "/" in patient else patient
     searches = summary_searches(patient_id)
-    answer = client.batch({"entry": [{"request": {"method": "GET", "url": u}} for _, u in searches]})
-    sections = dict(zip((name for name, _ in searches), answer.get("entry") or [], strict=False))
+    answers = client.read_batch(url for _, url in searches)
+    sections = dict(zip((name for name, _ in searches), answers, strict=False))
     person = sections["patient"].get("resource") or {}
     if person.get("resourceType") != "Patient":
         raise NotFound(f"Patient/{patient_id} was not found")

@@ -12,16 +12,8 @@ from ..views.labels import concept_text, person_name, reference_of
 
 
 def read_all(client: FhirClient, refs: set[str]) -> dict[str, dict[str, Any]]:
-    wanted = sorted(r for r in refs if r.count("/") == 1)
-    if not wanted:
-        return {}
-    answer = client.batch({"entry": [{"request": {"method": "GET", "url": r}} for r in wanted]})
-    found: dict[str, dict[str, Any]] = {}
-    for entry in answer.get("entry") or []:
-        resource = entry.get("resource") or {}
-        if resource.get("id") and resource.get("resourceType") != "OperationOutcome":
-            found[f"{resource['resourceType']}/{resource['id']}"] = resource
-    return found
+    """``Type/id`` -> resource for the literal references that exist, in one batch."""
+    return client.read_found(sorted(r for r in refs if r.count("/") == 1))
 
 
 def name_of(resource: dict[str, Any] | None) -> str:

@@ -98,11 +98,9 @@ def patient_choices(client: FhirClient, patient: str) -> dict[str, list[dict[str
     """The patient and their plans, referrals, appointments, open tasks, coverage and family, labelled,
     from one batch of searches."""
     kinds = list(OWN)
-    answer = client.batch(
-        {"entry": [{"request": {"method": "GET", "url": OWN[k].format(p=patient)}} for k in kinds]}
-    )
+    answers = client.read_batch(OWN[k].format(p=patient) for k in kinds)
     found: dict[str, list[dict[str, str]]] = {}
-    for kind, entry in zip(kinds, answer.get("entry") or [], strict=False):
+    for kind, entry in zip(kinds, answers, strict=False):
         bundle = entry.get("resource") or {}
         rows = [
             e["resource"]

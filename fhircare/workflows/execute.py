@@ -230,14 +230,7 @@ class Executor(Reader):
             searches.append(provenance_search(state.request_id, self.namespaces))
         if not searches:
             return None, {}
-        answer = self.client.batch(
-            {
-                "resourceType": "Bundle",
-                "type": "batch",
-                "entry": [{"request": {"method": "GET", "url": u}} for u in searches],
-            }
-        )
-        results = answer.get("entry") or []
+        results = self.client.read_batch(searches)
         if not skip_provenance:
             provenances = _matches(results[-1]) if results else []
             if provenances:

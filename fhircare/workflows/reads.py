@@ -88,14 +88,7 @@ class Reader(Planner):
         if not wanted:
             return
         ordered = sorted(wanted)
-        answer = self.client.batch(
-            {
-                "resourceType": "Bundle",
-                "type": "batch",
-                "entry": [{"request": {"method": "GET", "url": r}} for r in ordered],
-            }
-        )
-        for reference, result in zip(ordered, answer.get("entry") or [], strict=False):
+        for reference, result in zip(ordered, self.client.read_batch(ordered), strict=False):
             self._collect(state, reference, result)
 
     def _collect(self, state: RunState, reference: str, result: dict[str, Any]) -> None:
@@ -121,10 +114,7 @@ class Reader(Planner):
         """The server refused a transaction that carried conditional references: if some name
         nothing, say which payload fields (one batch, only on this failure path)."""
         checks = sorted({value for _, value in literal})
-        answer = self.client.batch(
-            {"resourceType": "Bundle", "type": "batch", "entry": [_existence_check(r) for r in checks]}
-        )
-        _refuse_missing(literal, _missing(checks, answer.get("entry") or []))
+        _refuse_missing(literal, _missing(checks, self.client.read_batch(checks)))
         log.info(
             "transaction refused although every reference exists",
             extra={"workflow": self.name, "status": refusal.http_status},

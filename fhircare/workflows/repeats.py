@@ -30,10 +30,7 @@ def unchanged_since(client: FhirClient, written: list[str]) -> bool:
 
     One batch: the Provenance, and the history of every resource it names."""
     provenance_ref, targets = written[-1], [w for w in written[:-1] if w.count("/") == 1]
-    entries = [{"request": {"method": "GET", "url": provenance_ref}}]
-    entries += [{"request": {"method": "GET", "url": f"{target}/_history"}} for target in targets]
-    answer = client.batch({"resourceType": "Bundle", "type": "batch", "entry": entries})
-    results = answer.get("entry") or []
+    results = client.read_batch([provenance_ref, *(f"{target}/_history" for target in targets)])
     provenance = (results[0].get("resource") or {}) if results else {}
     if provenance.get("resourceType") != "Provenance":
         return False
