@@ -13,6 +13,7 @@ from typing import Any
 from ..fhir import FhirClient
 from ..fhir.bulk import Listener, open_export
 from .labels import person_name, reference_of
+from .rows import Rows
 from .worklist import OPEN_STATUSES, due_of
 
 COLUMNS = (
@@ -84,13 +85,15 @@ def caseload(
     page_size: int | None = None,
     bulk: bool = False,
     listener: Listener | None = None,
-) -> list[CaseloadRow]:
-    """One row per coordinator (a Practitioner or PractitionerRole that owns or requested Tasks)."""
+) -> Rows[CaseloadRow]:
+    """One row per coordinator (a Practitioner or PractitionerRole that owns or requested Tasks); a list
+    whose ``truncated`` says whether paging stopped before the end."""
     today = today or datetime.now(timezone.utc).date()
     since = since or today - timedelta(days=30)
     until = until or today
     tallies: dict[str, _Tally] = defaultdict(_Tally)
     names: dict[str, str] = {}
+    truncated = False
     exported = (
         open_export(client, types=("Task", "Practitioner", "PractitionerRole"), listener=listener)
         if bulk
@@ -109,11 +112,13 @@ def caseload(
             ("_include", "Task:owner"),
             ("_include", "Task:requester"),
         ]
-        for page in client.search("Task", params).pages():
+        search = client.search("Task", params)
+        for page in search.pages():
             for resource in page.included:
                 _name(resource, names)
             for task in page.matches:
                 _count(task, tallies, since, until, today)
+        truncated = search.truncated
     _read_missing_names(client, [who for who in tallies if who not in names], names)
     rows = []
     for who, tally in sorted(tallies.items()):
@@ -131,7 +136,7 @@ def caseload(
                 else None,
             )
         )
-    return rows
+    return Rows(rows, truncated)
 
 
 def _name(resource: dict[str, Any], names: dict[str, str]) -> None:
