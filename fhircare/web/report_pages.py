@@ -112,20 +112,7 @@ def caseload_page() -> str:
     from .charts import caseload_bars, closure_bars, trend_lines
 
     client = access().view_client()
-    rows = caseload(client)
-    unnamed = {r.coordinator for r in rows if not r.name}
-    if unnamed:  # roles: named by their practitioner (two batches, only when the view left names out)
-        from .context import read_all
-        from .pickers import label_of
-
-        roles = read_all(client, unnamed)
-        people = read_all(
-            client,
-            {ref for role in roles.values() if (ref := (role.get("practitioner") or {}).get("reference"))},
-        )
-        for r in rows:
-            if not r.name and r.coordinator in roles:
-                r.name = label_of(roles[r.coordinator], people)
+    rows = caseload(client)  # named, a role's tasks on its practitioner's row (the view does both)
     days = task_trend(client)
     return render_template(
         "caseload.html",

@@ -333,3 +333,111 @@ def test_gaps_and_caseload_cli_print_json(fhir_server, client):
         check=True,
     )
     assert table.stdout.splitlines()[0].startswith("coordinator,name,patients")
+
+
+def _roles_world(client: FhirClient, uid: str) -> dict[str, str]:
+    """A coordinator whose Tasks are owned sometimes by her, sometimes by her PractitionerRole; a role
+    with no practitioner, one with nothing at all, a care team and an organization owning Tasks."""
+    w = {
+        "person": make(
+            client, {"resourceType": "Practitioner", "name": [{"family": f"Fold{uid}", "given": ["Lee"]}]}
+        ),
+        "hub": make(client, {"resourceType": "Organization", "name": f"Hub{uid}"}),
+        "team": make(client, {"resourceType": "CareTeam", "status": "active", "name": f"Team{uid}"}),
+    }
+    w["role"] = make(
+        client,
+        {
+            "resourceType": "PractitionerRole",
+            "practitioner": {"reference": w["person"]},
+            "organization": {"reference": w["hub"]},
+            "code": [{"text": "Care coordinator"}],
+        },
+    )
+    w["lone"] = make(
+        client,
+        {
+            "resourceType": "PractitionerRole",
+            "organization": {"reference": w["hub"]},
+            "code": [{"text": "Intake"}],
+        },
+    )
+    w["bare"] = make(client, {"resourceType": "PractitionerRole", "active": True})
+    p1, p2, p3 = (_patient(client) for _ in range(3))
+    late, later = {"period": {"end": "2026-06-20"}}, {"period": {"end": "2026-07-20"}}
+    # the person's own task and her role's two: three patients, three open, two overdue
+    _task(client, p1, owner={"reference": w["person"]}, restriction=late)
+    _task(client, p2, owner={"reference": w["role"]}, restriction=later)
+    _task(client, p3, owner={"reference": w["role"]}, restriction=late)
+    # referrals to the team: one requested by her role (closed after 4 days), one by her (open)
+    referral = {"code": FULFILL, "owner": {"reference": w["team"]}}
+    _task(
+        client,
+        p1,
+        focus={"reference": _request(client, p1, OLD)},
+        requester={"reference": w["role"]},
+        authoredOn="2026-06-10",
+        status="completed",
+        executionPeriod={"end": "2026-06-14"},
+        **referral,
+    )
+    _task(
+        client,
+        p2,
+        focus={"reference": _request(client, p2, OLD)},
+        requester={"reference": w["person"]},
+        authoredOn="2026-06-05",
+        **referral,
+    )
+    _task(client, p3, owner={"reference": w["lone"]})
+    _task(client, p1, owner={"reference": w["bare"]})
+    _task(client, p2, owner={"reference": w["hub"]}, restriction=late)
+    return w
+
+
+def test_a_role_counts_on_its_practitioners_row_and_other_owners_have_named_rows(client, uid):
+    w = _roles_world(client, uid)
+    period = {"since": date(2026, 6, 1), "until": TODAY, "today": TODAY}
+    paged = caseload(client, **period)
+    # the same rows through Bulk Data $export (paging again on a server that offers none)
+    assert [r.as_dict() for r in caseload(client, bulk=True, **period)] == [r.as_dict() for r in paged]
+    rows = {r.coordinator: r for r in paged}
+
+    assert w["role"] not in rows  # folded into the person's row
+    person = rows[w["person"]]
+    assert person.name == f"Lee Fold{uid}"
+    assert (person.patients, person.open_tasks, person.overdue_tasks) == (3, 3, 2)
+    assert (person.referrals_opened, person.referrals_closed, person.median_days_to_close) == (2, 1, 4.0)
+    # a role with no practitioner: its own row, named by its code at its organization
+    assert rows[w["lone"]].name == f"Intake at Hub{uid}"
+    assert (rows[w["lone"]].patients, rows[w["lone"]].open_tasks) == (1, 1)
+    assert rows[w["bare"]].name == w["bare"]  # nothing better than its reference
+    # a team's and an organization's queues: own rows, named
+    assert (rows[w["team"]].name, rows[w["team"]].open_tasks, rows[w["team"]].patients) == (
+        f"Team{uid}",
+        1,
+        2,
+    )
+    assert (rows[w["hub"]].name, rows[w["hub"]].open_tasks, rows[w["hub"]].overdue_tasks) == (
+        f"Hub{uid}",
+        1,
+        1,
+    )
+    # people first, then teams, then organizations
+    order = [r.coordinator for r in paged]
+    assert order.index(w["person"]) < order.index(w["team"]) < order.index(w["hub"])
+
+
+def test_the_caseload_cli_prints_a_roles_tasks_on_the_persons_row(fhir_server, client, uid):
+    w = _roles_world(client, uid)
+    for bulk in ([], ["--bulk"]):
+        printed = subprocess.run(
+            [FHIRCARE, "--base", fhir_server.base_url, "caseload", "--format", "json", *bulk],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        rows = {r["coordinator"]: r for r in json.loads(printed.stdout)}
+        assert w["role"] not in rows
+        assert (rows[w["person"]]["name"], rows[w["person"]]["open_tasks"]) == (f"Lee Fold{uid}", 3)
+        assert rows[w["lone"]]["name"] == f"Intake at Hub{uid}"

@@ -66,3 +66,14 @@ def test_every_page_shows_what_the_server_holds(dev, client, uid):
     assert "Overdue task" in gaps
 
     assert "<h1>Caseload" in _page(dev, "/caseload")
+
+
+def test_the_caseload_page_shows_a_roles_tasks_on_the_persons_row_by_name(dev, client, uid):
+    from tests.integration.test_gaps_and_caseload import _roles_world
+
+    w = _roles_world(client, uid)
+    html = _page(dev, "/caseload")
+    table = html.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    assert table.count(f"<td>Lee Fold{uid}</td>") == 1
+    assert w["role"] not in html and w["person"] not in table
+    assert f"<td>Intake at Hub{uid}</td>" in table and f"<td>Team{uid}</td>" in table
