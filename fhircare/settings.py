@@ -69,7 +69,9 @@ class Settings:
     timeout_read: float = 30.0
     retries: int = 3
     backoff_factor: float = 0.2
-    page_size: int = 100
+    # the _count of the views' searches (FHIRCARE_PAGE_SIZE, the CLI's --page-size, the API's page_size);
+    # None: adaptive paging, pages as large as the server allows (fhircare/fhir/search.py)
+    page_size: int | None = None
     # literal references in payloads are checked to exist: "transaction" sends them as conditional
     # references the server resolves inside the one transaction (HAPI, the embedded server);
     # "batch" searches for them before writing (servers without conditional references); "off";

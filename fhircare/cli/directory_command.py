@@ -27,6 +27,7 @@ def directory_command(
 ) -> None:
     """Services to refer to: who offers them, where, and how to reach them."""
     from ..views.directory import COLUMNS, directory
+    from ..views.rows import truncated
 
     with obj.client() as client:
         rows = directory(
@@ -38,7 +39,7 @@ def directory_command(
             include_inactive=every,
             page_size=obj.settings.page_size,
         )
-    render_rows([r.as_dict() for r in rows], COLUMNS, fmt)
+    render_rows([r.as_dict() for r in rows], COLUMNS, fmt, truncated=truncated(rows))
 
 
 COMMANDS = [directory_command]

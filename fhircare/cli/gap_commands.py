@@ -23,12 +23,13 @@ BULK_HELP = "Read the whole caseload through the server's Bulk Data $export (pag
 def gaps_command(obj: Context, owner: str | None, patient: str | None, fmt: str, bulk: bool) -> None:
     """Care gaps, from the rules in rules/gaps.yaml (and FHIRCARE_RULES)."""
     from ..views.gaps import COLUMNS, find_gaps
+    from ..views.rows import truncated
 
     with obj.client() as client, ExportProgress() as progress:
         gaps = find_gaps(
             client, owner=owner, patient=patient, settings=obj.settings, bulk=bulk, listener=progress
         )
-    render_rows([g.as_dict() for g in gaps], COLUMNS, fmt)
+    render_rows([g.as_dict() for g in gaps], COLUMNS, fmt, truncated=truncated(gaps))
 
 
 @click.command("caseload")
@@ -42,13 +43,14 @@ def gaps_command(obj: Context, owner: str | None, patient: str | None, fmt: str,
 def caseload_command(obj: Context, since: object, until: object, fmt: str, bulk: bool) -> None:
     """Per coordinator: patients, open and overdue tasks, referrals opened and closed, median days to close."""
     from ..views.caseload import COLUMNS, caseload
+    from ..views.rows import truncated
 
     def as_date(value: object) -> date | None:
         return value.date() if isinstance(value, datetime) else None
 
     with obj.client() as client, ExportProgress() as progress:
         rows = caseload(client, since=as_date(since), until=as_date(until), bulk=bulk, listener=progress)
-    render_rows([r.as_dict() for r in rows], COLUMNS, fmt)
+    render_rows([r.as_dict() for r in rows], COLUMNS, fmt, truncated=truncated(rows))
 
 
 COMMANDS = [gaps_command, caseload_command]

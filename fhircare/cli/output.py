@@ -38,9 +38,14 @@ def to_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     return buffer.getvalue()
 
 
-def render_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: str) -> None:
+def render_rows(
+    rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: str, truncated: bool = False
+) -> None:
+    """Rows as a table, CSV or JSON. JSON is the array of rows; when paging stopped before the end
+    (``truncated``, also logged as a warning on stderr) it is ``{"rows": [...], "truncated": true}``,
+    so that no script takes a cut list for the whole one."""
     if fmt == "json":
-        emit_json(list(rows))
+        emit_json({"rows": list(rows), "truncated": True} if truncated else list(rows))
     elif fmt == "csv":
         click.echo(to_csv(rows, columns), nl=False)
     else:

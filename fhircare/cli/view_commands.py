@@ -15,7 +15,12 @@ FORMATS = click.Choice(["table", "json", "csv"])
 @click.option("--status", "statuses", multiple=True, help="Task status (repeatable; default: all open ones).")
 @click.option("--due-before", help="Only tasks due before this date (YYYY-MM-DD).")
 @click.option("--patient", help="Only this patient's tasks (Patient/id).")
-@click.option("--page-size", type=int, default=None, help="Tasks per server page.")
+@click.option(
+    "--page-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Tasks per server page (default: FHIRCARE_PAGE_SIZE, else as many as the server allows).",
+)
 @click.option("--format", "fmt", type=FORMATS, default="table")
 @pass_context
 def worklist_command(
@@ -28,6 +33,7 @@ def worklist_command(
     fmt: str,
 ) -> None:
     """Open tasks, overdue first, then priority, then due date."""
+    from ..views.rows import truncated
     from ..views.worklist import COLUMNS, OPEN_STATUSES, worklist
 
     with obj.client() as client:
@@ -39,7 +45,7 @@ def worklist_command(
             due_before=due_before,
             page_size=page_size or obj.settings.page_size,
         )
-    render_rows([r.as_dict() for r in rows], COLUMNS, fmt)
+    render_rows([r.as_dict() for r in rows], COLUMNS, fmt, truncated=truncated(rows))
 
 
 @click.command("summary")
@@ -95,10 +101,11 @@ def authorizations_command(
 ) -> None:
     """Prior authorizations and the payers' answers (ClaimResponse); --record writes them onto the Tasks."""
     from ..views.authorizations import COLUMNS, authorizations, record_answers
+    from ..views.rows import drain, truncated
     from ..views.worklist import OPEN_STATUSES
 
     with obj.client() as client:
-        rows = list(
+        found = drain(
             authorizations(
                 client,
                 patient=patient,
@@ -107,13 +114,14 @@ def authorizations_command(
                 page_size=obj.settings.page_size,
             )
         )
+        rows = list(found)
         refused: list[str] = []
         if record:
             from ..workflows import get_workflow
 
             workflow = get_workflow("prior-auth", client, obj.settings)
             rows, refused = record_answers(rows, workflow.run, actor)
-    render_rows([r.as_dict() for r in rows], COLUMNS, fmt)
+    render_rows([r.as_dict() for r in rows], COLUMNS, fmt, truncated=truncated(found))
     if record:
         done = sum(1 for r in rows if r.recorded)
         click.echo(f"{done} answer(s) on their Tasks; {len(refused)} refused.", err=True)

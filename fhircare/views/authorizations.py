@@ -2,13 +2,14 @@
 
 Two searches per page of Tasks, whatever their number: ``Task?code=approve`` with ``_include`` of the
 Claim and the patient, then ``ClaimResponse?request=`` every Claim of the page (its own pages
-followed). A ClaimResponse that names no Claim cannot be matched here; record it with
+followed; one such search per 100 Claims, so that its URL stays short on pages as large as the server
+allows). A ClaimResponse that names no Claim cannot be matched here; record it with
 ``prior-auth`` ``action: record-decision``, which matches it on the patient.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -20,6 +21,7 @@ from .related import related_resources
 from .worklist import OPEN_STATUSES, due_of
 
 APPROVE = "http://hl7.org/fhir/CodeSystem/task-code|approve"
+CLAIMS_PER_SEARCH = 100  # ClaimResponse?request=<100 Claim references>: a URL of about 4 kB
 COLUMNS = (
     "task",
     "patient_name",
@@ -121,14 +123,16 @@ def authorizations(
     patient: str | None = None,
     requester: str | None = None,
     statuses: Sequence[str] = OPEN_STATUSES,
-    page_size: int = 100,
-) -> Iterator[AuthorizationRow]:
-    """Prior-auth Tasks (open ones by default) with the payer's answer, one page in memory at a time."""
+    page_size: int | None = None,
+) -> Generator[AuthorizationRow, None, bool]:
+    """Prior-auth Tasks (open ones by default) with the payer's answer, one page in memory at a time
+    (without ``page_size``, pages as large as the server allows); returns whether a search stopped
+    before its end (``fhircare.views.rows.drain`` collects the rows and that flag)."""
     params = [
         ("code", APPROVE),
         ("_include", "Task:focus"),
         ("_include", "Task:patient"),
-        ("_count", str(page_size)),
+        *client.paging.params(page_size),
     ]
     if statuses:
         params.append(("status", ",".join(statuses)))
@@ -137,7 +141,9 @@ def authorizations(
     if requester:
         params.append(("requester", requester))
     included = client.include_works("Task", "Task:focus")
-    for page in client.search("Task", params).pages():
+    tasks = client.search("Task", params)
+    truncated = False
+    for page in tasks.pages():
         wanted = (reference_of(task.get(key)) for task in page.matches for key in ("focus", "for"))
         related = related_resources(client, page, wanted, included)
         claims = sorted(
@@ -148,13 +154,16 @@ def authorizations(
             }
         )
         answers: dict[str, dict[str, Any]] = {}
-        if claims:  # a Claim may have several answers (pended, then final): room for them on one page
-            found = client.search(
-                "ClaimResponse", [("request", ",".join(claims)), ("_count", str(max(3 * page_size, 100)))]
-            )
-            answers = latest_answers(found)
+        for start in range(0, len(claims), CLAIMS_PER_SEARCH):
+            group = claims[start : start + CLAIMS_PER_SEARCH]
+            # a Claim may have several answers (pended, then final): room for them on one page
+            count = client.paging.page_size(max(3 * len(group), 100))
+            found = client.search("ClaimResponse", [("request", ",".join(group)), ("_count", str(count))])
+            answers.update(latest_answers(found))
+            truncated = truncated or found.truncated
         for task in page.matches:
             yield _row(task, related, answers)
+    return truncated or tasks.truncated
 
 
 def record_answers(

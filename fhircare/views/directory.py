@@ -9,13 +9,14 @@ first, whose matches narrow the service search (``location=``). Never one reques
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..fhir import FhirClient
 from .labels import concept_text, reference_of
 from .related import related_resources
+from .rows import Rows, drain
 
 COLUMNS = ("name", "category", "type", "organization_name", "where", "phone", "service")
 #: at most this many matching locations narrow one service search (a longer list is cut, not paged)
@@ -106,15 +107,16 @@ def stream_directory(
     service_type: str | None = None,
     name: str | None = None,
     near: str | None = None,
-    page_size: int = 100,
+    page_size: int | None = None,
     include_inactive: bool = False,
-) -> Iterator[DirectoryEntry]:
-    """Matching services in the server's order, one page in memory at a time."""
-    params: list[tuple[str, str]] = [("_count", str(page_size))]
+) -> Generator[DirectoryEntry, None, bool]:
+    """Matching services in the server's order, one page in memory at a time (without ``page_size``,
+    pages as large as the server allows); returns whether the search stopped before its end."""
+    params: list[tuple[str, str]] = client.paging.params(page_size)
     if near:
         locations = _locations_near(client, near)
         if not locations:
-            return
+            return False
         params.append(("location", ",".join(locations)))
     if category:
         params.append(("service-category", category))
@@ -130,7 +132,8 @@ def stream_directory(
             ("_include", "HealthcareService:organization"),
             ("_include", "HealthcareService:location"),
         ]
-    for page in client.search("HealthcareService", params).pages():
+    search = client.search("HealthcareService", params)
+    for page in search.pages():
         wanted = (
             ref
             for service in page.matches
@@ -142,10 +145,11 @@ def stream_directory(
         related = related_resources(client, page, wanted, use_include)
         for service in page.matches:
             yield entry_of(service, related)
+    return search.truncated
 
 
 def directory(client: FhirClient, **options: Any) -> list[DirectoryEntry]:
-    """Every matching service, by name (then provider, then reference, so the order is stable)."""
-    return sorted(
-        stream_directory(client, **options), key=lambda e: (e.name.lower(), e.organization_name, e.service)
-    )
+    """Every matching service, by name (then provider, then reference, so the order is stable); a
+    :class:`~fhircare.views.rows.Rows` whose ``truncated`` says whether paging stopped before the end."""
+    rows = drain(stream_directory(client, **options))
+    return Rows(sorted(rows, key=lambda e: (e.name.lower(), e.organization_name, e.service)), rows.truncated)

@@ -20,6 +20,7 @@ from ..fhir.bulk import Listener, open_export
 from ..settings import Settings
 from .gap_rules import Rule, load_rules
 from .labels import reference_of, resource_label
+from .rows import Rows
 
 COLUMNS = ("severity", "title", "patient", "resource", "what", "next_workflow")
 PATIENTS_PER_BATCH = 40
@@ -62,8 +63,9 @@ def patient_of(resource: dict[str, Any]) -> str | None:
     return None
 
 
-def owner_patients(client: FhirClient, owners: Iterable[str], page_size: int | None = None) -> list[str]:
-    """Patients of an owner's (or a team's) open Tasks: one paged search, pages as large as allowed."""
+def owner_patients(client: FhirClient, owners: Iterable[str], page_size: int | None = None) -> Rows[str]:
+    """Patients of an owner's (or a team's) open Tasks: one paged search, pages as large as allowed
+    (``truncated`` when it stopped before its end)."""
     from .worklist import OPEN_STATUSES
 
     params = [
@@ -71,8 +73,9 @@ def owner_patients(client: FhirClient, owners: Iterable[str], page_size: int | N
         ("status", ",".join(OPEN_STATUSES)),
         *client.paging.params(page_size, elements=("for",)),
     ]
-    found = {reference_of(t.get("for")) for t in client.search("Task", params)}
-    return sorted(p for p in found if p and p.startswith("Patient/"))
+    search = client.search("Task", params)
+    found = {reference_of(t.get("for")) for t in search}
+    return Rows(sorted(p for p in found if p and p.startswith("Patient/")), search.truncated)
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
@@ -84,7 +87,15 @@ def fetch(
     client: FhirClient, patients: list[str] | None, page_size: int = 1000
 ) -> dict[str, list[dict[str, Any]]]:
     """Every list a rule may need, for these patients (None: everyone), one batch per group of patients."""
+    return _fetch(client, patients, page_size)[0]
+
+
+def _fetch(
+    client: FhirClient, patients: list[str] | None, page_size: int = 1000
+) -> tuple[dict[str, list[dict[str, Any]]], bool]:
+    """:func:`fetch`, and whether a search of it stopped before its end."""
     lists: dict[str, list[dict[str, Any]]] = {name: [] for name in SOURCES}
+    truncated = False
     groups: list[list[str] | None] = (
         list(_chunks(patients, PATIENTS_PER_BATCH)) if patients is not None else [None]
     )
@@ -98,9 +109,10 @@ def fetch(
                 query.insert(0, (param, ",".join(group)))
             urls.append(f"{rtype}?{urlencode(query, safe='/,')}")
         for name, result in zip(SOURCES, client.read_batch(urls), strict=False):
-            bundle = result.get("resource") or {}
-            lists[name] += _resources(client, bundle)
-    return lists
+            found = _resources(client, result.get("resource") or {})
+            lists[name] += found
+            truncated = truncated or found.truncated
+    return lists, truncated
 
 
 def subjects_of(resource: dict[str, Any]) -> set[str]:
@@ -128,20 +140,22 @@ def fetch_exported(
     return lists
 
 
-def _resources(client: FhirClient, bundle: dict[str, Any]) -> list[dict[str, Any]]:
-    """Matches of a searchset answered inside a batch, following its next links if it has any."""
+def _resources(client: FhirClient, bundle: dict[str, Any]) -> Rows[dict[str, Any]]:
+    """Matches of a searchset answered inside a batch, following its next links if it has any;
+    ``truncated`` when a next link leaves the server or its ``total`` is beyond what came back."""
     from ..fhir.search import page_of
 
     if bundle.get("resourceType") != "Bundle":
-        return []
+        return Rows()
     page = page_of(bundle)
+    total = page.total
     found = list(page.matches)
     while page.next_url:
         if not client.owns(page.next_url):
-            break
+            return Rows(found, True)
         page = page_of(client.request("GET", page.next_url).json())
         found += page.matches
-    return found
+    return Rows(found, total is not None and total > len(found))
 
 
 @dataclass(frozen=True)
@@ -255,8 +269,9 @@ def find_gaps(
     settings: Settings | None = None,
     bulk: bool = False,
     listener: Listener | None = None,
-) -> list[Gap]:
-    """Care gaps of one patient, of an owner's patients, or of everyone.
+) -> Rows[Gap]:
+    """Care gaps of one patient, of an owner's patients, or of everyone (``truncated`` when a search
+    stopped before its end: the gaps were found on part of the data).
 
     With ``bulk``, an owner's or everyone's lists come from one Bulk Data ``$export`` when the server
     offers it (paging otherwise; one patient is always one batch): the same gaps either way.
@@ -264,11 +279,16 @@ def find_gaps(
     settings = settings or Settings()
     rules = load_rules(settings)
     today = today or datetime.now(timezone.utc).date()
+    truncated = False
     if patient:
         patients: list[str] | None = [patient]
     elif owner:
         patients = owner_patients(client, [owner])
+        truncated = patients.truncated
     else:
         patients = None
     lists = fetch_exported(client, patients, listener) if bulk and not patient else None
-    return evaluate(rules, lists if lists is not None else fetch(client, patients), today)
+    if lists is None:
+        lists, cut = _fetch(client, patients)
+        truncated = truncated or cut
+    return Rows(evaluate(rules, lists, today), truncated)

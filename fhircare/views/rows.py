@@ -26,3 +26,11 @@ def drain(stream: Generator[T, None, bool]) -> Rows[T]:
             rows.append(next(stream))
         except StopIteration as end:
             return Rows(rows, bool(end.value))
+
+
+def truncated(rows: Iterable[object]) -> bool:
+    """Whether a view's rows (a :class:`Rows`) stopped before the end; False for any other list.
+
+    ``worklist`` and ``directory`` are still annotated ``list[...]`` (a caller's ``rows = []`` followed
+    by ``rows = worklist(...)`` type-checks as before), so the faces ask through this."""
+    return bool(getattr(rows, "truncated", False))

@@ -7,7 +7,7 @@ reads per page instead.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 from ..fhir import FhirClient
 from .labels import concept_text, person_name, reference_of, resource_label
 from .related import related_resources
+from .rows import Rows, drain
 
 OPEN_STATUSES = ("draft", "requested", "received", "accepted", "ready", "in-progress", "on-hold")
 PRIORITY_RANK = {"stat": 0, "asap": 1, "urgent": 2, "routine": 3}
@@ -121,8 +122,9 @@ def stream_worklist(
     page_size: int | None = None,
     today: date | None = None,
     use_include: bool | None = None,
-) -> Iterator[WorklistRow]:
-    """Rows in the server's order, one page in memory at a time.
+) -> Generator[WorklistRow, None, bool]:
+    """Rows in the server's order, one page in memory at a time; returns (``StopIteration.value``)
+    whether the search stopped before its end (``SearchSet.truncated``).
 
     Without ``page_size`` pages are as large as the server allows (every row is read anyway; the
     round trips, not the page, cost most), with ``_total=none`` where next links work. No
@@ -141,8 +143,11 @@ def stream_worklist(
             if due_before and (row.due is None or row.due >= due_before):
                 continue
             yield row
+    return search.truncated
 
 
 def worklist(client: FhirClient, **options: Any) -> list[WorklistRow]:
-    """All matching rows, overdue first, then priority (stat > asap > urgent > routine), then due date."""
-    return sorted(stream_worklist(client, **options), key=WorklistRow.sort_key)
+    """All matching rows, overdue first, then priority (stat > asap > urgent > routine), then due date;
+    a :class:`~fhircare.views.rows.Rows` whose ``truncated`` says whether paging stopped before the end."""
+    rows = drain(stream_worklist(client, **options))
+    return Rows(sorted(rows, key=WorklistRow.sort_key), rows.truncated)

@@ -10,11 +10,15 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from ..errors import FhircareError, PayloadError, TransientError
 from ..mapping.validate import parse_payload
 from ..settings import Settings
+from ..views.rows import truncated
 from .fhir_access import access, patient_in_context
 from .runs import run_workflow as run_guarded
 
 api = Blueprint("api", __name__)
 MAX_PAGE_SIZE = 1000
+#: on every answer of a view: whether paging stopped before the end (the server reported more than it
+#: returned and offered no way on), so that clients of the array answers can tell a cut list too
+TRUNCATED_HEADER = "Fhircare-Truncated"
 
 
 def settings() -> Settings:
@@ -45,14 +49,26 @@ def refuse_non_finite(node: Any) -> None:
             refuse_non_finite(value)
 
 
-def page_size_arg(default: int) -> int:
-    """``page_size`` as a whole number from 1 to 1000 (else 422, never a 500)."""
+def page_size_arg(default: int | None) -> int | None:
+    """``page_size`` as a whole number from 1 to 1000 (else 422, never a 500); without it ``default``
+    (``FHIRCARE_PAGE_SIZE``), and None without that too: pages as large as the server allows."""
     text = request.args.get("page_size")
     if text is None:
         return default
     if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE_SIZE:
         raise PayloadError(f"page_size must be a whole number from 1 to {MAX_PAGE_SIZE}")
     return int(text)
+
+
+def rows_answer(rows: list[dict[str, Any]], cut: bool) -> Response:
+    """A view's rows: the JSON array, or with ``envelope=true`` the object ``{"rows": [...],
+    "truncated": bool}`` (``truncated`` always there); the ``Fhircare-Truncated`` header either way."""
+    wanted = request.args.get("envelope", "false").lower()
+    if wanted not in ("0", "1", "false", "true"):
+        raise PayloadError("envelope must be true or false")
+    answer = jsonify({"rows": rows, "truncated": cut} if wanted in ("1", "true") else rows)
+    answer.headers[TRUNCATED_HEADER] = "true" if cut else "false"
+    return answer
 
 
 def patient_param() -> str | None:
@@ -96,7 +112,7 @@ def get_worklist() -> Response:
         due_before=request.args.get("due_before"),
         page_size=page_size_arg(settings().page_size),
     )
-    return jsonify([r.as_dict() for r in rows])
+    return rows_answer([r.as_dict() for r in rows], truncated(rows))
 
 
 @api.get("/api/v1/patients/<patient_id>/summary")
@@ -113,27 +129,31 @@ def get_gaps() -> Response:
     gaps = find_gaps(
         access().view_client(), owner=request.args.get("owner"), patient=patient_param(), settings=settings()
     )
-    return jsonify([g.as_dict() for g in gaps])
+    return rows_answer([g.as_dict() for g in gaps], truncated(gaps))
 
 
 @api.get("/api/v1/caseload")
 def get_caseload() -> Response:
     from ..views.caseload import caseload
 
-    return jsonify([r.as_dict() for r in caseload(access().view_client())])
+    rows = caseload(access().view_client())
+    return rows_answer([r.as_dict() for r in rows], truncated(rows))
 
 
 @api.get("/api/v1/authorizations")
 def get_authorizations() -> Response:
     from ..views.authorizations import authorizations
+    from ..views.rows import drain
 
-    rows = authorizations(
-        access().view_client(),
-        patient=patient_param(),
-        requester=request.args.get("requester"),
-        page_size=page_size_arg(settings().page_size),
+    rows = drain(
+        authorizations(
+            access().view_client(),
+            patient=patient_param(),
+            requester=request.args.get("requester"),
+            page_size=page_size_arg(settings().page_size),
+        )
     )
-    return jsonify([r.as_dict() for r in rows])
+    return rows_answer([r.as_dict() for r in rows], truncated(rows))
 
 
 @api.get("/api/v1/directory")
@@ -148,7 +168,7 @@ def get_directory() -> Response:
         near=request.args.get("near") or None,
         page_size=page_size_arg(settings().page_size),
     )
-    return jsonify([r.as_dict() for r in rows])
+    return rows_answer([r.as_dict() for r in rows], truncated(rows))
 
 
 @api.get("/api/v1/lookup")
