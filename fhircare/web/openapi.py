@@ -139,6 +139,54 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         }
     }
     ref_param = {"schema": {"type": "string", "pattern": "^[A-Z][A-Za-z]+/[A-Za-z0-9.-]{1,64}$"}}
+    page_size_param = {
+        "name": "page_size",
+        "in": "query",
+        "description": (
+            "Rows per FHIR search page. Default: FHIRCARE_PAGE_SIZE where the deployment sets it, else "
+            "adaptive paging: pages as large as the FHIR server allows (1,000, or the maximum it declares "
+            "or shows), _total=none once its next links are seen to work"
+        ),
+        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+    }
+    envelope_param = {
+        "name": "envelope",
+        "in": "query",
+        "description": "true: answer {rows, truncated} instead of the bare array of rows",
+        "schema": {"type": "boolean", "default": False},
+    }
+    row_array = {"type": "array", "items": {"type": "object"}}
+    view_rows = {
+        "200": {
+            "description": (
+                "Rows: the array, or with envelope=true {rows, truncated}. truncated (and the "
+                "Fhircare-Truncated header) is true when paging stopped before the end: the FHIR server "
+                "reported more results than it returned and offered no way on (no next link, _offset ignored)"
+            ),
+            "headers": {
+                "Fhircare-Truncated": {
+                    "description": "true when paging stopped before the end, else false",
+                    "schema": {"type": "string", "enum": ["true", "false"]},
+                }
+            },
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            row_array,
+                            {
+                                "type": "object",
+                                "required": ["rows", "truncated"],
+                                "properties": {"rows": row_array, "truncated": {"type": "boolean"}},
+                                "additionalProperties": False,
+                            },
+                        ]
+                    }
+                }
+            },
+        },
+        **errors,
+    }
     paths["/api/v1/worklist"] = {
         "get": {
             "operationId": "worklist",
@@ -167,21 +215,10 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     },
                 },
                 {"name": "due_before", "in": "query", "schema": {"type": "string", "format": "date"}},
-                {
-                    "name": "page_size",
-                    "in": "query",
-                    "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
-                },
+                page_size_param,
+                envelope_param,
             ],
-            "responses": {
-                "200": {
-                    "description": "Worklist rows",
-                    "content": {
-                        "application/json": {"schema": {"type": "array", "items": {"type": "object"}}}
-                    },
-                },
-                **errors,
-            },
+            "responses": view_rows,
         }
     }
     paths["/api/v1/patients/{patient_id}/summary"] = {
@@ -212,22 +249,39 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         },
         **errors,
     }
-    for path, operation, summary, names in (
-        ("/api/v1/gaps", "gaps", "Care gaps from the rules in rules/ (FHIRPath)", ("owner", "patient")),
-        ("/api/v1/caseload", "caseload", "Per coordinator: patients, open and overdue tasks, referrals", ()),
+    for path, operation, summary, names, paged in (
+        (
+            "/api/v1/gaps",
+            "gaps",
+            "Care gaps from the rules in rules/ (FHIRPath)",
+            ("owner", "patient"),
+            False,
+        ),
+        (
+            "/api/v1/caseload",
+            "caseload",
+            "Per coordinator: patients, open and overdue tasks, referrals",
+            (),
+            False,
+        ),
         (
             "/api/v1/authorizations",
             "authorizations",
             "Open prior-authorization Tasks with the payers' answers (ClaimResponse)",
             ("patient", "requester"),
+            True,
         ),
     ):
         paths[path] = {
             "get": {
                 "operationId": operation,
                 "summary": summary,
-                "parameters": [{"name": name, "in": "query", **ref_param} for name in names],
-                "responses": rows,
+                "parameters": [
+                    *({"name": name, "in": "query", **ref_param} for name in names),
+                    *([page_size_param] if paged else []),
+                    envelope_param,
+                ],
+                "responses": view_rows,
             }
         }
     text_param = {"schema": {"type": "string", "maxLength": 100}}
@@ -245,13 +299,10 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "description": "postal code (or its start) or city",
                     **text_param,
                 },
-                {
-                    "name": "page_size",
-                    "in": "query",
-                    "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
-                },
+                page_size_param,
+                envelope_param,
             ],
-            "responses": rows,
+            "responses": view_rows,
         }
     }
     paths["/api/v1/lookup"] = {
