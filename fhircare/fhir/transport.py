@@ -4,6 +4,7 @@ interactions on top."""
 
 from __future__ import annotations
 
+import json as json_module
 import logging
 import threading
 import time
@@ -14,6 +15,9 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 from requests.auth import AuthBase
+from requests.cookies import extract_cookies_to_jar
+from requests.hooks import dispatch_hook
+from requests.structures import CaseInsensitiveDict
 
 from ..errors import FhirServerError, TransientError
 from ..settings import default_cache_dir, environment_proxies
@@ -170,29 +174,15 @@ class FhirTransport:
     ) -> requests.Response:
         """Send one request (retried per the session's policy) and raise on a non-2xx answer."""
         url = path_or_url if path_or_url.startswith(("http://", "https://")) else self.url(path_or_url)
-        send_headers = dict(headers or {})
-        if json is not None:
-            send_headers.setdefault("Content-Type", FHIR_JSON)
         proxies, netrc = self.environment.for_url(url)
-        prepared = self.session.prepare_request(
-            requests.Request(
-                method,
-                url,
-                params=params,
-                json=json,
-                headers=send_headers,
-                auth=netrc if self.session.auth is None else None,
-            )
-        )
+        prepared = self._prepare(method, url, params, json, headers, netrc)
         if idempotent:
             mark_idempotent(prepared)
         with self._count_lock:
             self.request_count += 1
         started = time.perf_counter()
         try:
-            response = self.session.send(
-                prepared, timeout=self.timeout, allow_redirects=False, stream=stream, proxies=proxies
-            )
+            response = self._send(prepared, stream, proxies)
         except requests.exceptions.RetryError as exc:
             raise TransientError(
                 f"{method} {url.split('?')[0]}: retries exhausted ({exc.__class__.__name__})"
@@ -220,6 +210,57 @@ class FhirTransport:
         ):
             raise error_for(response)
         return response
+
+    def _prepare(
+        self,
+        method: str,
+        url: str,
+        params: Params | None,
+        body: Any,
+        headers: Mapping[str, str] | None,
+        netrc: AuthBase | None,
+    ) -> requests.PreparedRequest:
+        """The request as ``Session.prepare_request`` would make it, without its per-request merging
+        of settings this client never varies (it cost more than the rest of the request's own work):
+        the session's headers, cookies and auth (or the origin's netrc credentials) apply."""
+        prepared = requests.PreparedRequest()
+        prepared.method = method.upper()
+        prepared.prepare_url(url, params)
+        prepared.headers = CaseInsensitiveDict(self.session.headers)  # type: ignore[arg-type]
+        if headers:
+            prepared.headers.update(headers)
+        if body is not None:
+            prepared.body = json_module.dumps(body, allow_nan=False).encode("utf-8")
+            prepared.headers.setdefault("Content-Type", FHIR_JSON)
+            prepared.headers["Content-Length"] = str(len(prepared.body))
+        elif prepared.method not in ("GET", "HEAD"):
+            prepared.headers["Content-Length"] = "0"
+        if self.session.cookies:
+            prepared.prepare_cookies(self.session.cookies)
+        prepared.prepare_auth(self.session.auth or netrc, url)
+        prepared.hooks = {"response": [*self.session.hooks["response"]]}
+        return prepared
+
+    def _send(
+        self, prepared: requests.PreparedRequest, stream: bool, proxies: dict[str, str]
+    ) -> requests.Response:
+        """``Session.send`` for a client that follows no redirects: the adapter's send, the cookies
+        the answer sets kept, and the response hooks (the sidecar's compartment filter) applied."""
+        adapter = self.session.get_adapter(str(prepared.url))
+        response = adapter.send(
+            prepared,
+            stream=stream,
+            timeout=self.timeout,
+            verify=self.session.verify if self.session.verify is not None else True,
+            cert=self.session.cert,
+            proxies=proxies,
+        )
+        if "set-cookie" in response.headers:
+            extract_cookies_to_jar(self.session.cookies, prepared, response.raw)
+        if not stream:
+            response.content  # noqa: B018 - read now, as Session.send does, inside the error handling
+        hooked: requests.Response = dispatch_hook("response", prepared.hooks, response)
+        return hooked
 
     def _resource(self, response: requests.Response, expect_type: str | None = None) -> dict[str, Any]:
         body = json_body(response)

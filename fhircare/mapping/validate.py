@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import referencing.exceptions
+
+try:  # a compiled validator (Rust) answers "valid?" in microseconds; jsonschema stays the authority
+    import jsonschema_rs
+except ImportError:  # pragma: no cover - a platform without its wheel: jsonschema alone
+    jsonschema_rs = None  # type: ignore[assignment]
 from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
 from ..errors import ConfigurationError, Issue, PayloadError
 from ..fhir import models
@@ -67,7 +74,75 @@ def _rule(error: jsonschema.ValidationError) -> str:
     return f"{error.validator}: {error.message}"
 
 
-_validators: dict[tuple[int, int], tuple[dict[str, Any], Registry, jsonschema.protocols.Validator]] = {}
+_validators: dict[tuple[int, int], tuple[dict[str, Any], Registry, _Validator]] = {}
+
+# Characters Python's ``\s`` (what jsonschema's patterns use) counts as white space and Rust's does
+# not, as JSON escapes them: a document holding one is checked by jsonschema alone.
+_REGEX_DIALECT_GAP = ("\\u001", "\\u0085")
+
+
+class _Validator:
+    """jsonschema's validator for a schema, behind a compiled one that only ever says "valid".
+
+    Only a document the compiled validator (``jsonschema-rs``) accepts skips jsonschema; anything it
+    rejects, or cannot take (lone surrogates, huge numbers), is checked by jsonschema, whose issues are
+    what a caller sees. Where the two disagree the stricter side is the compiled one's pattern dialect
+    (``\\d``, ``$``), so the fast path never lets through what jsonschema would refuse; documents with
+    the few characters where Python's ``\\s`` is wider are never given to it
+    (``tests/unit/test_payload_fast_path.py`` holds the two to the same answers).
+    """
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.slow = jsonschema.Draft202012Validator(
+            schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+        )
+        self.fast = _compiled(schema)
+
+    def iter_errors(self, document: Any) -> Any:
+        if self.fast is not None and self._fast_valid(document):
+            return iter(())
+        return self.slow.iter_errors(document)
+
+    def _fast_valid(self, document: Any) -> bool:
+        try:
+            text = json.dumps(document)
+        except (TypeError, ValueError):
+            return False
+        if any(gap in text for gap in _REGEX_DIALECT_GAP):
+            return False
+        try:
+            return bool(self.fast.is_valid(document))
+        except Exception:
+            return False
+
+
+def _compiled(schema: dict[str, Any]) -> Any:
+    """The compiled validator of a self-contained schema (every ``$ref`` inlined), else None."""
+    if jsonschema_rs is None or '"$ref"' in json.dumps(schema):
+        return None
+    try:
+        return jsonschema_rs.Draft202012Validator(schema, validate_formats=True)
+    except Exception:
+        return None
+
+
+def compiled_validator(schema: dict[str, Any], registry: Registry) -> _Validator:
+    """One validator per (schema, registry), made once: the schemas and registries come from the
+    caches above, so they live as long as the process and their identities are stable keys."""
+    key = (id(schema), id(registry))
+    cached = _validators.get(key)
+    if cached is not None and cached[0] is schema and cached[1] is registry:
+        return cached[2]
+    full = inlined(schema, registry)
+    validator = _Validator(full)
+    if full is schema:  # not inlinable: jsonschema resolves its references through the registry
+        validator.slow = jsonschema.Draft202012Validator(
+            schema, registry=registry, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+        )
+    if len(_validators) >= 256:  # schemas from elsewhere (tests) must not grow this without bound
+        _validators.clear()
+    _validators[key] = (schema, registry, validator)
+    return validator
 
 
 class _NotInlinable(Exception):
@@ -79,8 +154,13 @@ def inlined(schema: dict[str, Any], registry: Registry) -> dict[str, Any]:
     reference (most of a payload check's time went to ``referencing`` lookups). A ``$ref`` with
     sibling keywords becomes ``allOf`` beside them, which validates, and reports, the same. A schema
     with a cycle, an anchor or a dynamic reference is returned as it is."""
+    own_id = str(schema.get("$id", ""))
+    if own_id and own_id not in registry:  # its own "#/$defs/..." references resolve against itself
+        registry = registry.with_resource(
+            own_id, Resource.from_contents(schema, default_specification=DRAFT202012)
+        )
     try:
-        result = _inline(schema, registry.resolver(str(schema.get("$id", ""))), ())
+        result = _inline(schema, registry.resolver(own_id), ())
     except (_NotInlinable, referencing.exceptions.Unresolvable):
         return schema
     return result if isinstance(result, dict) else schema
@@ -137,24 +217,6 @@ def _inline(node: Any, resolver: Any, seen: tuple[str, ...]) -> Any:
     return out
 
 
-def compiled_validator(schema: dict[str, Any], registry: Registry) -> jsonschema.protocols.Validator:
-    """One validator per (schema, registry), made once: the schemas and registries come from the
-    caches above, so they live as long as the process and their identities are stable keys."""
-    key = (id(schema), id(registry))
-    cached = _validators.get(key)
-    if cached is not None and cached[0] is schema and cached[1] is registry:
-        return cached[2]
-    validator = jsonschema.Draft202012Validator(
-        inlined(schema, registry),
-        registry=registry,
-        format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
-    )
-    if len(_validators) >= 256:  # schemas from elsewhere (tests) must not grow this without bound
-        _validators.clear()
-    _validators[key] = (schema, registry, validator)
-    return validator
-
-
 def schema_issues(
     document: Any, schema: dict[str, Any], registry: Registry, prefix: tuple[Any, ...] = ()
 ) -> list[Issue]:
@@ -179,36 +241,83 @@ def validate_payload(
         )
 
 
+@dataclass
+class _ReferencePlan:
+    """Where a schema declares FHIR references, worked out once per schema: a payload walk then
+    follows only the branches that can hold one (resolving no ``$ref`` per run)."""
+
+    is_reference: bool = False
+    properties: dict[str, _ReferencePlan] = field(default_factory=dict)
+    items: _ReferencePlan | None = None
+    branches: list[_ReferencePlan] = field(default_factory=list)
+
+
+_reference_plans: dict[int, tuple[dict[str, Any], Registry, _ReferencePlan | None]] = {}
+
+
+def _reference_plan(node: Any, resolver: Any, depth: int = 0) -> _ReferencePlan | None:
+    """The plan of one schema node, or None where no reference can lie beneath it."""
+    if not isinstance(node, dict):
+        return None
+    if depth > 64:
+        raise _NotInlinable  # a recursive schema: no finite plan
+    ref = node.get("$ref")
+    if isinstance(ref, str):
+        name = ref.rsplit("/", 1)[-1]
+        if name == "ref" or name.endswith("_ref"):
+            # a field that is "a reference or free text" (oneOf) names a resource only in ref shape
+            return _ReferencePlan(is_reference=True)
+        resolved = resolver.lookup(ref)
+        return _reference_plan(resolved.contents, resolved.resolver, depth + 1)
+    plan = _ReferencePlan()
+    for key, child in (node.get("properties") or {}).items():
+        found = _reference_plan(child, resolver, depth + 1)
+        if found is not None:
+            plan.properties[key] = found
+    if isinstance(node.get("items"), dict):
+        plan.items = _reference_plan(node["items"], resolver, depth + 1)
+    for branch in (*(node.get("oneOf") or ()), *(node.get("anyOf") or ()), *(node.get("allOf") or ())):
+        found = _reference_plan(branch, resolver, depth + 1)
+        if found is not None:
+            plan.branches.append(found)
+    return plan if plan.properties or plan.items or plan.branches else None
+
+
 def reference_paths(
     schema: dict[str, Any], payload: Any, registry: Registry
 ) -> list[tuple[tuple[Any, ...], str]]:
     """(JSON path parts, value) of every payload string the schema declares a FHIR reference."""
+    cached = _reference_plans.get(id(schema))
+    if cached is None or cached[0] is not schema or cached[1] is not registry:
+        try:
+            plan = _reference_plan(schema, registry.resolver(schema.get("$id", "")))
+        except _NotInlinable:
+            raise ConfigurationError(
+                f"schema {schema.get('$id', '')}: recursive; references cannot be found"
+            ) from None
+        if len(_reference_plans) >= 256:
+            _reference_plans.clear()
+        cached = _reference_plans[id(schema)] = (schema, registry, plan)
     found: list[tuple[tuple[Any, ...], str]] = []
 
-    def walk(node: dict[str, Any], value: Any, at: tuple[Any, ...], resolver: Any) -> None:
-        ref = node.get("$ref")
-        if isinstance(ref, str):
-            name = ref.rsplit("/", 1)[-1]
-            if name == "ref" or name.endswith("_ref"):
-                # a field that is "a reference or free text" (oneOf) names a resource only in ref shape
-                if isinstance(value, str) and REFERENCE_SHAPE.match(value):
-                    found.append((at, value))
-                return
-            resolved = resolver.lookup(ref)
-            walk(resolved.contents, value, at, resolved.resolver)
+    def walk(plan: _ReferencePlan, value: Any, at: tuple[Any, ...]) -> None:
+        if plan.is_reference:
+            if isinstance(value, str) and REFERENCE_SHAPE.match(value):
+                found.append((at, value))
             return
         if isinstance(value, dict):
-            for key, child in (node.get("properties") or {}).items():
+            for key, child in plan.properties.items():
                 if key in value:
-                    walk(child, value[key], (*at, key), resolver)
-        if isinstance(value, list) and isinstance(node.get("items"), dict):
+                    walk(child, value[key], (*at, key))
+        if isinstance(value, list) and plan.items is not None:
             for i, item in enumerate(value):
-                walk(node["items"], item, (*at, i), resolver)
-        for branch in (*(node.get("oneOf") or ()), *(node.get("anyOf") or ()), *(node.get("allOf") or ())):
-            walk(branch, value, at, resolver)
+                walk(plan.items, item, (*at, i))
+        for branch in plan.branches:
+            walk(branch, value, at)
 
-    walk(schema, payload, (), registry.resolver(schema.get("$id", "")))
-    unique = {(parts, value) for parts, value in found}
+    if cached[2] is not None:
+        walk(cached[2], payload, ())
+    unique = set(found)
     return sorted(unique, key=lambda pv: [str(p) for p in pv[0]])
 
 

@@ -157,7 +157,7 @@ def test_every_call_carries_the_default_timeouts(monkeypatch):
         seen.append(kwargs.get("timeout"))
         raise AssertionError("stop")
 
-    monkeypatch.setattr(client.session, "send", fake_send)
+    monkeypatch.setattr(client.session.get_adapter(BASE), "send", fake_send)
     for call in (
         lambda: client.read("Patient", "1"),
         lambda: client.create({"resourceType": "Patient"}),
