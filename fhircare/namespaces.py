@@ -35,6 +35,8 @@ class Namespaces:
     """The systems of one deployment: ``Namespaces(base).system("request-id")``."""
 
     base: str = DEFAULT_NAMESPACE_BASE
+    #: whether searches also name the ``urn:fhircare:`` systems (False on a server known to hold none)
+    legacy: bool = True
 
     def __post_init__(self) -> None:
         if not self.base.startswith(("http://", "https://")) or "?" in self.base or "#" in self.base:
@@ -58,8 +60,10 @@ class Namespaces:
 
     def token(self, name: str, value: str) -> str:
         """A token search value matching ``value`` under the current or the earlier system
-        (``system|value,urn:fhircare:name|value``: FHIR's comma is OR)."""
-        return ",".join(f"{system}|{value}" for system in self.systems(name))
+        (``system|value,urn:fhircare:name|value``: FHIR's comma is OR); the current one alone where
+        ``legacy`` is off (an OR costs a server a second index lookup per conditional create)."""
+        systems = self.systems(name) if self.legacy else (self.system(name),)
+        return ",".join(f"{system}|{value}" for system in systems)
 
     def is_system(self, system: object, name: str) -> bool:
         """True when ``system`` is fhircare's ``name`` system, current or earlier."""

@@ -11,7 +11,10 @@ therefore learns the few behaviours its strategy depends on:
   server refused for its size (Medplum refuses more than 8 such entries);
 - ``include``: per ``Type:param``, whether included resources come back (an ``_include`` search
   with ``_count=1``);
-- ``offset_paging``: whether ``_offset`` moves through results when the server gives no next links.
+- ``offset_paging``: whether ``_offset`` moves through results when the server gives no next links;
+- ``legacy_stamps``: whether the server holds runs an earlier release stamped with
+  ``urn:fhircare:request-id`` (one ``_tag=system|`` search on Provenance: every run writes one). Where
+  it holds none, request-id searches and ``ifNoneExist`` name the current system alone.
 
 What is learned is kept in a small JSON file in the user's cache directory (``FHIRCARE_CACHE_DIR``,
 else ``$XDG_CACHE_HOME/fhircare``, else ``~/.cache/fhircare``), so a second process does not probe again.
@@ -30,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import FhirServerError, TransientError, UnresolvedStoredReference
-from ..namespaces import DEFAULT_NAMESPACES
+from ..namespaces import DEFAULT_NAMESPACES, legacy_system
 
 if TYPE_CHECKING:
     from .client import FhirClient
@@ -40,6 +43,7 @@ log = logging.getLogger("fhircare.fhir")
 # a marker that matches nothing; the probe is deleted right away, so no deployment setting is needed
 PROBE_SYSTEM = DEFAULT_NAMESPACES.system("probe")
 STORE_FILE = "servers.json"
+REQUEST_ID_NAME = "request-id"
 
 
 @dataclass
@@ -51,6 +55,7 @@ class ServerBehaviour:
     strict_refused_at: int | None = None
     include: dict[str, bool] = field(default_factory=dict)
     offset_paging: bool | None = None
+    legacy_stamps: bool | None = None
 
     def conditional_fits(self, entries: int) -> bool:
         """True unless the server was seen to refuse a conditional transaction of this size."""
@@ -159,6 +164,23 @@ def probe_conditional_references(client: FhirClient) -> bool:
         except FhirServerError:
             log.warning("could not delete the conditional-reference probe", extra={"resource_type": "Basic"})
     return False
+
+
+def probe_legacy_stamps(client: FhirClient) -> bool:
+    """Does the server hold a Provenance an earlier release tagged ``urn:fhircare:request-id``?
+    A server that cannot answer the search is taken to hold some (the OR stays: always correct)."""
+    try:
+        page = next(
+            client.search(
+                "Provenance",
+                [("_tag", legacy_system(REQUEST_ID_NAME) + "|"), ("_count", "1"), ("_elements", "id")],
+            ).pages()
+        )
+    except FhirServerError as exc:
+        if isinstance(exc, TransientError):
+            raise
+        return True
+    return bool(page.matches)
 
 
 def probe_include(client: FhirClient, resource_type: str, spec: str) -> bool | None:

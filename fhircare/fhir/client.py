@@ -14,6 +14,7 @@ from ..settings import Settings
 from .behaviour import (
     probe_conditional_references,
     probe_include,
+    probe_legacy_stamps,
 )
 from .capabilities import Capabilities
 from .outcome import json_body
@@ -72,6 +73,16 @@ class FhirClient(FhirTransport):
         if known is None:
             known = probe_conditional_references(self)
             self.learn(conditional_references=known)
+            self.holds_legacy_stamps()  # learned with it: the write path needs both
+        return known
+
+    def holds_legacy_stamps(self) -> bool:
+        """Whether the server holds runs an earlier release stamped ``urn:fhircare:request-id``
+        (probed once, remembered): where it holds none, request-id searches name one system."""
+        known = self.behaviour.legacy_stamps
+        if known is None:
+            known = probe_legacy_stamps(self)
+            self.learn(legacy_stamps=known)
         return known
 
     def include_works(self, resource_type: str, spec: str) -> bool:

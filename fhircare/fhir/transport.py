@@ -10,6 +10,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
+from functools import lru_cache
 from typing import Any, Self
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -225,7 +226,10 @@ class FhirTransport:
         the session's headers, cookies and auth (or the origin's netrc credentials) apply."""
         prepared = requests.PreparedRequest()
         prepared.method = method.upper()
-        prepared.prepare_url(url, params)
+        if params:
+            prepared.prepare_url(url, params)
+        else:
+            prepared.url = _prepared_url(url)
         prepared.headers = CaseInsensitiveDict(self.session.headers)  # type: ignore[arg-type]
         if headers:
             prepared.headers.update(headers)
@@ -315,6 +319,14 @@ class FhirTransport:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.base_url!r})"
+
+
+@lru_cache(maxsize=4096)
+def _prepared_url(url: str) -> str:
+    """A URL as requests prepares it (IDNA host, quoting), worked out once per URL."""
+    prepared = requests.PreparedRequest()
+    prepared.prepare_url(url, None)
+    return str(prepared.url)
 
 
 def relative_to_base(location: str, base: str) -> str:

@@ -31,13 +31,24 @@ def from_mapping(name: str, mapping: dict[str, Any]) -> type[Workflow]:
     return type(f"MappedWorkflow_{name.replace('-', '_')}", (Workflow,), attributes)
 
 
+#: catalogues made, per mapping set (load_mappings caches those): a run no longer builds classes
+_made: dict[int, tuple[MappingSet, dict[str, type[Workflow]]]] = {}
+
+
 def catalogue(mappings: MappingSet) -> dict[str, type[Workflow]]:
-    """Every workflow in effect: the built-in classes, and one per other mapping in ``mappings``."""
+    """Every workflow in effect: the built-in classes, and one per other mapping in ``mappings``
+    (made once per mapping set)."""
+    made = _made.get(id(mappings))
+    if made is not None and made[0] is mappings:
+        return dict(made[1])
     found = dict(GUARDED)
     for name, mapping in mappings.mappings.items():
         if name not in found:
             found[name] = from_mapping(name, mapping)
-    return found
+    if len(_made) >= 16:  # mapping sets from elsewhere (tests) must not grow this without bound
+        _made.clear()
+    _made[id(mappings)] = (mappings, found)
+    return dict(found)
 
 
 class _BuiltinCatalogue(Mapping[str, type[Workflow]]):

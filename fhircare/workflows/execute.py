@@ -146,7 +146,11 @@ class Executor(Reader):
             self.access(state.found, planned)
         entries = [e.bundle_entry() for e in planned]
         if mode == "transaction" and literal:
-            entries = literal_as_conditional(entries, {value for _, value in literal})
+            # what this client saw exist stays literal, as in batch mode; the rest the server resolves
+            known = self.client.known_references
+            unseen = {value for _, value in literal if value not in known}
+            if unseen:
+                entries = literal_as_conditional(entries, unseen)
         behaviour = self.client.behaviour
         plain = (
             conditional_entry_count(entries) > 0
@@ -183,8 +187,8 @@ class Executor(Reader):
                 raise
             break
         written, created, updated = written_references([(e.name, e.method, e.url) for e in planned], answer)
-        if mode == "batch":  # only batch mode consults what the client has seen
-            self.client.known_references.add(written)
+        # what was written, and the references the transaction resolved, exist
+        self.client.known_references.add([*written, *(value for _, value in literal)])
         repeated = not created and not updated and not state.plain
         return self._result(state.request_id, written, created, updated, repeated, started_requests)
 
@@ -204,7 +208,11 @@ class Executor(Reader):
             partial.message += "; its Provenance was withdrawn"
 
     def _check_mode(self) -> str:
-        """How references are checked on this server: the setting, or (``auto``) what the server does."""
+        """How references are checked on this server: the setting, or (``auto``) what the server does.
+        Also: whether request-id searches must still name the earlier ``urn:fhircare:`` system there."""
+        legacy = self.client.holds_legacy_stamps()
+        if self.namespaces.legacy != legacy:
+            self.namespaces = replace(self.namespaces, legacy=legacy)
         if self.verify_references == "transaction" and not self.client.resolves_conditional_references():
             raise ConfigurationError(
                 "FHIRCARE_VERIFY_REFERENCES=transaction: this server stores conditional references without "
@@ -224,7 +232,7 @@ class Executor(Reader):
     ) -> tuple[list[str] | None, dict[str, str]]:
         """Before plain creates: this request id's Provenance (an earlier run that committed) and the
         resources the entries' business keys (``match``) already name, in one batch."""
-        keyed = [e for e in planned if e.if_none_exist and not _is_request_criteria(e.if_none_exist)]
+        keyed = [e for e in planned if e.if_none_exist and not _is_request_criteria(e.if_none_exist, self.namespaces)]
         searches = [f"{e.resource['resourceType']}?{e.if_none_exist}" for e in keyed]
         if not skip_provenance:
             searches.append(provenance_search(state.request_id, self.namespaces))

@@ -14,7 +14,7 @@ from ..errors import (
 )
 from ..mapping.entries import REQUEST_ID, request_token
 from ..mapping.validate import json_path
-from ..namespaces import Namespaces, legacy_system
+from ..namespaces import Namespaces
 from .plan import Planner
 from .state import PROVENANCE_ENTRY, RunState
 
@@ -140,10 +140,10 @@ def _provenance_written(provenance: dict[str, Any]) -> list[str]:
     return [*targets, f"Provenance/{provenance['id']}"]
 
 
-def _is_request_criteria(criteria: str) -> bool:
+def _is_request_criteria(criteria: str, namespaces: Namespaces) -> bool:
     """True for the ``ifNoneExist`` on a request id (not on a business key such as an MRN)."""
-    # request-id criteria always name the earlier system too (see mapping/entries.py request_token)
-    return legacy_system(REQUEST_ID) + "|" in criteria.split("&")[0]
+    first = criteria.split("&")[0]
+    return any(system + "|" in first for system in namespaces.systems(REQUEST_ID))
 
 
 def _existence_check(reference: str) -> dict[str, Any]:

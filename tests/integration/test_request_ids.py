@@ -90,6 +90,8 @@ def _as_an_earlier_release_wrote(client, workflow, payload):
         text = text.replace(NEW_SYSTEMS.system(name), legacy_system(name))
     assert "fhircare.example.org" not in text
     answer = client.transaction(json.loads(text))
+    # then this release is installed: it has learned nothing about the server yet
+    client.learn(legacy_stamps=None)
     return [e["response"]["location"].split("/_history")[0].rsplit("/", 2)[-2:] for e in answer["entry"]]
 
 
@@ -110,6 +112,19 @@ def test_a_referral_an_earlier_release_wrote_is_found_and_not_written_again(clie
         value = f"old-{uid}/{entry}"
         assert _stamped(client, rtype, legacy_system("request-id"), value) == 1
         assert _stamped(client, rtype, NEW_SYSTEMS.system("request-id"), value) == 0
+
+
+def test_request_id_criteria_name_the_earlier_system_once_the_server_holds_its_stamps(client, uid):
+    b = basics(client, uid)
+    _as_an_earlier_release_wrote(client, "refer", referral_payload(b, uid, request_id=f"old-{uid}"))
+
+    bundle = run("refer", referral_payload(b, uid, request_id=f"new-{uid}"), client, dry_run=True).details[
+        "bundle"
+    ]
+
+    assert client.behaviour.legacy_stamps is True
+    criteria = [e["request"]["ifNoneExist"] for e in bundle["entry"] if e["request"].get("ifNoneExist")]
+    assert criteria and all(legacy_system("request-id") + "|" in c for c in criteria)
 
 
 def test_a_task_step_an_earlier_release_recorded_is_found_by_its_provenance(client, uid):

@@ -215,3 +215,57 @@ def test_an_inlined_schema_finds_what_the_referencing_one_finds(schema_path):
             )
 
         assert found(fast) == found(plain)
+
+
+# ---- what an earlier release stamped ---------------------------------------------------------------
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    ("answer", "status", "holds"),
+    [
+        ({"resourceType": "Bundle", "type": "searchset"}, 200, False),
+        (_searchset(1), 200, True),
+        ({}, 400, True),
+    ],
+    ids=["none", "some", "cannot-tell"],
+)
+def test_the_server_is_asked_once_whether_it_holds_an_earlier_releases_request_ids(answer, status, holds):
+    responses.get(
+        f"{BASE}/Provenance",
+        match=[query_param_matcher({"_tag": "urn:fhircare:request-id|", "_count": "1", "_elements": "id"})],
+        json=answer,
+        status=status,
+    )
+    client = FhirClient(BASE)
+    assert client.holds_legacy_stamps() is holds
+    assert client.holds_legacy_stamps() is holds
+    assert len(responses.calls) == 1  # remembered, and kept for the next client of this server
+    assert FhirClient(BASE).behaviour.legacy_stamps is holds
+
+
+def test_request_id_criteria_name_one_system_where_no_earlier_stamps_are():
+    from fhircare.mapping.entries import mark_request
+    from fhircare.namespaces import Namespaces
+
+    both = mark_request({"resourceType": "Task"}, "r1", "task", Namespaces())
+    one = mark_request({"resourceType": "Task"}, "r1", "task", Namespaces(legacy=False))
+    system = Namespaces().system("request-id")
+    assert both == f"identifier={system}|r1/task,urn:fhircare:request-id|r1/task"
+    assert one == f"identifier={system}|r1/task"
+
+
+# ---- the lean send keeps what Session.send did --------------------------------------------------------
+
+
+@responses.activate
+def test_cookies_a_server_sets_go_back_and_response_hooks_still_apply():
+    responses.get(f"{BASE}/Task/1", json={"resourceType": "Task", "id": "1"}, headers={"Set-Cookie": "lb=a1"})
+    responses.get(f"{BASE}/Task/2", json={"resourceType": "Task", "id": "2"})
+    client = FhirClient(BASE)
+    seen = []
+    client.session.hooks["response"].append(lambda response, **_: seen.append(response.url))
+    client.read("Task", "1")
+    client.read("Task", "2")
+    assert responses.calls[1].request.headers["Cookie"] == "lb=a1"
+    assert seen == [f"{BASE}/Task/1", f"{BASE}/Task/2"]

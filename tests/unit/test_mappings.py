@@ -92,3 +92,15 @@ def test_cli_prints_a_workflows_input_schema():
     )
     schema = json.loads(answer.stdout)
     assert schema["title"] == "refer" and "patient" in schema["required"]
+
+
+def test_a_mapping_set_gets_its_workflow_classes_made_once():
+    from fhircare.fhir import FhirClient
+    from fhircare.workflows import catalogue, get_workflow, mappings_for
+
+    mappings = mappings_for(Settings())
+    first, second = catalogue(mappings), catalogue(mappings)
+    assert first == second and first is not second  # callers may change their copy
+    assert first["refer"] is second["refer"] and "task" in first
+    client = FhirClient("http://fhir.test/r4")
+    assert type(get_workflow("refer", client)) is first["refer"]
