@@ -17,6 +17,7 @@ from fhircare.workflows import WORKFLOWS
 from tests.acceptance.test_browser import ARGS, CHROMIUM
 from tests.acceptance.test_browser_morning import check_accessibility, fits
 from tests.integration.sidecar_harness import Sidecar
+from tests.support.cases import make
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
@@ -134,3 +135,78 @@ def test_the_worklist_tabs_filters_sorting_and_pages(fhir_server, client, uid):
         assert loose[0] in mine and "My worklist" in html
         _, urgent = rows(tab="team", patient=patient, priority="urgent")
         assert not set(urgent) & set(loose)  # the loose tasks are routine
+
+
+def test_long_unbroken_values_never_widen_a_page_on_a_phone(fhir_server, client, uid):
+    """A name, an identifier, a title with no place to break (as other tests or real data leave on a
+    server): every form, the patient's page, the worklist and the caseload still fit 360 px. The
+    long-named coordinator is the one chosen in the header, so the header's picker holds her whatever
+    else the server holds (that picker once grew with the longest coordinator's name and widened every
+    page). Its resources are deleted afterwards: later tests see the server as they would without it."""
+    from playwright.sync_api import sync_playwright
+
+    long = f"Zq{int(uid, 16):015d}" * 6  # 102 characters, no word a later test's locator could match
+    made: list[str] = []
+
+    def keep(resource: dict[str, object]) -> str:
+        made.append(make(client, resource))
+        return made[-1]
+
+    try:
+        me = keep({"resourceType": "Practitioner", "name": [{"family": long, "given": [long]}]})
+        keep({"resourceType": "Organization", "name": f"Org{long}"})
+        patient = keep(
+            {
+                "resourceType": "Patient",
+                "name": [{"family": long, "given": [long]}],
+                "identifier": [{"system": "urn:test:mrn", "value": f"MRN-{long}"}],
+            }
+        )
+        keep(
+            {
+                "resourceType": "RelatedPerson",
+                "patient": {"reference": patient},
+                "name": [{"family": f"Kin{long}"}],
+            }
+        )
+        keep(
+            {
+                "resourceType": "CarePlan",
+                "status": "active",
+                "intent": "plan",
+                "title": f"Plan{long}",
+                "subject": {"reference": patient},
+            }
+        )
+        keep(
+            {
+                "resourceType": "Task",
+                "status": "requested",
+                "intent": "order",
+                "description": f"Call{long}",
+                "for": {"reference": patient},
+                "owner": {"reference": me},
+                "restriction": {"period": {"end": "2020-01-01"}},
+            }
+        )
+        pid = patient.split("/")[1]
+        with Sidecar(Settings(base_url=fhir_server.base_url)) as sidecar, sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+            page = browser.new_page(viewport={"width": 360, "height": 780})
+            page.goto(f"{sidecar.url}/")
+            csrf = page.locator("input[name=csrf]").first.get_attribute("value")
+            chosen = page.request.post(
+                f"{sidecar.url}/me", form={"csrf": csrf or "", "me": me}, max_redirects=0
+            )
+            assert chosen.status == 303
+            paths = [f"/patients/{pid}/do/{workflow}" for workflow in sorted(WORKFLOWS)]
+            paths += [f"/patients/{pid}", f"/?tab=mine&patient={patient}", "/caseload"]
+            for path in paths:
+                page.goto(f"{sidecar.url}{path}")
+                assert long in page.content(), path  # the long value is on the page
+                assert page.locator("#me option:checked").inner_text() == f"{long} {long}", path
+                fits(page, f"{path} at 360 px with long unbroken values")
+            browser.close()
+    finally:
+        for reference in reversed(made):
+            client.delete(*reference.split("/"))
