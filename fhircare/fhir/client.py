@@ -45,10 +45,15 @@ class FhirClient(FhirTransport):
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, auth: AuthBase | None = None, base_url: str | None = None
+        cls,
+        settings: Settings,
+        auth: AuthBase | None = None,
+        base_url: str | None = None,
+        scoped: bool = False,
     ) -> FhirClient:
         """A client configured by :class:`~fhircare.settings.Settings` (timeouts, retries, proxies,
-        ``trust_env``) for ``base_url`` (default: the settings' base URL)."""
+        ``trust_env``) for ``base_url`` (default: the settings' base URL); ``scoped``: see
+        :class:`~fhircare.fhir.transport.FhirTransport`."""
         return cls(
             base_url or settings.base_url,
             auth=auth,
@@ -58,6 +63,7 @@ class FhirClient(FhirTransport):
             trust_env=settings.trust_env,
             proxies=None if settings.proxies is None else dict(settings.proxies),
             max_page_size=settings.max_page_size,
+            scoped=scoped,
         )
 
     def capabilities(self, refresh: bool = False) -> Capabilities:
@@ -81,6 +87,8 @@ class FhirClient(FhirTransport):
         (probed once, remembered): where it holds none, request-id searches name one system."""
         known = self.behaviour.legacy_stamps
         if known is None:
+            if self.scoped:  # its token may not see them: assume some, learn nothing (the OR is correct)
+                return True
             known = probe_legacy_stamps(self)
             self.learn(legacy_stamps=known)
         return known

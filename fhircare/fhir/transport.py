@@ -16,9 +16,10 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 from requests.auth import AuthBase
-from requests.cookies import extract_cookies_to_jar
-from requests.hooks import dispatch_hook
+from requests.cookies import RequestsCookieJar, extract_cookies_to_jar
+from requests.hooks import default_hooks, dispatch_hook
 from requests.structures import CaseInsensitiveDict
+from requests.utils import check_header_validity
 
 from ..errors import FhirServerError, TransientError
 from ..settings import default_cache_dir, environment_proxies
@@ -101,13 +102,18 @@ class FhirTransport:
         trust_env: bool = True,
         proxies: Mapping[str, str] | None = None,
         max_page_size: int | None = None,
+        scoped: bool = False,
     ) -> None:
         """``trust_env`` (as in requests): use the environment's proxy variables and ``~/.netrc``;
         ``proxies`` (``{"https": url, "no": "host,..."}``, see
         :func:`~fhircare.fhir.session.environment_proxies`) replaces the proxy variables, which are
         otherwise read once, here. Either way nothing is looked up again per request.
-        ``max_page_size``: the largest ``_count`` the server allows, when known (else learned)."""
+        ``max_page_size``: the largest ``_count`` the server allows, when known (else learned).
+        ``scoped``: the credentials may see only part of the server (a SMART user or patient token,
+        a caller's own token passed through): what this client cannot see is never learned as what
+        the server holds (see :meth:`FhirClient.holds_legacy_stamps`)."""
         self.base_url = base_url.rstrip("/")
+        self.scoped = scoped
         #: where what this server was seen to do is remembered (the user's cache directory by default)
         self.behaviour_store = (
             behaviour_store if behaviour_store is not None else BehaviourStore(default_cache_dir())
@@ -231,18 +237,24 @@ class FhirTransport:
         else:
             prepared.url = _prepared_url(url)
         prepared.headers = CaseInsensitiveDict(self.session.headers)  # type: ignore[arg-type]
-        if headers:
-            prepared.headers.update(headers)
+        for name, value in (headers or {}).items():
+            check_header_validity((name, value))  # no line break smuggles a header in
+            prepared.headers[name] = value
         if body is not None:
             prepared.body = json_module.dumps(body, allow_nan=False).encode("utf-8")
-            prepared.headers.setdefault("Content-Type", FHIR_JSON)
+            if not headers or "Content-Type" not in CaseInsensitiveDict(headers):
+                prepared.headers["Content-Type"] = FHIR_JSON
             prepared.headers["Content-Length"] = str(len(prepared.body))
         elif prepared.method not in ("GET", "HEAD"):
             prepared.headers["Content-Length"] = "0"
         if self.session.cookies:
-            prepared.prepare_cookies(self.session.cookies)
+            prepared.prepare_cookies(self.session.cookies.copy())
+        else:  # a jar of its own, as requests gives it: an auth answering a challenge adds to it
+            prepared._cookies = RequestsCookieJar()  # type: ignore[attr-defined]
+        # the hooks first: an auth that answers a challenge (Digest, NTLM) registers its own
+        prepared.hooks = default_hooks()
+        prepared.prepare_hooks({"response": list(self.session.hooks["response"])})
         prepared.prepare_auth(self.session.auth or netrc, url)
-        prepared.hooks = {"response": [*self.session.hooks["response"]]}
         return prepared
 
     def _send(
@@ -251,19 +263,21 @@ class FhirTransport:
         """``Session.send`` for a client that follows no redirects: the adapter's send, the cookies
         the answer sets kept, and the response hooks (the sidecar's compartment filter) applied."""
         adapter = self.session.get_adapter(str(prepared.url))
-        response = adapter.send(
-            prepared,
-            stream=stream,
-            timeout=self.timeout,
-            verify=self.session.verify if self.session.verify is not None else True,
-            cert=self.session.cert,
-            proxies=proxies,
-        )
-        if "set-cookie" in response.headers:
-            extract_cookies_to_jar(self.session.cookies, prepared, response.raw)
+        settings: dict[str, Any] = {
+            "stream": stream,
+            "timeout": self.timeout,
+            "verify": self.session.verify if self.session.verify is not None else True,
+            "cert": self.session.cert,
+            "proxies": proxies,
+        }
+        response = adapter.send(prepared, **settings)
+        # a hook that sends again (an auth answering a challenge) sends with the same settings
+        hooked: requests.Response = dispatch_hook("response", prepared.hooks, response, **settings)
+        for answer in (*hooked.history, hooked):
+            if "set-cookie" in answer.headers:
+                extract_cookies_to_jar(self.session.cookies, answer.request, answer.raw)
         if not stream:
-            response.content  # noqa: B018 - read now, as Session.send does, inside the error handling
-        hooked: requests.Response = dispatch_hook("response", prepared.hooks, response)
+            hooked.content  # noqa: B018 - read now, as Session.send does, inside the error handling
         return hooked
 
     def _resource(self, response: requests.Response, expect_type: str | None = None) -> dict[str, Any]:

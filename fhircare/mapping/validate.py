@@ -76,9 +76,11 @@ def _rule(error: jsonschema.ValidationError) -> str:
 
 _validators: dict[tuple[int, int], tuple[dict[str, Any], Registry, _Validator]] = {}
 
-# Characters Python's ``\s`` (what jsonschema's patterns use) counts as white space and Rust's does
-# not, as JSON escapes them: a document holding one is checked by jsonschema alone.
-_REGEX_DIALECT_GAP = ("\\u001", "\\u0085")
+# What the compiled validator accepts and jsonschema refuses, as it appears in a document's JSON:
+# characters Python's ``\s`` (jsonschema's patterns) counts as white space and Rust's does not, and a
+# date in year 0000 (``date.fromisoformat`` refuses it). A document holding one is checked by
+# jsonschema alone.
+_DIALECT_GAPS = ("\\u001", "\\u0085", '"0000-')
 
 
 class _Validator:
@@ -105,13 +107,16 @@ class _Validator:
 
     def _fast_valid(self, document: Any) -> bool:
         try:
-            text = json.dumps(document)
+            text = json.dumps(document, allow_nan=False)
         except (TypeError, ValueError):
             return False
-        if any(gap in text for gap in _REGEX_DIALECT_GAP):
+        if any(gap in text for gap in _DIALECT_GAPS):
+            return False
+        loaded = json.loads(text)
+        if loaded != document:  # not plain JSON (a tuple, a non-string key): jsonschema decides
             return False
         try:
-            return bool(self.fast.is_valid(document))
+            return bool(self.fast.is_valid(loaded))
         except Exception:
             return False
 
@@ -149,16 +154,23 @@ class _NotInlinable(Exception):
     """A schema whose references cannot all be inlined (a cycle, an anchor, an unknown URI)."""
 
 
+def _rooted(schema: dict[str, Any], registry: Registry) -> tuple[Registry, str]:
+    """The registry with the schema itself in it, and its URI: its own ``#/$defs/...`` references
+    then resolve against it (a schema without ``$id`` gets a name of its own)."""
+    own_id = str(schema.get("$id") or f"urn:fhircare:anonymous-schema:{id(schema)}")
+    if own_id not in registry:
+        registry = registry.with_resource(
+            own_id, Resource.from_contents(schema, default_specification=DRAFT202012)
+        )
+    return registry, own_id
+
+
 def inlined(schema: dict[str, Any], registry: Registry) -> dict[str, Any]:
     """The schema with every ``$ref`` replaced by what it names, so that validating resolves no
     reference (most of a payload check's time went to ``referencing`` lookups). A ``$ref`` with
     sibling keywords becomes ``allOf`` beside them, which validates, and reports, the same. A schema
     with a cycle, an anchor or a dynamic reference is returned as it is."""
-    own_id = str(schema.get("$id", ""))
-    if own_id and own_id not in registry:  # its own "#/$defs/..." references resolve against itself
-        registry = registry.with_resource(
-            own_id, Resource.from_contents(schema, default_specification=DRAFT202012)
-        )
+    registry, own_id = _rooted(schema, registry)
     try:
         result = _inline(schema, registry.resolver(own_id), ())
     except (_NotInlinable, referencing.exceptions.Unresolvable):
@@ -252,7 +264,7 @@ class _ReferencePlan:
     branches: list[_ReferencePlan] = field(default_factory=list)
 
 
-_reference_plans: dict[int, tuple[dict[str, Any], Registry, _ReferencePlan | None]] = {}
+_reference_plans: dict[int, tuple[dict[str, Any], Registry, _ReferencePlan | bool | None]] = {}
 
 
 def _reference_plan(node: Any, resolver: Any, depth: int = 0) -> _ReferencePlan | None:
@@ -286,15 +298,17 @@ def _reference_plan(node: Any, resolver: Any, depth: int = 0) -> _ReferencePlan 
 def reference_paths(
     schema: dict[str, Any], payload: Any, registry: Registry
 ) -> list[tuple[tuple[Any, ...], str]]:
-    """(JSON path parts, value) of every payload string the schema declares a FHIR reference."""
+    """(JSON path parts, value) of every payload string the schema declares a FHIR reference.
+
+    A plan made once per schema is followed; a schema that has none (a recursive one) is walked
+    along the payload, resolving its references as it goes."""
     cached = _reference_plans.get(id(schema))
     if cached is None or cached[0] is not schema or cached[1] is not registry:
+        rooted, own_id = _rooted(schema, registry)
         try:
-            plan = _reference_plan(schema, registry.resolver(schema.get("$id", "")))
-        except _NotInlinable:
-            raise ConfigurationError(
-                f"schema {schema.get('$id', '')}: recursive; references cannot be found"
-            ) from None
+            plan: _ReferencePlan | bool | None = _reference_plan(schema, rooted.resolver(own_id))
+        except (_NotInlinable, referencing.exceptions.Unresolvable):
+            plan = False  # no finite plan: walk lazily
         if len(_reference_plans) >= 256:
             _reference_plans.clear()
         cached = _reference_plans[id(schema)] = (schema, registry, plan)
@@ -315,10 +329,47 @@ def reference_paths(
         for branch in plan.branches:
             walk(branch, value, at)
 
-    if cached[2] is not None:
+    if cached[2] is False:
+        found = _walk_lazily(schema, payload, registry)
+    elif isinstance(cached[2], _ReferencePlan):
         walk(cached[2], payload, ())
     unique = set(found)
     return sorted(unique, key=lambda pv: [str(p) for p in pv[0]])
+
+
+def _walk_lazily(
+    schema: dict[str, Any], payload: Any, registry: Registry
+) -> list[tuple[tuple[Any, ...], str]]:
+    """The payload walked along the schema, each ``$ref`` resolved where the payload reaches it."""
+    found: list[tuple[tuple[Any, ...], str]] = []
+
+    def walk(node: dict[str, Any], value: Any, at: tuple[Any, ...], resolver: Any) -> None:
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            name = ref.rsplit("/", 1)[-1]
+            if name == "ref" or name.endswith("_ref"):
+                if isinstance(value, str) and REFERENCE_SHAPE.match(value):
+                    found.append((at, value))
+                return
+            resolved = resolver.lookup(ref)
+            walk(resolved.contents, value, at, resolved.resolver)
+            return
+        if isinstance(value, dict):
+            for key, child in (node.get("properties") or {}).items():
+                if key in value:
+                    walk(child, value[key], (*at, key), resolver)
+        if isinstance(value, list) and isinstance(node.get("items"), dict):
+            for i, item in enumerate(value):
+                walk(node["items"], item, (*at, i), resolver)
+        for branch in (*(node.get("oneOf") or ()), *(node.get("anyOf") or ()), *(node.get("allOf") or ())):
+            walk(branch, value, at, resolver)
+
+    rooted, own_id = _rooted(schema, registry)
+    try:
+        walk(schema, payload, (), rooted.resolver(own_id))
+    except referencing.exceptions.Unresolvable as exc:
+        raise ConfigurationError(f"schema {own_id}: a reference does not resolve ({exc})") from None
+    return found
 
 
 def payload_references(

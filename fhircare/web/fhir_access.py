@@ -30,9 +30,9 @@ class FhirAccess:
     def init_app(self, app: Flask) -> None:
         app.extensions["fhircare.access"] = self
 
-    def _new_client(self, base_url: str, token: str | None) -> FhirClient:
+    def _new_client(self, base_url: str, token: str | None, scoped: bool = False) -> FhirClient:
         return FhirClient.from_settings(
-            self.settings, auth=BearerAuth(token) if token else None, base_url=base_url
+            self.settings, auth=BearerAuth(token) if token else None, base_url=base_url, scoped=scoped
         )
 
     def shared_client(self) -> FhirClient:
@@ -77,10 +77,10 @@ class FhirAccess:
             return self.shared_client()
         if mode == "passthrough":
             token = request.headers["Authorization"].split(" ", 1)[1].strip()
-            client = self._new_client(self.settings.base_url, token)
+            client = self._new_client(self.settings.base_url, token, scoped=True)
         else:
             launch = g.smart_session
-            client = self._new_client(launch.iss, launch.access_token)
+            client = self._new_client(launch.iss, launch.access_token, scoped=True)
         g.setdefault("fhircare_clients", []).append(client)
         return client
 

@@ -187,8 +187,10 @@ class Executor(Reader):
                 raise
             break
         written, created, updated = written_references([(e.name, e.method, e.url) for e in planned], answer)
-        # what was written, and the references the transaction resolved, exist
-        self.client.known_references.add([*written, *(value for _, value in literal)])
+        # what was written exists; so do the literal references, where this run checked them (the
+        # unseen ones resolved in the transaction or were read in the batch, the rest were known)
+        checked = mode in ("transaction", "batch")
+        self.client.known_references.add([*written, *(value for _, value in literal if checked)])
         repeated = not created and not updated and not state.plain
         return self._result(state.request_id, written, created, updated, repeated, started_requests)
 
@@ -232,7 +234,11 @@ class Executor(Reader):
     ) -> tuple[list[str] | None, dict[str, str]]:
         """Before plain creates: this request id's Provenance (an earlier run that committed) and the
         resources the entries' business keys (``match``) already name, in one batch."""
-        keyed = [e for e in planned if e.if_none_exist and not _is_request_criteria(e.if_none_exist, self.namespaces)]
+        keyed = [
+            e
+            for e in planned
+            if e.if_none_exist and not _is_request_criteria(e.if_none_exist, self.namespaces)
+        ]
         searches = [f"{e.resource['resourceType']}?{e.if_none_exist}" for e in keyed]
         if not skip_provenance:
             searches.append(provenance_search(state.request_id, self.namespaces))

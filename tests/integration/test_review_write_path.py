@@ -15,12 +15,6 @@ from tests.support.cases import basics, referral_payload
 UNCHECKED = Settings.from_env({"FHIRCARE_VERIFY_REFERENCES": "off"})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: after a transaction every literal payload reference is added to known_references, "
-    "also in verify_references=off where none was checked; a later checked run on the same client then "
-    "sends the unchecked reference literal and writes a dangling reference",
-)
 def test_a_reference_an_unchecked_run_named_is_still_checked_by_the_next_run(client, uid, fhir_server):
     b = basics(client, uid)
     ghost = f"Organization/ghost-{uid}"
