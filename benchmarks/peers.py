@@ -13,6 +13,8 @@ median wall times against fhircare. Figures are reported, never asserted.
   ``idiomatic`` = one create/update per resource (fhirclient models, fhirpy resources),
   ``transaction`` = hand-written transaction with fhircare's guarantees (conditional creates on a
   request id, the CarePlan read then PUT with If-Match, a Provenance), 2 requests;
+  ``transaction_lookup`` = the same, reading the plan and looking the request id's Provenance up in
+  one batch first, as fhircare does (a repeat writes nothing even after the plan moved on), 2 requests;
 - worklist: a coordinator's open Tasks with patient and focus (1,000 and 5,000 Tasks);
 - summary: one patient's plan, goals, open tasks, appointments, coverage, communications, team, family;
 - lost answer: each referral variant once through the fault proxy (tests/faults/proxy.py), which lets
@@ -151,7 +153,7 @@ def referral_world(client: FhirClient) -> dict[str, str]:
         "coordinator": make(client, {"resourceType": "Practitioner", "name": [{"family": "Coord"}]}),
         "program": make(client, {"resourceType": "Organization", "name": "Program"}),
     }
-    for variant in ("fhircare", "fhirclient", "fhirclient_tx", "fhirpy", "fhirpy_tx"):
+    for variant in ("fhircare", "fhirclient", "fhirclient_tx", "fhirclient_txl", "fhirpy", "fhirpy_tx"):
         world[f"plan_{variant}"] = make(
             client,
             {
@@ -320,8 +322,8 @@ def referral_transaction(world: dict[str, str], plan: dict[str, Any], tag: str) 
             },
             {
                 "fullUrl": ids["prov"],
-                "resource": provenance,
-                "request": {"method": "POST", "url": "Provenance"},
+                "resource": {**provenance, "meta": {"tag": [{"system": BENCH, "code": f"{tag}/prov"}]}},
+                "request": {"method": "POST", "url": "Provenance", "ifNoneExist": f"_tag={BENCH}|{tag}/prov"},
             },
         ],
     }
@@ -350,6 +352,23 @@ def bench_referral(base: str, pid: int, rounds: int) -> dict[str, Any]:
         plan = smart.server.request_json(world["plan_fhirclient_tx"])
         smart.server.post_json("", referral_transaction(world, plan, f"{run_id}-fctx-{i}"))
 
+    def fhirclient_tx_lookup(i: int) -> None:
+        """As fhirclient_tx, with fhircare's request-id lookup: the plan and the request id's
+        Provenance read in one batch first; nothing is written when that Provenance exists."""
+        tag = f"{run_id}-fctxl-{i}"
+        reads = {
+            "resourceType": "Bundle",
+            "type": "batch",
+            "entry": [
+                {"request": {"method": "GET", "url": world["plan_fhirclient_txl"]}},
+                {"request": {"method": "GET", "url": f"Provenance?_tag={BENCH}|{tag}/prov"}},
+            ],
+        }
+        answer = smart.server.post_json("", reads).json()
+        if (answer["entry"][1].get("resource") or {}).get("entry"):
+            return
+        smart.server.post_json("", referral_transaction(world, answer["entry"][0]["resource"], tag))
+
     def fhirpy_tx(i: int) -> None:
         plan = fp.execute(world["plan_fhirpy_tx"], method="get")
         fp.execute("", method="post", data=referral_transaction(world, plan, f"{run_id}-fptx-{i}"))
@@ -363,6 +382,7 @@ def bench_referral(base: str, pid: int, rounds: int) -> dict[str, Any]:
                 smart.server, world, world["plan_fhirclient"], f"{run_id}-fcl-{i}"
             ),
             "fhirclient_transaction": fhirclient_tx,
+            "fhirclient_transaction_lookup": fhirclient_tx_lookup,
             "fhirpy": lambda i: fhirpy_referral(fp, world, world["plan_fhirpy"], f"{run_id}-fp-{i}"),
             "fhirpy_transaction": fhirpy_tx,
         },

@@ -10,7 +10,7 @@ therefore learns the few behaviours its strategy depends on:
 - ``strict_refused_at``: the smallest transaction with conditional entries (``ifNoneExist``) the
   server refused for its size (Medplum refuses more than 8 such entries);
 - ``include``: per ``Type:param``, whether included resources come back (an ``_include`` search
-  with ``_count=1``);
+  with ``_count=10``: one of them must point through the parameter);
 - ``offset_paging``: whether ``_offset`` moves through results when the server gives no next links;
 - ``legacy_stamps``: whether the server holds runs an earlier release stamped with
   ``urn:fhircare:request-id`` (one ``_tag=system|`` search on Provenance: every run writes one). Where
@@ -44,6 +44,8 @@ log = logging.getLogger("fhircare.fhir")
 PROBE_SYSTEM = DEFAULT_NAMESPACES.system("probe")
 STORE_FILE = "servers.json"
 REQUEST_ID_NAME = "request-id"
+#: matches the _include probe looks at: one without the reference (a Task with no focus) cannot tell
+INCLUDE_PROBE_COUNT = 10
 
 
 @dataclass
@@ -186,12 +188,11 @@ def probe_legacy_stamps(client: FhirClient) -> bool:
 def probe_include(client: FhirClient, resource_type: str, spec: str) -> bool | None:
     """Does ``_include=<spec>`` bring the referenced resources back? None when no match can tell."""
     param = spec.split(":")[1] if ":" in spec else spec
-    page = next(client.search(resource_type, [("_include", spec), ("_count", "1")]).pages())
-    if not page.matches:
-        return None
-    target = _reference_param(page.matches[0], param)
-    if target is None:
-        return None
+    page = next(
+        client.search(resource_type, [("_include", spec), ("_count", str(INCLUDE_PROBE_COUNT))]).pages()
+    )
+    if not any(_reference_param(match, param) is not None for match in page.matches):
+        return None  # nothing on the server points through the parameter yet
     return bool(page.included)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -36,6 +37,12 @@ log = logging.getLogger("fhircare.fhir")
 __all__ = ["FhirClient", "KnownReferences", "Params", "etag_version", "is_idempotent_bundle", "weak_etag"]
 
 
+#: CapabilityStatements per base URL, shared by the process's clients for STATEMENT_TTL seconds: the
+#: sidecar makes a client per request in some modes, and each would fetch /metadata again
+STATEMENT_TTL = 300.0
+_STATEMENTS: dict[str, tuple[float, Capabilities]] = {}
+
+
 class FhirClient(FhirTransport):
     """A client for one FHIR R4 server.
 
@@ -67,10 +74,16 @@ class FhirClient(FhirTransport):
         )
 
     def capabilities(self, refresh: bool = False) -> Capabilities:
-        """The server's CapabilityStatement (``/metadata``), fetched once and cached."""
+        """The server's CapabilityStatement (``/metadata``), fetched once per process and base URL and
+        kept ``STATEMENT_TTL`` seconds (``refresh`` fetches it again)."""
         if self._capabilities is None or refresh:
-            statement = self._resource(self.request("GET", "metadata"), "CapabilityStatement")
-            self._capabilities = Capabilities(statement)
+            kept = None if refresh else _STATEMENTS.get(self.base_url)
+            if kept is not None and time.monotonic() - kept[0] < STATEMENT_TTL:
+                self._capabilities = kept[1]
+            else:
+                statement = self._resource(self.request("GET", "metadata"), "CapabilityStatement")
+                self._capabilities = Capabilities(statement)
+                _STATEMENTS[self.base_url] = (time.monotonic(), self._capabilities)
         return self._capabilities
 
     def resolves_conditional_references(self) -> bool:

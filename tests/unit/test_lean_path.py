@@ -269,3 +269,44 @@ def test_cookies_a_server_sets_go_back_and_response_hooks_still_apply():
     client.read("Task", "2")
     assert responses.calls[1].request.headers["Cookie"] == "lb=a1"
     assert seen == [f"{BASE}/Task/1", f"{BASE}/Task/2"]
+
+
+# ---- what a process asks a server once ---------------------------------------------------------------
+
+_STATEMENT = {
+    "resourceType": "CapabilityStatement",
+    "status": "active",
+    "kind": "instance",
+    "fhirVersion": "4.0.1",
+}
+
+
+@responses.activate
+def test_clients_of_one_process_share_a_servers_capability_statement():
+    responses.get(f"{BASE}/metadata", json=_STATEMENT)
+    FhirClient(BASE).capabilities()
+    FhirClient(BASE).capabilities()  # the sidecar's next request: a new client, the same server
+    assert len(responses.calls) == 1
+    FhirClient(BASE).capabilities(refresh=True)
+    assert len(responses.calls) == 2
+
+
+@responses.activate
+def test_the_include_probe_decides_on_any_of_ten_matches_that_point_somewhere():
+    tasks = [
+        {"resourceType": "Task", "id": "a"},
+        {"resourceType": "Task", "id": "b", "focus": {"reference": "X/1"}},
+    ]
+    responses.get(
+        f"{BASE}/Task",
+        match=[query_param_matcher({"_include": "Task:focus", "_count": "10"})],
+        json={
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": [{"resource": t, "search": {"mode": "match"}} for t in tasks],
+        },
+    )
+    client = FhirClient(BASE)
+    assert client.include_works("Task", "Task:focus") is False  # b points at X/1, nothing was included
+    assert client.behaviour.include == {"Task:Task:focus": False}
+    assert len(responses.calls) == 1
