@@ -7,10 +7,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any
 
 import click
 
+from ..settings import Settings
 from .context import Context, pass_context
 from .export_progress import ExportProgress
 from .output import table
@@ -38,8 +40,17 @@ def phase(label: str) -> Iterator[None]:
     default=None,
     help=f"Gaps and caseload through $export (default: from {BULK_FROM} patients on).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 8),
+    default=1,
+    show_default=True,
+    help="Processes seeding patients side by side, each with its own client (same caseload with any number).",
+)
 @pass_context
-def demo_command(obj: Context, patients: int, seed: int, keep_running: bool, bulk: bool | None) -> None:
+def demo_command(
+    obj: Context, patients: int, seed: int, keep_running: bool, bulk: bool | None, workers: int
+) -> None:
     """Seed a synthetic caseload through the workflows, then play one coordinator's morning."""
     from ..demo import Seeder, play_morning
     from ..views.summary import patient_summary
@@ -54,11 +65,14 @@ def demo_command(obj: Context, patients: int, seed: int, keep_running: bool, bul
         use_bulk = patients >= BULK_FROM if bulk is None else bulk
         started = time.perf_counter()
         seeder = Seeder(client, seed, today)
+        by = f" ({workers} worker processes)" if workers > 1 else ""
         with (
-            phase(f"Seeding {patients} patients through the workflows"),
+            phase(f"Seeding {patients} patients through the workflows{by}"),
             click.progressbar(length=patients, label="Seeding", file=sys.stderr) as bar,
         ):
-            world = seeder.seed_all(patients, bar.update)
+            world = seeder.seed_all(
+                patients, bar.update, workers, partial(_worker_client, obj.settings, client.base_url)
+            )
         seconds = time.perf_counter() - started
         click.echo(
             f"Seeded {len(world.patients)} patients, 3 coordinators: {world.runs} workflow runs, "
@@ -99,6 +113,11 @@ def demo_command(obj: Context, patients: int, seed: int, keep_running: bool, bul
 
 
 COMMANDS = [demo_command]
+
+
+def _worker_client(settings: Settings, base_url: str) -> Any:
+    """A seeding worker's own client, configured as this command's (runs in the worker process)."""
+    return Context(settings).client(base_url)
 
 
 def _gaps(client: Any, owner: str, today: Any, bulk: bool) -> list[dict[str, Any]]:
