@@ -42,6 +42,7 @@ from typing import Any
 from ..errors import ConfigurationError
 from ..namespaces import Namespaces
 from .codes import code_text, codeable, coding
+from .language import EXPRESSIONS
 from .transforms import TRANSFORMS, iso
 
 _FORMAT_FIELD = re.compile(r"\{([A-Za-z0-9_.\-]+)\}")
@@ -214,13 +215,19 @@ def _empty(value: Any) -> bool:
     return value is None or value == [] or value == {}
 
 
+#: the keys that make a template node an expression (``evaluate``); any other ``$`` key is refused there
+EXPRESSION_KEYS = frozenset(EXPRESSIONS)
+
+
 def render(node: Any, ctx: BuildContext, where: str = "$") -> Any:
     """Render a template node; absent values vanish."""
     if isinstance(node, dict):
-        if any(k.startswith("$") for k in node):
+        if not EXPRESSION_KEYS.isdisjoint(node):
             return evaluate(node, ctx, where)
         out = {}
         for key, child in node.items():
+            if key.startswith("$"):  # not an expression this language has: evaluate says so
+                return evaluate(node, ctx, where)
             value = render(child, ctx, f"{where}.{key}")
             if not _empty(value):
                 out[key] = value
