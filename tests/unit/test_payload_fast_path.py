@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from fhircare.mapping import validate
 from fhircare.settings import Settings
+from tests.support.places import places, replaced
 
 WORKFLOWS = Settings().profiles_dir / "workflows"
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
@@ -84,29 +85,8 @@ def _errors(validator: Any, document: Any) -> list[tuple[list[Any], str, str]]:
     )
 
 
-def _paths(node: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Every place in a payload, nested ones included."""
-    found = [at] if at else []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            found += _paths(value, (*at, key))
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            found += _paths(value, (*at, i))
-    return found
-
-
-def _replaced(node: Any, at: tuple[Any, ...], value: Any) -> Any:
-    if not at:
-        return value
-    head, rest = at[0], at[1:]
-    if isinstance(node, dict):
-        return {**node, head: _replaced(node[head], rest, value)}
-    return [_replaced(v, rest, value) if i == head else v for i, v in enumerate(node)]
-
-
 def _variants(payload: dict[str, Any]) -> list[dict[str, Any]]:
-    return [_replaced(payload, at, odd) for at in _paths(payload) for odd in AWKWARD]
+    return [replaced(payload, at, odd) for at in places(payload) for odd in AWKWARD]
 
 
 CASES = _payloads()
@@ -135,7 +115,7 @@ def test_every_golden_payload_and_its_awkward_variants_get_jsonschemas_answer(wo
 @given(data=st.data())
 def test_random_text_in_any_field_gets_jsonschemas_answer(data):
     workflow, payload = data.draw(st.sampled_from(CASES))
-    at = data.draw(st.sampled_from(_paths(payload)))
+    at = data.draw(st.sampled_from(places(payload)))
     text = data.draw(st.text(min_size=0, max_size=40))
-    document = _replaced(payload, at, text)
+    document = replaced(payload, at, text)
     assert _errors(_fast(workflow), document) == _errors(_plain(workflow), document)

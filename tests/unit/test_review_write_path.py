@@ -26,6 +26,7 @@ from fhircare.mapping import validate
 from fhircare.mapping.validate import REFERENCE_SHAPE
 from fhircare.settings import Settings
 from fhircare.workflows import get_workflow
+from tests.support.places import places, replaced
 
 BASE = "http://fhir.test/r4"
 PROFILES = Settings().profiles_dir
@@ -191,26 +192,6 @@ def _old_reference_paths(
     return sorted(set(found), key=lambda pv: [str(p) for p in pv[0]])
 
 
-def _places(node: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [at] if at else []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            found += _places(value, (*at, key))
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            found += _places(value, (*at, i))
-    return found
-
-
-def _put(node: Any, at: tuple[Any, ...], value: Any) -> Any:
-    if not at:
-        return value
-    head, rest = at[0], at[1:]
-    if isinstance(node, dict):
-        return {**node, head: _put(node.get(head), rest, value)}
-    return [_put(v, rest, value) if i == head else v for i, v in enumerate(node)]
-
-
 ODD_VALUES: list[Any] = [
     "Patient/p1",
     "Organization?identifier=urn:oid:1|x",
@@ -240,9 +221,9 @@ def test_the_reference_plan_finds_what_the_walk_before_it_found(workflow):
     payloads += [{key: odd for key in schema.get("properties", {})} for odd in ODD_VALUES]
     checked = 0
     for payload in payloads:
-        for at in [(), *_places(payload)]:
+        for at in [(), *places(payload)]:
             for odd in ODD_VALUES if at else [None]:
-                document = _put(payload, at, odd) if at else payload
+                document = replaced(payload, at, odd) if at else payload
                 assert validate.reference_paths(schema, document, registry) == _old_reference_paths(
                     schema, document, registry
                 ), (at, odd)
