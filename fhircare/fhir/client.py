@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -36,6 +37,9 @@ log = logging.getLogger("fhircare.fhir")
 
 __all__ = ["FhirClient", "KnownReferences", "Params", "etag_version", "is_idempotent_bundle", "weak_etag"]
 
+
+#: a conditional reference in a request body as JSON (``"reference": "Type?..."``)
+CONDITIONAL_REFERENCE = re.compile(rb'"reference":\s*"[A-Z][A-Za-z]*\?')
 
 #: CapabilityStatements per base URL, shared by the process's clients for STATEMENT_TTL seconds: the
 #: sidecar makes a client per request in some modes, and each would fetch /metadata again
@@ -208,12 +212,13 @@ class FhirClient(FhirTransport):
         the error of its status); a stored reference that still holds ``?`` raises
         :class:`~fhircare.errors.UnresolvedStoredReference`. ``names`` label the entries in errors.
         """
-        answer = self._bundle(bundle, "transaction")
+        answer, sent = self._bundle_sent(bundle, "transaction")
         labels = (
             list(names) if names is not None else [f"#{i}" for i in range(len(answer.get("entry") or []))]
         )
         try:
-            check_answer(labels, answer)
+            # a stored '?' can only come from a conditional reference that was sent
+            check_answer(labels, answer, stored_queries=CONDITIONAL_REFERENCE.search(sent) is not None)
         except UnresolvedStoredReference:
             self.learn(conditional_references=False)
             raise
@@ -252,6 +257,10 @@ class FhirClient(FhirTransport):
         return found
 
     def _bundle(self, bundle: Mapping[str, Any], kind: str) -> dict[str, Any]:
+        return self._bundle_sent(bundle, kind)[0]
+
+    def _bundle_sent(self, bundle: Mapping[str, Any], kind: str) -> tuple[dict[str, Any], bytes]:
+        """The answer to a batch or transaction, and the body that was sent."""
         body = dict(bundle)
         body.setdefault("resourceType", "Bundle")
         body["type"] = kind
@@ -268,7 +277,8 @@ class FhirClient(FhirTransport):
             raise FhirServerError(
                 f"{kind} answered {len(answer.get('entry') or [])} entries for {len(body.get('entry') or [])} sent"
             )
-        return answer
+        sent = response.request.body
+        return answer, sent if isinstance(sent, bytes) else str(sent or "").encode("utf-8")
 
 
 def _pairs(params: Params | None) -> list[tuple[str, str]]:

@@ -65,9 +65,19 @@ def load_schema(path: Path) -> dict[str, Any]:
     return schema
 
 
+@lru_cache(maxsize=256)
+def _schema_path(profiles_dir: Path, folder: str, name: str) -> Path:
+    return profiles_dir / folder / f"{name}.schema.json"
+
+
+@lru_cache(maxsize=16)
+def _workflows_registry(profiles_dir: Path) -> Registry:
+    return _registry(profiles_dir / "workflows")
+
+
 def workflow_schema(profiles_dir: Path, workflow: str, schema_file: Path | None = None) -> dict[str, Any]:
     """A workflow's input schema: ``schema_file`` (a workflow added by a mapping folder), else the built-in."""
-    return load_schema(schema_file or profiles_dir / "workflows" / f"{workflow}.schema.json")
+    return load_schema(schema_file or _schema_path(profiles_dir, "workflows", workflow))
 
 
 def _rule(error: jsonschema.ValidationError) -> str:
@@ -246,7 +256,7 @@ def validate_payload(
 ) -> None:
     """Raise PayloadError listing every failing JSON path with its rule."""
     schema = workflow_schema(profiles_dir, workflow, schema_file)
-    issues = schema_issues(payload, schema, _registry(profiles_dir / "workflows"))
+    issues = schema_issues(payload, schema, _workflows_registry(profiles_dir))
     if issues:
         raise PayloadError(
             f"the {workflow} payload is invalid ({len(issues)} problem{'s' * (len(issues) > 1)})", issues
@@ -376,7 +386,7 @@ def payload_references(
     profiles_dir: Path, workflow: str, payload: Any, schema_file: Path | None = None
 ) -> list[tuple[tuple[Any, ...], str]]:
     return reference_paths(
-        workflow_schema(profiles_dir, workflow, schema_file), payload, _registry(profiles_dir / "workflows")
+        workflow_schema(profiles_dir, workflow, schema_file), payload, _workflows_registry(profiles_dir)
     )
 
 
@@ -395,8 +405,8 @@ def profile_issues(
     """
     issues = models.structure_issues(resource, at=label) if structure else []
     if profile:
-        schema = load_schema(profiles_dir / "fhir" / f"{profile}.schema.json")
-        registry = _registry(profiles_dir / "workflows")
+        schema = load_schema(_schema_path(profiles_dir, "fhir", profile))
+        registry = _workflows_registry(profiles_dir)
         for issue in schema_issues(resource, schema, registry):
             where = issue.expression[0].replace("$", label, 1) if issue.expression else label
             issues.append(Issue("error", "invariant", f"profile {profile}: {issue.diagnostics}", (where,)))

@@ -310,3 +310,36 @@ def test_the_include_probe_decides_on_any_of_ten_matches_that_point_somewhere():
     assert client.include_works("Task", "Task:focus") is False  # b points at X/1, nothing was included
     assert client.behaviour.include == {"Task:Task:focus": False}
     assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_stored_references_are_checked_when_the_transaction_sent_a_conditional_one():
+    from fhircare.errors import UnresolvedStoredReference
+
+    stored = {"resourceType": "Task", "id": "t1", "for": {"reference": "Patient?_id=1"}}
+    answer = {
+        "resourceType": "Bundle",
+        "type": "transaction-response",
+        "entry": [
+            {"response": {"status": "201 Created", "location": "Task/t1/_history/1"}, "resource": stored}
+        ],
+    }
+    responses.post(BASE, json=answer)
+    client = FhirClient(BASE)
+
+    def bundle(reference: str) -> dict[str, object]:
+        task = {
+            "resourceType": "Task",
+            "status": "requested",
+            "intent": "order",
+            "for": {"reference": reference},
+        }
+        return {
+            "type": "transaction",
+            "entry": [{"resource": task, "request": {"method": "POST", "url": "Task"}}],
+        }
+
+    with pytest.raises(UnresolvedStoredReference):
+        client.transaction(bundle("Patient?_id=1"))
+    # nothing conditional was sent: the answer is not walked for what cannot be there
+    assert client.transaction(bundle("Patient/1"))["entry"][0]["response"]["status"] == "201 Created"
