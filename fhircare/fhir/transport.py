@@ -203,15 +203,16 @@ class FhirTransport:
         except requests.exceptions.RequestException as exc:
             raise FhirServerError(f"{method} {url.split('?')[0]}: {exc.__class__.__name__}") from None
         elapsed_ms = (time.perf_counter() - started) * 1000
-        log.debug(
-            "fhir request",
-            extra={
-                "method": method,
-                "resource_type": _resource_type(url, self.base_url),
-                "status": response.status_code,
-                "elapsed_ms": round(elapsed_ms, 1),
-            },
-        )
+        if log.isEnabledFor(logging.DEBUG):  # the record's fields cost more than the check
+            log.debug(
+                "fhir request",
+                extra={
+                    "method": method,
+                    "resource_type": _resource_type(url, self.base_url),
+                    "status": response.status_code,
+                    "elapsed_ms": round(elapsed_ms, 1),
+                },
+            )
         if response.status_code >= 400 or (
             response.status_code >= 300 and response.status_code not in ok_statuses
         ):

@@ -107,16 +107,17 @@ class Executor(Reader):
                 log.info("merge conflict, retrying", extra={"workflow": self.name, "attempt": attempt})
                 time.sleep(random.uniform(0, 0.05 * attempt))  # noqa: S311 - jitter, not security
                 continue
-            log.info(
-                "workflow written",
-                extra={
-                    "workflow": self.name,
-                    "request_id": request_id,
-                    "resource_types": sorted({r.split("/")[0] for r in result.written}),
-                    "requests": result.requests,
-                    "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
-                },
-            )
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    "workflow written",
+                    extra={
+                        "workflow": self.name,
+                        "request_id": request_id,
+                        "resource_types": sorted({r.split("/")[0] for r in result.written}),
+                        "requests": result.requests,
+                        "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
+                    },
+                )
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
