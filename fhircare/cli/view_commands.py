@@ -74,8 +74,10 @@ def history_command(obj: Context, patient: str, fmt: str) -> None:
     from ..views.history import COLUMNS, patient_history
 
     with obj.client() as client:
-        rows = patient_history(client, patient, namespaces=obj.settings.namespaces())
-    render_rows([r.as_dict() for r in rows], COLUMNS, fmt)
+        rows = patient_history(
+            client, patient, page_size=obj.settings.page_size, namespaces=obj.settings.namespaces()
+        )
+    render_rows([r.as_dict() for r in rows], COLUMNS, fmt, truncated=rows.truncated)
 
 
 @click.command("authorizations")

@@ -8,6 +8,7 @@ from typing import Any
 from ..fhir import FhirClient
 from ..namespaces import Namespaces
 from .labels import reference_of
+from .rows import Rows
 
 COLUMNS = ("recorded", "workflow", "who", "targets", "request_id")
 
@@ -42,15 +43,17 @@ def _request_id_of(provenance: dict[str, Any], namespaces: Namespaces) -> str | 
 
 
 def patient_history(
-    client: FhirClient, patient: str, page_size: int = 100, namespaces: Namespaces | None = None
-) -> list[HistoryRow]:
-    """fhircare's Provenance about a patient (entity = the patient), oldest first; paged lazily.
+    client: FhirClient, patient: str, page_size: int | None = None, namespaces: Namespaces | None = None
+) -> Rows[HistoryRow]:
+    """fhircare's Provenance about a patient (entity = the patient), oldest first; paged lazily, in
+    pages as large as the server allows unless ``page_size`` says (a :class:`Rows`: ``truncated``
+    says whether paging stopped before the end).
 
     Runs are recognised by the workflow code system under ``namespaces`` (the deployment's base) or
     the ``urn:fhircare:workflow`` system of earlier releases."""
     namespaces = namespaces or Namespaces()
     rows = []
-    search = client.search("Provenance", [("entity", patient), ("_count", str(page_size))])
+    search = client.search("Provenance", [("entity", patient), *client.paging.params(page_size)])
     for provenance in search:
         workflow = _workflow_of(provenance, namespaces)
         if not workflow:
@@ -68,4 +71,4 @@ def patient_history(
                 stored=str((provenance.get("meta") or {}).get("lastUpdated", "")),
             )
         )
-    return sorted(rows, key=lambda r: (r.recorded, r.stored, r.provenance))
+    return Rows(sorted(rows, key=lambda r: (r.recorded, r.stored, r.provenance)), search.truncated)

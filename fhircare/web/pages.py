@@ -82,6 +82,7 @@ def _sorted(rows: list[Any], how: str) -> list[Any]:
 
 @pages.get("/")
 def worklist_page() -> str:
+    from ..views.rows import truncated
     from ..views.worklist import OPEN_STATUSES, PRIORITY_RANK, worklist
     from .actions import me
 
@@ -101,7 +102,7 @@ def worklist_page() -> str:
     page_size = int(size_text) if size_text in {str(n) for n in PAGE_SIZES} else 25
     page_text = request.args.get("page") or "1"
     page = int(page_text) if page_text.isdigit() and 0 < len(page_text) < 6 else 1
-    rows, problem = [], None
+    rows, problem, incomplete = [], None, False
     try:
         rows = worklist(
             access().view_client(),
@@ -110,6 +111,7 @@ def worklist_page() -> str:
             patient=patient,
             due_before=due_before,
         )
+        incomplete = truncated(rows)
     except FhircareError as exc:
         problem = exc.message
     if tab == "mine" and not owner:
@@ -147,6 +149,7 @@ def worklist_page() -> str:
     return render_template(
         "worklist.html",
         rows=shown,
+        incomplete=incomplete,
         teams=teams,
         total=total,
         overdue_count=sum(1 for r in rows if r.overdue),

@@ -34,9 +34,15 @@ def test_history_lists_each_workflow_run_for_the_patient_with_who_and_what(clien
     run("refer", {**payload, "patient": other, "request_id": f"other-{uid}"}, client)
     run("task", {"task": referral.written[1], "to": "accepted", "actor": coordinator}, client)
 
+    sent = client.request_count
     rows = patient_history(client, patient)
 
+    assert client.request_count - sent == 1  # one page as large as the server allows
+    assert rows.truncated is False
     assert [r.workflow for r in rows] == ["refer", "task"]
+    sent = client.request_count
+    assert [r.workflow for r in patient_history(client, patient, page_size=1)] == ["refer", "task"]
+    assert client.request_count - sent >= 2  # a page size given is kept
     assert rows[0].who == coordinator and rows[0].request_id == f"hist-{uid}"
     assert sorted(rows[0].targets) == sorted(referral.written[:2])
     assert rows[1].targets == [referral.written[1]]

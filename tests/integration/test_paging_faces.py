@@ -270,3 +270,12 @@ def test_api_says_truncated_when_the_server_cuts_the_worklist_short(cutting, own
         assert whole.json()["truncated"] is False and len(whole.json()["rows"]) == 3
 
         assert requests.get(url, params={"envelope": "maybe"}, timeout=30).status_code == 422
+
+
+def test_the_worklist_page_says_when_the_server_cut_the_list_short(cutting, owners):
+    notice = "this list may be incomplete"
+    with Sidecar(Settings(base_url=cutting.base_url)) as sidecar:
+        cut = requests.get(f"{sidecar.url}/", params={"owner": owners["busy"]}, timeout=120)
+        assert cut.status_code == 200 and notice in cut.text
+        whole = requests.get(f"{sidecar.url}/", params={"owner": owners["quiet"]}, timeout=120)
+        assert whole.status_code == 200 and notice not in whole.text
