@@ -18,6 +18,8 @@ from .errors import ConfigurationError
 DEFAULT_NAMESPACE_BASE = "http://fhircare.example.org/fhir/"
 LEGACY_PREFIX = "urn:fhircare:"
 
+#: the name of the system every run's resources carry their request id in
+REQUEST_ID = "request-id"
 # name -> folder under the base: identifier systems (sid/) or code systems (CodeSystem/)
 _IDENTIFIERS = {"request-id", "member-id", "demo", "demo-mrn", "probe", "smoke"}
 _CODE_SYSTEMS = {"workflow", "prior-auth-decision", "directory-category"}

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import FhirServerError, TransientError, UnresolvedStoredReference
-from ..namespaces import DEFAULT_NAMESPACES, legacy_system
+from ..namespaces import DEFAULT_NAMESPACES, REQUEST_ID, legacy_system
 
 if TYPE_CHECKING:
     from .client import FhirClient
@@ -43,7 +43,6 @@ log = logging.getLogger("fhircare.fhir")
 # a marker that matches nothing; the probe is deleted right away, so no deployment setting is needed
 PROBE_SYSTEM = DEFAULT_NAMESPACES.system("probe")
 STORE_FILE = "servers.json"
-REQUEST_ID_NAME = "request-id"
 #: matches the _include probe looks at: one without the reference (a Task with no focus) cannot tell
 INCLUDE_PROBE_COUNT = 10
 
@@ -175,7 +174,7 @@ def probe_legacy_stamps(client: FhirClient) -> bool:
         page = next(
             client.search(
                 "Provenance",
-                [("_tag", legacy_system(REQUEST_ID_NAME) + "|"), ("_count", "1"), ("_elements", "id")],
+                [("_tag", legacy_system(REQUEST_ID) + "|"), ("_count", "1"), ("_elements", "id")],
             ).pages()
         )
     except FhirServerError as exc:

@@ -7,10 +7,8 @@ import html
 from typing import Any
 
 from ..errors import ConfigurationError
-from ..namespaces import Namespaces
+from ..namespaces import REQUEST_ID, Namespaces
 from .engine import BuildContext, PlannedEntry, fill_template, lookup, render
-
-REQUEST_ID = "request-id"  # the name of the request-id system (fhircare/namespaces.py)
 
 
 def _instances(spec: dict[str, Any], ctx: BuildContext) -> list[tuple[str, BuildContext]]:

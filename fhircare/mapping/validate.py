@@ -19,6 +19,7 @@ except ImportError:  # pragma: no cover - a platform without its wheel: jsonsche
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from ..caching import IdentityCache
 from ..errors import ConfigurationError, Issue, PayloadError
 from ..fhir import models
 
@@ -84,7 +85,8 @@ def _rule(error: jsonschema.ValidationError) -> str:
     return f"{error.validator}: {error.message}"
 
 
-_validators: dict[tuple[int, int], tuple[dict[str, Any], Registry, _Validator]] = {}
+#: one validator per (schema, registry): both come from the caches above and live as long as the process
+_validators: IdentityCache[_Validator] = IdentityCache(limit=256)
 
 # What the compiled validator accepts and jsonschema refuses, as it appears in a document's JSON:
 # characters Python's ``\s`` (jsonschema's patterns) counts as white space and Rust's does not, and a
@@ -104,9 +106,12 @@ class _Validator:
     (``tests/unit/test_payload_fast_path.py`` holds the two to the same answers).
     """
 
-    def __init__(self, schema: dict[str, Any]) -> None:
+    def __init__(self, schema: dict[str, Any], registry: Registry | None = None) -> None:
+        """``registry``: where jsonschema resolves the references of a schema that could not be inlined."""
         self.slow = jsonschema.Draft202012Validator(
-            schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+            schema,
+            format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
+            **({"registry": registry} if registry is not None else {}),
         )
         self.fast = _compiled(schema)
 
@@ -142,22 +147,15 @@ def _compiled(schema: dict[str, Any]) -> Any:
 
 
 def compiled_validator(schema: dict[str, Any], registry: Registry) -> _Validator:
-    """One validator per (schema, registry), made once: the schemas and registries come from the
-    caches above, so they live as long as the process and their identities are stable keys."""
-    key = (id(schema), id(registry))
-    cached = _validators.get(key)
-    if cached is not None and cached[0] is schema and cached[1] is registry:
-        return cached[2]
+    """One validator per (schema, registry), made once."""
+    return _validators.get((schema, registry), lambda: _new_validator(schema, registry))
+
+
+def _new_validator(schema: dict[str, Any], registry: Registry) -> _Validator:
     full = inlined(schema, registry)
-    validator = _Validator(full)
     if full is schema:  # not inlinable: jsonschema resolves its references through the registry
-        validator.slow = jsonschema.Draft202012Validator(
-            schema, registry=registry, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-        )
-    if len(_validators) >= 256:  # schemas from elsewhere (tests) must not grow this without bound
-        _validators.clear()
-    _validators[key] = (schema, registry, validator)
-    return validator
+        return _Validator(schema, registry)
+    return _Validator(full)
 
 
 class _NotInlinable(Exception):
@@ -274,7 +272,9 @@ class _ReferencePlan:
     branches: list[_ReferencePlan] = field(default_factory=list)
 
 
-_reference_plans: dict[int, tuple[dict[str, Any], Registry, _ReferencePlan | bool | None]] = {}
+#: per (schema, registry): its reference plan, None where it declares no reference, False where it has
+#: no finite plan (a recursive schema: walked lazily)
+_reference_plans: IdentityCache[_ReferencePlan | bool | None] = IdentityCache(limit=256)
 
 
 def _reference_plan(node: Any, resolver: Any, depth: int = 0) -> _ReferencePlan | None:
@@ -312,16 +312,7 @@ def reference_paths(
 
     A plan made once per schema is followed; a schema that has none (a recursive one) is walked
     along the payload, resolving its references as it goes."""
-    cached = _reference_plans.get(id(schema))
-    if cached is None or cached[0] is not schema or cached[1] is not registry:
-        rooted, own_id = _rooted(schema, registry)
-        try:
-            plan: _ReferencePlan | bool | None = _reference_plan(schema, rooted.resolver(own_id))
-        except (_NotInlinable, referencing.exceptions.Unresolvable):
-            plan = False  # no finite plan: walk lazily
-        if len(_reference_plans) >= 256:
-            _reference_plans.clear()
-        cached = _reference_plans[id(schema)] = (schema, registry, plan)
+    plan = _reference_plans.get((schema, registry), lambda: _new_reference_plan(schema, registry))
     found: list[tuple[tuple[Any, ...], str]] = []
 
     def walk(plan: _ReferencePlan, value: Any, at: tuple[Any, ...]) -> None:
@@ -339,12 +330,20 @@ def reference_paths(
         for branch in plan.branches:
             walk(branch, value, at)
 
-    if cached[2] is False:
+    if plan is False:
         found = _walk_lazily(schema, payload, registry)
-    elif isinstance(cached[2], _ReferencePlan):
-        walk(cached[2], payload, ())
+    elif isinstance(plan, _ReferencePlan):
+        walk(plan, payload, ())
     unique = set(found)
     return sorted(unique, key=lambda pv: [str(p) for p in pv[0]])
+
+
+def _new_reference_plan(schema: dict[str, Any], registry: Registry) -> _ReferencePlan | bool | None:
+    rooted, own_id = _rooted(schema, registry)
+    try:
+        return _reference_plan(schema, rooted.resolver(own_id))
+    except (_NotInlinable, referencing.exceptions.Unresolvable):
+        return False  # no finite plan: walk lazily
 
 
 def _walk_lazily(

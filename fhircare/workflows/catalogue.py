@@ -10,6 +10,7 @@ from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from typing import Any
 
+from ..caching import IdentityCache
 from ..mapping import MappingSet, load_mappings
 from .base import Workflow
 from .prior_auth import PriorAuth
@@ -32,23 +33,21 @@ def from_mapping(name: str, mapping: dict[str, Any]) -> type[Workflow]:
 
 
 #: catalogues made, per mapping set (load_mappings caches those): a run no longer builds classes
-_made: dict[int, tuple[MappingSet, dict[str, type[Workflow]]]] = {}
+_made: IdentityCache[dict[str, type[Workflow]]] = IdentityCache(limit=16)
 
 
 def catalogue(mappings: MappingSet) -> dict[str, type[Workflow]]:
     """Every workflow in effect: the built-in classes, and one per other mapping in ``mappings``
-    (made once per mapping set)."""
-    made = _made.get(id(mappings))
-    if made is not None and made[0] is mappings:
-        return dict(made[1])
+    (made once per mapping set; callers get their own copy of the dict)."""
+    return dict(_made.get((mappings,), lambda: _new_catalogue(mappings)))
+
+
+def _new_catalogue(mappings: MappingSet) -> dict[str, type[Workflow]]:
     found = dict(GUARDED)
     for name, mapping in mappings.mappings.items():
         if name not in found:
             found[name] = from_mapping(name, mapping)
-    if len(_made) >= 16:  # mapping sets from elsewhere (tests) must not grow this without bound
-        _made.clear()
-    _made[id(mappings)] = (mappings, found)
-    return dict(found)
+    return found
 
 
 class _BuiltinCatalogue(Mapping[str, type[Workflow]]):

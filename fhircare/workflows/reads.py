@@ -12,9 +12,9 @@ from ..errors import (
     Issue,
     UnresolvedReference,
 )
-from ..mapping.entries import REQUEST_ID, request_token
+from ..mapping.entries import request_token
 from ..mapping.validate import json_path
-from ..namespaces import Namespaces
+from ..namespaces import REQUEST_ID, Namespaces
 from .plan import Planner
 from .state import PROVENANCE_ENTRY, RunState
 
