@@ -244,6 +244,20 @@ def referral_resources(
     return request, task, provenance
 
 
+def fhircare_referral(world: dict[str, str], plan: str) -> dict[str, Any]:
+    """The referral as a fhircare ``refer`` payload, into ``plan``."""
+    return {
+        "patient": world["patient"],
+        "service": "diabetes-education",
+        "performer": world["program"],
+        "requester": world["coordinator"],
+        "reason": "diabetes",
+        "priority": "routine",
+        "due": "2026-12-01",
+        "care_plan": plan,
+    }
+
+
 def fhirclient_referral(server: Any, world: dict[str, str], plan_ref: str, tag: str) -> None:
     request_json, task_json, provenance_json = referral_resources(world, tag)
     created = FcServiceRequest(request_json).create(server)
@@ -337,16 +351,7 @@ def bench_referral(base: str, pid: int, rounds: int) -> dict[str, Any]:
     smart = fhirclient_client.FHIRClient(settings={"app_id": "bench", "api_base": base})
     fp = SyncFHIRClient(base)
     run_id = uuid.uuid4().hex[:8]
-    payload = {
-        "patient": world["patient"],
-        "service": "diabetes-education",
-        "performer": world["program"],
-        "requester": world["coordinator"],
-        "reason": "diabetes",
-        "priority": "routine",
-        "due": "2026-12-01",
-        "care_plan": world["plan_fhircare"],
-    }
+    payload = fhircare_referral(world, world["plan_fhircare"])
 
     def fhirclient_tx(i: int) -> None:
         plan = smart.server.request_json(world["plan_fhirclient_tx"])
@@ -434,19 +439,7 @@ def bench_lost_answer(base: str) -> dict[str, Any]:
             return world
 
         def fhircare_once(world: dict[str, str], tag: str) -> None:
-            workflow.run(
-                {
-                    "patient": world["patient"],
-                    "service": "diabetes-education",
-                    "performer": world["program"],
-                    "requester": world["coordinator"],
-                    "reason": "diabetes",
-                    "priority": "routine",
-                    "due": "2026-12-01",
-                    "care_plan": world["plan"],
-                    "request_id": tag,
-                }
-            )
+            workflow.run({**fhircare_referral(world, world["plan"]), "request_id": tag})
 
         def fhirclient_tx_once(world: dict[str, str], tag: str) -> None:
             plan = smart.server.request_json(world["plan"])

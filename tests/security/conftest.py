@@ -18,7 +18,13 @@ from fhircare.settings import Settings
 from fhircare.workflows import run
 from tests.integration.sidecar_harness import Sidecar, smart_settings
 from tests.integration.smart_server import Client, SmartAuthServer
-from tests.support.cases import basics, booked_appointment, make, prior_auth_case, referral_payload
+from tests.support.cases import (
+    active_coverage,
+    basics,
+    booked_appointment,
+    prior_auth_case,
+    referral_payload,
+)
 
 
 class AttackedAuthServer(SmartAuthServer):
@@ -143,15 +149,7 @@ def record_of(client: FhirClient, uid: str, family: str) -> Record:
     pa_payload = prior_auth_case(client, uid + "p").payload
     # the prior authorization is about this record's patient
     pa_payload = {**pa_payload, "patient": b["patient"], "service_request": request_ref}
-    coverage = make(
-        client,
-        {
-            "resourceType": "Coverage",
-            "status": "active",
-            "beneficiary": {"reference": b["patient"]},
-            "payor": [{"reference": b["payer"]}],
-        },
-    )
+    coverage = active_coverage(client, b)
     pa_payload["coverage"] = coverage
     pa_payload["payer"] = b["payer"]
     pa_written = run("prior-auth", pa_payload, client).written

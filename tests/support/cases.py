@@ -207,9 +207,9 @@ def coverage_case(client: FhirClient, uid: str) -> Case:
     )
 
 
-def prior_auth_case(client: FhirClient, uid: str) -> Case:
-    b = basics(client, uid)
-    coverage = make(
+def active_coverage(client: FhirClient, b: dict[str, str]) -> str:
+    """An active Coverage of ``b``'s patient by ``b``'s payer."""
+    return make(
         client,
         {
             "resourceType": "Coverage",
@@ -218,6 +218,11 @@ def prior_auth_case(client: FhirClient, uid: str) -> Case:
             "payor": [{"reference": b["payer"]}],
         },
     )
+
+
+def prior_auth_case(client: FhirClient, uid: str) -> Case:
+    b = basics(client, uid)
+    coverage = active_coverage(client, b)
     request = _referral(client, b, uid)[0]
     return Case(
         {
