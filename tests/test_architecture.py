@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "fhircare"
-SHARED = {"errors", "settings", "logs", "namespaces", "caching"}
+SHARED = {"errors", "settings", "logs", "namespaces", "caching", "clock"}
 # layer -> the fhircare layers it may import (besides itself and the shared modules)
 ALLOWED = {
     "fhir": set(),

@@ -6,12 +6,12 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from functools import partial
 from typing import Any
 
 import click
 
+from .. import clock
 from ..settings import Settings
 from .context import Context, pass_context
 from .export_progress import ExportProgress
@@ -58,7 +58,7 @@ def demo_command(
     from .check import check_server, render_check
     from .render_summary import render_summary
 
-    today = datetime.now(timezone.utc).date()
+    today = clock.today()
     with obj.server_or_base() as client:
         with phase("Checking what the server supports"):
             click.echo(render_check(check_server(client)))

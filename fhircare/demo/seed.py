@@ -59,6 +59,15 @@ class Seeded:
     requests: int = 0
 
 
+#: referral states, by patient: 0 requested, 1 accepted, 2 booked, 3 no-show, 4 completed, 5 rejected
+NO_SHOW = 3
+
+
+def referral_state(i: int) -> int:
+    """Every coordinator (``i % 3``) gets referrals in every state."""
+    return (i // 3) % 6
+
+
 class Seeder:
     """Seeds the caseload through the workflows themselves, patient after patient.
 
@@ -183,7 +192,9 @@ class Seeder:
         service, reason, category = SERVICES[i % len(SERVICES)]
         offered = services_in(category)
         performer = world.services[offered[(i // len(SERVICES)) % len(offered)]]
-        age = d.age
+        state = referral_state(i)
+        # a no-show needs room in the past: referred, accepted, booked ahead, then missed
+        age = max(d.age, 4) if state == NO_SHOW else d.age
         written = self.run(
             "refer",
             {
@@ -194,7 +205,8 @@ class Seeder:
                 "requester": world.roles[coordinator],  # SDOHCC: the referral's requester is a role
                 "reason": reason,
                 "priority": d.priority,
-                "due": (today + timedelta(days=d.due)).isoformat(),
+                # due no earlier than the day it was written (an overdue referral was on time once)
+                "due": (today + timedelta(days=max(d.due, -age))).isoformat(),
                 "care_plan": plan,
             },
             days_ago=age,
@@ -228,7 +240,7 @@ class Seeder:
                 "patient": patient,
                 "about": request,
                 "owner": coordinator,
-                "due": (today + timedelta(days=d.follow_up_due)).isoformat(),
+                "due": (today + timedelta(days=max(d.follow_up_due, -min(age, 5)))).isoformat(),
                 "note": "Call to check the referral happened",
                 "priority": d.follow_up_priority,
             },
@@ -282,7 +294,7 @@ class Seeder:
 
     def move_referral(self, i: int, patient: str, task: str, coordinator: str, age: int) -> None:
         """Referrals in every state: requested, accepted, booked, no-show, completed, rejected."""
-        state = (i // 3) % 6  # every coordinator (i % 3) gets referrals in every state
+        state = referral_state(i)
         if state == 0:
             return  # still waiting for the program to accept
         if state == 5:
@@ -301,11 +313,11 @@ class Seeder:
             {"request_id": self.rid(i, "accept"), "task": task, "to": "accepted"},
             days_ago=max(age - 1, 0),
         )
-        if state in (2, 3):
+        if state in (2, NO_SHOW):
             request = self.world.referrals[patient][0]
-            start = at_hour(
-                self.today + timedelta(days=(5 + i % 9) if state == 2 else -(2 + i % 5)), 10 + i % 6
-            )
+            # booked the day after acceptance; a no-show's appointment fell between then and today
+            days = (5 + i % 9) if state == 2 else -min(2 + i % 5, age - 2)
+            start = at_hour(self.today + timedelta(days=days), 10 + i % 6)
             written = self.run(
                 "schedule",
                 {
@@ -317,11 +329,10 @@ class Seeder:
                     "start": start.isoformat().replace("+00:00", "Z"),
                     "minutes": 30,
                     "practitioner": coordinator,
-                    "records_past": state == 3,  # the no-shows were booked for days already gone
                 },
                 days_ago=max(age - 1, 0),
             )
-            if state == 3:
+            if state == NO_SHOW:
                 self.run(
                     "schedule",
                     {

@@ -36,9 +36,10 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from .. import clock
 from ..errors import ConfigurationError
 from ..namespaces import Namespaces
 from .codes import code_text, codeable, coding
@@ -56,7 +57,7 @@ class BuildContext:
     payload: dict[str, Any]
     codes: dict[str, dict[str, Any]]
     request_id: str
-    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    now: datetime = field(default_factory=clock.now)
     new_uuid: Callable[[], str] = field(default_factory=lambda: lambda: str(uuid.uuid4()))
     entry_urls: dict[str, list[str]] = field(default_factory=dict)
     scope: dict[str, Any] = field(default_factory=dict)

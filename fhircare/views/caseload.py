@@ -14,9 +14,10 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 from typing import Any
 
+from .. import clock
 from ..fhir import FhirClient
 from ..fhir.bulk import Listener, open_export
 from .labels import concept_text, person_name, reference_of
@@ -107,7 +108,7 @@ def caseload(
     """One row per coordinator: a Practitioner (with the Tasks of their PractitionerRoles), a role with
     no practitioner, a CareTeam or an Organization that owns Tasks or requested referrals; a list whose
     ``truncated`` says whether paging stopped before the end."""
-    today = today or datetime.now(timezone.utc).date()
+    today = today or clock.today()
     since = since or today - timedelta(days=30)
     until = until or today
     tallies: dict[str, _Tally] = defaultdict(_Tally)

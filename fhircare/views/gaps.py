@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 
 import fhirpathpy
 
+from .. import clock
 from ..fhir import FhirClient
 from ..fhir.bulk import Listener, open_export
 from ..settings import Settings
@@ -278,7 +279,7 @@ def find_gaps(
     """
     settings = settings or Settings()
     rules = load_rules(settings)
-    today = today or datetime.now(timezone.utc).date()
+    today = today or clock.today()
     truncated = False
     if patient:
         patients: list[str] | None = [patient]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from .. import clock
 from ..errors import NotFound
 from ..fhir import FhirClient
 from .authorizations import answer_fields, claim_service, latest_answers
@@ -74,7 +75,7 @@ def patient_summary(client: FhirClient, patient: str, now: datetime | None = Non
     """Demographics, active plans with goals and activities, open tasks, appointments, coverage,
     prior authorizations with the payers' answers, recent communications, care team and family.
     One request (two on a server that ignores ``_include``, to name the care team)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or clock.now()
     patient_id = patient.split("/", 1)[1] if "/" in patient else patient
     searches = summary_searches(patient_id)
     answers = client.read_batch(url for _, url in searches)

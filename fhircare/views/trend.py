@@ -5,8 +5,9 @@ search for Tasks changed in the period, counted by ``authoredOn`` (opened) and, 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 
+from .. import clock
 from ..fhir import FhirClient
 
 CLOSED = ("completed", "cancelled", "rejected", "failed")
@@ -20,7 +21,7 @@ class Day:
 
 
 def task_trend(client: FhirClient, days: int = 30, today: date | None = None) -> list[Day]:
-    today = today or datetime.now(timezone.utc).date()
+    today = today or clock.today()
     first = today - timedelta(days=days - 1)
     opened = dict.fromkeys((first + timedelta(days=i)).isoformat() for i in range(days))
     counts = {d: [0, 0] for d in opened}

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Generator, Sequence
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timezone
+from datetime import date
 from typing import Any
 
+from .. import clock
 from ..fhir import FhirClient
 from .labels import concept_text, person_name, reference_of, resource_label
 from .related import related_resources
@@ -130,7 +131,7 @@ def stream_worklist(
     round trips, not the page, cost most), with ``_total=none`` where next links work. No
     ``_elements``: a row reads most of a Task, and subsetting cost the embedded server more than
     it saved (benchmarks/paging.py)."""
-    today = today or datetime.now(timezone.utc).date()
+    today = today or clock.today()
     if use_include is None:
         use_include = client.include_works("Task", "Task:focus")
     paging = client.paging.params(page_size)

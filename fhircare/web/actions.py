@@ -9,12 +9,13 @@ idempotency makes that one action."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any
 
 from flask import abort, g, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
+from .. import clock
 from ..errors import FhircareError
 from ..workflows import WORKFLOWS
 from .api import settings
@@ -65,7 +66,7 @@ def prefill(
 ) -> dict[str, str]:
     """Values the form starts with: what the page knows, then the query string (a gap's next step, a
     directory entry) over it."""
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     known: dict[str, str | None] = {
         "patient": patient,
         "care_plan": _first(own["CarePlan"], status="active"),

@@ -10,9 +10,10 @@ import random
 import time
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from .. import clock
 from ..errors import (
     ConfigurationError,
     Conflict,
@@ -64,7 +65,7 @@ class Executor(Reader):
         started = time.perf_counter()
         body = copy.deepcopy(dict(payload))
         validate_payload(self.profiles_dir, self.name, body, self.schema_file)
-        moment = now or datetime.now(UTC)
+        moment = now or clock.now()
         issues = self.check(body, moment)
         if issues:
             raise PayloadError(f"the {self.name} payload is invalid", issues)

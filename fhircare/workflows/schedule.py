@@ -3,10 +3,11 @@ checked against the Appointment status flow before anything is written."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from .. import clock
 from ..care.appointment_states import check_appointment_transition
 from ..errors import Issue, UnresolvedReference
 from ..mapping import BuildContext, PlannedEntry
@@ -58,7 +59,7 @@ class Schedule(Workflow):
 
     def check(self, payload: dict[str, Any], now: datetime | None = None) -> list[Issue]:
         start = payload.get("start")
-        if not start or payload.get("records_past") or parse_datetime(start) >= (now or datetime.now(UTC)):
+        if not start or payload.get("records_past") or parse_datetime(start) >= (now or clock.now()):
             return []
         message = "the start has passed: say records_past: true to record a past booking"
         return [Issue("error", "business-rule", message, ("$.start",))]
