@@ -16,8 +16,9 @@ ALLOWED = {
     "workflows": {"care", "mapping", "fhir"},
     "views": {"care", "mapping", "fhir"},
     "demo": {"workflows", "views", "care", "mapping", "fhir"},
-    "web": {"workflows", "views", "care", "mapping", "fhir", "server"},
-    "cli": {"demo", "workflows", "views", "care", "mapping", "fhir", "server", "web"},
+    "exchange": {"workflows", "views", "care", "mapping", "fhir"},
+    "web": {"workflows", "views", "care", "mapping", "fhir", "server", "exchange"},
+    "cli": {"demo", "workflows", "views", "care", "mapping", "fhir", "server", "web", "exchange"},
 }
 
 
