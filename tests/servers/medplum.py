@@ -113,12 +113,22 @@ class MedplumServer:
     ``transaction_as_batch=True`` starts it the way Medplum serves a project without the
     ``transaction-bundles`` feature: a transaction Bundle is processed as a batch (HTTP 200,
     ``transaction-response`` with per-entry statuses, nothing rolled back).
+
+    ``projects`` (``{"project-batch": "batch", "project-atomic": "atomic"}``) models several Medplum
+    projects on one base: a request whose bearer token names a project gets that project's transaction
+    mode; any other request gets the server's own.
     """
 
     host = "127.0.0.1"
 
-    def __init__(self, port: int | None = None, transaction_as_batch: bool = False) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        transaction_as_batch: bool = False,
+        projects: dict[str, str] | None = None,
+    ) -> None:
         self.port = port
+        self.projects = dict(projects or {})
         self._requested_port = port
         self.transaction_as_batch = transaction_as_batch
         self.started_in: float = 0.0
@@ -168,10 +178,12 @@ class MedplumServer:
         ]
         if self.transaction_as_batch:
             command.append("--transaction-as-batch")
+        for token, mode in self.projects.items():
+            command += ["--project", f"{token}={mode}"]
         env = {
             k: v
             for k, v in os.environ.items()
-            if k not in ("PORT", "MEDPLUM_PORT", "MEDPLUM_TRANSACTION_AS_BATCH")
+            if k not in ("PORT", "MEDPLUM_PORT", "MEDPLUM_TRANSACTION_AS_BATCH", "MEDPLUM_PROJECTS")
         }
         self._stderr = tempfile.TemporaryFile(mode="w+", encoding="utf-8", prefix="medplum-stderr-")
         self._ready.clear()

@@ -7,7 +7,8 @@
 // transaction (MemoryRepository.withTransaction does nothing).
 //
 // Usage:  node server.mjs [--port N | N] [--host H] [--transaction-as-batch] [--exit-on-stdin-close]
-// Env:    PORT / MEDPLUM_PORT, MEDPLUM_TRANSACTION_AS_BATCH=1
+//                         [--project TOKEN=atomic|batch ...]
+// Env:    PORT / MEDPLUM_PORT, MEDPLUM_TRANSACTION_AS_BATCH=1, MEDPLUM_PROJECTS=TOKEN=MODE,TOKEN=MODE
 // Prints "ready <port>" on stdout once it listens; exits 0 on SIGTERM or SIGINT.
 
 import http from 'node:http';
@@ -43,11 +44,14 @@ function parseArgs(argv) {
       String(process.env.MEDPLUM_TRANSACTION_AS_BATCH ?? '').toLowerCase()
     ),
     exitOnStdinClose: false,
+    projects: parseProjects(process.env.MEDPLUM_PROJECTS ?? ''),
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--transaction-as-batch') {
       options.transactionAsBatch = true;
+    } else if (arg === '--project') {
+      addProject(options.projects, argv[++i]);
     } else if (arg === '--exit-on-stdin-close') {
       options.exitOnStdinClose = true;
     } else if (arg === '--port') {
@@ -68,6 +72,37 @@ function parseArgs(argv) {
     throw new Error(`invalid port: ${options.port}`);
   }
   return options;
+}
+
+// ---- projects: per-token transaction modes -----------------------------------------------------
+
+// The full Medplum server serves many projects on one base; a project without the
+// `transaction-bundles` feature (the default for a new one) processes a transaction Bundle as a batch
+// (HTTP 200, per-entry statuses, nothing rolled back), one with it processes it atomically. Here a
+// project is named by the bearer token a request carries ("--project project-batch=batch"); requests
+// with any other token, or none, get the server's own mode (--transaction-as-batch or not). The
+// projects share one repository: only the transaction mode differs.
+const PROJECT_MODES = { atomic: true, batch: false };
+
+function addProject(projects, spec) {
+  const [token, mode] = String(spec ?? '').split('=');
+  if (!token || !(mode in PROJECT_MODES)) {
+    throw new Error(`--project needs TOKEN=atomic or TOKEN=batch, not ${spec}`);
+  }
+  projects.set(token, { transactions: PROJECT_MODES[mode] });
+}
+
+function parseProjects(text) {
+  const projects = new Map();
+  for (const spec of text.split(',').filter((s) => s.trim())) {
+    addProject(projects, spec.trim());
+  }
+  return projects;
+}
+
+function projectConfig(projects, headers, fallback) {
+  const match = /^Bearer\s+(\S+)$/i.exec(String(headers.authorization ?? ''));
+  return (match && projects.get(match[1])) || fallback;
 }
 
 // ---- FHIR definitions ------------------------------------------------------------------------
@@ -371,7 +406,8 @@ function createServer(options) {
     await serialized(async () => {
       const isTransaction =
         method === 'POST' && path === '' && body?.resourceType === 'Bundle' && body.type === 'transaction';
-      const rollback = isTransaction && config.transactions;
+      const project = projectConfig(options.projects, req.headers, config);
+      const rollback = isTransaction && project.transactions;
       const fhirRequest = {
         method,
         url: path + url.search,
@@ -380,7 +416,7 @@ function createServer(options) {
         query: parseQuery(url.searchParams),
         body,
         headers: req.headers,
-        config,
+        config: project,
       };
       if (rollback) {
         repo.beginJournal();
