@@ -196,10 +196,16 @@ class PartialWrite(FhirServerError):
     code = "incomplete"
 
     def __init__(
-        self, message: str, issues: list[Issue] | tuple[Issue, ...] = (), written: list[str] | None = None
+        self,
+        message: str,
+        issues: list[Issue] | tuple[Issue, ...] = (),
+        written: list[str] | None = None,
+        results: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(message, issues, http_status=200)
         self.written = list(written or [])
+        #: the transaction-response's entries (same order as sent): what to undo, with the versions written
+        self.results = list(results or [])
 
 
 class UnresolvedStoredReference(PartialWrite):
