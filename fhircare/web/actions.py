@@ -188,8 +188,10 @@ def _render_form(
     fields = form_fields(settings().profiles_dir / "workflows", workflow)
     own, shared = _choices(fields, patient)
     from ..views.labels import person_name
+    from ..views.patients import card_of
 
-    name = person_name(access().view_client().read_reference(patient))
+    found = access().view_client().read_reference(patient)
+    name = person_name(found)
     values = values if values is not None else prefill(workflow, fields, patient, own)
     _label_strays(fields, values, own, shared)
     return render_template(
@@ -199,6 +201,7 @@ def _render_form(
         description=WORKFLOWS[workflow].description,
         patient_id=patient_id,
         patient_name=name,
+        card=card_of(found, namespaces=settings().namespaces()),
         fields=fields,
         values=values,
         errors=errors,

@@ -143,12 +143,14 @@ def worklist_page() -> str:
     page = min(page, pages_count)
     shown = rows[(page - 1) * page_size : page * page_size]
     args = {k: v for k, v in request.args.items() if k != "page"}
+    from .patient_pages import cards_for
     from .pickers import care_teams
 
     teams = care_teams(access().view_client(), {r.patient for r in shown if r.patient})
     return render_template(
         "worklist.html",
         rows=shown,
+        cards=cards_for(r.patient for r in shown),
         incomplete=incomplete,
         teams=teams,
         total=total,
@@ -210,12 +212,14 @@ def summary_page(patient_id: str) -> str:
     from ..views.summary import patient_summary
     from .actions import TITLES
     from .context import summary_context
+    from .patient_pages import cards_for
 
     client = access().view_client()
     summary = patient_summary(client, f"Patient/{patient_id}")
     return render_template(
         "summary.html",
         s=summary,
+        card=cards_for([summary.patient]).get(summary.patient),
         patient_id=patient_id,
         context=summary_context(client, summary),
         actions=TITLES,

@@ -58,6 +58,8 @@ LOOKUP = Rule(
 RUN = Rule("guard")
 # a workflow's form shows the patient's own resources and the shared ones its pickers offer
 FORM = Rule("own", SUMMARY.reads | LOOKUP.reads | {"ServiceRequest"})
+# finding a patient spans patients: a patient session gets 403 (it has its own patient only)
+PATIENTS = Rule("none", _reads("Patient"))
 CHOOSER = Rule("own", _reads("Practitioner"))  # development mode: which coordinator uses the page
 PUBLIC = Rule("public")
 
@@ -86,6 +88,7 @@ POLICY: dict[str, Rule] = {
     "pages.workflow_form": FORM,
     "pages.run_action": RUN,
     "pages.choose_me": CHOOSER,
+    "pages.patients_page": PATIENTS,
     "pages.record_authorization": RUN,
     "pages.static": PUBLIC,
     # SMART

@@ -25,7 +25,10 @@ def gaps_page() -> str:
     gaps = find_gaps(client, owner=default_owner(), patient=patient_param(), settings=settings())
     people = read_all(client, {gap.patient for gap in gaps if gap.patient})
     names = {ref: name_of(resource) for ref, resource in people.items()}
-    return render_template("gaps.html", gaps=gaps, names=names, next_step=next_step)
+    from ..views.patients import card_of
+
+    cards = {ref: card_of(r, namespaces=settings().namespaces()) for ref, r in people.items()}
+    return render_template("gaps.html", gaps=gaps, names=names, cards=cards, next_step=next_step)
 
 
 #: a gap's resource type -> the form fields it prefills in the gap's next step
@@ -132,7 +135,10 @@ def authorizations_page() -> str:
     launch = g.get("smart_session")
     requester = request.args.get("requester") or (launch.user if launch else None)
     rows = list(authorizations(access().view_client(), patient=patient, requester=requester))
-    return render_template("authorizations.html", rows=rows, requester=requester or "")
+    from .patient_pages import cards_for
+
+    cards = cards_for(r.patient for r in rows)
+    return render_template("authorizations.html", rows=rows, cards=cards, requester=requester or "")
 
 
 @pages.post("/authorizations/record")

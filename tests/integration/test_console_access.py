@@ -1,0 +1,29 @@
+"""Issue 22: the console's new pages make the checks every sidecar route makes: a patient-launch session
+sees only its own patient (no patient search, no other patient's task), a token without the scopes a page
+shows gets 403 on it."""
+
+from __future__ import annotations
+
+from tests.security import conftest as attack
+from tests.security.conftest import login
+
+# the attack suite's fixtures: a SMART authorization server, a sidecar on it, patients A and B
+auth, smart_sidecar, sidecar, records = attack.auth, attack.smart_sidecar, attack.sidecar, attack.records
+
+
+def test_a_patient_session_cannot_search_patients_and_is_offered_no_search(sidecar, auth, records):
+    a, b = records
+    browser = login(sidecar, auth, patient=a.patient)
+    answer = browser.get(f"{sidecar.url}/patients", params={"name": "Bravo"}, timeout=30)
+    assert answer.status_code == 403 and "Bravo" not in answer.text
+    own = browser.get(f"{sidecar.url}/patients/{a.patient.split('/')[1]}", timeout=30)
+    assert own.status_code == 200 and 'role="search"' not in own.text
+
+
+def test_a_coordinator_without_patient_read_cannot_search(sidecar, auth, records, uid):
+    browser = login(sidecar, auth, scope="launch openid user/Task.rs")
+    answer = browser.get(f"{sidecar.url}/patients", params={"name": "Alpha"}, timeout=30)
+    assert answer.status_code == 403 and "Alpha" not in answer.text
+    allowed = login(sidecar, auth, scope="launch openid user/Patient.rs user/Practitioner.rs")
+    found = allowed.get(f"{sidecar.url}/patients", params={"name": f"Alpha{uid}"}, timeout=30)
+    assert found.status_code == 200 and records[0].patient in found.text
