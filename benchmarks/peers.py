@@ -38,7 +38,6 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +57,11 @@ from fhircare.views.summary import patient_summary
 from fhircare.views.worklist import OPEN_STATUSES, worklist
 from fhircare.workflows import get_workflow
 from tests.faults.proxy import FaultProxy
+from tests.support.clock import at, day, today
 
 HERE = Path(__file__).resolve().parent
 FHIRCARE = str(Path(sys.executable).with_name("fhircare"))
-TODAY = date(2026, 6, 10)
+TODAY = today()
 BENCH = "urn:fhircare:bench"
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -193,7 +193,7 @@ def seed_tasks(client: FhirClient, count: int) -> str:
                     "for": {"reference": patients[i % 50]},
                     "focus": {"reference": orders[i % 50]},
                     "owner": {"reference": owner},
-                    "authoredOn": "2026-06-01T09:00:00Z",
+                    "authoredOn": at(-9, "09:00"),
                     "restriction": {"period": {"end": f"2026-06-{1 + i % 28:02d}"}},
                 },
                 "request": {"method": "POST", "url": "Task"},
@@ -223,7 +223,7 @@ def referral_resources(
         "subject": {"reference": world["patient"]},
         "requester": {"reference": world["coordinator"]},
         "performer": [{"reference": world["program"]}],
-        "authoredOn": "2026-06-10T09:00:00Z",
+        "authoredOn": at(0, "09:00"),
     }
     task = {
         "resourceType": "Task",
@@ -234,11 +234,11 @@ def referral_resources(
         "for": {"reference": world["patient"]},
         "requester": {"reference": world["coordinator"]},
         "owner": {"reference": world["program"]},
-        "authoredOn": "2026-06-10T09:00:00Z",
+        "authoredOn": at(0, "09:00"),
     }
     provenance = {
         "resourceType": "Provenance",
-        "recorded": "2026-06-10T09:00:00Z",
+        "recorded": at(0, "09:00"),
         "agent": [{"who": {"reference": world["coordinator"]}}],
     }
     return request, task, provenance
@@ -253,7 +253,7 @@ def fhircare_referral(world: dict[str, str], plan: str) -> dict[str, Any]:
         "requester": world["coordinator"],
         "reason": "diabetes",
         "priority": "routine",
-        "due": "2026-12-01",
+        "due": day(174),
         "care_plan": plan,
     }
 
@@ -627,7 +627,7 @@ def bench_summary(base: str, pid: int, rounds: int) -> dict[str, Any]:
             "requester": coordinator,
             "reason": "diabetes",
             "priority": "routine",
-            "due": "2026-12-01",
+            "due": day(174),
         },
         setup,
     )

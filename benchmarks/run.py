@@ -17,7 +17,6 @@ import json
 import sys
 import time
 import tracemalloc
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +27,9 @@ from fhircare.server import EmbeddedServer
 from fhircare.settings import Settings
 from fhircare.views.worklist import stream_worklist, worklist
 from fhircare.workflows import get_workflow
+from tests.support.clock import at, day, today
 
-TODAY = date(2026, 6, 10)
+TODAY = today()
 
 
 class TimedClient(FhirClient):
@@ -67,7 +67,7 @@ def bench_refer(base: str, runs: int, tag: str = "bench") -> dict[str, Any]:
         "requester": coordinator,
         "reason": "diabetes",
         "priority": "routine",
-        "due": "2026-12-01",
+        "due": day(174),
     }
     # the same work as the typical code below: referral, task, provenance and the plan's new activity
     with_plan = {**payload, "care_plan": plan}
@@ -112,7 +112,7 @@ def bench_refer(base: str, runs: int, tag: str = "bench") -> dict[str, Any]:
             {
                 "resourceType": "Provenance",
                 "target": [{"reference": f"Task/{task['id']}"}],
-                "recorded": "2026-01-01T00:00:00Z",
+                "recorded": at(-160, "00:00"),
                 "agent": [{"who": {"reference": coordinator}}],
             }
         )
@@ -170,8 +170,8 @@ def seed_tasks(client: FhirClient, count: int) -> str:
                         "for": {"reference": patients[i % 50]},
                         "focus": {"reference": requests[i % 50]},
                         "owner": {"reference": owner},
-                        "authoredOn": "2026-06-01T09:00:00Z",
-                        "restriction": {"period": {"end": "2026-06-20"}},
+                        "authoredOn": at(-9, "09:00"),
+                        "restriction": {"period": {"end": day(10)}},
                     },
                     "request": {"method": "POST", "url": "Task"},
                 }

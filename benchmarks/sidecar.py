@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fhircare.fhir import FhirClient
 from fhircare.server.launcher import free_port
 from fhircare.workflows import run
+from tests.support.clock import day
 
 
 def _payloads(client: FhirClient, count: int, tag: str) -> list[dict[str, object]]:
@@ -39,7 +40,7 @@ def _payloads(client: FhirClient, count: int, tag: str) -> list[dict[str, object
         "requester": coordinator,
         "reason": "diabetes",
         "priority": "routine",
-        "due": "2026-12-01",
+        "due": day(3),
     }
     return [{**base, "request_id": f"{tag}-{i}"} for i in range(count)]
 

@@ -14,6 +14,7 @@ from tests.integration.sidecar_harness import Sidecar, smart_settings
 from tests.integration.smart_server import Client, SmartAuthServer
 from tests.integration.test_prior_auth_decision import _pas_response
 from tests.support.cases import make, prior_auth_case
+from tests.support.clock import at
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -48,7 +49,7 @@ def test_sign_in_open_the_worklist_and_complete_a_task(fhir_server, client, uid)
             "description": f"Call Ana about her referral {uid}",
             "for": {"reference": patient},
             "owner": {"reference": me},
-            "restriction": {"period": {"end": "2026-01-02T23:59:59Z"}},
+            "restriction": {"period": {"end": at(-330, "23:59:59")}},
         },
     )
     other = make(

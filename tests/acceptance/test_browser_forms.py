@@ -18,6 +18,7 @@ from tests.acceptance.test_browser import ARGS, CHROMIUM
 from tests.acceptance.test_browser_morning import check_accessibility, fits
 from tests.integration.sidecar_harness import Sidecar
 from tests.support.cases import make
+from tests.support.clock import day
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
@@ -74,7 +75,7 @@ def test_a_form_sent_twice_is_one_action_and_the_team_comes_first(fhir_server, c
             **fields,
             "about": request_,
             "owner": world.coordinators[1],
-            "due": "2026-12-20",
+            "due": day(22),
             "note": f"Call about the referral {uid}",
         }
         first = browser.post(f"{sidecar.url}/patients/{pid}/do/follow-up", data=data, allow_redirects=False)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from tests.support.cases import make
+from tests.support.clock import at, day
 
 FHIRCARE = str(Path(sys.executable).with_name("fhircare"))
 
@@ -65,7 +66,7 @@ def test_a_coordinators_week(fhir_server, client, uid):
             "author": me,
             "care_plan": plan,
             "needs": [{"code": "diabetes"}],
-            "goals": [{"description": "HbA1c below 7.5%", "due": "2027-03-01"}],
+            "goals": [{"description": "HbA1c below 7.5%", "due": day(93)}],
             "answers": [{"question": "Lives alone?", "answer": True}],
         },
     )
@@ -87,7 +88,7 @@ def test_a_coordinators_week(fhir_server, client, uid):
             "requester": me,
             "reason": "diabetes",
             "priority": "urgent",
-            "due": "2026-12-15",
+            "due": day(17),
             "care_plan": plan,
         },
     )
@@ -100,7 +101,7 @@ def test_a_coordinators_week(fhir_server, client, uid):
             "action": "book",
             "patient": ana,
             "referral": request,
-            "start": "2026-12-02T14:00:00Z",
+            "start": at(4, "14:00"),
             "minutes": 45,
             "practitioner": pcp,
             "family": [son],
@@ -115,7 +116,7 @@ def test_a_coordinators_week(fhir_server, client, uid):
             "appointment": appointment,
             "vendor": rides,
             "requester": me,
-            "when": "2026-12-02T13:15:00Z",
+            "when": at(4, "13:15"),
             "pickup": "Home",
         },
     )
@@ -126,7 +127,7 @@ def test_a_coordinators_week(fhir_server, client, uid):
             "payor": payer,
             "subscriber_id": f"BL-{uid}",
             "service": "diabetes-education",
-            "date": "2026-12-02",
+            "date": day(4),
             "relationship": "self",
             "requester": me,
         },
@@ -148,7 +149,7 @@ def test_a_coordinators_week(fhir_server, client, uid):
             "patient": ana,
             "about": request,
             "owner": me,
-            "due": "2026-12-04",
+            "due": day(6),
             "note": "Did the program call Ana?",
         },
     )
@@ -168,7 +169,7 @@ def test_a_coordinators_week(fhir_server, client, uid):
             "action": "book",
             "patient": ana,
             "referral": request,
-            "start": "2026-12-09T14:00:00Z",
+            "start": at(11, "14:00"),
             "minutes": 45,
             "practitioner": pcp,
             "coordinator": me,
@@ -179,7 +180,7 @@ def test_a_coordinators_week(fhir_server, client, uid):
         {
             "action": "reschedule",
             "appointment": first(second, "Appointment"),
-            "start": "2026-12-10T09:00:00Z",
+            "start": at(12, "09:00"),
             "reason": "Morning suits her",
             "coordinator": me,
         },
@@ -191,10 +192,10 @@ def test_a_coordinators_week(fhir_server, client, uid):
         {
             "patient": ana,
             "coordinator": me,
-            "discharge_date": "2026-12-05",
+            "discharge_date": day(7),
             "from_plan": plan,
             "receiving_provider": pcp,
-            "services": [{"service": "home-health-referral", "performer": home_health, "due": "2026-12-08"}],
+            "services": [{"service": "home-health-referral", "performer": home_health, "due": day(10)}],
         },
     )
     cli(
@@ -218,7 +219,7 @@ def test_a_coordinators_week(fhir_server, client, uid):
     assert client.read_reference(appointment)["status"] == "noshow"
     assert client.read_reference(first(second, "Appointment"))["status"] == "cancelled"
     new_appointment = first(moved, "Appointment")
-    assert client.read_reference(new_appointment)["start"] == "2026-12-10T09:00:00Z"
+    assert client.read_reference(new_appointment)["start"] == at(12, "09:00")
     assert client.read_reference(new_appointment)["status"] == "booked"
     assert client.read_reference(plan)["status"] == "completed"  # replaced by the transition plan
     transition_plan = client.read_reference(first(discharged, "CarePlan"))

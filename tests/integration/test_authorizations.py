@@ -11,6 +11,7 @@ from fhircare.views.authorizations import authorizations
 from fhircare.workflows import run
 from tests.integration.test_prior_auth_decision import _pas_response
 from tests.support.cases import make, prior_auth_case
+from tests.support.clock import day
 from tests.support.servers import versions
 
 FHIRCARE = str(Path(sys.executable).with_name("fhircare"))
@@ -28,7 +29,7 @@ def _three_requests(client, uid):
             "claim": next(r for r in written if r.startswith("Claim/")),
         }
     older = _pas_response(base["patient"], made["A"]["claim"], "A4")
-    older["created"] = "2026-11-01"
+    older["created"] = day(-27)
     make(client, older)
     made["A"]["answer"] = make(
         client, _pas_response(base["patient"], made["A"]["claim"], "A1", number=f"A-{uid}")

@@ -10,7 +10,6 @@ import json
 import subprocess
 import sys
 import time
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +20,10 @@ from fhircare.fhir.bulk import ExportEvent, export, export_offered
 from fhircare.views.caseload import caseload
 from fhircare.views.gaps import find_gaps
 from tests.support.cases import make
+from tests.support.clock import date_at, day, today
 
 FHIRCARE = str(Path(sys.executable).with_name("fhircare"))
-TODAY = date(2026, 6, 30)
+TODAY = today()
 FULFILL = {"coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code", "code": "fulfill"}]}
 
 
@@ -45,7 +45,7 @@ def _caseload_of_two_coordinators(client: FhirClient, uid: str) -> dict[str, Any
                 "status": "active",
                 "intent": "order",
                 "subject": {"reference": patient},
-                "authoredOn": "2026-06-01",
+                "authoredOn": day(-29),
             },
         )
         make(
@@ -58,8 +58,8 @@ def _caseload_of_two_coordinators(client: FhirClient, uid: str) -> dict[str, Any
                 "for": {"reference": patient},
                 "focus": {"reference": request},
                 "requester": coordinator,
-                "authoredOn": "2026-06-01",
-                "executionPeriod": {"end": "2026-06-10"},
+                "authoredOn": day(-29),
+                "executionPeriod": {"end": day(-20)},
             },
         )
         make(
@@ -70,7 +70,7 @@ def _caseload_of_two_coordinators(client: FhirClient, uid: str) -> dict[str, Any
                 "intent": "order",
                 "for": {"reference": patient},
                 "owner": coordinator,
-                "restriction": {"period": {"end": "2026-06-20" if i % 2 else "2026-07-20"}},
+                "restriction": {"period": {"end": day(-10) if i % 2 else day(20)}},
             },
         )
         make(
@@ -99,7 +99,7 @@ def _caseload_of_two_coordinators(client: FhirClient, uid: str) -> dict[str, Any
                 "lifecycleStatus": "active",
                 "description": {"text": "Walk"},
                 "subject": {"reference": patient},
-                "target": [{"dueDate": "2026-06-01"}],
+                "target": [{"dueDate": day(-29)}],
             },
         )
     return {"coordinators": coordinators, "patients": patients}
@@ -112,9 +112,9 @@ def world(client: FhirClient, uid: str) -> dict[str, Any]:
 
 def test_caseload_through_bulk_export_equals_caseload_by_paging(client, world):
     events: list[ExportEvent] = []
-    paged = caseload(client, since=date(2026, 6, 1), until=TODAY, today=TODAY)
+    paged = caseload(client, since=date_at(-29), until=TODAY, today=TODAY)
     exported = caseload(
-        client, since=date(2026, 6, 1), until=TODAY, today=TODAY, bulk=True, listener=events.append
+        client, since=date_at(-29), until=TODAY, today=TODAY, bulk=True, listener=events.append
     )
     assert [r.as_dict() for r in exported] == [r.as_dict() for r in paged]
     mine = {r.coordinator: r for r in exported}[world["coordinators"][1]]

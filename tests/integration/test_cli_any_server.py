@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from fhircare.fhir import FhirClient
+from tests.support.clock import day
 
 FHIRCARE = str(Path(sys.executable).with_name("fhircare"))
 
@@ -26,7 +27,7 @@ def test_base_after_the_command_runs_a_workflow_and_stores_literal_references(fh
         "patient": f"Patient/{patient['id']}",
         "owner": f"Practitioner/{coordinator['id']}",
         "about": f"Patient/{patient['id']}",
-        "due": "2026-12-04",
+        "due": day(6),
         "note": "Call back",
         "request_id": f"late-{uid}",
     }
@@ -82,7 +83,7 @@ def test_dry_run_prints_the_transaction_and_writes_nothing(fhir_server, client, 
         "requester": f"Practitioner/{coordinator['id']}",
         "reason": "HbA1c 9.1%, newly on insulin",
         "priority": "routine",
-        "due": "2026-12-15",
+        "due": day(17),
     }
     counts = fhir_server.resource_counts()
     done = _fhircare(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from datetime import date
 from typing import Any
 
 import pytest
@@ -14,9 +13,10 @@ from fhircare.demo import Seeder
 from fhircare.demo.world import DEMO_MRN_SYSTEM
 from fhircare.fhir import FhirClient
 from fhircare.server import EmbeddedServer
+from tests.support.clock import today
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-TODAY = date(2026, 11, 30)
+TODAY = today()
 
 
 def test_a_patients_draws_do_not_depend_on_who_drew_the_earlier_ones() -> None:

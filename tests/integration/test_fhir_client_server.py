@@ -11,6 +11,7 @@ import pytest
 
 from fhircare.errors import NotFound, PreconditionFailed, ServerValidationError
 from fhircare.fhir import FhirClient
+from tests.support.clock import at, day
 from tests.support.servers import versions
 
 P = {"reference": "Patient/crud-patient"}
@@ -50,14 +51,14 @@ RESOURCES = {
         "status": "active",
         "purpose": ["validation"],
         "patient": P,
-        "created": "2026-01-01",
+        "created": day(-331),
         "insurer": {"reference": "Organization/x"},
     },
     "Communication": {"resourceType": "Communication", "status": "completed", "subject": P},
     "Provenance": {
         "resourceType": "Provenance",
         "target": [P],
-        "recorded": "2026-01-01T00:00:00Z",
+        "recorded": at(-331, "00:00"),
         "agent": [{"who": {"reference": "Practitioner/x"}}],
     },
 }
@@ -76,7 +77,7 @@ CHANGE = {
     "Coverage": ("status", "cancelled"),
     "CoverageEligibilityRequest": ("status", "cancelled"),
     "Communication": ("status", "stopped"),
-    "Provenance": ("recorded", "2026-02-02T00:00:00Z"),
+    "Provenance": ("recorded", at(-299, "00:00")),
 }
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import date
 from pathlib import Path
 
 import pytest
@@ -17,11 +16,12 @@ from fhircare.views.caseload import caseload
 from fhircare.views.gap_rules import load_rules
 from fhircare.views.gaps import find_gaps
 from tests.support.cases import make
+from tests.support.clock import at, date_at, day, today
 
 FHIRCARE = str(Path(sys.executable).with_name("fhircare"))
-TODAY = date(2026, 6, 30)
-RECENT = "2026-06-29T09:00:00Z"
-OLD = "2026-06-01T09:00:00Z"
+TODAY = today()
+RECENT = at(-1, "09:00")
+OLD = at(-29, "09:00")
 
 
 def _patient(client: FhirClient) -> str:
@@ -108,9 +108,7 @@ def test_noshow_without_follow_up_fires_and_a_follow_up_task_closes_it(client):
         },
     )
     assert "noshow-without-follow-up" in _rules_hit(client, patient)
-    _task(
-        client, patient, basedOn=[{"reference": appointment}], restriction={"period": {"end": "2026-07-05"}}
-    )
+    _task(client, patient, basedOn=[{"reference": appointment}], restriction={"period": {"end": day(5)}})
     assert "noshow-without-follow-up" not in _rules_hit(client, patient)
 
 
@@ -128,7 +126,7 @@ def test_discharge_without_follow_up_fires_and_not_with_one(client):
         },
     )
     assert "discharge-without-follow-up" in _rules_hit(client, patient)
-    _task(client, patient, focus={"reference": plan}, restriction={"period": {"end": "2026-07-03"}})
+    _task(client, patient, focus={"reference": plan}, restriction={"period": {"end": day(3)}})
     assert "discharge-without-follow-up" not in _rules_hit(client, patient)
 
 
@@ -152,7 +150,7 @@ def test_plan_without_coverage_fires_when_coverage_is_missing_or_expired(client)
             "status": "active",
             "beneficiary": {"reference": expired},
             "payor": [{"reference": payer}],
-            "period": {"end": "2026-05-31"},
+            "period": {"end": day(-30)},
         },
     )
     make(
@@ -162,7 +160,7 @@ def test_plan_without_coverage_fires_when_coverage_is_missing_or_expired(client)
             "status": "active",
             "beneficiary": {"reference": covered},
             "payor": [{"reference": payer}],
-            "period": {"end": "2026-12-31"},
+            "period": {"end": day(184)},
         },
     )
     assert "plan-without-coverage" in _rules_hit(client, none)
@@ -190,7 +188,7 @@ def test_prior_auth_denied_fires_while_the_referral_is_open_and_a_follow_up_clos
     assert "prior-auth-denied" in _rules_hit(client, open_referral)
     assert "prior-auth-denied" not in _rules_hit(client, closed_referral)
     assert "prior-auth-denied" not in _rules_hit(client, approved)
-    _task(client, open_referral, focus={"reference": denial}, restriction={"period": {"end": "2026-07-05"}})
+    _task(client, open_referral, focus={"reference": denial}, restriction={"period": {"end": day(5)}})
     assert "prior-auth-denied" not in _rules_hit(client, open_referral)
 
 
@@ -202,15 +200,15 @@ def test_prior_auth_without_a_decision_fires_after_5_days_until_someone_follows_
     assert "prior-auth-no-decision" in _rules_hit(client, waiting)
     assert "prior-auth-no-decision" not in _rules_hit(client, fresh)
     assert "prior-auth-no-decision" not in _rules_hit(client, decided)
-    _task(client, waiting, focus={"reference": asked}, restriction={"period": {"end": "2026-07-02"}})
+    _task(client, waiting, focus={"reference": asked}, restriction={"period": {"end": day(2)}})
     assert "prior-auth-no-decision" not in _rules_hit(client, waiting)
 
 
 def test_overdue_task_fires_for_open_past_due_only(client):
     late, done, later = _patient(client), _patient(client), _patient(client)
-    _task(client, late, restriction={"period": {"end": "2026-06-20T23:59:59Z"}})
-    _task(client, done, status="completed", restriction={"period": {"end": "2026-06-20T23:59:59Z"}})
-    _task(client, later, restriction={"period": {"end": "2026-07-20T23:59:59Z"}})
+    _task(client, late, restriction={"period": {"end": at(-10, "23:59:59")}})
+    _task(client, done, status="completed", restriction={"period": {"end": at(-10, "23:59:59")}})
+    _task(client, later, restriction={"period": {"end": at(20, "23:59:59")}})
     assert "overdue-task" in _rules_hit(client, late)
     assert "overdue-task" not in _rules_hit(client, done)
     assert "overdue-task" not in _rules_hit(client, later)
@@ -225,7 +223,7 @@ def test_goal_past_target_fires_unless_achieved(client):
             "lifecycleStatus": "active",
             "description": {"text": "Walk"},
             "subject": {"reference": missed},
-            "target": [{"dueDate": "2026-06-01"}],
+            "target": [{"dueDate": day(-29)}],
         },
     )
     make(
@@ -240,7 +238,7 @@ def test_goal_past_target_fires_unless_achieved(client):
             },
             "description": {"text": "Walk"},
             "subject": {"reference": achieved},
-            "target": [{"dueDate": "2026-06-01"}],
+            "target": [{"dueDate": day(-29)}],
         },
     )
     assert "goal-past-target" in _rules_hit(client, missed)
@@ -254,7 +252,7 @@ def test_plan_not_revised_fires_after_90_days_only(client):
         {"resourceType": "CarePlan", "status": "active", "intent": "plan", "subject": {"reference": patient}},
     )
     assert "plan-not-revised" not in _rules_hit(client, patient)  # written today
-    hits = {g.rule for g in find_gaps(client, patient=patient, today=date(2027, 12, 1))}
+    hits = {g.rule for g in find_gaps(client, patient=patient, today=date_at(519))}
     assert "plan-not-revised" in hits
 
 
@@ -288,27 +286,27 @@ def test_caseload_figures_for_a_crafted_caseload(client, uid):
         client,
         p1,
         focus={"reference": _request(client, p1, OLD)},
-        authoredOn="2026-06-01",
+        authoredOn=day(-29),
         status="completed",
-        executionPeriod={"end": "2026-06-05"},
+        executionPeriod={"end": day(-25)},
         **referral,
     )
     _task(
         client,
         p2,
         focus={"reference": _request(client, p2, OLD)},
-        authoredOn="2026-06-10",
+        authoredOn=day(-20),
         status="rejected",
-        executionPeriod={"end": "2026-06-20"},
+        executionPeriod={"end": day(-10)},
         **referral,
     )
-    _task(client, p3, focus={"reference": _request(client, p3, OLD)}, authoredOn="2026-06-15", **referral)
+    _task(client, p3, focus={"reference": _request(client, p3, OLD)}, authoredOn=day(-15), **referral)
     # the coordinator's own tasks: two open (one overdue), one done
-    _task(client, p1, owner={"reference": coordinator}, restriction={"period": {"end": "2026-06-20"}})
-    _task(client, p2, owner={"reference": coordinator}, restriction={"period": {"end": "2026-07-20"}})
+    _task(client, p1, owner={"reference": coordinator}, restriction={"period": {"end": day(-10)}})
+    _task(client, p2, owner={"reference": coordinator}, restriction={"period": {"end": day(20)}})
     _task(client, p2, owner={"reference": coordinator}, status="completed")
 
-    rows = {r.coordinator: r for r in caseload(client, since=date(2026, 6, 1), until=TODAY, today=TODAY)}
+    rows = {r.coordinator: r for r in caseload(client, since=date_at(-29), until=TODAY, today=TODAY)}
 
     row = rows[coordinator]
     assert row.name == "Kim " + f"Case{uid}"
@@ -364,7 +362,7 @@ def _roles_world(client: FhirClient, uid: str) -> dict[str, str]:
     )
     w["bare"] = make(client, {"resourceType": "PractitionerRole", "active": True})
     p1, p2, p3 = (_patient(client) for _ in range(3))
-    late, later = {"period": {"end": "2026-06-20"}}, {"period": {"end": "2026-07-20"}}
+    late, later = {"period": {"end": day(-10)}}, {"period": {"end": day(20)}}
     # the person's own task and her role's two: three patients, three open, two overdue
     _task(client, p1, owner={"reference": w["person"]}, restriction=late)
     _task(client, p2, owner={"reference": w["role"]}, restriction=later)
@@ -376,9 +374,9 @@ def _roles_world(client: FhirClient, uid: str) -> dict[str, str]:
         p1,
         focus={"reference": _request(client, p1, OLD)},
         requester={"reference": w["role"]},
-        authoredOn="2026-06-10",
+        authoredOn=day(-20),
         status="completed",
-        executionPeriod={"end": "2026-06-14"},
+        executionPeriod={"end": day(-16)},
         **referral,
     )
     _task(
@@ -386,7 +384,7 @@ def _roles_world(client: FhirClient, uid: str) -> dict[str, str]:
         p2,
         focus={"reference": _request(client, p2, OLD)},
         requester={"reference": w["person"]},
-        authoredOn="2026-06-05",
+        authoredOn=day(-25),
         **referral,
     )
     _task(client, p3, owner={"reference": w["lone"]})
@@ -397,7 +395,7 @@ def _roles_world(client: FhirClient, uid: str) -> dict[str, str]:
 
 def test_a_role_counts_on_its_practitioners_row_and_other_owners_have_named_rows(client, uid):
     w = _roles_world(client, uid)
-    period = {"since": date(2026, 6, 1), "until": TODAY, "today": TODAY}
+    period = {"since": date_at(-29), "until": TODAY, "today": TODAY}
     paged = caseload(client, **period)
     # the same rows through Bulk Data $export (paging again on a server that offers none)
     assert [r.as_dict() for r in caseload(client, bulk=True, **period)] == [r.as_dict() for r in paged]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fhircare.views.history import patient_history
 from fhircare.workflows import run
+from tests.support.clock import day
 
 FHIRCARE = str(Path(sys.executable).with_name("fhircare"))
 
@@ -27,7 +28,7 @@ def test_history_lists_each_workflow_run_for_the_patient_with_who_and_what(clien
         "requester": coordinator,
         "reason": "diabetes",
         "priority": "routine",
-        "due": "2026-12-01",
+        "due": day(3),
         "request_id": f"hist-{uid}",
     }
     referral = run("refer", payload, client)

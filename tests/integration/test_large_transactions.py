@@ -12,6 +12,7 @@ from fhircare.fhir.transaction import stored_conditional_references
 from fhircare.workflows import run
 from tests.faults.proxy import FaultProxy
 from tests.support.cases import basics
+from tests.support.clock import day
 from tests.support.servers import versions
 
 NEEDS = ["food-insecurity", "homelessness", "fall-risk", "depression", "diabetes"]
@@ -52,16 +53,16 @@ def big_payloads(client: FhirClient, uid: str) -> dict[str, dict]:
             "care_plan": b["plan"],
             "answers": [{"question": "Do you live alone?", "answer": True}],
             "needs": [{"code": need} for need in NEEDS],
-            "goals": [{"description": f"Goal {n}", "due": "2027-01-01"} for n in range(4)],
+            "goals": [{"description": f"Goal {n}", "due": day(34)} for n in range(4)],
             "request_id": f"assess-{uid}",
         },
         "transition": {
             "patient": b["patient"],
             "coordinator": b["coordinator"],
-            "discharge_date": "2026-12-01",
+            "discharge_date": day(3),
             "from_plan": b["plan"],
             "receiving_provider": b["org"],
-            "services": [{"service": s, "performer": b["org"], "due": "2026-12-03"} for s in SERVICES],
+            "services": [{"service": s, "performer": b["org"], "due": day(5)} for s in SERVICES],
             "request_id": f"transition-{uid}",
         },
     }

@@ -12,6 +12,7 @@ from fhircare.logs import configure_logging
 from fhircare.views.summary import patient_summary
 from fhircare.views.worklist import worklist
 from fhircare.workflows import run
+from tests.support.clock import day
 
 SECRETS = {
     "given name": "Zebulon",
@@ -52,7 +53,7 @@ def test_debug_logs_of_a_coordinator_story_hold_no_phi_and_no_token(fhir_server,
                     "requester": f"Practitioner/{coordinator['id']}",
                     "reason": {"text": SECRETS["reason text"]},
                     "priority": "urgent",
-                    "due": "2026-12-01",
+                    "due": day(3),
                     "note": SECRETS["note"],
                 },
                 authed,

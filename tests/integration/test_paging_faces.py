@@ -26,6 +26,7 @@ from fhircare.cli.main import cli
 from fhircare.fhir import FhirClient
 from fhircare.settings import Settings
 from tests.integration.sidecar_harness import Sidecar
+from tests.support.clock import at
 
 TASKS = 1200
 
@@ -39,8 +40,8 @@ def _task(owner: str, patient: str, n: int) -> dict[str, Any]:
         "description": f"task {n}",
         "for": {"reference": patient},
         "owner": {"reference": owner},
-        "authoredOn": "2026-06-01T09:00:00Z",
-        "restriction": {"period": {"end": "2026-07-01T23:59:59Z"}},
+        "authoredOn": at(-180, "09:00"),
+        "restriction": {"period": {"end": at(-150, "23:59:59")}},
     }
 
 

@@ -18,6 +18,7 @@ from fhircare.namespaces import Namespaces
 from fhircare.workflows import run
 from tests.conftest import CORPUS
 from tests.support.cases import make, prior_auth_case
+from tests.support.clock import day
 from tests.support.servers import versions
 
 PAS = "http://hl7.org/fhir/us/davinci-pas/StructureDefinition/"
@@ -40,7 +41,7 @@ def _pas_response(patient: str, claim: str | None, x12: str, number: str = "AUTH
         },
         "use": "preauthorization",
         "patient": {"reference": patient},
-        "created": "2026-11-20",
+        "created": day(-8),
         "insurer": {"display": "Payer"},
         "outcome": "complete",
         "item": [
@@ -234,7 +235,7 @@ def test_the_patient_summary_shows_each_prior_authorization_with_the_latest_answ
 
     payload, claim, _task = _requested(client, uid)
     pended = _pas_response(payload["patient"], claim, "A4")
-    pended["created"] = "2026-11-01"
+    pended["created"] = day(-27)
     make(client, pended)
     final = make(client, _pas_response(payload["patient"], claim, "A3", number=f"N-{uid}"))
     other_claim = _requested(client, uid + "x")[1]  # another patient's: not in this summary

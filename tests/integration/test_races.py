@@ -11,6 +11,7 @@ from pathlib import Path
 from fhircare.errors import Conflict
 from fhircare.fhir import FhirClient
 from fhircare.workflows import run
+from tests.support.clock import day
 from tests.support.servers import versions
 
 FHIRCARE = str(Path(sys.executable).with_name("fhircare"))
@@ -130,7 +131,7 @@ def test_eight_colleagues_adding_to_one_care_plan_lose_no_activity(client, fhir_
                 "requester": me,
                 "reason": "diabetes",
                 "priority": "routine",
-                "due": "2026-12-30",
+                "due": day(32),
                 "care_plan": plan_ref,
             }
             return run("refer", payload, own).written[0]
@@ -155,7 +156,7 @@ def test_the_same_referral_submitted_twice_at_once_is_written_once(client, fhir_
             "requester": me,
             "reason": "diabetes",
             "priority": "routine",
-            "due": "2026-12-30",
+            "due": day(32),
         }
     )
     processes = [

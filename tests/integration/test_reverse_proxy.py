@@ -15,6 +15,7 @@ from fhircare.views.summary import patient_summary
 from fhircare.views.worklist import worklist
 from fhircare.workflows import run
 from tests.servers import nginx
+from tests.support.clock import day
 
 FHIRCARE = str(Path(sys.executable).with_name("fhircare"))
 
@@ -78,7 +79,7 @@ def test_a_workflow_and_the_summary_work_through_the_proxy(proxied, uid):
                 "requester": f"Practitioner/{coordinator['id']}",
                 "reason": "diabetes",
                 "priority": "routine",
-                "due": "2026-12-15",
+                "due": day(17),
                 "request_id": f"proxy-{uid}",
             },
             client,

@@ -13,6 +13,7 @@ from fhircare.workflows import run
 from tests.integration.sidecar_harness import Sidecar
 from tests.integration.test_prior_auth_decision import _pas_response
 from tests.support.cases import make, prior_auth_case
+from tests.support.clock import day
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def test_every_page_shows_what_the_server_holds(dev, client, uid):
             "patient": payload["patient"],
             "about": payload["service_request"],
             "owner": me,
-            "due": "2026-01-05",
+            "due": day(-327),
             "note": "Call back",
         },
         client,

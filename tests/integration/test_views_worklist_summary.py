@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import date
 from pathlib import Path
 
 import pytest
@@ -14,9 +13,10 @@ from fhircare.fhir import FhirClient
 from fhircare.views.summary import patient_summary
 from fhircare.views.worklist import stream_worklist, worklist
 from fhircare.workflows import run
+from tests.support.clock import at, day, today
 
 FHIRCARE = str(Path(sys.executable).with_name("fhircare"))
-TODAY = date(2026, 6, 10)
+TODAY = today()
 
 
 def _task(
@@ -30,7 +30,7 @@ def _task(
         "description": f"{priority} task due {due}",
         "for": {"reference": patient},
         "owner": {"reference": owner},
-        "authoredOn": "2026-06-01T09:00:00Z",
+        "authoredOn": at(-9, "09:00"),
         "restriction": {"period": {"end": f"{due}T23:59:59Z"}},
     }
     if focus:
@@ -88,25 +88,25 @@ def test_worklist_orders_overdue_first_then_priority_then_due(client, caseload):
     _load(
         client,
         [
-            _task(o, p, sr, "routine", "2026-06-20"),
-            _task(o, p, sr, "stat", "2026-06-30"),
-            _task(o, p, None, "routine", "2026-06-01"),  # overdue
-            _task(o, p, None, "urgent", "2026-06-15"),
-            _task(o, p, None, "urgent", "2026-06-12"),
-            _task(o, p, None, "asap", "2026-06-09"),  # overdue
-            _task(o, p, None, "routine", "2026-06-11", status="completed"),  # closed: not listed
-            _task(caseload["other"], p, None, "stat", "2026-06-01"),  # someone else's
+            _task(o, p, sr, "routine", day(10)),
+            _task(o, p, sr, "stat", day(20)),
+            _task(o, p, None, "routine", day(-9)),  # overdue
+            _task(o, p, None, "urgent", day(5)),
+            _task(o, p, None, "urgent", day(2)),
+            _task(o, p, None, "asap", day(-1)),  # overdue
+            _task(o, p, None, "routine", day(1), status="completed"),  # closed: not listed
+            _task(caseload["other"], p, None, "stat", day(-9)),  # someone else's
         ],
     )
     rows = worklist(client, owners=[o], today=TODAY)
 
     assert [(r.priority, r.due) for r in rows] == [
-        ("asap", "2026-06-09"),
-        ("routine", "2026-06-01"),
-        ("stat", "2026-06-30"),
-        ("urgent", "2026-06-12"),
-        ("urgent", "2026-06-15"),
-        ("routine", "2026-06-20"),
+        ("asap", day(-1)),
+        ("routine", day(-9)),
+        ("stat", day(20)),
+        ("urgent", day(2)),
+        ("urgent", day(5)),
+        ("routine", day(10)),
     ]
     assert [r.overdue for r in rows] == [True, True, False, False, False, False]
     assert rows[2].patient_name == "Lea Moreau"
@@ -119,14 +119,12 @@ def test_worklist_filters_by_due_date_patient_and_status(client, caseload):
     _load(
         client,
         [
-            _task(o, p, None, "routine", "2026-06-05"),
-            _task(o, p, None, "routine", "2026-07-05", status="accepted"),
+            _task(o, p, None, "routine", day(-5)),
+            _task(o, p, None, "routine", day(25), status="accepted"),
         ],
     )
 
-    assert [r.due for r in worklist(client, owners=[o], due_before="2026-06-30", today=TODAY)] == [
-        "2026-06-05"
-    ]
+    assert [r.due for r in worklist(client, owners=[o], due_before=day(20), today=TODAY)] == [day(-5)]
     assert [r.status for r in worklist(client, owners=[o], statuses=["accepted"], today=TODAY)] == [
         "accepted"
     ]
@@ -137,7 +135,7 @@ def test_worklist_of_1000_tasks_with_pages_of_100_takes_exactly_10_requests(
     client, caseload, server_requests
 ):
     p, o, sr = caseload["patient"], caseload["owner"], caseload["request"]
-    _load(client, [_task(o, p, sr, "routine", "2026-07-01") for _ in range(1000)])
+    _load(client, [_task(o, p, sr, "routine", day(21)) for _ in range(1000)])
     included = client.include_works("Task", "Task:focus")  # learned once per server, not the view's cost
     before = server_requests()
 
@@ -154,7 +152,7 @@ def test_worklist_without_include_uses_one_batch_per_page_not_one_read_per_task(
     client, caseload, server_requests
 ):
     p, o, sr = caseload["patient"], caseload["owner"], caseload["request"]
-    _load(client, [_task(o, p, sr, "routine", "2026-07-01") for _ in range(30)])
+    _load(client, [_task(o, p, sr, "routine", day(21)) for _ in range(30)])
     before = server_requests()
 
     rows = list(stream_worklist(client, owners=[o], page_size=10, today=TODAY, use_include=False))
@@ -165,7 +163,7 @@ def test_worklist_without_include_uses_one_batch_per_page_not_one_read_per_task(
 
 def test_worklist_cli_json_matches_the_library(fhir_server, client, caseload):
     p, o = caseload["patient"], caseload["owner"]
-    _load(client, [_task(o, p, None, "urgent", "2026-06-15"), _task(o, p, None, "stat", "2026-06-16")])
+    _load(client, [_task(o, p, None, "urgent", day(5)), _task(o, p, None, "stat", day(6))])
     answer = subprocess.run(
         [FHIRCARE, "--base", fhir_server.base_url, "worklist", "--owner", o, "--format", "json"],
         capture_output=True,
@@ -186,7 +184,7 @@ def test_summary_is_one_request_and_shows_plan_tasks_and_family(client, caseload
             "lifecycleStatus": "active",
             "description": {"text": "Walk 30 minutes a day"},
             "subject": {"reference": p},
-            "target": [{"dueDate": "2026-09-01"}],
+            "target": [{"dueDate": day(83)}],
         }
     )
     plan = client.create(
@@ -208,7 +206,7 @@ def test_summary_is_one_request_and_shows_plan_tasks_and_family(client, caseload
             "requester": o,
             "reason": "heart-failure",
             "priority": "urgent",
-            "due": "2026-12-01",
+            "due": day(174),
             "care_plan": f"CarePlan/{plan['id']}",
         },
         client,
@@ -226,8 +224,8 @@ def test_summary_is_one_request_and_shows_plan_tasks_and_family(client, caseload
         {
             "resourceType": "Appointment",
             "status": "noshow",
-            "start": "2026-05-01T10:00:00Z",
-            "end": "2026-05-01T10:30:00Z",
+            "start": at(-40, "10:00"),
+            "end": at(-40, "10:30"),
             "participant": [{"actor": {"reference": p}, "status": "accepted"}],
         }
     )
@@ -239,7 +237,7 @@ def test_summary_is_one_request_and_shows_plan_tasks_and_family(client, caseload
     assert summary.name == "Lea Moreau" and summary.birth_date == "1950-02-03"
     assert summary.care_plans[0]["title"] == "Heart failure plan"
     assert summary.care_plans[0]["goals"] == [
-        {"description": "Walk 30 minutes a day", "status": "active", "due": "2026-09-01"}
+        {"description": "Walk 30 minutes a day", "status": "active", "due": day(83)}
     ]
     assert len(summary.care_plans[0]["activities"]) == 1
     assert [t["what"] for t in summary.open_tasks] == ["Fulfil referral: Referral to cardiology service"]

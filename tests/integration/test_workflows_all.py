@@ -13,6 +13,7 @@ from fhircare.errors import IllegalTransition, PayloadError
 from fhircare.fhir import FhirClient
 from fhircare.workflows import run
 from tests.support.cases import CASES, basics, booked_appointment
+from tests.support.clock import at, day
 from tests.support.servers import versions
 
 FHIRCARE = str(Path(sys.executable).with_name("fhircare"))
@@ -130,7 +131,7 @@ def check_links(workflow: str, payload: dict, refs: list[str], client: FhirClien
         )
         assert plan["activity"][0]["reference"]["reference"] == refs[1]
         follow_up = _read(client, refs, "Task")
-        assert follow_up["restriction"]["period"]["end"] == "2026-12-08T23:59:59Z"
+        assert follow_up["restriction"]["period"]["end"] == at(10, "23:59:59")
         assert (
             _read(client, refs, "Communication")["recipient"][0]["reference"] == payload["receiving_provider"]
         )
@@ -216,7 +217,7 @@ def test_transition_refuses_a_follow_up_later_than_seven_days(client, fhir_serve
     case = CASES["transition"](client, uid)
     counts = fhir_server.resource_counts()
     with pytest.raises(PayloadError) as caught:
-        run("transition", {**case.payload, "follow_up_due": "2026-12-09"}, client)
+        run("transition", {**case.payload, "follow_up_due": day(11)}, client)
     assert caught.value.issues[0].expression == ("$.follow_up_due",)
     assert fhir_server.resource_counts() == counts
 
@@ -243,7 +244,7 @@ def test_enrolling_a_known_patient_reuses_the_patient(client, fhir_server, uid):
 def test_coverage_check_twice_for_the_same_member_keeps_one_coverage(client, uid):
     case = CASES["coverage-check"](client, uid)
     first = run("coverage-check", case.payload, client)
-    second = run("coverage-check", {**case.payload, "date": "2026-12-15"}, client)
+    second = run("coverage-check", {**case.payload, "date": day(17)}, client)
     assert second.written[0] == first.written[0]
     assert second.written[1] != first.written[1]  # a new eligibility request for the new date
     assert len(list(client.search("Coverage", {"beneficiary": case.payload["patient"]}))) == 1

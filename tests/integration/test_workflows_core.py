@@ -14,6 +14,7 @@ from fhircare.fhir import FhirClient
 from fhircare.settings import Settings
 from fhircare.workflows import run
 from fhircare.workflows.task_transition import TaskTransition
+from tests.support.clock import at, day
 from tests.support.servers import versions
 
 FHIRCARE = str(Path(sys.executable).with_name("fhircare"))
@@ -57,7 +58,7 @@ def referral(people: dict[str, str], **extra: object) -> dict[str, object]:
         "requester": people["coordinator"],
         "reason": "diabetes",
         "priority": "urgent",
-        "due": "2026-12-15",
+        "due": day(17),
         **extra,
     }
 
@@ -87,7 +88,7 @@ def test_refer_writes_service_request_task_and_provenance_in_one_transaction(
         "code": "fulfill",
         "display": "Fulfill the focal request",
     }
-    assert task["restriction"]["period"]["end"] == "2026-12-15T23:59:59Z"
+    assert task["restriction"]["period"]["end"] == at(17, "23:59:59")
     request = client.read_reference(sr_ref)
     assert request["code"]["coding"][0]["system"] == "http://snomed.info/sct"
     assert request["subject"]["reference"] == people["patient"]

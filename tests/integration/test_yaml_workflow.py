@@ -15,6 +15,7 @@ from fhircare.errors import PayloadError, UnresolvedReference
 from fhircare.settings import Settings
 from fhircare.workflows import describe, run
 from tests.support.cases import basics
+from tests.support.clock import day
 
 OVERLAY = Path(__file__).resolve().parents[1] / "support" / "overlays" / "housing"
 FHIRCARE = str(Path(sys.executable).with_name("fhircare"))
@@ -30,7 +31,7 @@ def _payload(b, uid):
         "patient": b["patient"],
         "program": b["org"],
         "requester": b["coordinator"],
-        "due": "2026-12-20",
+        "due": day(22),
         "note": uid,
     }
 

@@ -17,6 +17,7 @@ from fhircare.fhir import FhirClient
 from fhircare.views.summary import patient_summary
 from fhircare.views.worklist import worklist
 from fhircare.workflows import run
+from tests.support.clock import day
 
 LIVE = os.environ.get("FHIRCARE_LIVE_BASE_URL")
 pytestmark = [
@@ -70,7 +71,7 @@ def test_enroll_refer_accept_and_read_back_on_a_live_server(live):
             "requester": f"Practitioner/{coordinator['id']}",
             "reason": "diabetes",
             "priority": "routine",
-            "due": "2030-01-01",
+            "due": day(1130),
         },
         client,
     )
@@ -94,7 +95,7 @@ def test_enroll_refer_accept_and_read_back_on_a_live_server(live):
             "requester": f"Practitioner/{coordinator['id']}",
             "reason": "diabetes",
             "priority": "routine",
-            "due": "2030-01-01",
+            "due": day(1130),
         },
         client,
     )

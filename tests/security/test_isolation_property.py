@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from fhircare.workflows import run
 from tests.security.conftest import Record, login, record_of, snapshot
+from tests.support.clock import at, day
 
 
 def _identifier(client, patient: str) -> str:
@@ -29,7 +30,7 @@ def _payloads(a: Record, b: Record, b_identifier: str) -> dict[str, Callable[[st
         "requester": coord,
         "reason": "diabetes",
         "priority": "routine",
-        "due": "2026-12-20",
+        "due": day(22),
     }
     return {
         "refer.patient": lambda ref: {**refer, "patient": ref},
@@ -38,14 +39,14 @@ def _payloads(a: Record, b: Record, b_identifier: str) -> dict[str, Callable[[st
             "patient": a.patient,
             "about": ref,
             "owner": coord,
-            "due": "2026-12-04",
+            "due": day(6),
             "note": "x",
         },
         "follow-up.patient": lambda ref: {
             "patient": ref,
             "about": a.referral,
             "owner": coord,
-            "due": "2026-12-04",
+            "due": day(6),
             "note": "x",
         },
         "care-plan.care_plan": lambda ref: {
@@ -63,7 +64,7 @@ def _payloads(a: Record, b: Record, b_identifier: str) -> dict[str, Callable[[st
         "transition.from_plan": lambda ref: {
             "patient": a.patient,
             "coordinator": coord,
-            "discharge_date": "2026-12-01",
+            "discharge_date": day(3),
             "from_plan": ref,
             "receiving_provider": org,
         },
@@ -78,14 +79,14 @@ def _payloads(a: Record, b: Record, b_identifier: str) -> dict[str, Callable[[st
             "action": "reschedule",
             "patient": a.patient,
             "appointment": ref,
-            "start": "2026-12-09T09:00:00Z",
+            "start": at(11, "09:00"),
             "coordinator": coord,
         },
         "schedule.book.referral": lambda ref: {
             "action": "book",
             "patient": a.patient,
             "referral": ref,
-            "start": "2026-12-03T09:00:00Z",
+            "start": at(5, "09:00"),
             "minutes": 30,
             "practitioner": coord,
         },

@@ -9,6 +9,7 @@ import pytest
 from fhircare.workflows import run
 from tests.security.conftest import login, snapshot
 from tests.support.cases import make
+from tests.support.clock import at, day
 
 
 def _attack(browser, sidecar, fhir_server, client, workflow, payload, watched):
@@ -34,7 +35,7 @@ def test_refer_into_another_patients_care_plan_is_refused(
         "requester": a.basics["coordinator"],
         "reason": "diabetes",
         "priority": "routine",
-        "due": "2026-12-20",
+        "due": day(22),
         "care_plan": plan,
     }
     browser = login(sidecar, auth, patient=a.patient)
@@ -101,7 +102,7 @@ def test_transition_completing_another_patients_plan_is_refused(sidecar, auth, c
     payload = {
         "patient": a.patient,
         "coordinator": a.basics["coordinator"],
-        "discharge_date": "2026-12-01",
+        "discharge_date": day(3),
         "from_plan": b.basics["plan"],
         "receiving_provider": a.basics["org"],
     }
@@ -131,7 +132,7 @@ def test_cancelling_or_rescheduling_another_patients_appointment_is_refused(
         "coordinator": a.basics["coordinator"],
     }
     if action == "reschedule":
-        payload["start"] = "2026-12-09T09:00:00Z"
+        payload["start"] = at(11, "09:00")
     _attack(
         login(sidecar, auth, patient=a.patient),
         sidecar,
@@ -150,7 +151,7 @@ def test_follow_up_about_another_patient_is_refused(sidecar, auth, client, fhir_
         "patient": a.patient,
         "about": b.patient,
         "owner": a.basics["coordinator"],
-        "due": "2026-12-04",
+        "due": day(6),
         "note": "x",
     }
     _attack(
@@ -170,7 +171,7 @@ def test_follow_up_about_another_patients_referral_is_refused(sidecar, auth, cli
         "patient": a.patient,
         "about": b.referral,
         "owner": a.basics["coordinator"],
-        "due": "2026-12-04",
+        "due": day(6),
         "note": "x",
     }
     _attack(
@@ -197,7 +198,7 @@ def test_a_conditional_reference_is_no_demographic_oracle(sidecar, auth, client,
             "patient": a.patient,
             "about": probe,
             "owner": a.basics["coordinator"],
-            "due": "2026-12-04",
+            "due": day(6),
             "note": "x",
         }
         answers.append(
@@ -214,7 +215,7 @@ def test_a_patient_session_may_name_its_own_patient_by_identifier(sidecar, auth,
         "patient": f"Patient?identifier={identifier['system']}|{identifier['value']}",
         "about": a.referral,
         "owner": a.basics["coordinator"],
-        "due": "2026-12-04",
+        "due": day(6),
         "note": "Call back",
     }
     answer = login(sidecar, auth, patient=a.patient).post(
@@ -250,7 +251,7 @@ def test_reusing_another_patients_request_id_reveals_nothing(
         "patient": b.patient,
         "about": b.referral,
         "owner": b.basics["coordinator"],
-        "due": "2026-12-04",
+        "due": day(6),
         "note": "x",
         "request_id": request_id,
     }
@@ -259,7 +260,7 @@ def test_reusing_another_patients_request_id_reveals_nothing(
         "patient": a.patient,
         "about": a.referral,
         "owner": a.basics["coordinator"],
-        "due": "2026-12-04",
+        "due": day(6),
         "note": "x",
         "request_id": request_id,
     }

@@ -11,6 +11,7 @@ from fhircare.workflows import run
 from tests.integration.test_prior_auth_decision import _pas_response
 from tests.security.conftest import csrf_of, login, snapshot
 from tests.support.cases import make
+from tests.support.clock import day
 
 READ_ALL = "user/*.rs"
 
@@ -222,7 +223,7 @@ def test_an_own_patient_run_still_works_in_a_patient_session(sidecar, auth, clie
         "patient": a.patient,
         "about": a.referral,
         "owner": a.basics["coordinator"],
-        "due": "2026-12-04",
+        "due": day(6),
         "note": uid,
     }
     answer = login(sidecar, auth, patient=a.patient).post(

@@ -11,6 +11,7 @@ from typing import Any
 
 from fhircare.fhir import FhirClient
 from fhircare.workflows import run
+from tests.support.clock import at, day
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def referral_payload(b: dict[str, str], uid: str, **extra: Any) -> dict[str, Any
         "requester": b["coordinator"],
         "reason": "diabetes",
         "priority": "routine",
-        "due": "2026-12-20",
+        "due": day(22),
         "note": f"case {uid}",
         **extra,
     }
@@ -74,7 +75,7 @@ def booked_appointment(client: FhirClient, b: dict[str, str], uid: str) -> str:
             "action": "book",
             "patient": b["patient"],
             "referral": request,
-            "start": "2026-12-01T10:00:00Z",
+            "start": at(3, "10:00"),
             "minutes": 30,
             "practitioner": b["coordinator"],
         },
@@ -126,7 +127,7 @@ def assess_case(client: FhirClient, uid: str) -> Case:
             "care_plan": b["plan"],
             "answers": [{"question": "Do you live alone?", "answer": True}],
             "needs": [{"code": "food-insecurity"}],
-            "goals": [{"description": "Enough food every day", "due": "2027-01-01"}],
+            "goals": [{"description": "Enough food every day", "due": day(34)}],
         },
         reads=1,
     )
@@ -154,7 +155,7 @@ def schedule_book_case(client: FhirClient, uid: str) -> Case:
             "action": "book",
             "patient": b["patient"],
             "referral": request,
-            "start": "2026-12-03T09:00:00Z",
+            "start": at(5, "09:00"),
             "minutes": 30,
             "practitioner": b["coordinator"],
             "family": [b["relative"]],
@@ -169,7 +170,7 @@ def schedule_reschedule_case(client: FhirClient, uid: str) -> Case:
         {
             "action": "reschedule",
             "appointment": booked_appointment(client, b, uid),
-            "start": "2026-12-05T09:00:00Z",
+            "start": at(7, "09:00"),
             "coordinator": b["coordinator"],
         },
         reads=1,
@@ -184,7 +185,7 @@ def transport_case(client: FhirClient, uid: str) -> Case:
             "appointment": booked_appointment(client, b, uid),
             "vendor": b["org"],
             "requester": b["coordinator"],
-            "when": "2026-12-01T09:15:00Z",
+            "when": at(3, "09:15"),
             "pickup": "Home",
         },
         reads=0,
@@ -199,7 +200,7 @@ def coverage_case(client: FhirClient, uid: str) -> Case:
             "payor": b["payer"],
             "subscriber_id": f"SUB-{uid}",
             "service": "diabetes-education",
-            "date": "2026-12-01",
+            "date": day(3),
             "relationship": "self",
             "requester": b["coordinator"],
         },
@@ -232,7 +233,7 @@ def prior_auth_case(client: FhirClient, uid: str) -> Case:
             "provider": b["coordinator"],
             "service_request": request,
             "service": "diabetes-education",
-            "due": "2026-12-10",
+            "due": day(12),
         },
         reads=0,
     )
@@ -246,7 +247,7 @@ def follow_up_case(client: FhirClient, uid: str) -> Case:
             "patient": b["patient"],
             "about": request,
             "owner": b["coordinator"],
-            "due": "2026-12-04",
+            "due": day(6),
             "note": "Call back",
         },
         reads=0,
@@ -259,10 +260,10 @@ def transition_case(client: FhirClient, uid: str) -> Case:
         {
             "patient": b["patient"],
             "coordinator": b["coordinator"],
-            "discharge_date": "2026-12-01",
+            "discharge_date": day(3),
             "from_plan": b["plan"],
             "receiving_provider": b["org"],
-            "services": [{"service": "home-health-referral", "performer": b["org"], "due": "2026-12-03"}],
+            "services": [{"service": "home-health-referral", "performer": b["org"], "due": day(5)}],
         },
         reads=1,
     )

@@ -23,11 +23,20 @@ def day(offset: int = 0, base: date | None = None) -> str:
 
 
 def moment(offset: int = 0, hhmm: str = "10:00", base: date | None = None) -> datetime:
-    """An aware UTC datetime ``offset`` days from today (or ``base``) at ``hhmm``."""
-    hour, minute = (int(part) for part in hhmm.split(":"))
-    return datetime.combine((base or today()) + timedelta(days=offset), time(hour, minute), tzinfo=UTC)
+    """An aware UTC datetime ``offset`` days from today (or ``base``) at ``hhmm`` (or ``hh:mm:ss``)."""
+    return datetime.combine((base or today()) + timedelta(days=offset), time.fromisoformat(hhmm), tzinfo=UTC)
 
 
 def at(offset: int = 0, hhmm: str = "10:00", base: date | None = None) -> str:
-    """``moment`` as FHIR writes an instant: ``YYYY-MM-DDTHH:MM:00Z``."""
-    return moment(offset, hhmm, base).isoformat().replace("+00:00", "Z")
+    """``moment`` as FHIR writes an instant: ``YYYY-MM-DDTHH:MM:SSZ``."""
+    return moment(offset, hhmm, base).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def date_at(offset: int = 0, base: date | None = None) -> date:
+    """The ``date`` ``offset`` days from today (or from ``base``)."""
+    return (base or today()) + timedelta(days=offset)
+
+
+def local(offset: int = 0, hhmm: str = "10:00", base: date | None = None) -> str:
+    """What a browser's ``datetime-local`` field holds: ``YYYY-MM-DDTHH:MM``, no zone."""
+    return moment(offset, hhmm, base).strftime("%Y-%m-%dT%H:%M")

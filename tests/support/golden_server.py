@@ -12,6 +12,7 @@ from typing import Any
 
 from fhircare.fhir import FhirClient
 from fhircare.workflows import WorkflowResult, run
+from tests.support.clock import day
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 REFERENCE = re.compile(r'(?<![\w/:.])([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?=["/<])')
@@ -52,7 +53,7 @@ MINIMAL: dict[str, dict[str, Any]] = {
         "type": {"text": "professional"},
         "use": "preauthorization",
         "patient": {"reference": "{patient}"},
-        "created": "2026-01-01",
+        "created": day(-331),
         "provider": {"display": "Provider"},
         "priority": {"text": "normal"},
         "insurance": [{"sequence": 1, "focal": True, "coverage": {"display": "Coverage"}}],
@@ -62,7 +63,7 @@ MINIMAL: dict[str, dict[str, Any]] = {
         "type": {"text": "professional"},
         "use": "preauthorization",
         "patient": {"reference": "{patient}"},
-        "created": "2026-01-01",
+        "created": day(-331),
         "insurer": {"display": "Payer"},
         "outcome": "complete",
     },
