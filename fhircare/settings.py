@@ -77,6 +77,9 @@ class Settings:
     # "batch" searches for them before writing (servers without conditional references); "off";
     # "auto" (default) picks per server from what a probe saw, remembered in the cache directory
     verify_references: str = "auto"
+    # the name what fhircare learns about the server is kept under (FHIRCARE_SERVER_PROFILE), instead
+    # of the identity the credentials carry (token subject / client, or a digest of the token)
+    server_profile: str | None = None
     mappings_dir: Path | None = None  # a user's overlay folder; files there replace built-in ones
     rules_dir: Path | None = None  # a user's overlay folder for care-gap rules
     builtin_mappings_dir: Path = DATA_ROOT / "mappings"
@@ -143,6 +146,7 @@ class Settings:
             "caller_audience": "FHIRCARE_CALLER_AUDIENCE",
             "caller_issuer": "FHIRCARE_CALLER_ISSUER",
             "namespace_base": "FHIRCARE_NAMESPACE_BASE",
+            "server_profile": "FHIRCARE_SERVER_PROFILE",
         }
         for attr, var in text.items():
             if env.get(var):
