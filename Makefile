@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 MEDPLUM := tests/servers/medplum
 MEDPLUM_STAMP := $(MEDPLUM)/node_modules/.installed
 
-.PHONY: demo test system-deps test-servers test-browser-deps lint typecheck pytest bench clean
+.PHONY: demo test system-deps test-servers test-browser-deps lint typecheck pytest pytest-shifted bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,7 +49,21 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-test: system-deps test-servers test-browser-deps lint typecheck pytest
+# The server-facing workflow, fault, hostile-input and acceptance tests once more with the whole world's
+# clock moved ahead (Debian's faketime preloads into pytest and every server, CLI and browser it
+# starts), so a fixture bound to a calendar date fails the day it is written, not the day it expires.
+SHIFTS ?= +400d +10y
+SHIFTED_TESTS := tests/integration/workflows tests/integration/test_workflows_all.py \
+	tests/integration/test_workflows_core.py tests/integration/test_reliability.py \
+	tests/integration/test_hostile_input.py tests/integration/test_gaps_and_caseload.py tests/acceptance
+pytest-shifted: $(STAMP)
+	@command -v faketime >/dev/null || { echo "pytest-shifted: faketime is missing (scripts/system-deps.sh installs it)" >&2; exit 1; }
+	@for shift in $(SHIFTS); do \
+	  echo "== the clock moved $$shift: $$(faketime -f "$$shift" date -u +%F)"; \
+	  FHIRCARE_CLOCK_SHIFTED="$$shift" faketime -f "$$shift" $(BIN)/python -m pytest -q -p no:cacheprovider $(SHIFTED_TESTS) || exit $$?; \
+	done
+
+test: system-deps test-servers test-browser-deps lint typecheck pytest pytest-shifted
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
