@@ -5,7 +5,6 @@ twice is one action; reassigning offers the patient's care team first."""
 from __future__ import annotations
 
 import re
-from datetime import date
 
 import pytest
 import requests
@@ -18,7 +17,7 @@ from tests.acceptance.test_browser import ARGS, CHROMIUM
 from tests.acceptance.test_browser_morning import check_accessibility, fits
 from tests.integration.sidecar_harness import Sidecar
 from tests.support.cases import make
-from tests.support.clock import day
+from tests.support.clock import day, today
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
@@ -29,7 +28,7 @@ pytestmark = pytest.mark.skipif(
 def test_every_workflow_has_an_accessible_form_with_pickers(fhir_server, client, uid):
     from playwright.sync_api import sync_playwright
 
-    world = Seeder(client, int(uid[:6], 16), date.today()).seed_all(3, lambda _: None)
+    world = Seeder(client, int(uid[:6], 16), today()).seed_all(3, lambda _: None)
     pid = world.patients[0].split("/")[1]
     settings = Settings(base_url=fhir_server.base_url)
     with Sidecar(settings) as sidecar, sync_playwright() as playwright:
@@ -63,7 +62,7 @@ def test_every_workflow_has_an_accessible_form_with_pickers(fhir_server, client,
 
 
 def test_a_form_sent_twice_is_one_action_and_the_team_comes_first(fhir_server, client, uid):
-    world = Seeder(client, int(uid[:6], 16), date.today()).seed_all(3, lambda _: None)
+    world = Seeder(client, int(uid[:6], 16), today()).seed_all(3, lambda _: None)
     patient = world.patients[0]
     pid = patient.split("/")[1]
     request_, _ = world.referrals[patient]
@@ -98,7 +97,7 @@ def test_a_form_sent_twice_is_one_action_and_the_team_comes_first(fhir_server, c
 
 
 def test_the_worklist_tabs_filters_sorting_and_pages(fhir_server, client, uid):
-    world = Seeder(client, int(uid[:6], 16), date.today()).seed_all(3, lambda _: None)
+    world = Seeder(client, int(uid[:6], 16), today()).seed_all(3, lambda _: None)
     patient = world.patients[1]
     loose = [
         f"Task/{client.create({'resourceType': 'Task', 'status': 'requested', 'intent': 'order', 'priority': 'routine', 'description': f'Unowned {uid} {n:02d}', 'for': {'reference': patient}})['id']}"

@@ -9,7 +9,6 @@ test also refreshes the screenshots of docs/console.md."""
 from __future__ import annotations
 
 import json
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from fhircare.settings import Settings
 from tests.acceptance.test_browser import ARGS, CHROMIUM
 from tests.integration.sidecar_harness import Sidecar
 from tests.integration.test_prior_auth_decision import _pas_response
-from tests.support.clock import local
+from tests.support.clock import local, today
 
 REPO = Path(__file__).resolve().parents[2]
 AXE = REPO / "tests" / "browser" / "node_modules" / "axe-core" / "axe.min.js"
@@ -78,7 +77,7 @@ def test_a_coordinators_morning_through_the_page(fhir_server, client, uid):
     from playwright.sync_api import sync_playwright
 
     seed = int(uid[:6], 16)
-    world = Seeder(client, seed, date.today()).seed_all(12, lambda _: None)
+    world = Seeder(client, seed, today()).seed_all(12, lambda _: None)
     me = world.coordinators[0]
     my_name = f"{COORDINATORS[0][2]} {COORDINATORS[0][1]}"
     # the seeding's no-show: patient 9 (state 3) is hers (9 % 3 == 0)

@@ -8,10 +8,10 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from fhircare import clock
 from tests.golden.harness import case_files, planned_entries
 
 REPO = Path(__file__).resolve().parents[2]
@@ -102,7 +102,7 @@ def demo_written(client: Any, patients: int = 12, seed: int = 7) -> Written:
     """Seed a demo caseload and play the morning on ``client``'s server, then read back what is there."""
     from fhircare.demo import Seeder, play_morning
 
-    today = datetime.now(UTC).date()
+    today = clock.today()
     world = Seeder(client, seed, today).seed_all(patients, lambda _: None)
     play_morning(client, world, today)
     written = Written()
