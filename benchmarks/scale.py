@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +48,9 @@ def one_size(patients: int, seed: int) -> dict[str, Any]:
     from fhircare.views.gaps import find_gaps
     from fhircare.views.worklist import worklist
 
-    today = datetime.now(timezone.utc).date()
+    from fhircare import clock
+
+    today = clock.today()
     out: dict[str, Any] = {"patients": patients}
     with EmbeddedServer() as server, FhirClient(server.base_url) as client:
         started = time.perf_counter()

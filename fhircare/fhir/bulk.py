@@ -160,6 +160,7 @@ def retry_after(value: str | None, now: datetime | None = None) -> float:
             when = parsedate_to_datetime(value)
         except (TypeError, ValueError):
             return DEFAULT_WAIT
+        # an HTTP date is the server's wall clock: compared with this machine's, not fhircare.clock's
         seconds = (when - (now or datetime.now(timezone.utc))).total_seconds()
     return min(max(seconds, 0.0), MAX_WAIT)
 
