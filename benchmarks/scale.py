@@ -41,14 +41,13 @@ def timed(client: Any, fn: Callable[[], Any]) -> tuple[Any, dict[str, float]]:
 
 
 def one_size(patients: int, seed: int) -> dict[str, Any]:
+    from fhircare import clock
     from fhircare.demo import Seeder
     from fhircare.fhir import FhirClient
     from fhircare.server import EmbeddedServer
     from fhircare.views.caseload import caseload
     from fhircare.views.gaps import find_gaps
     from fhircare.views.worklist import worklist
-
-    from fhircare import clock
 
     today = clock.today()
     out: dict[str, Any] = {"patients": patients}
