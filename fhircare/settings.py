@@ -122,6 +122,18 @@ class Settings:
     # FHIR R4 structure checks (pydantic models) on resources fhircare built from its validated
     # mappings, before they are sent (FHIRCARE_STRUCTURE_CHECKS=1); local profile checks always run
     structure_checks: bool = False
+    # throttling: seconds a request may spend waiting out a server's 429s, whole or per bundle entry
+    # (FHIRCARE_THROTTLE_BUDGET), and client-side pacing under a quota (FHIRCARE_MAX_REQUESTS_PER_MINUTE;
+    # None: only what the server's RateLimit headers ask)
+    throttle_budget: float = 60.0
+    max_requests_per_minute: float | None = None
+    # between organizations (fhircare.exchange): the partners file (FHIRCARE_PARTNERS) and, where no
+    # file is given, our own Organization (FHIRCARE_ORGANIZATION, ``Organization/<id>``)
+    partners_file: Path | None = None
+    organization: str | None = None
+    # the values of the environment's ``*_TOKEN`` variables, read once: a partner's ``token_env``
+    # names one of them (never logged, never in repr)
+    partner_tokens: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -184,6 +196,17 @@ class Settings:
         if env.get("FHIRCARE_MAX_PAGE_SIZE"):
             values["max_page_size"] = int(env["FHIRCARE_MAX_PAGE_SIZE"])
         values["structure_checks"] = env.get("FHIRCARE_STRUCTURE_CHECKS", "") in ("1", "true", "yes")
+        for attr, var in (
+            ("throttle_budget", "FHIRCARE_THROTTLE_BUDGET"),
+            ("max_requests_per_minute", "FHIRCARE_MAX_REQUESTS_PER_MINUTE"),
+        ):
+            if env.get(var):
+                values[attr] = float(env[var])
+        if env.get("FHIRCARE_PARTNERS"):
+            values["partners_file"] = Path(env["FHIRCARE_PARTNERS"])
+        if env.get("FHIRCARE_ORGANIZATION"):
+            values["organization"] = env["FHIRCARE_ORGANIZATION"]
+        values["partner_tokens"] = tuple(sorted((k, v) for k, v in env.items() if k.endswith("_TOKEN") and v))
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 

@@ -10,7 +10,15 @@ import click
 from .. import __version__
 from ..errors import FhircareError
 from ..settings import DEFAULT_EMBEDDED_PORT, Settings
-from . import demo_command, directory_command, gap_commands, serve_commands, view_commands, workflow_commands
+from . import (
+    demo_command,
+    directory_command,
+    exchange_commands,
+    gap_commands,
+    serve_commands,
+    view_commands,
+    workflow_commands,
+)
 from .context import Context, pass_context
 from .output import emit_json, fail
 
@@ -127,6 +135,7 @@ def accept_base_everywhere(group: click.Group) -> None:
 COMMAND_MODULES = (
     demo_command,
     directory_command,
+    exchange_commands,
     gap_commands,
     serve_commands,
     view_commands,

@@ -1,0 +1,137 @@
+"""``fhircare exchange ...`` and ``fhircare sync``: referrals between organizations."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import click
+
+from ..errors import PayloadError
+from .context import Context, pass_context
+from .output import emit_json
+
+if TYPE_CHECKING:
+    from ..exchange import Exchange
+
+
+@contextmanager
+def _exchange(obj: Context) -> Iterator[Exchange]:
+    from ..exchange import Exchange, check_organizations, load_partners
+
+    partners = load_partners(obj.settings)
+    with obj.client() as local, Exchange(obj.settings, partners, local) as exchange:
+        check_organizations(partners, local)  # a file naming an Organization we lack is refused here
+        yield exchange
+
+
+def _task_id(reference: str) -> str:
+    kind, _, rid = reference.partition("/")
+    if kind != "Task" or not rid or "/" in rid:
+        raise PayloadError(f"expected Task/<id>, got {reference!r}")
+    return rid
+
+
+@click.group("exchange")
+def exchange_group() -> None:
+    """Referrals to partner organizations (FHIRCARE_PARTNERS)."""
+
+
+@exchange_group.command("send")
+@click.argument("task")
+@pass_context
+def send_command(obj: Context, task: str) -> None:
+    """Create the partner's Task for our Task/<id>, exactly once, and link it."""
+    from ..exchange import send
+
+    with _exchange(obj) as exchange:
+        emit_json(send(exchange, _task_id(task)).to_json())
+
+
+@exchange_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="A list of referrals, each with its conflict or null.")
+@click.option("--partner", help="Only this partner.")
+@pass_context
+def status_command(obj: Context, as_json: bool, partner: str | None) -> None:
+    """Every sent referral, both sides' status; exits 4 when a conflict is open."""
+    from ..exchange import partner_states, referrals
+    from ..exchange.status import render
+
+    with _exchange(obj) as exchange:
+        rows = referrals(exchange, partner)
+        if as_json:
+            emit_json(rows)
+        else:
+            click.echo(render(rows, partner_states(exchange)))
+    if any(row["conflict"] for row in rows):
+        sys.exit(4)
+
+
+@exchange_group.command("resolve")
+@click.argument("task")
+@click.option("--take", type=click.Choice(["local", "remote"]), required=True)
+@pass_context
+def resolve_command(obj: Context, task: str, take: str) -> None:
+    """End a conflict by taking our side or the partner's (with a Provenance)."""
+    from ..exchange import resolve
+
+    with _exchange(obj) as exchange:
+        emit_json(resolve(exchange, _task_id(task), take))
+
+
+@exchange_group.command("cancel")
+@click.argument("task")
+@click.option("--reason", required=True, help="Why (Task.statusReason.text).")
+@pass_context
+def cancel_command(obj: Context, task: str, reason: str) -> None:
+    """Cancel at the partner first, then here; exits 4 when the partner's Task is already final."""
+    from ..exchange import cancel
+
+    with _exchange(obj) as exchange:
+        result = cancel(exchange, _task_id(task), reason)
+    emit_json(result.to_json())
+    if result.outcome == "conflict":
+        sys.exit(4)
+
+
+@exchange_group.command("work")
+@click.argument("task")
+@click.option("--to", "to", required=True, help="accepted, rejected, in-progress, on-hold, failed, completed")
+@click.option("--reason", help="statusReason text (rejected: 'at capacity').")
+@click.option("--outcome", help="What was done (completed: a Procedure is written).")
+@pass_context
+def work_command(obj: Context, task: str, to: str, reason: str | None, outcome: str | None) -> None:
+    """The performer's side: move an incoming referral on this server (owner-owned fields only)."""
+    from ..exchange import work
+
+    with obj.client() as client:
+        emit_json(work(client, _task_id(task), to, reason, outcome))
+
+
+@click.command("sync")
+@click.option("--once", is_flag=True, help="One cycle, then print what it did as JSON.")
+@click.option("--partner", help="Only this partner.")
+@pass_context
+def sync_command(obj: Context, once: bool, partner: str | None) -> None:
+    """Keep referrals in step with partners: send, poll the partner's changes, replay them here."""
+    from ..exchange import sync_once, sync_partner
+
+    with _exchange(obj) as exchange:
+        if once:
+            emit_json(sync_once(exchange, partner))
+            return
+        names = [partner] if partner else sorted(exchange.partners.partners)
+        due = dict.fromkeys(names, 0.0)
+        while True:
+            for name in names:
+                if time.monotonic() >= due[name]:
+                    config = exchange.partners.get(name)
+                    sync_partner(exchange, config)
+                    due[name] = time.monotonic() + config.poll.total_seconds()
+            time.sleep(max(0.2, min(due.values()) - time.monotonic()))
+
+
+COMMANDS = (exchange_group, sync_command)

@@ -1,0 +1,272 @@
+"""Replay a partner's Task versions onto ours: one transaction per remote version, with If-Match and a
+Provenance naming the remote version; field ownership and terminal states enforced."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ..care.task_states import TERMINAL
+from ..errors import FhirServerError, NotFound
+from ..fhir.transport import etag_version, weak_etag
+from .context import Exchange, instant, stamp
+from .copies import output_references, remote_url, store_copy
+from .links import Conflict, Link, read_link, updated_of, version_of, with_ignored, write_link
+from .partners import Partner
+from .send import COPIED, remote_task
+
+log = logging.getLogger("fhircare.exchange")
+
+#: the Gravity SDOH CC referral Task statuses (received and ready are excluded by the guide)
+REFERRAL_STATUSES = frozenset(
+    {"requested", "accepted", "rejected", "in-progress", "on-hold", "failed", "completed", "cancelled"}
+)
+#: requester-owned fields compared on every remote version (the performer owns status/statusReason/output)
+REQUESTER_FIELDS = (*COPIED, "focus", "basedOn", "for", "requester", "identifier")
+
+
+@dataclass
+class Applied:
+    """What replaying one remote Task did."""
+
+    applied: int = 0
+    conflicts: int = 0
+    ignored: int = 0
+
+
+def ownership_breaches(exchange: Exchange, ours: dict[str, Any], version: dict[str, Any]) -> list[str]:
+    """Requester-owned fields the partner changed (names only: no values, no PHI)."""
+    expected = remote_task(exchange, ours)
+    return [n for n in REQUESTER_FIELDS if n in expected and version.get(n) != expected.get(n)]
+
+
+def remote_versions(
+    exchange: Exchange, partner: Partner, latest: dict[str, Any], link: Link
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The remote versions not yet applied, oldest first, and the outputs they point at (one batch)."""
+    remote = exchange.remote(partner.name)
+    base = remote.base_url
+    vid, old = version_of(latest), link.version
+    consecutive = bool(old) and vid.isdigit() and old.isdigit() and int(vid) == int(old or 0) + 1  # type: ignore[union-attr]
+    urls = [] if consecutive else [f"Task/{latest['id']}/_history?_count=1000"]
+    outputs = [remote_url(r, base) for r in output_references(latest)]
+    wanted = [u for u in outputs if u.startswith(base + "/")]
+    urls += [u[len(base) + 1 :] for u in wanted]
+    fetched: dict[str, dict[str, Any]] = {}
+    versions = [latest]
+    if urls:
+        entries = remote.read_batch(urls)
+        if not consecutive:
+            bundle = entries[0].get("resource") or {}
+            history = [
+                e["resource"] for e in bundle.get("entry") or [] if (e.get("resource") or {}).get("id")
+            ]
+            if history:
+                versions = history
+            entries = entries[1:]
+        for url, entry in zip(wanted, entries, strict=False):
+            resource = entry.get("resource")
+            if (
+                isinstance(resource, dict)
+                and resource.get("id")
+                and resource.get("resourceType") != "OperationOutcome"
+            ):
+                fetched[url] = resource
+    floor = instant(link.updated) if link.updated else None
+    versions = [
+        v for v in versions if version_of(v) != old and (floor is None or instant(updated_of(v)) > floor)
+    ]
+    versions.sort(key=lambda v: instant(updated_of(v)))
+    return versions, fetched
+
+
+def provenance_from(
+    partner: Partner, task_ref: str, what: str, target_fullurl: str | None = None
+) -> dict[str, Any]:
+    return {
+        "resourceType": "Provenance",
+        "target": [{"reference": target_fullurl or task_ref}],
+        "recorded": stamp(),
+        "activity": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": "UPDATE"}]
+        },
+        "agent": [
+            {
+                "type": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                            "code": "author",
+                        }
+                    ]
+                },
+                "who": {"reference": partner.organization},
+                "onBehalfOf": {"reference": partner.organization},
+            }
+        ],
+        "entity": [{"role": "source", "what": {"reference": what}}],
+    }
+
+
+def write_version(
+    exchange: Exchange, ours: dict[str, Any], extra: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Our Task (and what goes with it) in one transaction, If-Match on the version we read."""
+    entries = [
+        {
+            "resource": ours,
+            "request": {"method": "PUT", "url": f"Task/{ours['id']}", "ifMatch": weak_etag(version_of(ours))},
+        },
+        *(extra or []),
+    ]
+    answer = exchange.local.transaction({"resourceType": "Bundle", "type": "transaction", "entry": entries})
+    first = (answer.get("entry") or [{}])[0].get("response") or {}
+    version = etag_version(first.get("etag")) or ""
+    return {**ours, "meta": {**(ours.get("meta") or {}), "versionId": version}}
+
+
+def _link_only(exchange: Exchange, ours: dict[str, Any], link: Link) -> dict[str, Any]:
+    return write_version(exchange, write_link(ours, link, exchange.namespace_base))
+
+
+def copied_outputs(
+    exchange: Exchange, partner: Partner, version: dict[str, Any], fetched: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]] | None:
+    """The version's outputs pointing at our copies (made here), or None when one points nowhere."""
+    remote = exchange.remote(partner.name)
+    out = []
+    for output in version.get("output") or []:
+        item = dict(output)
+        ref = (output.get("valueReference") or {}).get("reference")
+        if ref:
+            origin = remote_url(str(ref), remote.base_url)
+            local = exchange.partners.local(origin)
+            if local is None:
+                resource = fetched.get(origin)
+                if resource is None and origin.startswith(remote.base_url + "/"):
+                    try:
+                        resource = remote.read_reference(origin[len(remote.base_url) + 1 :])
+                    except NotFound:
+                        resource = None
+                if resource is None:
+                    return None
+                fetched[origin] = resource
+                local = store_copy(exchange.local, resource, origin, remote.base_url, exchange.partners.base)
+            item["valueReference"] = {"reference": local}
+        out.append(item)
+    return out
+
+
+def apply_version(
+    exchange: Exchange,
+    partner: Partner,
+    ours: dict[str, Any],
+    link: Link,
+    version: dict[str, Any],
+    fetched: dict[str, dict[str, Any]],
+) -> tuple[dict[str, Any], Link, str]:
+    """Apply one remote version; returns our Task as written, its link, and what happened
+    (applied | unchanged | conflict | ignored). Raises PreconditionFailed when our Task moved meanwhile."""
+    vid, status = version_of(version), str(version.get("status"))
+    seen = replace(
+        link, version=vid, updated=updated_of(version), synced_at=stamp(), remote_status=status[:40]
+    )
+    breaches = ownership_breaches(exchange, ours, version)
+    for name in breaches:
+        log.warning(
+            "partner changed a requester-owned field; not applied",
+            extra={"partner": partner.name, "field": name},
+        )
+        seen = with_ignored(seen, f"v{vid}: {name} is requester-owned")
+    if status not in REFERRAL_STATUSES:
+        log.warning(
+            "partner status outside the referral value set; not applied", extra={"partner": partner.name}
+        )
+        seen = with_ignored(seen, f"v{vid}: status {status[:20]!r} is not a referral status")
+        return _link_only(exchange, ours, seen), seen, "ignored"
+    local_status = str(ours.get("status"))
+    clash = (local_status in TERMINAL and status != local_status) or (
+        link.cancel_reason is not None and status in TERMINAL and status != "cancelled"
+    )
+    if clash:
+        seen = replace(seen, conflict=Conflict(local_status, version_of(ours), status, vid))
+        log.warning(
+            "conflict with the partner",
+            extra={"partner": partner.name, "local": local_status, "remote": status},
+        )
+        return _link_only(exchange, ours, seen), seen, "conflict"
+    outputs = copied_outputs(exchange, partner, version, fetched)
+    if outputs is None:
+        seen = with_ignored(seen, f"v{vid}: an output points nowhere")
+        return _link_only(exchange, ours, seen), seen, "ignored"
+    target_status = local_status if status == "requested" else status
+    changed = (
+        target_status != local_status
+        or outputs != (ours.get("output") or [])
+        or (version.get("statusReason") != ours.get("statusReason") and status != "requested")
+    )
+    if not changed:
+        return _link_only(exchange, ours, seen), seen, "unchanged"
+    updated = dict(ours)
+    updated["status"] = target_status
+    for name, value in (("statusReason", version.get("statusReason")), ("output", outputs)):
+        if value:
+            updated[name] = value
+        else:
+            updated.pop(name, None)
+    if status == "cancelled":
+        seen = replace(seen, cancel_reason=None)
+        updated.pop("businessStatus", None)
+    updated = write_link(updated, seen, exchange.namespace_base)
+    what = f"{link.remote}/_history/{vid}"
+    extra = [
+        {
+            "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+            "resource": provenance_from(partner, f"Task/{ours['id']}", what),
+            "request": {"method": "POST", "url": "Provenance"},
+        }
+    ]
+    if status == "completed":
+        extra += _complete_request(exchange, ours)
+    return write_version(exchange, updated, extra), seen, "applied"
+
+
+def _complete_request(exchange: Exchange, ours: dict[str, Any]) -> list[dict[str, Any]]:
+    """Our ServiceRequest completed with the referral (If-Match), when the Task has one in focus."""
+    focus = str((ours.get("focus") or {}).get("reference") or "")
+    if not focus.startswith("ServiceRequest/"):
+        return []
+    request = exchange.local.read_reference(focus)
+    if request.get("status") in ("completed", "revoked", "entered-in-error"):
+        return []
+    done = {**request, "status": "completed"}
+    return [
+        {
+            "resource": done,
+            "request": {"method": "PUT", "url": focus, "ifMatch": weak_etag(version_of(request))},
+        }
+    ]
+
+
+def apply_remote(
+    exchange: Exchange, partner: Partner, latest: dict[str, Any], ours: dict[str, Any]
+) -> tuple[Applied, dict[str, Any]]:
+    """Replay every not-yet-applied version of one remote Task onto our Task, in order."""
+    result = Applied()
+    link = read_link(ours, exchange.namespace_base) or Link(
+        partner.name, f"{exchange.remote_base(partner.name)}/Task/{latest['id']}"
+    )
+    if link.version == version_of(latest):
+        return result, ours
+    versions, fetched = remote_versions(exchange, partner, latest, link)
+    for version in versions:
+        try:
+            ours, link, kind = apply_version(exchange, partner, ours, link, version, fetched)
+        except FhirServerError:
+            raise
+        result.applied += kind == "applied"
+        result.conflicts += kind == "conflict"
+        result.ignored += kind == "ignored"
+    return result, ours

@@ -1,0 +1,133 @@
+"""One exchange: our server, our partners' servers and the configuration that ties them."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .. import clock
+from ..errors import ConfigurationError, FhirServerError, TransientError
+from ..fhir import FhirClient
+from ..fhir.auth import BearerAuth
+from ..settings import Settings
+from .partners import Partner, Partners, partner_base
+
+log = logging.getLogger("fhircare.exchange")
+
+
+def instant(text: str | None) -> datetime:
+    """A FHIR instant as an aware datetime, for ordering (the partner's own timestamps)."""
+    if not text:
+        return datetime.min.replace(tzinfo=UTC)
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def stamp() -> str:
+    """Our clock's now as a FHIR instant (only for ``synced_at`` and Provenance, never for cursors)."""
+    return clock.now().astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def partner_auth(settings: Settings, partner: Partner) -> Any:
+    """The partner's credentials as the file names them (tokens from the environment, read once)."""
+    mode = partner.auth.get("mode", "none")
+    if mode == "none":
+        return None
+    if mode == "bearer":
+        tokens = dict(settings.partner_tokens)
+        name = partner.auth["token_env"]
+        if not tokens.get(name):
+            raise ConfigurationError(f"partner {partner.name}: the variable {name} is not set")
+        return BearerAuth(tokens[name])
+    from ..fhir.auth import BackendServicesAuth  # needs the web extra (PyJWT)
+
+    key = Path(partner.auth["key_file"]).read_text(encoding="utf-8")
+    auth = BackendServicesAuth(
+        partner.auth["token_url"],
+        partner.auth["client_id"],
+        key,
+        scope=partner.auth.get("scope", "system/Task.cru system/*.rs"),
+    )
+    return auth
+
+
+class PartnerUnreachable(TransientError):
+    """A partner's server did not answer (after the client's retries): no business event."""
+
+
+class PartnerAnswerError(FhirServerError):
+    """A partner's server answered with something that is not FHIR."""
+
+
+class PartnerClient(FhirClient):
+    """A client for a partner's server: its transport failures are told apart from our server's."""
+
+    def request(self, method: str, path_or_url: str, **kwargs: Any) -> Any:
+        try:
+            return super().request(method, path_or_url, **kwargs)
+        except PartnerUnreachable:
+            raise
+        except TransientError as exc:
+            raise PartnerUnreachable(exc.message, exc.issues, exc.http_status) from None
+        except FhirServerError as exc:
+            if (exc.http_status or 0) >= 500:  # a 500 that retries did not cover: down, not an answer
+                raise PartnerUnreachable(exc.message, exc.issues, exc.http_status) from None
+            raise
+
+    def _resource(self, response: Any, expect_type: str | None = None) -> dict[str, Any]:
+        try:
+            return super()._resource(response, expect_type)
+        except FhirServerError as exc:
+            raise PartnerAnswerError(exc.message, exc.issues, exc.http_status) from None
+
+
+@dataclass
+class Exchange:
+    """Our FHIR client, the partners' clients (made once each) and the configuration."""
+
+    settings: Settings
+    partners: Partners
+    local: FhirClient
+    remotes: dict[str, FhirClient] = field(default_factory=dict)
+
+    @property
+    def namespace_base(self) -> str:
+        return self.settings.namespaces().base
+
+    def remote(self, name: str) -> FhirClient:
+        """A client for partner ``name`` (its base from the file or its Organization's Endpoint)."""
+        if name not in self.remotes:
+            partner = self.partners.get(name)
+            base = partner_base(partner, self.local)
+            self.remotes[name] = PartnerClient.from_settings(
+                self.settings, auth=partner_auth(self.settings, partner), base_url=base
+            )
+        return self.remotes[name]
+
+    def remote_base(self, name: str) -> str:
+        return self.remote(name).base_url
+
+    def close(self) -> None:
+        for client in self.remotes.values():
+            client.close()
+        self.remotes.clear()
+
+    def __enter__(self) -> Exchange:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def absolute_reference(reference: dict[str, Any] | None, base: str) -> dict[str, Any] | None:
+    """A relative ``Type/id`` reference made absolute under ``base`` (absolute ones kept)."""
+    if not reference or not reference.get("reference"):
+        return None
+    ref = str(reference["reference"])
+    out = {"reference": ref if ref.startswith(("http://", "https://")) else f"{base}/{ref}"}
+    if reference.get("display"):
+        out["display"] = reference["display"]
+    return out

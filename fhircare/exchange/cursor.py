@@ -1,0 +1,187 @@
+"""Per-partner sync state on our FHIR server: one ``Basic`` resource per partner, written with If-Match.
+
+It holds the cursor (the partner's own ``meta.lastUpdated``, as the partner wrote it - never our clock),
+the remote versions seen inside the overlap window (so re-reading the overlap applies nothing twice and
+costs no local read), our Tasks whose cancel waits for the partner, and reachability. Every worker and
+sidecar replica reads it from the server; If-Match makes concurrent savers merge instead of overwrite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from ..errors import PreconditionFailed
+from .context import Exchange, instant
+from .links import version_of
+
+STATE = "StructureDefinition/exchange-state"
+STATE_ID = "sid/exchange-state"
+
+
+@dataclass
+class Cursor:
+    """One partner's sync state."""
+
+    partner: str
+    value: str | None = None  # the newest remote meta.lastUpdated applied, as the partner wrote it
+    seen: dict[str, tuple[str, str]] = field(default_factory=dict)  # remote Task id -> (version, updated)
+    pending: set[str] = field(default_factory=set)  # our Task ids with a cancel waiting
+    conflicts: set[str] = field(default_factory=set)  # our Task ids with an open conflict
+    added: set[str] = field(default_factory=set)  # conflicts found by this worker, not yet saved
+    local: str | None = None  # our server's meta.lastUpdated of the newest Task sent (unsent search)
+    unreachable_since: str | None = None
+    last_error: str | None = None
+    resource: dict[str, Any] | None = None
+
+    def advance(self, remote_id: str, version: str, updated: str) -> None:
+        self.seen[remote_id] = (version, updated)
+        if self.value is None or instant(updated) > instant(self.value):
+            self.value = updated
+
+    def conflict(self, task_id: str) -> None:
+        self.conflicts.add(task_id)
+        self.added.add(task_id)
+
+    def sent(self, updated: str) -> None:
+        if self.local is None or instant(updated) > instant(self.local):
+            self.local = updated
+
+    def is_seen(self, remote_id: str, version: str) -> bool:
+        return self.seen.get(remote_id, ("", ""))[0] == version
+
+    def since(self, overlap: timedelta, value: str | None = "cursor") -> str | None:
+        """The search bound: the cursor moved back by the overlap (commits that land out of order)."""
+        value = self.value if value == "cursor" else value
+        if value is None:
+            return None
+        moment = instant(value) - overlap
+        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    def prune(self, overlap: timedelta) -> None:
+        """Forget versions older than the overlap window: the search will not return them again."""
+        if self.value is None:
+            return
+        floor = instant(self.value) - overlap
+        self.seen = {k: v for k, v in self.seen.items() if instant(v[1]) >= floor}
+
+
+def _system(exchange: Exchange) -> str:
+    return f"{exchange.namespace_base.rstrip('/')}/{STATE_ID}"
+
+
+def _from_resource(partner: str, resource: dict[str, Any], url: str) -> Cursor:
+    cursor = Cursor(partner, resource=resource)
+    for ext in resource.get("extension") or []:
+        if ext.get("url") != url:
+            continue
+        for sub in ext.get("extension") or []:
+            key, value = sub.get("url"), str(sub.get("valueString") or "")
+            if key == "cursor":
+                cursor.value = value
+            elif key == "seen" and value.count("|") == 2:
+                rid, version, updated = value.split("|")
+                cursor.seen[rid] = (version, updated)
+            elif key == "pending":
+                cursor.pending.add(value)
+            elif key == "conflict":
+                cursor.conflicts.add(value)
+            elif key == "local":
+                cursor.local = value
+            elif key == "unreachable-since":
+                cursor.unreachable_since = value
+            elif key == "last-error":
+                cursor.last_error = value
+    return cursor
+
+
+def _to_resource(exchange: Exchange, cursor: Cursor) -> dict[str, Any]:
+    subs: list[dict[str, Any]] = []
+    if cursor.value:
+        subs.append({"url": "cursor", "valueString": cursor.value})
+    subs += [{"url": "seen", "valueString": f"{k}|{v}|{u}"} for k, (v, u) in sorted(cursor.seen.items())]
+    subs += [{"url": "pending", "valueString": t} for t in sorted(cursor.pending)]
+    subs += [{"url": "conflict", "valueString": t} for t in sorted(cursor.conflicts)]
+    if cursor.local:
+        subs.append({"url": "local", "valueString": cursor.local})
+    if cursor.unreachable_since:
+        subs.append({"url": "unreachable-since", "valueString": cursor.unreachable_since})
+    if cursor.last_error:
+        subs.append({"url": "last-error", "valueString": cursor.last_error})
+    resource: dict[str, Any] = {
+        "resourceType": "Basic",
+        "identifier": [{"system": _system(exchange), "value": cursor.partner}],
+        "code": {"text": "fhircare exchange sync state"},
+        "extension": [{"url": f"{exchange.namespace_base.rstrip('/')}/{STATE}", "extension": subs}],
+    }
+    if cursor.resource and cursor.resource.get("id"):
+        resource["id"] = cursor.resource["id"]
+    return resource
+
+
+def load_cursor(exchange: Exchange, partner: str) -> Cursor:
+    """The partner's state (one search), or an empty one created on first use."""
+    found = exchange.local.search("Basic", {"identifier": f"{_system(exchange)}|{partner}"}).first()
+    url = f"{exchange.namespace_base.rstrip('/')}/{STATE}"
+    if found is not None:
+        return _from_resource(partner, found, url)
+    created = exchange.local.create(
+        _to_resource(exchange, Cursor(partner)), if_none_exist=f"identifier={_system(exchange)}|{partner}"
+    )
+    return _from_resource(partner, created, url)
+
+
+def _merge(mine: Cursor, theirs: Cursor) -> Cursor:
+    """Two savers at once: keep the newer cursor and every seen version of both."""
+    merged = Cursor(mine.partner, resource=theirs.resource)
+    merged.seen = {**theirs.seen, **mine.seen}
+    for candidate in (theirs.value, mine.value):
+        if candidate and (merged.value is None or instant(candidate) > instant(merged.value)):
+            merged.value = candidate
+    merged.pending = theirs.pending  # changed only through update_pending, which reads it fresh
+    merged.conflicts = theirs.conflicts | mine.added
+    merged.added = mine.added
+    merged.local = max((v for v in (mine.local, theirs.local) if v), key=instant, default=None)
+    merged.unreachable_since = mine.unreachable_since
+    merged.last_error = mine.last_error
+    return merged
+
+
+def save_cursor(exchange: Exchange, cursor: Cursor, overlap: timedelta) -> Cursor:
+    """Write the state with If-Match; on a concurrent save, merge with it and write again."""
+    for _ in range(10):
+        cursor.prune(overlap)
+        assert cursor.resource is not None
+        try:
+            written = exchange.local.update(
+                _to_resource(exchange, cursor), if_match=version_of(cursor.resource)
+            )
+            cursor.resource = written
+            cursor.added = set()
+            return cursor
+        except PreconditionFailed:
+            cursor = _merge(cursor, load_cursor(exchange, cursor.partner))
+    raise PreconditionFailed(f"sync state of partner {cursor.partner} kept changing under us")
+
+
+def update_pending(exchange: Exchange, partner: str, task_id: str, add: bool, kind: str = "pending") -> None:
+    """Add (or drop) one of our Tasks to the partner's pending cancels (or open conflicts), with If-Match."""
+    for _ in range(10):
+        cursor = load_cursor(exchange, partner)
+        held = cursor.pending if kind == "pending" else cursor.conflicts
+        if (task_id in held) == add:
+            return
+        (held.add if add else held.discard)(task_id)
+        try:
+            save_once(exchange, cursor)
+            return
+        except PreconditionFailed:
+            continue
+
+
+def save_once(exchange: Exchange, cursor: Cursor) -> None:
+    assert cursor.resource is not None
+    cursor.resource = exchange.local.update(
+        _to_resource(exchange, cursor), if_match=version_of(cursor.resource)
+    )

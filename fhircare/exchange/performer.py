@@ -1,0 +1,107 @@
+"""fhircare at the performer (a community organization): the owner's side of an incoming referral.
+
+The owner may change only ``status``, ``statusReason`` and ``output`` (Gravity SDOH CC capability
+statements); the guard refuses anything else, naming the fields. Completing writes the outcome (a
+Procedure) and the Task in one transaction, If-Match on the Task: a retry after a lost answer meets the
+version check and writes no second Procedure.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from typing import Any
+
+from .. import clock
+from ..care.task_states import check_transition
+from ..errors import Issue, PayloadError
+from ..fhir import FhirClient
+from ..fhir.transport import weak_etag
+from .links import version_of
+
+OWNER_FIELDS = frozenset({"status", "statusReason", "output"})
+SERVER_FIELDS = frozenset({"meta", "text", "lastModified", "id", "resourceType"})
+OWNER_STATUSES = ("accepted", "rejected", "in-progress", "on-hold", "failed", "completed", "cancelled")
+TEMPORARY_CODES = "http://hl7.org/fhir/us/sdoh-clinicalcare/CodeSystem/SDOHCC-CodeSystemTemporaryCodes"
+
+
+def guard_owner_change(before: dict[str, Any], after: dict[str, Any]) -> None:
+    """Refuse an owner's change outside status, statusReason and output (PayloadError, nothing written)."""
+    changed = sorted(
+        k
+        for k in set(before) | set(after)
+        if k not in OWNER_FIELDS | SERVER_FIELDS and before.get(k) != after.get(k)
+    )
+    if changed:
+        raise PayloadError(
+            "the owner of a referral may change only status, statusReason and output",
+            [
+                Issue("error", "business-rule", f"{name} is requester-owned", (f"$.{name}",))
+                for name in changed
+            ],
+        )
+
+
+def outcome_procedure(task: dict[str, Any], outcome: str) -> dict[str, Any]:
+    """The Procedure a completed referral points at (resulting-activity)."""
+    procedure: dict[str, Any] = {
+        "resourceType": "Procedure",
+        "status": "completed",
+        "code": {"text": outcome},
+        "performedDateTime": clock.now().isoformat(timespec="seconds"),
+    }
+    if task.get("for"):
+        procedure["subject"] = task["for"]
+    based = task.get("basedOn") or ([task["focus"]] if task.get("focus") else [])
+    if based:
+        procedure["basedOn"] = based
+    return procedure
+
+
+def work(
+    client: FhirClient, task_id: str, to: str, reason: str | None = None, outcome: str | None = None
+) -> dict[str, Any]:
+    """Move an incoming referral Task (accept, reject "at capacity", complete with an outcome)."""
+    if to not in OWNER_STATUSES:
+        raise PayloadError(
+            f"{to!r} is not a status the owner sets",
+            [Issue("error", "value", ", ".join(OWNER_STATUSES), ("$.to",))],
+        )
+    if to == "completed" and not outcome:
+        raise PayloadError(
+            "a completed referral carries an outcome", [Issue("error", "required", "outcome", ("$.outcome",))]
+        )
+    task = client.read("Task", task_id)
+    check_transition(str(task.get("status")), to)
+    after = copy.deepcopy(task)
+    after["status"] = to
+    if reason:
+        after["statusReason"] = {"text": reason}
+    else:
+        after.pop("statusReason", None)
+    entries: list[dict[str, Any]] = []
+    if to == "completed" and outcome:
+        full = f"urn:uuid:{uuid.uuid4()}"
+        entries.append(
+            {
+                "fullUrl": full,
+                "resource": outcome_procedure(task, outcome),
+                "request": {"method": "POST", "url": "Procedure"},
+            }
+        )
+        kind = {"coding": [{"system": TEMPORARY_CODES, "code": "resulting-activity"}]}
+        after["output"] = [*(task.get("output") or []), {"type": kind, "valueReference": {"reference": full}}]
+    guard_owner_change(task, after)
+    entries.insert(
+        0,
+        {
+            "resource": after,
+            "request": {"method": "PUT", "url": f"Task/{task_id}", "ifMatch": weak_etag(version_of(task))},
+        },
+    )
+    answer = client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": entries})
+    written = [
+        str((e.get("response") or {}).get("location") or "").split("/_history")[0]
+        for e in answer.get("entry") or []
+    ]
+    return {"task": f"Task/{task_id}", "status": to, "written": written}

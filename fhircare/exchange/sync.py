@@ -1,0 +1,143 @@
+"""One sync cycle per partner: send what is unsent, retry pending cancels, then poll the partner for
+changes since the cursor (its own timestamps, moved back by the overlap) and replay them onto ours.
+
+Polling is the truth: a notification only wakes the cycle, so a lost, repeated or reordered one changes
+nothing. The cursor moves only past remote Tasks whose changes are committed on our side.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import PreconditionFailed
+from .apply import apply_remote
+from .context import Exchange, PartnerAnswerError, PartnerUnreachable, stamp
+from .cursor import Cursor, load_cursor, save_cursor, update_pending
+from .links import identifier_value, updated_of, version_of
+from .partners import Partner
+from .send import send, source_tag, unsent
+
+log = logging.getLogger("fhircare.exchange")
+
+PAGE = 100
+
+
+@dataclass
+class CycleReport:
+    """What one cycle did for one partner (the ``sync --once`` JSON)."""
+
+    sent: int = 0
+    applied: int = 0
+    conflicts: int = 0
+    reachable: bool = True
+    cursor: str | None = None
+    errors: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sent": self.sent,
+            "applied": self.applied,
+            "conflicts": self.conflicts,
+            "reachable": self.reachable,
+            "cursor": self.cursor,
+        }
+
+
+def _changes(exchange: Exchange, partner: Partner, cursor: Cursor) -> Any:
+    """The partner's Tasks from us changed since the cursor (minus the overlap), oldest first, paged."""
+    system, code = source_tag(exchange)
+    params: list[tuple[str, str]] = [
+        ("_tag", f"{system}|{code}"),
+        ("_sort", "_lastUpdated"),
+        ("_count", str(PAGE)),
+    ]
+    since = cursor.since(partner.overlap)
+    if since:
+        params.append(("_lastUpdated", f"ge{since}"))
+    return exchange.remote(partner.name).search("Task", params).pages()
+
+
+def _ours(exchange: Exchange, remote_tasks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Our Tasks named by the remote ones' identifiers, read in one batch."""
+    wanted = []
+    for task in remote_tasks:
+        local = exchange.partners.local(identifier_value(task) or "")
+        if local and local.startswith("Task/"):
+            wanted.append(local)
+    return exchange.local.read_found(wanted) if wanted else {}
+
+
+def _apply_one(
+    exchange: Exchange, partner: Partner, latest: dict[str, Any], ours: dict[str, Any]
+) -> tuple[int, int]:
+    """Apply one remote Task; our Task moved meanwhile (another worker) -> read it again and redo."""
+    for _ in range(5):
+        try:
+            done, _task = apply_remote(exchange, partner, latest, ours)
+            return done.applied, done.conflicts
+        except PreconditionFailed:
+            ours = exchange.local.read("Task", str(ours["id"]))
+    raise PreconditionFailed(f"Task/{ours['id']} kept changing while a partner change was applied")
+
+
+def poll(exchange: Exchange, partner: Partner, cursor: Cursor, report: CycleReport) -> None:
+    for page in _changes(exchange, partner, cursor):
+        fresh = [t for t in page.matches if not cursor.is_seen(str(t.get("id")), version_of(t))]
+        ours = _ours(exchange, fresh)
+        for latest in fresh:
+            local = exchange.partners.local(identifier_value(latest) or "")
+            if local in ours:
+                applied, conflicts = _apply_one(exchange, partner, latest, ours[local])
+                report.applied += applied
+                if conflicts:
+                    cursor.conflict(local.split("/")[1])
+            cursor.advance(str(latest["id"]), version_of(latest), updated_of(latest))
+
+
+def sync_partner(exchange: Exchange, partner: Partner) -> CycleReport:
+    """One cycle for one partner. An unreachable partner changes no referral: it is only recorded."""
+    from .cancel import retry_cancel
+
+    report = CycleReport()
+    cursor = load_cursor(exchange, partner.name)
+    before = (cursor.value, dict(cursor.seen), cursor.unreachable_since, cursor.last_error, cursor.local)
+    try:
+        for task in unsent(exchange, partner, cursor.since(partner.overlap, cursor.local)):
+            report.sent += send(exchange, str(task["id"])).created
+            cursor.sent(updated_of(task))
+        for task_id in sorted(cursor.pending):
+            outcome = retry_cancel(exchange, task_id)
+            if outcome != "pending":
+                update_pending(exchange, partner.name, task_id, False)
+            if outcome == "conflict":
+                cursor.conflict(task_id)
+        poll(exchange, partner, cursor, report)
+        cursor.unreachable_since = None
+        cursor.last_error = None
+    except PartnerUnreachable:
+        report.reachable = False
+        cursor.unreachable_since = cursor.unreachable_since or stamp()
+        log.warning("partner unreachable", extra={"partner": partner.name})
+    except PartnerAnswerError as exc:
+        report.errors += 1
+        cursor.last_error = type(exc).__name__
+        log.warning(
+            "partner answer not applied", extra={"partner": partner.name, "error": type(exc).__name__}
+        )
+    now = (cursor.value, cursor.seen, cursor.unreachable_since, cursor.last_error, cursor.local)
+    if now != before or cursor.added:
+        cursor = save_cursor(exchange, cursor, partner.overlap)
+    report.cursor = cursor.value
+    report.conflicts = len(cursor.conflicts)
+    return report
+
+
+def sync_once(exchange: Exchange, only: str | None = None) -> dict[str, Any]:
+    """One cycle for every partner (or one): ``{"partners": {name: report}}``."""
+    names = [only] if only else sorted(exchange.partners.partners)
+    out = {}
+    for name in names:
+        out[name] = sync_partner(exchange, exchange.partners.get(name)).to_json()
+    return {"partners": out}
