@@ -7,7 +7,7 @@ from typing import Any
 
 from ..errors import FhirServerError
 from ..fhir import FhirClient
-from ..fhir.behaviour import probe_transaction_limit
+from ..fhir.probes import probe_transaction_limit
 from ..namespaces import DEFAULT_NAMESPACES
 
 

@@ -1,12 +1,14 @@
-"""What a FHIR server actually does, learned by cheap probes and from its answers, remembered per base URL.
+"""What a FHIR server was seen to do, remembered per base URL and identity (no HTTP here).
 
 A CapabilityStatement is a declaration, not the truth: a server may declare no ``searchInclude``
 although ``_include`` works, or declare ``transaction`` and process it entry by entry. fhircare
-therefore learns the few behaviours its strategy depends on:
+therefore learns the few behaviours its strategy depends on (see :mod:`fhircare.fhir.policy`, which
+decides from them and learns them through the client):
 
 - ``conditional_references``: whether the server resolves ``Type?query`` references inside a
   transaction (learned by a probe that a resolving server refuses, so it writes nothing there);
-- ``atomic_transactions``: False once a transaction came back HTTP 200 with a failed entry inside;
+- ``atomic_transactions``: False once a transaction came back HTTP 200 with a failed entry inside,
+  True once ``fhircare check`` saw a transaction with a failing last entry write nothing;
 - ``strict_refused_at``: the smallest transaction with conditional entries (``ifNoneExist``) the
   server refused for its size (Medplum refuses more than 8 such entries);
 - ``include``: per ``Type:param``, whether included resources come back (an ``_include`` search
@@ -16,8 +18,12 @@ therefore learns the few behaviours its strategy depends on:
   ``urn:fhircare:request-id`` (one ``_tag=system|`` search on Provenance: every run writes one). Where
   it holds none, request-id searches and ``ifNoneExist`` name the current system alone.
 
-What is learned is kept in a small JSON file in the user's cache directory (``FHIRCARE_CACHE_DIR``,
-else ``$XDG_CACHE_HOME/fhircare``, else ``~/.cache/fhircare``), so a second process does not probe again.
+One base URL may serve tenants that behave differently (Medplum projects with and without
+transaction bundles), so what is learned is kept per base URL **and** identity (see
+:mod:`fhircare.fhir.identity`): the key is the base URL alone for a client without credentials, else
+``<base> #<identity>``. It is kept in a small JSON file in the user's cache directory
+(``FHIRCARE_CACHE_DIR``, else ``$XDG_CACHE_HOME/fhircare``, else ``~/.cache/fhircare``), so a second
+process does not probe again; the file holds no token (identities are names or digests).
 """
 
 from __future__ import annotations
@@ -27,29 +33,26 @@ import logging
 import os
 import tempfile
 import threading
-import uuid
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from ..errors import FhirServerError, TransientError, UnresolvedStoredReference
-from ..namespaces import DEFAULT_NAMESPACES, REQUEST_ID, legacy_system
-
-if TYPE_CHECKING:
-    from .client import FhirClient
+from typing import Any
 
 log = logging.getLogger("fhircare.fhir")
 
-# a marker that matches nothing; the probe is deleted right away, so no deployment setting is needed
-PROBE_SYSTEM = DEFAULT_NAMESPACES.system("probe")
 STORE_FILE = "servers.json"
-#: matches the _include probe looks at: one without the reference (a Task with no focus) cannot tell
-INCLUDE_PROBE_COUNT = 10
+#: servers x identities kept in the file; the least recently saved are dropped first
+MAX_KEYS = 256
+
+
+def store_key(base_url: str, identity: str = "") -> str:
+    """The key of what is learned for ``identity`` on ``base_url`` (the bare base without one)."""
+    base = base_url.rstrip("/")
+    return f"{base} #{identity}" if identity else base
 
 
 @dataclass
 class ServerBehaviour:
-    """What one server was seen to do (None: not learned yet)."""
+    """What one server was seen to do for one identity (None: not learned yet)."""
 
     conditional_references: bool | None = None
     atomic_transactions: bool | None = None
@@ -77,22 +80,31 @@ class ServerBehaviour:
 
 
 class BehaviourStore:
-    """Learned behaviour per base URL in one JSON file; ``directory=None`` keeps it in memory only."""
+    """Learned behaviour per key (:func:`store_key`) in one JSON file; ``directory=None`` keeps it in
+    memory only."""
 
     def __init__(self, directory: Path | None) -> None:
         self.path = directory / STORE_FILE if directory is not None else None
         self._lock = threading.Lock()
         self._memory: dict[str, dict[str, Any]] = {}
 
-    def load(self, base_url: str) -> ServerBehaviour:
+    def load(self, key: str) -> ServerBehaviour:
         with self._lock:
             data = self._read()
-        return ServerBehaviour.from_json(data.get(base_url))
+        return ServerBehaviour.from_json(data.get(key))
 
-    def save(self, base_url: str, behaviour: ServerBehaviour) -> None:
+    def keys(self) -> list[str]:
+        """The keys something is remembered for, least recently saved first."""
+        with self._lock:
+            return list(self._read())
+
+    def save(self, key: str, behaviour: ServerBehaviour) -> None:
         with self._lock:
             data = self._read()
-            data[base_url] = behaviour.to_json()
+            data.pop(key, None)  # re-inserted last: the most recently saved
+            data[key] = behaviour.to_json()
+            for old in list(data)[: max(0, len(data) - MAX_KEYS)]:
+                del data[old]
             self._memory = data
             if self.path is None:
                 return
@@ -100,7 +112,7 @@ class BehaviourStore:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 handle, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".servers-", suffix=".json")
                 with os.fdopen(handle, "w", encoding="utf-8") as out:
-                    json.dump(data, out, indent=1, sort_keys=True)
+                    json.dump(data, out, indent=1)
                 os.replace(tmp, self.path)
             except OSError as exc:  # a read-only home must not stop a workflow; it only costs a probe
                 log.info("could not keep learned server behaviour", extra={"reason": exc.strerror})
@@ -113,123 +125,3 @@ class BehaviourStore:
         except (OSError, ValueError):
             return dict(self._memory)
         return data if isinstance(data, dict) else {}
-
-
-# ---- probes -------------------------------------------------------------------------------
-
-
-def probe_conditional_references(client: FhirClient) -> bool:
-    """Does the server resolve a conditional reference inside a transaction?
-
-    The probe creates a Basic whose ``subject`` is a conditional reference that matches nothing. A
-    server that resolves conditional references must refuse the whole transaction (it writes nothing);
-    a server that does not stores the reference verbatim: the probe then deletes the Basic it made.
-    """
-    marker = uuid.uuid4().hex
-    probe = {
-        "resourceType": "Basic",
-        "meta": {"tag": [{"system": PROBE_SYSTEM, "code": "conditional-reference"}]},
-        "code": {"text": "fhircare capability probe (deleted right away)"},
-        "subject": {"reference": f"Basic?identifier={PROBE_SYSTEM}|{marker}"},
-    }
-    bundle = {
-        "resourceType": "Bundle",
-        "type": "transaction",
-        "entry": [
-            {
-                "fullUrl": f"urn:uuid:{uuid.uuid4()}",
-                "resource": probe,
-                "request": {"method": "POST", "url": "Basic"},
-            }
-        ],
-    }
-    try:
-        answer = client.transaction(bundle)
-    except UnresolvedStoredReference as stored:  # the client saw the '?' kept verbatim
-        written = next(iter(stored.written), None)
-    except TransientError:
-        raise
-    except FhirServerError as exc:
-        if exc.http_status is not None and 400 <= exc.http_status < 500:
-            return True
-        raise
-    else:
-        from .transaction import entry_reference
-
-        entry = (answer.get("entry") or [{}])[0]
-        written = entry_reference(entry)
-    if written:
-        try:
-            rtype, _, rid = written.partition("/")
-            client.delete(rtype, rid)
-        except FhirServerError:
-            log.warning("could not delete the conditional-reference probe", extra={"resource_type": "Basic"})
-    return False
-
-
-def probe_legacy_stamps(client: FhirClient) -> bool:
-    """Does the server hold a Provenance an earlier release tagged ``urn:fhircare:request-id``?
-    A server that cannot answer the search is taken to hold some (the OR stays: always correct)."""
-    try:
-        page = next(
-            client.search(
-                "Provenance",
-                [("_tag", legacy_system(REQUEST_ID) + "|"), ("_count", "1"), ("_elements", "id")],
-            ).pages()
-        )
-    except FhirServerError as exc:
-        if isinstance(exc, TransientError):
-            raise
-        return True
-    return bool(page.matches)
-
-
-def probe_include(client: FhirClient, resource_type: str, spec: str) -> bool | None:
-    """Does ``_include=<spec>`` bring the referenced resources back? None when no match can tell."""
-    param = spec.split(":")[1] if ":" in spec else spec
-    page = next(
-        client.search(resource_type, [("_include", spec), ("_count", str(INCLUDE_PROBE_COUNT))]).pages()
-    )
-    if not any(_reference_param(match, param) is not None for match in page.matches):
-        return None  # nothing on the server points through the parameter yet
-    return bool(page.included)
-
-
-def _reference_param(resource: dict[str, Any], param: str) -> str | None:
-    """The reference a search parameter of fhircare's views points through (``Task:patient`` -> ``for``)."""
-    paths = {"patient": ("for", "subject", "patient", "beneficiary"), "subject": ("subject",)}
-    for key in paths.get(param, (param,)):
-        value = resource.get(key)
-        if isinstance(value, list):
-            value = value[0] if value else None
-        if isinstance(value, dict) and isinstance(value.get("reference"), str):
-            return str(value["reference"])
-    return None
-
-
-def probe_transaction_limit(client: FhirClient, entries: int = 9) -> bool | None:
-    """Does the server take a transaction of ``entries`` conditional entries? Nine conditional deletes
-    of an identifier nobody holds: a server that limits strictly isolated transactions refuses it for
-    its size (Medplum: more than 8); any other server deletes nothing. None when the answer cannot tell."""
-    from .transaction import is_size_refusal
-
-    marker = uuid.uuid4().hex
-    bundle = {
-        "resourceType": "Bundle",
-        "type": "transaction",
-        "entry": [
-            {"request": {"method": "DELETE", "url": f"Basic?identifier={PROBE_SYSTEM}|{marker}-{n}"}}
-            for n in range(entries)
-        ],
-    }
-    try:
-        client.transaction(bundle)
-    except TransientError:
-        raise
-    except FhirServerError as exc:
-        if is_size_refusal(exc):
-            known = client.behaviour.strict_refused_at
-            client.learn(strict_refused_at=entries if known is None else min(known, entries))
-            return False
-        return None
-    return True

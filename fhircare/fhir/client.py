@@ -13,24 +13,16 @@ from requests.auth import AuthBase
 
 from ..errors import FhirServerError, PartialWrite, UnresolvedStoredReference
 from ..settings import Settings
-from .behaviour import (
-    probe_conditional_references,
-    probe_include,
-    probe_legacy_stamps,
-)
+from .behaviour import ServerBehaviour, store_key
 from .capabilities import Capabilities
+from .identity import identity_of
+from .known import KnownReferences
 from .outcome import json_body
+from .policy import ServerPolicy
 from .search import SearchSet
-from .transaction import check_answer
-from .transport import (
-    FhirTransport,
-    KnownReferences,
-    Params,
-    etag_version,
-    is_idempotent_bundle,
-    relative_to_base,
-    weak_etag,
-)
+from .transaction import check_answer, is_idempotent_bundle
+from .transport import FhirTransport, Params, relative_to_base
+from .versions import etag_version, weak_etag
 
 log = logging.getLogger("fhircare.fhir")
 
@@ -54,6 +46,9 @@ class FhirClient(FhirTransport):
     Every non-2xx answer becomes one exception of :mod:`fhircare.errors`.
     """
 
+    _policy: ServerPolicy | None = None
+    _policy_auth: object = None
+
     @classmethod
     def from_settings(
         cls,
@@ -75,6 +70,7 @@ class FhirClient(FhirTransport):
             proxies=None if settings.proxies is None else dict(settings.proxies),
             max_page_size=settings.max_page_size,
             scoped=scoped,
+            server_profile=settings.server_profile,
         )
 
     def capabilities(self, refresh: bool = False) -> Capabilities:
@@ -90,46 +86,45 @@ class FhirClient(FhirTransport):
                 _STATEMENTS[self.base_url] = (time.monotonic(), self._capabilities)
         return self._capabilities
 
+    @property
+    def policy(self) -> ServerPolicy:
+        """What this client does on its server, decided from what was learned for the identity it
+        acts as (its credentials, or ``server_profile``), and learned through this client."""
+        auth = self.session.auth
+        if self._policy is None or self._policy_auth is not auth:
+            key = store_key(self.base_url, identity_of(auth, self.server_profile))
+            if self._policy is None or self._policy.key != key:
+                self._policy = ServerPolicy(self, self.behaviour_store, key, scoped=self.scoped)
+            self._policy_auth = auth
+        return self._policy
+
+    @property
+    def behaviour(self) -> ServerBehaviour:
+        """What this server was seen to do for this client's identity (kept across processes)."""
+        return self.policy.behaviour
+
+    def learn(self, **changes: Any) -> None:
+        """Record what the server was seen to do (``atomic_transactions=False``, ...) and keep it."""
+        self.policy.learn(**changes)
+
     def resolves_conditional_references(self) -> bool:
         """Whether the server resolves ``Type?query`` references inside a transaction (probed once)."""
-        known = self.behaviour.conditional_references
-        if known is None:
-            known = probe_conditional_references(self)
-            self.learn(conditional_references=known)
-            self.holds_legacy_stamps()  # learned with it: the write path needs both
-        return known
+        return self.policy.resolves_conditional_references()
 
     def holds_legacy_stamps(self) -> bool:
         """Whether the server holds runs an earlier release stamped ``urn:fhircare:request-id``
         (probed once, remembered): where it holds none, request-id searches name one system."""
-        known = self.behaviour.legacy_stamps
-        if known is None:
-            if self.scoped:  # its token may not see them: assume some, learn nothing (the OR is correct)
-                return True
-            known = probe_legacy_stamps(self)
-            self.learn(legacy_stamps=known)
-        return known
+        return self.policy.holds_legacy_stamps()
 
     def include_works(self, resource_type: str, spec: str) -> bool:
         """Whether ``_include=<spec>`` on ``resource_type`` brings included resources back.
 
         A declaration is not enough (some servers omit ``searchInclude`` yet include, others ignore
-        ``_include``): one ``_count=1`` search shows it, remembered per server once it could tell.
+        ``_include``): one ``_count=10`` search shows it, remembered per server once it could tell.
         """
-        key = f"{resource_type}:{spec}"
-        known = self.behaviour.include.get(key, self._declared_includes.get(key))
-        if known is not None:
-            return known
-        try:
-            seen = probe_include(self, resource_type, spec)
-        except FhirServerError:
-            seen = False
-        if seen is None:  # nothing on the server can tell yet: trust the declaration for this client
-            declared = self.capabilities().supports_include(resource_type, spec)
-            self._declared_includes[key] = declared  # this client only, never kept: a later one probes
-            return declared
-        self.learn(include={**self.behaviour.include, key: seen})
-        return seen
+        return self.policy.include_works(
+            resource_type, spec, lambda: self.capabilities().supports_include(resource_type, spec)
+        )
 
     def smart_configuration(self) -> dict[str, Any] | None:
         """``.well-known/smart-configuration``, or None when the server does not publish one."""
@@ -223,7 +218,7 @@ class FhirClient(FhirTransport):
             self.learn(conditional_references=False)
             raise
         except PartialWrite:
-            self.learn(atomic_transactions=False)
+            self.policy.saw_partial_write()
             raise
         return answer
 

@@ -4,120 +4,32 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlsplit
+from typing import Any, Protocol
+
+import requests
 
 from ..errors import FhirServerError, NotFound
+from .behaviour import ServerBehaviour
+from .paging import LARGE_PAGE, SUBSETTED, Page, PagingLimits, page_of
 
 log = logging.getLogger("fhircare.fhir")
 
-if TYPE_CHECKING:
-    from .client import FhirClient
+__all__ = ["LARGE_PAGE", "SUBSETTED", "Page", "PagingLimits", "SearchSet", "page_of"]
 
 
-@dataclass(frozen=True)
-class Page:
-    """One searchset page: its matches, the resources ``_include``d with them, and its links."""
+class SearchingClient(Protocol):
+    """What a search needs of its client (a :class:`~fhircare.fhir.client.FhirClient`)."""
 
-    matches: list[dict[str, Any]]
-    included: list[dict[str, Any]]
-    total: int | None
-    next_url: str | None
-    outcomes: list[dict[str, Any]] = field(default_factory=list)
+    paging: PagingLimits
 
-    def by_reference(self) -> dict[str, dict[str, Any]]:
-        """Every resource of the page (matches and includes) keyed by ``Type/id``."""
-        return {f"{r['resourceType']}/{r['id']}": r for r in (*self.matches, *self.included) if r.get("id")}
+    @property
+    def behaviour(self) -> ServerBehaviour: ...
 
+    def learn(self, **changes: Any) -> None: ...
 
-#: the page size asked for by a view that reads every match, while the server's cap is not known:
-#: servers cap ``_count`` at their maximum (the embedded server at 1,000) and say so by paging on
-LARGE_PAGE = 1000
-SUBSETTED = "SUBSETTED"
+    def follow_link(self, url: str) -> str | None: ...
 
-
-@dataclass
-class PagingLimits:
-    """What one client knows of its server's paging: declared by the user or seen in answers.
-
-    ``declared_max``: the largest ``_count`` the server allows (``Settings.max_page_size``);
-    ``learned_max``: a page came back smaller than asked while the server said more remained;
-    ``next_links``: pages came with next links whenever more remained (True) or once did not (False);
-    ``elements``: ``_elements`` subsetted the matches (their ``SUBSETTED`` tag) or was ignored.
-    """
-
-    declared_max: int | None = None
-    learned_max: int | None = None
-    next_links: bool | None = None
-    elements: bool | None = None
-
-    def page_size(self, wanted: int = LARGE_PAGE) -> int:
-        """``wanted``, lowered to the declared or learned maximum."""
-        return max(1, min([wanted, *(n for n in (self.declared_max, self.learned_max) if n)]))
-
-    def params(
-        self, page_size: int | None = None, totals: bool = False, elements: tuple[str, ...] = ()
-    ) -> list[tuple[str, str]]:
-        """Paging parameters for a view: ``page_size`` as given, else the largest page the server
-        allows (the view reads every match); ``_total=none`` when the view needs no total and next
-        links are known to work (without them ``total`` is how truncation is seen); ``_elements``
-        when the view needs few fields, unless the server was seen to ignore it."""
-        found = [("_count", str(page_size if page_size else self.page_size()))]
-        if not totals and self.next_links:
-            found.append(("_total", "none"))
-        if elements and self.elements is not False:
-            found.append(("_elements", ",".join(elements)))
-        return found
-
-    def learn(self, asked: int | None, page: Page, more: bool, elements: bool) -> None:
-        """What one page shows: its next link (and the ``_count`` the server put in it, lower than
-        the one asked where the server caps pages), and whether ``_elements`` subsetted it. A page
-        merely smaller than asked teaches no cap: an answer filter (a patient compartment) makes those."""
-        if more and page.next_url:
-            self.next_links = True
-        elif more:
-            self.next_links = False
-        capped = _link_count(page.next_url)
-        if asked and capped and capped < asked:
-            self.learned_max = min(self.learned_max or capped, capped)
-        if elements and page.matches:
-            tags = (page.matches[0].get("meta") or {}).get("tag") or []
-            self.elements = any(isinstance(t, dict) and t.get("code") == SUBSETTED for t in tags)
-
-
-def _link_count(url: str | None) -> int | None:
-    """The ``_count`` a server wrote into its own paging link."""
-    if not url:
-        return None
-    value = next((v for k, v in parse_qsl(urlsplit(url).query) if k == "_count"), "")
-    return int(value) if value.isdigit() and int(value) > 0 else None
-
-
-def page_of(bundle: dict[str, Any]) -> Page:
-    if bundle.get("resourceType") != "Bundle" or bundle.get("type") != "searchset":
-        raise FhirServerError(
-            f"expected a searchset Bundle, got {bundle.get('resourceType')}/{bundle.get('type')}"
-        )
-    matches: list[dict[str, Any]] = []
-    included: list[dict[str, Any]] = []
-    outcomes: list[dict[str, Any]] = []
-    for entry in bundle.get("entry") or []:
-        resource = entry.get("resource")
-        if not isinstance(resource, dict):
-            continue
-        mode = (entry.get("search") or {}).get("mode", "match")
-        if mode == "outcome" or resource.get("resourceType") == "OperationOutcome":
-            outcomes.append(resource)
-        elif mode == "include":
-            included.append(resource)
-        else:
-            matches.append(resource)
-    next_url = next(
-        (link.get("url") for link in bundle.get("link") or [] if link.get("relation") == "next"), None
-    )
-    total = bundle.get("total")
-    return Page(matches, included, total if isinstance(total, int) else None, next_url, outcomes)
+    def request(self, method: str, path_or_url: str, *, params: Any = None) -> requests.Response: ...
 
 
 class SearchSet:
@@ -127,7 +39,7 @@ class SearchSet:
     until iteration starts. Memory stays constant: only the current page is held.
     """
 
-    def __init__(self, client: FhirClient, resource_type: str, params: list[tuple[str, str]]) -> None:
+    def __init__(self, client: SearchingClient, resource_type: str, params: list[tuple[str, str]]) -> None:
         self.client = client
         self.resource_type = resource_type
         self.params = tuple(params)

@@ -8,7 +8,7 @@ entry by entry (HTTP 200 with failed entries inside) wrote some entries and not 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import (
@@ -172,6 +172,18 @@ def written_references(
 
 
 # ---- building -------------------------------------------------------------------------------
+
+
+def is_idempotent_bundle(bundle: Mapping[str, Any]) -> bool:
+    """A transaction is safe to re-send when no entry can create a second copy of anything."""
+    for entry in bundle.get("entry") or []:
+        request = entry.get("request") or {}
+        method = str(request.get("method", "")).upper()
+        if method == "POST" and not request.get("ifNoneExist"):
+            return False
+        if method == "PATCH" and not request.get("ifMatch"):
+            return False
+    return True
 
 
 def transaction_bundle(entries: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -1,89 +1,33 @@
 """The transport of a FHIR client: one ``requests.Session`` (timeouts, retries, auth), the request and
-its error translation, paging links, and what the server was seen to do. ``FhirClient`` adds FHIR's
-interactions on top."""
+its error translation, and paging links. ``FhirClient`` adds FHIR's interactions and its server
+policy on top."""
 
 from __future__ import annotations
 
-import json as json_module
 import logging
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping
-from functools import lru_cache
+from collections.abc import Iterator, Mapping
 from typing import Any, Self
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 from requests.auth import AuthBase
-from requests.cookies import RequestsCookieJar, extract_cookies_to_jar
-from requests.hooks import default_hooks, dispatch_hook
-from requests.structures import CaseInsensitiveDict
-from requests.utils import check_header_validity
 
 from ..errors import FhirServerError, TransientError
 from ..settings import default_cache_dir, environment_proxies
-from .behaviour import (
-    BehaviourStore,
-    ServerBehaviour,
-)
+from .behaviour import BehaviourStore
 from .capabilities import Capabilities
+from .known import KnownReferences
 from .outcome import error_for, json_body
-from .search import PagingLimits
+from .paging import PagingLimits
+from .prepare import FHIR_JSON, Params, prepare, send
 from .session import OriginEnvironment, build_session, mark_idempotent
+from .versions import etag_version, weak_etag
+
+__all__ = ["FHIR_JSON", "FhirTransport", "Params", "etag_version", "relative_to_base", "weak_etag"]
 
 log = logging.getLogger("fhircare.fhir")
-
-FHIR_JSON = "application/fhir+json"
-Params = Mapping[str, Any] | Iterable[tuple[str, Any]]
-
-
-def etag_version(etag: str | None) -> str | None:
-    """``W/"3"`` -> ``3``."""
-    if not etag:
-        return None
-    return etag.strip().removeprefix("W/").strip('"') or None
-
-
-def weak_etag(version: str | int) -> str:
-    return f'W/"{version}"'
-
-
-def is_idempotent_bundle(bundle: Mapping[str, Any]) -> bool:
-    """A transaction is safe to re-send when no entry can create a second copy of anything."""
-    for entry in bundle.get("entry") or []:
-        request = entry.get("request") or {}
-        method = str(request.get("method", "")).upper()
-        if method == "POST" and not request.get("ifNoneExist"):
-            return False
-        if method == "PATCH" and not request.get("ifMatch"):
-            return False
-    return True
-
-
-class KnownReferences:
-    """A bounded, thread-safe set of references known to exist (least recently added dropped first)."""
-
-    def __init__(self, limit: int = 10_000) -> None:
-        self.limit = limit
-        self._seen: OrderedDict[str, None] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __contains__(self, reference: object) -> bool:
-        with self._lock:
-            return reference in self._seen
-
-    def add(self, references: Iterable[str]) -> None:
-        with self._lock:
-            for reference in references:
-                self._seen[reference] = None
-                self._seen.move_to_end(reference)
-            while len(self._seen) > self.limit:
-                self._seen.popitem(last=False)
-
-    def discard(self, reference: str) -> None:
-        with self._lock:
-            self._seen.pop(reference, None)
 
 
 class FhirTransport:
@@ -103,6 +47,7 @@ class FhirTransport:
         proxies: Mapping[str, str] | None = None,
         max_page_size: int | None = None,
         scoped: bool = False,
+        server_profile: str | None = None,
     ) -> None:
         """``trust_env`` (as in requests): use the environment's proxy variables and ``~/.netrc``;
         ``proxies`` (``{"https": url, "no": "host,..."}``, see
@@ -111,17 +56,17 @@ class FhirTransport:
         ``max_page_size``: the largest ``_count`` the server allows, when known (else learned).
         ``scoped``: the credentials may see only part of the server (a SMART user or patient token,
         a caller's own token passed through): what this client cannot see is never learned as what
-        the server holds (see :meth:`FhirClient.holds_legacy_stamps`)."""
+        the server holds (see :meth:`FhirClient.holds_legacy_stamps`). ``server_profile``: a name that
+        keys what is learned about the server instead of the identity the credentials carry (see
+        :mod:`fhircare.fhir.identity`)."""
         self.base_url = base_url.rstrip("/")
         self.scoped = scoped
+        self.server_profile = server_profile
         #: where what this server was seen to do is remembered (the user's cache directory by default)
         self.behaviour_store = (
             behaviour_store if behaviour_store is not None else BehaviourStore(default_cache_dir())
         )
-        self._behaviour: ServerBehaviour | None = None
         self._rebase_logged = False
-        #: `_include` support taken from the declaration while no search could show it (this client only)
-        self._declared_includes: dict[str, bool] = {}
         self.timeout = timeout
         self.session = build_session(retries, backoff_factor, auth, headers)
         self.environment = OriginEnvironment(
@@ -182,14 +127,14 @@ class FhirTransport:
         """Send one request (retried per the session's policy) and raise on a non-2xx answer."""
         url = path_or_url if path_or_url.startswith(("http://", "https://")) else self.url(path_or_url)
         proxies, netrc = self.environment.for_url(url)
-        prepared = self._prepare(method, url, params, json, headers, netrc)
+        prepared = prepare(self.session, method, url, params, json, headers, netrc)
         if idempotent:
             mark_idempotent(prepared)
         with self._count_lock:
             self.request_count += 1
         started = time.perf_counter()
         try:
-            response = self._send(prepared, stream, proxies)
+            response = send(self.session, prepared, stream, proxies, self.timeout)
         except requests.exceptions.RetryError as exc:
             raise TransientError(
                 f"{method} {url.split('?')[0]}: retries exhausted ({exc.__class__.__name__})"
@@ -219,68 +164,6 @@ class FhirTransport:
             raise error_for(response)
         return response
 
-    def _prepare(
-        self,
-        method: str,
-        url: str,
-        params: Params | None,
-        body: Any,
-        headers: Mapping[str, str] | None,
-        netrc: AuthBase | None,
-    ) -> requests.PreparedRequest:
-        """The request as ``Session.prepare_request`` would make it, without its per-request merging
-        of settings this client never varies (it cost more than the rest of the request's own work):
-        the session's headers, cookies and auth (or the origin's netrc credentials) apply."""
-        prepared = requests.PreparedRequest()
-        prepared.method = method.upper()
-        if params:
-            prepared.prepare_url(url, params)
-        else:
-            prepared.url = _prepared_url(url)
-        prepared.headers = CaseInsensitiveDict(self.session.headers)  # type: ignore[arg-type]
-        for name, value in (headers or {}).items():
-            check_header_validity((name, value))  # no line break smuggles a header in
-            prepared.headers[name] = value
-        if body is not None:
-            prepared.body = json_module.dumps(body, allow_nan=False).encode("utf-8")
-            if not headers or "Content-Type" not in CaseInsensitiveDict(headers):
-                prepared.headers["Content-Type"] = FHIR_JSON
-            prepared.headers["Content-Length"] = str(len(prepared.body))
-        elif prepared.method not in ("GET", "HEAD"):
-            prepared.headers["Content-Length"] = "0"
-        if self.session.cookies:
-            prepared.prepare_cookies(self.session.cookies.copy())
-        else:  # a jar of its own, as requests gives it: an auth answering a challenge adds to it
-            prepared._cookies = RequestsCookieJar()  # type: ignore[attr-defined]
-        # the hooks first: an auth that answers a challenge (Digest, NTLM) registers its own
-        prepared.hooks = default_hooks()
-        prepared.prepare_hooks({"response": list(self.session.hooks["response"])})
-        prepared.prepare_auth(self.session.auth or netrc, url)
-        return prepared
-
-    def _send(
-        self, prepared: requests.PreparedRequest, stream: bool, proxies: dict[str, str]
-    ) -> requests.Response:
-        """``Session.send`` for a client that follows no redirects: the adapter's send, the cookies
-        the answer sets kept, and the response hooks (the sidecar's compartment filter) applied."""
-        adapter = self.session.get_adapter(str(prepared.url))
-        settings: dict[str, Any] = {
-            "stream": stream,
-            "timeout": self.timeout,
-            "verify": self.session.verify if self.session.verify is not None else True,
-            "cert": self.session.cert,
-            "proxies": proxies,
-        }
-        response = adapter.send(prepared, **settings)
-        # a hook that sends again (an auth answering a challenge) sends with the same settings
-        hooked: requests.Response = dispatch_hook("response", prepared.hooks, response, **settings)
-        for answer in (*hooked.history, hooked):
-            if "set-cookie" in answer.headers:
-                extract_cookies_to_jar(self.session.cookies, answer.request, answer.raw)
-        if not stream:
-            hooked.content  # noqa: B018 - read now, as Session.send does, inside the error handling
-        return hooked
-
     def _resource(self, response: requests.Response, expect_type: str | None = None) -> dict[str, Any]:
         body = json_body(response)
         if not isinstance(body, dict) or "resourceType" not in body:
@@ -290,23 +173,6 @@ class FhirTransport:
                 f"expected a {expect_type} but the server answered with a {body['resourceType']}"
             )
         return body
-
-    @property
-    def behaviour(self) -> ServerBehaviour:
-        """What this server was seen to do (learned by probes and answers, kept across processes)."""
-        if self._behaviour is None:
-            self._behaviour = self.behaviour_store.load(self.base_url)
-        return self._behaviour
-
-    def learn(self, **changes: Any) -> None:
-        """Record what the server was seen to do (``atomic_transactions=False``, ...) and keep it."""
-        behaviour = self.behaviour
-        if all(getattr(behaviour, k) == v for k, v in changes.items()):
-            return
-        for key, value in changes.items():
-            setattr(behaviour, key, value)
-        log.info("learned server behaviour", extra={"learned": sorted(changes)})
-        self.behaviour_store.save(self.base_url, behaviour)
 
     def stream_lines(self, url: str, headers: Mapping[str, str] | None = None) -> Iterator[bytes]:
         """GET a large body (a Bulk Data NDJSON file) and yield its non-empty lines as they arrive;
@@ -334,14 +200,6 @@ class FhirTransport:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.base_url!r})"
-
-
-@lru_cache(maxsize=4096)
-def _prepared_url(url: str) -> str:
-    """A URL as requests prepares it (IDNA host, quoting), worked out once per URL."""
-    prepared = requests.PreparedRequest()
-    prepared.prepare_url(url, None)
-    return str(prepared.url)
 
 
 def relative_to_base(location: str, base: str) -> str:

@@ -13,7 +13,7 @@ from ..errors import (
     Issue,
     PayloadError,
 )
-from ..fhir.client import etag_version, weak_etag
+from ..fhir.versions import etag_version, weak_etag
 from ..mapping import BuildContext, PlannedEntry
 from ..mapping.entries import mark_request
 from ..mapping.transforms import iso

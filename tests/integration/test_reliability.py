@@ -16,7 +16,7 @@ import pytest
 
 from fhircare.errors import TransientError
 from fhircare.fhir import FhirClient
-from fhircare.fhir.behaviour import probe_transaction_limit
+from fhircare.fhir.probes import probe_transaction_limit
 from fhircare.namespaces import Namespaces
 from fhircare.workflows import run
 from tests.faults.proxy import FaultProxy

@@ -316,7 +316,7 @@ def test_a_workflow_object_follows_the_client_it_runs_with():
     workflow = get_workflow("refer", FhirClient(BASE))
     for holds in (False, True, False):
         workflow.client = FhirClient(BASE + f"/{holds}")
-        workflow.client._behaviour = ServerBehaviour(conditional_references=True, legacy_stamps=holds)
+        workflow.client.policy._behaviour = ServerBehaviour(conditional_references=True, legacy_stamps=holds)
         assert workflow._check_mode() == "transaction"
         assert workflow.namespaces.legacy is holds
 

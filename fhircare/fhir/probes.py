@@ -1,0 +1,222 @@
+"""Cheap probes of what a server does, sent through a client (any object with the interactions of
+:class:`Prober`, such as :class:`~fhircare.fhir.client.FhirClient`). Each probe writes nothing a
+server keeps, or deletes what it wrote before it returns."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Protocol
+
+from ..errors import FhirServerError, PartialWrite, TransientError, UnresolvedStoredReference
+from ..namespaces import DEFAULT_NAMESPACES, REQUEST_ID, legacy_system
+from .behaviour import ServerBehaviour
+from .paging import Page
+from .transaction import entry_reference, is_size_refusal, transaction_bundle
+
+log = logging.getLogger("fhircare.fhir")
+
+# a marker that matches nothing; the probe is deleted right away, so no deployment setting is needed
+PROBE_SYSTEM = DEFAULT_NAMESPACES.system("probe")
+#: matches the _include probe looks at: one without the reference (a Task with no focus) cannot tell
+INCLUDE_PROBE_COUNT = 10
+
+
+class Pages(Protocol):
+    def pages(self) -> Iterator[Page]: ...
+
+    def __iter__(self) -> Iterator[dict[str, Any]]: ...
+
+
+class Prober(Protocol):
+    """The interactions a probe sends (what :class:`~fhircare.fhir.client.FhirClient` offers)."""
+
+    @property
+    def behaviour(self) -> ServerBehaviour: ...
+
+    def learn(self, **changes: Any) -> None: ...
+
+    def transaction(
+        self, bundle: Mapping[str, Any], names: Sequence[str] | None = None
+    ) -> dict[str, Any]: ...
+
+    def create(self, resource: Mapping[str, Any], if_none_exist: str | None = None) -> dict[str, Any]: ...
+
+    def delete(self, resource_type: str, resource_id: str) -> None: ...
+
+    def search(self, resource_type: str, params: Any = None) -> Pages: ...
+
+
+def probe_conditional_references(client: Prober) -> bool:
+    """Does the server resolve a conditional reference inside a transaction?
+
+    The probe creates a Basic whose ``subject`` is a conditional reference that matches nothing. A
+    server that resolves conditional references must refuse the whole transaction (it writes nothing);
+    a server that does not stores the reference verbatim: the probe then deletes the Basic it made.
+    """
+    probe = _basic("conditional-reference")
+    probe["subject"] = {"reference": f"Basic?identifier={PROBE_SYSTEM}|{uuid.uuid4().hex}"}
+    entry = {
+        "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+        "resource": probe,
+        "request": {"method": "POST", "url": "Basic"},
+    }
+    try:
+        answer = client.transaction(transaction_bundle([entry]))
+    except UnresolvedStoredReference as stored:  # the client saw the '?' kept verbatim
+        written = next(iter(stored.written), None)
+    except TransientError:
+        raise
+    except FhirServerError as exc:
+        if exc.http_status is not None and 400 <= exc.http_status < 500:
+            return True
+        raise
+    else:
+        written = entry_reference((answer.get("entry") or [{}])[0])
+    if written:
+        _delete_quietly(client, [written])
+    return False
+
+
+def probe_legacy_stamps(client: Prober) -> bool:
+    """Does the server hold a Provenance an earlier release tagged ``urn:fhircare:request-id``?
+    A server that cannot answer the search is taken to hold some (the OR stays: always correct)."""
+    try:
+        page = next(
+            client.search(
+                "Provenance",
+                [("_tag", legacy_system(REQUEST_ID) + "|"), ("_count", "1"), ("_elements", "id")],
+            ).pages()
+        )
+    except FhirServerError as exc:
+        if isinstance(exc, TransientError):
+            raise
+        return True
+    return bool(page.matches)
+
+
+def probe_include(client: Prober, resource_type: str, spec: str) -> bool | None:
+    """Does ``_include=<spec>`` bring the referenced resources back? None when no match can tell."""
+    param = spec.split(":")[1] if ":" in spec else spec
+    page = next(
+        client.search(resource_type, [("_include", spec), ("_count", str(INCLUDE_PROBE_COUNT))]).pages()
+    )
+    if not any(_reference_param(match, param) is not None for match in page.matches):
+        return None  # nothing on the server points through the parameter yet
+    return bool(page.included)
+
+
+def _reference_param(resource: dict[str, Any], param: str) -> str | None:
+    """The reference a search parameter of fhircare's views points through (``Task:patient`` -> ``for``)."""
+    paths = {"patient": ("for", "subject", "patient", "beneficiary"), "subject": ("subject",)}
+    for key in paths.get(param, (param,)):
+        value = resource.get(key)
+        if isinstance(value, list):
+            value = value[0] if value else None
+        if isinstance(value, dict) and isinstance(value.get("reference"), str):
+            return str(value["reference"])
+    return None
+
+
+def probe_transaction_limit(client: Prober, entries: int = 9) -> bool | None:
+    """Does the server take a transaction of ``entries`` conditional entries? Nine conditional deletes
+    of an identifier nobody holds: a server that limits strictly isolated transactions refuses it for
+    its size (Medplum: more than 8); any other server deletes nothing. None when the answer cannot tell."""
+    marker = uuid.uuid4().hex
+    bundle = transaction_bundle(
+        [
+            {"request": {"method": "DELETE", "url": f"Basic?identifier={PROBE_SYSTEM}|{marker}-{n}"}}
+            for n in range(entries)
+        ]
+    )
+    try:
+        client.transaction(bundle)
+    except TransientError:
+        raise
+    except FhirServerError as exc:
+        if is_size_refusal(exc):
+            known = client.behaviour.strict_refused_at
+            client.learn(strict_refused_at=entries if known is None else min(known, entries))
+            return False
+        return None
+    return True
+
+
+def probe_atomicity(client: Prober) -> bool | None:
+    """Does the server apply a transaction all or nothing? None when its answer cannot tell.
+
+    A Basic is written first (on its own); then one transaction creates a second, marked Basic and
+    updates the first with an ``If-Match`` on a version it never had, so its last entry must fail
+    (``412``). An atomic server refuses the whole transaction and keeps nothing of it; a server that
+    applies it entry by entry answers 200 with the create done and the update failed. Whatever was
+    written, both Basics included, is deleted before the probe returns. A server that ignores
+    ``If-Match`` (the update succeeds) cannot tell.
+    """
+    first = client.create(_basic("atomicity"))
+    marker = uuid.uuid4().hex
+    second = _basic("atomicity")
+    second["identifier"] = [{"system": PROBE_SYSTEM, "value": marker}]
+    wrong = f'W/"{_version_number((first.get("meta") or {}).get("versionId")) + 1000}"'
+    entries = [
+        {
+            "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+            "resource": second,
+            "request": {"method": "POST", "url": "Basic"},
+        },
+        {
+            "fullUrl": f"Basic/{first['id']}",
+            "resource": {
+                **first,
+                "meta": {},
+                "code": {"text": "fhircare atomicity probe (must not be kept)"},
+            },
+            "request": {"method": "PUT", "url": f"Basic/{first['id']}", "ifMatch": wrong},
+        },
+    ]
+    written = [f"Basic/{first['id']}"]
+    atomic: bool | None
+    try:
+        client.transaction(transaction_bundle(entries), names=["create", "update with a wrong If-Match"])
+    except PartialWrite as partial:  # the create stayed while the update failed
+        written += [r for r in partial.written if r not in written]
+        atomic = False
+    except TransientError:
+        _delete_quietly(client, written)
+        raise
+    except FhirServerError:  # refused whole: atomic, unless the create was kept all the same
+        kept = [
+            f"Basic/{b['id']}" for b in client.search("Basic", {"identifier": f"{PROBE_SYSTEM}|{marker}"})
+        ]
+        written += kept
+        atomic = not kept
+    else:
+        kept = [
+            f"Basic/{b['id']}" for b in client.search("Basic", {"identifier": f"{PROBE_SYSTEM}|{marker}"})
+        ]
+        written += kept
+        atomic = None  # the update with a wrong If-Match was taken: If-Match is ignored here
+    _delete_quietly(client, list(reversed(written)))
+    return atomic
+
+
+def _basic(code: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Basic",
+        "meta": {"tag": [{"system": PROBE_SYSTEM, "code": code}]},
+        "code": {"text": "fhircare capability probe (deleted right away)"},
+    }
+
+
+def _version_number(version: Any) -> int:
+    text = str(version or "")
+    return int(text) if text.isdigit() else 1
+
+
+def _delete_quietly(client: Prober, references: list[str]) -> None:
+    for reference in references:
+        rtype, _, rid = reference.partition("/")
+        try:
+            client.delete(rtype, rid)
+        except FhirServerError:
+            log.warning("could not delete a capability probe", extra={"resource_type": rtype})
