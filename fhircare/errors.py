@@ -222,6 +222,44 @@ class TransientError(FhirServerError):
     code = "transient"
 
 
+class RateLimited(TransientError):
+    """The server throttled the request (a whole ``429``, or ``429`` entries inside a batch or
+    transaction answer) for longer than fhircare's throttle budget. ``retry_after``: the seconds the
+    server named; ``written``: what was committed before it (``Type/id``; empty when nothing was)."""
+
+    code = "throttled"
+
+    def __init__(
+        self,
+        message: str,
+        issues: list[Issue] | tuple[Issue, ...] = (),
+        retry_after: float | None = None,
+        written: list[str] | None = None,
+    ) -> None:
+        super().__init__(message, issues, http_status=429)
+        self.retry_after = retry_after
+        self.written = list(written or [])
+
+
+class RateLimitedPartialWrite(RateLimited, PartialWrite):
+    """A transaction the server applied entry by entry was throttled after some entries committed:
+    what was written stays (``written``; ``results``: the answer's entries, throttled ones included);
+    the same request, run again after the wait, completes it."""
+
+    def __init__(
+        self,
+        message: str,
+        issues: list[Issue] | tuple[Issue, ...] = (),
+        retry_after: float | None = None,
+        written: list[str] | None = None,
+        results: list[dict[str, Any]] | None = None,
+    ) -> None:
+        FhirServerError.__init__(self, message, issues, http_status=200)
+        self.retry_after = retry_after
+        self.written = list(written or [])
+        self.results = list(results or [])
+
+
 @dataclass
 class ErrorReport:
     """What the CLI prints for an error, kept separate so it can be rendered as text or JSON."""

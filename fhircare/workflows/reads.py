@@ -12,6 +12,7 @@ from ..errors import (
     Issue,
     UnresolvedReference,
 )
+from ..fhir.entries import MISSING, REFUSED, entry_error, failure_kind
 from ..mapping.entries import request_token
 from ..mapping.validate import json_path
 from ..namespaces import REQUEST_ID, Namespaces
@@ -94,6 +95,8 @@ class Reader(Planner):
     def _collect(self, state: RunState, reference: str, result: dict[str, Any]) -> None:
         status = str((result.get("response") or {}).get("status", ""))
         resource = result.get("resource")
+        if failure_kind(result) not in (None, MISSING, REFUSED):  # throttled, no access, server failed
+            raise entry_error(f"reading {reference.split('/')[0].split('?')[0]}", result)
         if not status.startswith("2") or not isinstance(resource, dict):
             raise UnresolvedReference(
                 f"{reference.split('?')[0]} could not be read ({status or 'no answer'})"
@@ -153,14 +156,18 @@ def _existence_check(reference: str) -> dict[str, Any]:
 
 
 def _missing(checks: list[str], results: list[dict[str, Any]]) -> set[str]:
-    """The references whose read (answered in ``results``, same order) found nothing: any answer but a
-    2xx with the resource itself counts as missing, so nothing is written on a doubtful check."""
+    """The references whose read (answered in ``results``, same order) found nothing: a 404 or 410
+    (or another 4xx), or a 2xx without the resource itself. Any other failure is not "missing" and raises what it is
+    (:func:`~fhircare.fhir.entries.entry_error`: throttled, no access, the server failed), so nothing
+    is written on a doubtful check."""
     missing = set()
     for reference, result in zip(checks, results, strict=False):
-        status = str((result.get("response") or {}).get("status", ""))
+        kind = failure_kind(result)
         resource = result.get("resource") or {}
         found = f"{resource.get('resourceType')}/{resource.get('id')}"
-        if not status.startswith("2") or found != reference:
+        if kind not in (None, MISSING, REFUSED):  # a 400 (a malformed id) names nothing, as before
+            raise entry_error(f"checking that a {reference.split('/')[0]} exists", result)
+        if kind is not None or found != reference:
             missing.add(reference)
     return missing
 
@@ -206,6 +213,8 @@ def _matches(result: dict[str, Any]) -> list[dict[str, Any]]:
 def _single_match(value: str, result: dict[str, Any], parts: tuple[Any, ...]) -> str:
     status = str((result.get("response") or {}).get("status", ""))
     where = json_path(parts)
+    if failure_kind(result) not in (None, MISSING, REFUSED):  # throttled, no access, server failed
+        raise entry_error(f"{where}: searching {value.split('?')[0]}", result)
     if not status.startswith("2"):
         raise UnresolvedReference(
             f"{where}: the server could not search {value.split('?')[0]} ({status})",

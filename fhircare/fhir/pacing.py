@@ -1,0 +1,80 @@
+"""Client-side pacing: requests wait their turn instead of running into a server's quota.
+
+Two sources, both optional: a rate the user sets (``FHIRCARE_MAX_REQUESTS_PER_MINUTE``: a token
+bucket, one token a request, refilled at that rate, holding at most a second's worth), and what the
+server says (a ``RateLimit`` header whose quota is spent holds every request until its reset). A
+request waits; pacing never fails one. The clock and the sleep are injectable, so tests need no
+wall clock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+
+from .ratelimit import quota_state
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], None]
+
+
+class Pacer:
+    """Decides when the next request may go (thread-safe: clients are shared by threads)."""
+
+    def __init__(
+        self,
+        max_per_minute: float | None = None,
+        burst: int | None = None,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = time.sleep,
+    ) -> None:
+        if max_per_minute is not None and max_per_minute <= 0:
+            raise ValueError("max_per_minute must be positive")
+        self.rate = max_per_minute / 60.0 if max_per_minute else None
+        #: tokens the bucket holds at most: a burst of that many requests goes at once
+        self.capacity = float(burst or max(1, int((max_per_minute or 60) // 60)))
+        self.clock = clock
+        self.sleep = sleep
+        self._tokens = self.capacity
+        self._stamp = clock()
+        self._hold_until = 0.0
+        self._lock = threading.Lock()
+        #: seconds requests spent waiting here, in all
+        self.waited = 0.0
+
+    def acquire(self, max_hold: float | None = None) -> float:
+        """Wait until a request may go; the seconds waited. A server's hold longer than ``max_hold``
+        is not waited out here (the request goes, and its answer names the wait)."""
+        with self._lock:
+            now = self.clock()
+            start = now
+            if self._hold_until > now and (max_hold is None or self._hold_until - now <= max_hold):
+                start = self._hold_until
+            if self.rate is not None:
+                self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
+                self._stamp = now
+                self._tokens -= 1.0  # taken now; a debt is paid by waiting
+                if self._tokens < 0:
+                    start = max(start, now - self._tokens / self.rate)
+            wait = start - now
+            self.waited += wait
+        if wait > 0:
+            self.sleep(wait)
+        return wait
+
+    def hold(self, seconds: float) -> None:
+        """No request goes for ``seconds`` from now (a throttled answer named that wait)."""
+        with self._lock:
+            self._hold_until = max(self._hold_until, self.clock() + max(0.0, seconds))
+
+    def held_for(self) -> float:
+        """Seconds until the current hold ends (0 when there is none)."""
+        with self._lock:
+            return max(0.0, self._hold_until - self.clock())
+
+    def observe(self, headers: Mapping[str, str]) -> None:
+        """Learn from an answer's ``RateLimit`` headers: a spent quota holds requests until its reset."""
+        remaining, reset = quota_state(headers)
+        if remaining is not None and remaining <= 0 and reset:
+            self.hold(reset)
