@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import requests
@@ -14,14 +14,17 @@ from requests.auth import AuthBase
 from ..errors import FhirServerError, PartialWrite, UnresolvedStoredReference
 from ..settings import Settings
 from .behaviour import ServerBehaviour, store_key
+from .bundles import BundleTransport
 from .capabilities import Capabilities
 from .identity import identity_of
 from .known import KnownReferences
 from .outcome import json_body
+from .pacing import Pacer
 from .policy import ServerPolicy
 from .search import SearchSet
+from .throttle import Throttle
 from .transaction import check_answer, is_idempotent_bundle
-from .transport import FhirTransport, Params, relative_to_base
+from .transport import Params, relative_to_base
 from .versions import etag_version, weak_etag
 
 log = logging.getLogger("fhircare.fhir")
@@ -39,11 +42,12 @@ STATEMENT_TTL = 300.0
 _STATEMENTS: dict[str, tuple[float, Capabilities]] = {}
 
 
-class FhirClient(FhirTransport):
+class FhirClient(BundleTransport):
     """A client for one FHIR R4 server.
 
     One ``requests.Session`` carries timeouts, retries (urllib3 ``Retry``) and an auth plugin.
-    Every non-2xx answer becomes one exception of :mod:`fhircare.errors`.
+    Every non-2xx answer becomes one exception of :mod:`fhircare.errors`. Batches and throttling:
+    :class:`~fhircare.fhir.bundles.BundleTransport`.
     """
 
     _policy: ServerPolicy | None = None
@@ -71,6 +75,7 @@ class FhirClient(FhirTransport):
             max_page_size=settings.max_page_size,
             scoped=scoped,
             server_profile=settings.server_profile,
+            throttle=Throttle(settings.throttle_budget, Pacer(settings.max_requests_per_minute)),
         )
 
     def capabilities(self, refresh: bool = False) -> Capabilities:
@@ -199,6 +204,9 @@ class FhirClient(FhirTransport):
         """A lazy search: pages are fetched only as they are consumed, following ``next`` links."""
         return SearchSet(self, resource_type, _pairs(params))
 
+    def _saw_entry_by_entry(self) -> None:
+        self.policy.saw_partial_write()
+
     def transaction(self, bundle: Mapping[str, Any], names: Sequence[str] | None = None) -> dict[str, Any]:
         """POST a transaction Bundle (all or nothing). Retried only when every entry is conditional.
 
@@ -221,59 +229,6 @@ class FhirClient(FhirTransport):
             self.policy.saw_partial_write()
             raise
         return answer
-
-    def batch(self, bundle: Mapping[str, Any]) -> dict[str, Any]:
-        """POST a batch Bundle; each entry succeeds or fails on its own."""
-        return self._bundle(bundle, "batch")
-
-    def read_batch(self, urls: Iterable[str]) -> list[dict[str, Any]]:
-        """GET each relative URL (``Type/id`` reads, ``Type?query`` searches, ``Type/id/_history``) in
-        one batch (no request for none): the answer's entries in the same order, each with its status
-        and, when there is one, the resource (a searchset for a search)."""
-        wanted = list(urls)
-        if not wanted:
-            return []
-        entries = [{"request": {"method": "GET", "url": url}} for url in wanted]
-        return list(
-            self.batch({"resourceType": "Bundle", "type": "batch", "entry": entries}).get("entry") or []
-        )
-
-    def read_found(self, references: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """``Type/id`` -> resource for the references that exist, read in one batch."""
-        found = {}
-        for entry in self.read_batch(references):
-            resource = entry.get("resource")
-            if (
-                isinstance(resource, dict)
-                and resource.get("id")
-                and resource.get("resourceType") != "OperationOutcome"
-            ):
-                found[f"{resource['resourceType']}/{resource['id']}"] = resource
-        return found
-
-    def _bundle(self, bundle: Mapping[str, Any], kind: str) -> dict[str, Any]:
-        return self._bundle_sent(bundle, kind)[0]
-
-    def _bundle_sent(self, bundle: Mapping[str, Any], kind: str) -> tuple[dict[str, Any], bytes]:
-        """The answer to a batch or transaction, and the body that was sent."""
-        body = dict(bundle)
-        body.setdefault("resourceType", "Bundle")
-        body["type"] = kind
-        idempotent = kind == "batch" and all(
-            str((e.get("request") or {}).get("method", "")).upper() == "GET" for e in body.get("entry") or []
-        )
-        idempotent = idempotent or (kind == "transaction" and is_idempotent_bundle(body))
-        response = self.request("POST", "", json=body, idempotent=idempotent)
-        answer = self._resource(response, "Bundle")
-        expected = f"{kind}-response"
-        if answer.get("type") != expected:
-            raise FhirServerError(f"expected a {expected} Bundle, got type {answer.get('type')!r}")
-        if len(answer.get("entry") or []) != len(body.get("entry") or []):
-            raise FhirServerError(
-                f"{kind} answered {len(answer.get('entry') or [])} entries for {len(body.get('entry') or [])} sent"
-            )
-        sent = response.request.body
-        return answer, sent if isinstance(sent, bytes) else str(sent or "").encode("utf-8")
 
 
 def _pairs(params: Params | None) -> list[tuple[str, str]]:
