@@ -55,8 +55,8 @@ def test_a_referral_accepted_worked_and_completed_there_is_completed_here(world:
 
 
 def test_an_idle_cycle_costs_one_search_on_the_partner(world: World) -> None:
-    for _ in range(3):
-        world.refer()
+    for n in range(3):
+        world.refer(note=f"referral {n}")
     _sync(world)
     _sync(world)
     world.proxy.clear()
