@@ -148,3 +148,59 @@ def test_the_library_logger_has_a_null_handler() -> None:
     code += "print(any(isinstance(x, logging.NullHandler) for x in h))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "True"
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle of ``graph`` (module -> modules it imports), or [] when there is none."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = 1
+        path.append(node)
+        for target in sorted(graph.get(node, ())):
+            if state.get(target) == 1:
+                return [*path[path.index(target) :], target]
+            if target not in state and (found := visit(target)):
+                return found
+        path.pop()
+        state[node] = 2
+        return []
+
+    for start in sorted(graph):
+        if start not in state and (found := visit(start)):
+            return found
+    return []
+
+
+def test_the_fhir_layer_has_no_import_cycle() -> None:
+    """Every import counts, those under ``TYPE_CHECKING`` and inside functions too: the arrows inside
+    fhircare/fhir point one way (the client asks its policy, the policy probes through a protocol)."""
+    modules = {
+        _module_name(path): path
+        for path in _files()
+        if _module_name(path).startswith("fhircare.fhir") and path.name != "__init__.py"
+    }
+    graph = {
+        name: {imported for imported in _imports(path) if imported in modules and imported != name}
+        for name, path in modules.items()
+    }
+    assert _cycle(graph) == []
+
+
+def test_the_cycle_check_finds_a_cycle() -> None:
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) == []
+
+
+MAX_MODULE_LINES = 300
+
+
+def test_every_module_is_under_300_lines() -> None:
+    """Split by job when a module grows past it (as workflows/base.py and fhir/transport.py were)."""
+    long = {
+        str(path.relative_to(PACKAGE.parent)): lines
+        for path in _files()
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) >= MAX_MODULE_LINES
+    }
+    assert long == {}
