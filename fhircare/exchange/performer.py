@@ -16,7 +16,7 @@ from .. import clock
 from ..care.task_states import check_transition
 from ..errors import Issue, PayloadError
 from ..fhir import FhirClient
-from ..fhir.transport import weak_etag
+from ..fhir.transport import relative_to_base, weak_etag
 from .links import version_of
 
 OWNER_FIELDS = frozenset({"status", "statusReason", "output"})
@@ -101,7 +101,9 @@ def work(
     )
     answer = client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": entries})
     written = [
-        str((e.get("response") or {}).get("location") or "").split("/_history")[0]
+        relative_to_base(str((e.get("response") or {}).get("location") or ""), client.base_url).split(
+            "/_history"
+        )[0]
         for e in answer.get("entry") or []
     ]
     return {"task": f"Task/{task_id}", "status": to, "written": written}

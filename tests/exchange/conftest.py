@@ -95,6 +95,13 @@ class World:
         assert len(found) == 1
         return found[0]
 
+    def path(self, rest: str) -> str:
+        """The partner's URL path for ``rest`` (as the proxy sees it: Medplum's base is /fhir/R4)."""
+        from urllib.parse import urlsplit
+
+        base = urlsplit(self.proxy.base_url).path.rstrip("/")
+        return f"{base}/{rest}" if rest else base
+
     def partner_requests(self) -> int:
         return len(self.proxy.log.seen)
 

@@ -42,11 +42,12 @@ def test_send_creates_the_partners_task_with_absolute_references_back(world: Wor
 
 def test_a_lost_answer_on_send_leaves_one_remote_task(world: World) -> None:
     task_id, _ = world.refer()
-    world.proxy.inject("drop", method="POST", path="/fhir/Task", times=1)
+    world.proxy.inject("drop", method="POST", path=world.path("Task"), times=1)
     try:
         send(world.exchange, task_id)
     except PartnerUnreachable:
         send(world.exchange, task_id)  # the caller (sync) tries again
+    assert ("POST", world.path("Task"), "drop") in world.proxy.log.seen
     assert len(world.remote_tasks(task_id)) == 1
     ours = world.ours.read("Task", task_id)
     assert any("exchange-link" in e["url"] for e in ours["extension"])
