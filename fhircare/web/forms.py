@@ -96,22 +96,22 @@ def _def_name(node: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _resolve(node: Mapping[str, Any], defs: Mapping[str, Any]) -> tuple[str | None, Mapping[str, Any]]:
+def resolve_def(node: Mapping[str, Any], defs: Mapping[str, Any]) -> tuple[str | None, Mapping[str, Any]]:
     name = _def_name(node)
     if name and name in defs and "$ref" in node:
         return name, {**defs[name], **{k: v for k, v in node.items() if k != "$ref"}}
     return name, node
 
 
-def _label(name: str) -> str:
+def field_label(name: str) -> str:
     words = name.replace("_", " ").replace("-", " ")
     return words[:1].upper() + words[1:]
 
 
 def field_of(name: str, path: str, node: Mapping[str, Any], defs: Mapping[str, Any], required: bool) -> Field:
-    definition, node = _resolve(node, defs)
+    definition, node = resolve_def(node, defs)
     help_text = str(node.get("description") or "")
-    base = Field(path, _label(name), "text", required, help_text)
+    base = Field(path, field_label(name), "text", required, help_text)
     if definition and (definition == "ref" or definition.endswith("_ref")):
         base.kind, base.picks = "ref", PICKS.get(definition, PICKS["ref"])
         return base
@@ -137,12 +137,12 @@ def field_of(name: str, path: str, node: Mapping[str, Any], defs: Mapping[str, A
         base.kind = "group"
         base.children = fields_of(node, defs, prefix=f"{path}.")
     elif node.get("type") == "array":
-        item_def, item = _resolve(node.get("items") or {}, defs)
+        item_def, item = resolve_def(node.get("items") or {}, defs)
         if item.get("type") == "object" and isinstance(item.get("properties"), dict):
             base.kind = "group"
             base.many = True
             for i in range(REPEATS):
-                row = Field(f"{path}[{i}]", f"{_label(name)} {i + 1}", "group", False)
+                row = Field(f"{path}[{i}]", f"{field_label(name)} {i + 1}", "group", False)
                 row.children = fields_of(item, defs, prefix=f"{path}[{i}].")
                 base.children.append(row)
         else:

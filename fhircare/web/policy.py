@@ -60,6 +60,8 @@ RUN = Rule("guard")
 FORM = Rule("own", SUMMARY.reads | LOOKUP.reads | {"ServiceRequest"})
 # finding a patient spans patients: a patient session gets 403 (it has its own patient only)
 PATIENTS = Rule("none", _reads("Patient"))
+# a task's page: the task, its history and Provenance, the people it names
+TASK = Rule("own", _reads("Task", "Provenance", "Patient", "Practitioner"))
 CHOOSER = Rule("own", _reads("Practitioner"))  # development mode: which coordinator uses the page
 PUBLIC = Rule("public")
 
@@ -89,6 +91,9 @@ POLICY: dict[str, Rule] = {
     "pages.run_action": RUN,
     "pages.choose_me": CHOOSER,
     "pages.patients_page": PATIENTS,
+    "pages.task_page": TASK,
+    "pages.task_note": RUN,
+    "pages.task_status": RUN,
     "pages.record_authorization": RUN,
     "pages.static": PUBLIC,
     # SMART

@@ -70,9 +70,12 @@ class TaskTransition(Workflow):
             raise Conflict("the Task is already claimed by someone else")
         if target:
             check_transition(current, target)
-        elif current in TERMINAL:
+        elif current in TERMINAL and (payload.get("owner") or payload.get("business_status")):
             raise IllegalTransition(f"the Task is {current}; a finished Task cannot be reassigned")
         stamp = iso(state.now)
+        actor = self.actor(payload)
+        # Task.note is append-only: each note says who wrote it and when (R4 Annotation)
+        signed: dict[str, Any] = {"authorReference": {"reference": actor}} if actor else {}
         if target:
             task["status"] = target
             period = dict(task.get("executionPeriod") or {})
@@ -90,13 +93,13 @@ class TaskTransition(Workflow):
         if payload.get("reason") and task.get("status") in REASONED:
             task["statusReason"] = {"text": payload["reason"]}
         elif payload.get("reason"):
-            task["note"] = [*task.get("note", []), {"text": payload["reason"], "time": stamp}]
+            task["note"] = [*task.get("note", []), {"text": payload["reason"], "time": stamp, **signed}]
         if payload.get("business_status"):
             task["businessStatus"] = _concept(payload["business_status"])
         if payload.get("owner"):
             task["owner"] = {"reference": payload["owner"]}
         if payload.get("note"):
-            task["note"] = [*task.get("note", []), {"text": payload["note"], "time": stamp}]
+            task["note"] = [*task.get("note", []), {"text": payload["note"], "time": stamp, **signed}]
         if target == "completed" and self._focus_request(state, task) is not None:
             # SDOHCC 3.0.0 Task.output: a completed referral says what was done (closed loop)
             outcome = payload.get("outcome") or {}
@@ -105,7 +108,7 @@ class TaskTransition(Workflow):
             )
             task["output"] = [*task.get("output", []), activity]
             if outcome.get("note"):
-                task["note"] = [*task.get("note", []), {"text": outcome["note"], "time": stamp}]
+                task["note"] = [*task.get("note", []), {"text": outcome["note"], "time": stamp, **signed}]
         task["lastModified"] = stamp
         entries = [update_entry(task, "task")]
         request = self._focus_request(state, task)

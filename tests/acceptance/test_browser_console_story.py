@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 
 from fhircare.settings import Settings
+from fhircare.workflows import run
 from tests.acceptance.test_browser import ARGS, CHROMIUM
 from tests.acceptance.test_browser_morning import check_accessibility, fits
 from tests.integration.sidecar_harness import Sidecar
 from tests.integration.test_console_patients import born_years_ago, letters, patient
+from tests.support.cases import basics, referral_payload
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
@@ -58,3 +60,62 @@ def test_find_a_patient_from_the_header_and_tell_two_apart(fhir_server, client, 
         check_accessibility(page, "patient page")
         fits(page, f"patient page at {width}px")
         browser.close()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_note_hold_resume_and_complete_a_task_then_find_it_closed(fhir_server, client, uid, width):
+    from playwright.sync_api import sync_playwright
+
+    b = basics(client, uid)
+    task = next(r for r in run("refer", referral_payload(b, uid), client).written if r.startswith("Task/"))
+    pid = b["patient"].split("/")[1]
+    with Sidecar(Settings(base_url=fhir_server.base_url)) as sidecar, sync_playwright() as playwright:
+        browser = _browser(playwright)
+        page = browser.new_page(viewport={"width": width, "height": 900})
+        page.goto(f"{sidecar.url}/")
+        page.get_by_label("Development mode: I am").select_option(value=b["coordinator"])
+        page.get_by_role("button", name="Use").click()
+        page.wait_for_load_state()
+        page.goto(f"{sidecar.url}/patients/{pid}")
+        page.locator(f"li[data-task='{task}'] a").first.click()
+        page.wait_for_load_state()
+        check_accessibility(page, "task page")
+        fits(page, f"task page at {width}px")
+
+        def status(to: str, reason: str = "", outcome: str = "") -> None:
+            page.locator(f"input[name='to'][value='{to}']").check()
+            if reason:
+                page.get_by_label("Reason", exact=False).fill(reason)
+            if outcome:
+                page.get_by_label("What was done (when completing)").fill(outcome)
+            page.get_by_role("button", name="Change the status").click()
+            page.wait_for_load_state()
+
+        page.get_by_label("Note (kept with your name", exact=False).fill(f"Called, no answer {uid}")
+        page.get_by_role("button", name="Add the note").click()
+        page.wait_for_load_state()
+        assert page.get_by_role("status").inner_text().startswith("Note added to")
+        assert f"Called, no answer {uid}" in page.locator("ol.notes").inner_text()
+        status("accepted")
+        status("in-progress")
+        status("on-hold")  # no reason: refused at its field, nothing changed
+        assert "Say why" in page.locator("#reason-err").inner_text()
+        assert page.locator(".flash").count() == 0
+        check_accessibility(page, "task page with an error")
+        status("on-hold", reason=f"In hospital {uid}")
+        assert f"In hospital {uid}" in page.locator("dd.status-reason").inner_text()
+        status("in-progress")
+        status("completed", outcome=f"Joined the class {uid}")
+        assert page.locator("input[name='to']").count() == 0  # closed: no status form, still here
+        assert f"Joined the class {uid}" in page.locator("dd.outcome").inner_text()
+        timeline = page.locator("table.timeline").inner_text()
+        assert "on-hold" in timeline and f"In hospital {uid}" in timeline
+        check_accessibility(page, "closed task page")
+        fits(page, f"closed task page at {width}px")
+        browser.close()
+    stored = client.read_reference(task)
+    assert stored["status"] == "completed"
+    assert [n["text"] for n in stored["note"]].count(f"Called, no answer {uid}") == 1
+    assert stored["note"][-1]["authorReference"]["reference"] == b["coordinator"]
+    runs = list(client.search("Provenance", {"target": task}))
+    assert len(runs) == 7  # the referral, the note and five moves: one run each

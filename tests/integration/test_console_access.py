@@ -27,3 +27,25 @@ def test_a_coordinator_without_patient_read_cannot_search(sidecar, auth, records
     allowed = login(sidecar, auth, scope="launch openid user/Patient.rs user/Practitioner.rs")
     found = allowed.get(f"{sidecar.url}/patients", params={"name": f"Alpha{uid}"}, timeout=30)
     assert found.status_code == 200 and records[0].patient in found.text
+
+
+def test_a_patient_session_cannot_read_or_note_another_patients_task(sidecar, auth, client, records):
+    from tests.security.conftest import csrf_of, snapshot
+
+    a, b = records
+    browser = login(sidecar, auth, patient=a.patient)
+    own, other = a.patient.split("/")[1], b.task.split("/")[1]
+    assert browser.get(f"{sidecar.url}/patients/{own}/tasks/{other}", timeout=30).status_code == 404
+    assert (
+        browser.get(f"{sidecar.url}/patients/{b.patient.split('/')[1]}/tasks/{other}", timeout=30).status_code
+        == 403
+    )
+    versions = snapshot(client, [b.task])
+    token = csrf_of(browser, sidecar, f"/patients/{own}")
+    answer = browser.post(
+        f"{sidecar.url}/patients/{own}/tasks/{other}/note", data={"csrf": token, "note": "hello"}, timeout=30
+    )
+    assert answer.status_code == 403
+    assert snapshot(client, [b.task]) == versions
+    mine = browser.get(f"{sidecar.url}/patients/{own}/tasks/{a.task.split('/')[1]}", timeout=30)
+    assert mine.status_code == 200 and "Notes" in mine.text

@@ -1,0 +1,206 @@
+"""One task, open or closed, and its story: what it is, its status and why, its notes (author and time),
+its outcome, and each change fhircare made to it (who, what, when, the reason).
+
+Two requests: one batch with the Task's history and the Provenance that targets it, one batch of reads
+for the people and the focus the Task names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from ..care.task_states import REASONED, TERMINAL, TRANSITIONS
+from ..errors import NotFound
+from ..fhir import FhirClient
+from .labels import concept_text, person_name, reference_of, resource_label
+from .worklist import due_of
+
+#: the order a page offers next statuses in: the way forward, then pausing, then the ways out
+OFFERED_ORDER = (
+    "requested",
+    "received",
+    "accepted",
+    "ready",
+    "in-progress",
+    "on-hold",
+    "completed",
+    "rejected",
+    "failed",
+    "cancelled",
+)
+#: resource types a page names by their ``name``
+NAMED = ("Practitioner", "Organization", "RelatedPerson", "HealthcareService", "Patient", "Location")
+
+
+@dataclass(frozen=True)
+class Note:
+    text: str
+    time: str
+    author: str  # a name, or "" when the note names no author
+
+
+@dataclass(frozen=True)
+class Change:
+    """One version of the Task after the first: when, who, what changed, and why."""
+
+    when: str
+    who: str
+    what: str
+    reason: str
+    version: str
+
+
+@dataclass
+class TaskDetail:
+    reference: str
+    version: str
+    patient: str | None
+    what: str
+    status: str
+    status_reason: str
+    business_status: str
+    owner: str
+    owner_name: str
+    due: str | None
+    authored: str
+    focus: str | None
+    focus_label: str
+    outcome: str
+    notes: list[Note] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+
+    @property
+    def closed(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def next_statuses(self) -> list[str]:
+        """The statuses the FHIR Task state machine allows from here: onward first, then the stops."""
+        allowed = TRANSITIONS.get(self.status, frozenset())
+        return [s for s in OFFERED_ORDER if s in allowed]
+
+    @property
+    def reasoned(self) -> tuple[str, ...]:
+        """Next statuses a reason explains (and the page asks one for)."""
+        return tuple(s for s in self.next_statuses if s in REASONED)
+
+
+def _history(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    bundle = entry.get("resource") or {}
+    versions = [e["resource"] for e in bundle.get("entry") or [] if isinstance(e.get("resource"), dict)]
+    # a history is newest first; version ids are opaque (Medplum's are UUIDs), the stored times are not
+    return sorted(reversed(versions), key=lambda r: str((r.get("meta") or {}).get("lastUpdated") or ""))
+
+
+def _notes(task: dict[str, Any]) -> list[dict[str, Any]]:
+    return [n for n in task.get("note") or [] if isinstance(n, dict) and n.get("text")]
+
+
+def _change(before: dict[str, Any], after: dict[str, Any], names: dict[str, str]) -> tuple[str, str]:
+    """(what changed from one version to the next, the reason given)."""
+    what: list[str] = []
+    reason = ""
+    if not before:
+        return f"created ({after.get('status')})", concept_text(after.get("statusReason"))
+    if before.get("status") != after.get("status"):
+        what.append(f"status {before.get('status')} → {after.get('status')}")
+        reason = concept_text(after.get("statusReason"))
+    old_owner, new_owner = reference_of(before.get("owner")), reference_of(after.get("owner"))
+    if old_owner != new_owner and new_owner:
+        what.append(f"handed to {names.get(new_owner) or 'another owner'}")
+    added = _notes(after)[len(_notes(before)) :]
+    if added:
+        what.append("note added")
+        reason = reason or " / ".join(str(n["text"]) for n in added)
+    if concept_text(before.get("businessStatus")) != concept_text(after.get("businessStatus")):
+        what.append(f"progress: {concept_text(after.get('businessStatus'))}")
+    return "; ".join(what) or "changed", reason
+
+
+def _outcome(task: dict[str, Any], names: dict[str, str]) -> str:
+    texts = []
+    for output in task.get("output") or []:
+        if not isinstance(output, dict):
+            continue
+        ref = reference_of(output.get("valueReference"))
+        texts.append(
+            concept_text(output.get("valueCodeableConcept")) or names.get(ref or "", "") or ref or ""
+        )
+    return "; ".join(t for t in texts if t)
+
+
+def task_detail(client: FhirClient, task: str) -> TaskDetail:
+    """The Task ``Type/id`` as the task page shows it (NotFound when it does not exist)."""
+    query = urlencode({"target": task, "_count": "100"})
+    history_entry, provenance_entry = client.read_batch([f"{task}/_history", f"Provenance?{query}"])
+    versions = _history(history_entry)
+    if not versions or versions[-1].get("resourceType") != "Task":
+        raise NotFound(f"no Task {task}")
+    current = versions[-1]
+    runs = {
+        str(p.get("recorded") or ""): p
+        for e in (provenance_entry.get("resource") or {}).get("entry") or []
+        if isinstance(p := e.get("resource"), dict)
+    }
+    people = {
+        ref
+        for v in versions
+        for ref in (
+            reference_of(v.get("owner")),
+            *(reference_of(n.get("authorReference")) for n in _notes(v)),
+        )
+        if ref
+    }
+    agents = {reference_of((p.get("agent") or [{}])[0].get("who")) for p in runs.values() if p.get("agent")}
+    focus = reference_of(current.get("focus"))
+    wanted = {
+        r for r in people | agents | {focus} if r and r.count("/") == 1 and not r.startswith("Patient/")
+    }
+    found = client.read_found(sorted(wanted))
+    names = {
+        ref: person_name(r) if r.get("resourceType") in NAMED else resource_label(r)
+        for ref, r in found.items()
+    }
+    changes = []
+    for before, after in zip([{}, *versions], versions, strict=False):
+        when = str(after.get("lastModified") or (after.get("meta") or {}).get("lastUpdated") or "")
+        run = runs.get(when) or {}
+        agent = reference_of(((run.get("agent") or [{}])[0]).get("who")) if run else None
+        what, reason = _change(before, after, names)
+        version = str((after.get("meta") or {}).get("versionId") or "")
+        changes.append(
+            Change(
+                when,
+                names.get(agent or "", "") or ("someone outside fhircare" if not run else ""),
+                what,
+                reason,
+                version,
+            )
+        )
+    owner = reference_of(current.get("owner")) or ""
+    return TaskDetail(
+        reference=task,
+        version=str((current.get("meta") or {}).get("versionId") or ""),
+        patient=reference_of(current.get("for")),
+        what=str(current.get("description") or concept_text(current.get("code")) or "task"),
+        status=str(current.get("status") or ""),
+        status_reason=concept_text(current.get("statusReason")),
+        business_status=concept_text(current.get("businessStatus")),
+        owner=owner,
+        owner_name=names.get(owner, ""),
+        due=due_of(current),
+        authored=str(current.get("authoredOn") or ""),
+        focus=focus,
+        focus_label=resource_label(found.get(focus or "")) if focus else "",
+        outcome=_outcome(current, names),
+        notes=[
+            Note(
+                str(n["text"]),
+                str(n.get("time") or ""),
+                names.get(reference_of(n.get("authorReference")) or "", ""),
+            )
+            for n in _notes(current)
+        ],
+        changes=list(reversed(changes)),
+    )

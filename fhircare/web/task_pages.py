@@ -1,0 +1,167 @@
+"""A task's own page, open or closed: what it is, its status and why, its notes (author and time), its
+outcome and its changes (who, what, when, why); a note without a status change; a status form that
+offers only the statuses the Task state machine allows from here and asks the reason where one is due.
+
+Both forms run the ``task`` workflow through the same guarded path as the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, g, redirect, render_template, request, session, url_for
+from werkzeug.wrappers import Response
+
+from ..care.task_states import REASONED
+from ..errors import FhircareError, Issue, NotFound, PayloadError
+from ..views.tasks import TaskDetail, task_detail
+from .csrf import check_csrf
+from .fhir_access import access
+from .field_messages import field_errors_in_words
+from .intents import already_done, mark_done, request_id_for
+from .pages import pages
+from .patient_pages import cards_for
+from .runs import run_workflow
+
+#: how each status reads on a button
+VERBS = {
+    "received": "Mark received",
+    "accepted": "Accept",
+    "rejected": "Reject",
+    "ready": "Mark ready",
+    "cancelled": "Cancel the task",
+    "in-progress": "Start / resume",
+    "on-hold": "Put on hold",
+    "failed": "Mark failed",
+    "completed": "Complete",
+    "requested": "Request",
+}
+
+
+def _detail(patient_id: str, task_id: str) -> TaskDetail:
+    """The task, when it is this patient's (404 otherwise: the page never shows another patient's task)."""
+    try:
+        detail = task_detail(access().view_client(), f"Task/{task_id}")
+    except NotFound:
+        abort(404, "no such task")
+    if detail.patient != f"Patient/{patient_id}":
+        abort(404, "no such task")
+    return detail
+
+
+def _intent(kind: str, detail: TaskDetail) -> str:
+    return f"{kind}|{detail.reference}|{detail.version}"
+
+
+def _render(
+    patient_id: str,
+    task_id: str,
+    errors: dict[str, list[str]] | None = None,
+    problem: str | None = None,
+    values: dict[str, str] | None = None,
+) -> str:
+    detail = _detail(patient_id, task_id)
+    patient = f"Patient/{patient_id}"
+    card = cards_for([patient]).get(patient)
+    return render_template(
+        "task.html",
+        t=detail,
+        patient_id=patient_id,
+        task_id=task_id,
+        card=card,
+        patient_name=card.name if card else patient,
+        verbs=VERBS,
+        reasoned=sorted(REASONED),
+        errors=errors or {},
+        problem=problem,
+        values=values or {},
+        note_request=request_id_for(_intent("note", detail)),
+        status_request=request_id_for(_intent("status", detail)),
+        note_done=already_done(_intent("note", detail)),
+    )
+
+
+@pages.get("/patients/<patient_id>/tasks/<task_id>")
+def task_page(patient_id: str, task_id: str) -> str:
+    return _render(patient_id, task_id)
+
+
+def _actor(payload: dict[str, Any]) -> None:
+    from .actions import me
+
+    who = me()
+    if who:
+        payload["actor"] = who
+
+
+def _run(patient_id: str, task_id: str, payload: dict[str, Any], done: str) -> Response | tuple[str, int]:
+    values = {k: v for k, v in request.form.items() if k != "csrf"}
+    try:
+        result = run_workflow("task", payload, creates={"Provenance"})
+    except FhircareError as exc:
+        if exc.status in (401, 403):
+            raise
+        errors, general = field_errors_in_words(exc, "task")
+        detail = _detail(patient_id, task_id)
+        card = cards_for([f"Patient/{patient_id}"]).get(f"Patient/{patient_id}")
+        who = card.name if card else "the patient"
+        problem = f"Not done: “{detail.what}” for {who} was not changed. " + " ".join(general)
+        return _render(patient_id, task_id, errors, problem.strip(), values), 422
+    mark_done(payload["request_id"])
+    detail = _detail(patient_id, task_id)
+    card = cards_for([f"Patient/{patient_id}"]).get(f"Patient/{patient_id}")
+    session["flash"] = f"{done} “{detail.what}” for {card.name if card else 'the patient'}" + (
+        " (already done)" if result.repeated else ""
+    )
+    return redirect(url_for("pages.task_page", patient_id=patient_id, task_id=task_id), code=303)
+
+
+@pages.post("/patients/<patient_id>/tasks/<task_id>/note")
+def task_note(patient_id: str, task_id: str) -> Response | tuple[str, int]:
+    check_csrf()
+    payload: dict[str, Any] = {
+        "task": f"Task/{task_id}",
+        "note": request.form.get("note", "").strip(),
+        "request_id": request.form.get("request_id") or "",
+    }
+    _actor(payload)
+    payload = {k: v for k, v in payload.items() if v}
+    if "note" not in payload:
+        return _refuse(patient_id, task_id, "note", "Write the note first: it is empty.")
+    return _run(patient_id, task_id, payload, "Note added to")
+
+
+@pages.post("/patients/<patient_id>/tasks/<task_id>/status")
+def task_status(patient_id: str, task_id: str) -> Response | tuple[str, int]:
+    check_csrf()
+    target = request.form.get("to", "")
+    reason = request.form.get("reason", "").strip()
+    outcome = request.form.get("outcome", "").strip()
+    if not target:
+        return _refuse(patient_id, task_id, "to", "Choose the new status.")
+    if target in REASONED and not reason:
+        return _refuse(
+            patient_id, task_id, "reason", f"Say why the task is {target}: the reason is shown on it."
+        )
+    payload: dict[str, Any] = {
+        "task": f"Task/{task_id}",
+        "to": target,
+        "request_id": request.form.get("request_id"),
+    }
+    if reason:
+        payload["reason"] = reason
+    if outcome and target == "completed":
+        payload["outcome"] = {"note": outcome}
+    _actor(payload)
+    payload = {k: v for k, v in payload.items() if v}
+    return _run(patient_id, task_id, payload, VERBS.get(target, "Changed") + ":")
+
+
+def _refuse(patient_id: str, task_id: str, name: str, text: str) -> tuple[str, int]:
+    """A form refused before any run: the message at its field, the banner naming the task."""
+    error = PayloadError(text, [Issue("error", "required", text, (f"$.{name}",))])
+    errors, _ = field_errors_in_words(error, "task")
+    values = {k: v for k, v in request.form.items() if k != "csrf"}
+    detail = _detail(patient_id, task_id)
+    problem = f"Not done: “{detail.what}” was not changed. See the marked field."
+    _ = g
+    return _render(patient_id, task_id, errors, problem, values), 422
