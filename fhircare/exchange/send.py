@@ -33,6 +33,7 @@ class Sent:
     partner: str
     remote: str
     created: bool
+    updated: str = ""  # our Task's meta.lastUpdated once linked (our server's clock)
 
     def to_json(self) -> dict[str, Any]:
         return {"task": self.task, "partner": self.partner, "remote": self.remote, "created": self.created}
@@ -121,13 +122,13 @@ def create_remote(exchange: Exchange, partner: Partner, task: dict[str, Any]) ->
     return answer, response.status_code == 201
 
 
-def send(exchange: Exchange, task_id: str) -> Sent:
-    """Send our ``Task/<id>`` to the partner that owns it (once), and link it."""
-    task = exchange.local.read("Task", task_id)
+def send(exchange: Exchange, task_id: str, task: dict[str, Any] | None = None) -> Sent:
+    """Send our ``Task/<id>`` to the partner that owns it (once), and link it (``task``: as just read)."""
+    task = task if task is not None else exchange.local.read("Task", task_id)
     partner = partner_of(exchange, task)
     link = read_link(task, exchange.namespace_base)
     if link is not None:
-        return Sent(f"Task/{task_id}", link.partner, link.remote, False)
+        return Sent(f"Task/{task_id}", link.partner, link.remote, False, updated_of(task))
     if task.get("status") != "requested":
         raise PayloadError(f"Task/{task_id} is {task.get('status')}: only a requested referral is sent")
     check_disclosure(exchange, partner, task)
@@ -144,21 +145,31 @@ def send(exchange: Exchange, task_id: str) -> Sent:
     )
     for _ in range(5):
         try:
-            exchange.local.update(write_link(task, fresh, exchange.namespace_base), if_match=version_of(task))
+            task = exchange.local.update(
+                write_link(task, fresh, exchange.namespace_base), if_match=version_of(task)
+            )
             break
         except PreconditionFailed:
             task = exchange.local.read("Task", task_id)
             if read_link(task, exchange.namespace_base) is not None:
                 break  # another sender linked it (to the same remote Task: the create was conditional)
     log.info("referral sent", extra={"partner": partner.name, "created": created})
-    return Sent(f"Task/{task_id}", partner.name, url, created)
+    return Sent(f"Task/{task_id}", partner.name, url, created, updated_of(task))
 
 
-def unsent(exchange: Exchange, partner: Partner, since: str | None = None) -> list[dict[str, Any]]:
-    """Our requested Tasks owned by the partner's Organization that carry no link yet, oldest first
-    (``since``: changed at or after that instant of our server's, the state's local cursor)."""
-    params = [("owner", partner.organization), ("status", "requested"), ("_sort", "_lastUpdated")]
+def requested_since(exchange: Exchange, partner: Partner, since: str | None = None) -> Any:
+    """Our requested Tasks owned by the partner's Organization, oldest first, changed at or after
+    ``since`` (our server's instant: the state's local cursor), page by page."""
+    params = [
+        ("owner", partner.organization),
+        ("status", "requested"),
+        ("_sort", "_lastUpdated"),
+        ("_count", "100"),
+    ]
     if since:
         params.append(("_lastUpdated", f"ge{since}"))
-    found = exchange.local.search("Task", params)
-    return [t for t in found if read_link(t, exchange.namespace_base) is None]
+    return exchange.local.search("Task", params)
+
+
+def is_sent(exchange: Exchange, task: dict[str, Any]) -> bool:
+    return read_link(task, exchange.namespace_base) is not None

@@ -17,7 +17,7 @@ from .context import Exchange, PartnerAnswerError, PartnerUnreachable, stamp
 from .cursor import Cursor, load_cursor, save_cursor, update_pending
 from .links import identifier_value, updated_of, version_of
 from .partners import Partner
-from .send import send, source_tag, unsent
+from .send import is_sent, requested_since, send, source_tag
 
 log = logging.getLogger("fhircare.exchange")
 
@@ -104,8 +104,13 @@ def sync_partner(exchange: Exchange, partner: Partner) -> CycleReport:
     cursor = load_cursor(exchange, partner.name)
     before = (cursor.value, dict(cursor.seen), cursor.unreachable_since, cursor.last_error, cursor.local)
     try:
-        for task in unsent(exchange, partner, cursor.since(partner.overlap, cursor.local)):
-            report.sent += send(exchange, str(task["id"])).created
+        for task in requested_since(exchange, partner, cursor.since(partner.overlap, cursor.local)):
+            if is_sent(exchange, task):  # the local cursor moves over what is linked, up to the unsent
+                cursor.sent(updated_of(task))
+                continue
+            report.sent += send(exchange, str(task["id"]), task).created
+            # not the link's own time: Tasks between the two are still to be sent; the linked
+            # version comes back in a later search and moves the cursor then
             cursor.sent(updated_of(task))
         for task_id in sorted(cursor.pending):
             outcome = retry_cancel(exchange, task_id)

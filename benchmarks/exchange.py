@@ -1,0 +1,211 @@
+"""Closed-loop referrals between two servers: request counts and memory of ``fhircare sync``.
+
+    python benchmarks/exchange.py [--open 500 5000] [--changes 20] [--partner embedded|medplum]
+                                  [--json benchmarks/exchange-last-run.json]
+
+Ours is an embedded server; the partner is a second embedded server (or Medplum's router). Requests are
+counted where they arrive (each server's request counter), so every retry and page is in the figure.
+Reported, never asserted:
+
+- idle cycle: requests to the partner and to our server for one ``sync`` cycle with nothing new, at each
+  number of open (sent, unchanged) referrals - the claim is one partner search whatever the number;
+- per remote change: a performer change (accept) on each of ``--changes`` referrals, then one cycle:
+  requests per change, and the same for a completion with a Procedure after accept and start (3
+  versions per referral, replayed from history);
+- requests per hour at 500 open referrals: fhircare polling every 15 minutes against the reference
+  implementations' approach (GET every tracked Task every 10 s), from the measured idle cycle;
+- memory: the peak Python heap (tracemalloc) of the first full catch-up and of an idle cycle, at each
+  number of open referrals (pages are streamed, so it should not grow with the count).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import tracemalloc
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fhircare.exchange import Exchange, parse_partners, sync_partner, work
+from fhircare.fhir import FhirClient
+from fhircare.server import EmbeddedServer
+from fhircare.settings import Settings
+from fhircare.workflows import run
+from tests.support.clock import day
+
+HERE = Path(__file__).resolve().parent
+
+
+def _make(client: FhirClient, resource: dict[str, Any]) -> str:
+    created = client.create(resource)
+    return f"{created['resourceType']}/{created['id']}"
+
+
+class Pair:
+    """Our server, the partner's, one partner configuration (fresh names per scenario)."""
+
+    def __init__(self, ours: Any, theirs: Any, overlap: str) -> None:
+        self.ours_server, self.theirs_server = ours, theirs
+        self.ours = FhirClient(ours.base_url)
+        self.theirs = FhirClient(theirs.base_url)
+        uid = uuid.uuid4().hex[:8]
+        self.clinic = _make(self.ours, {"resourceType": "Organization", "name": f"Clinic {uid}"})
+        self.org = _make(self.ours, {"resourceType": "Organization", "name": f"Partner {uid}"})
+        self.patient = _make(self.ours, {"resourceType": "Patient", "name": [{"family": f"Bench{uid}"}]})
+        self.coordinator = _make(self.ours, {"resourceType": "Practitioner", "name": [{"family": "Coord"}]})
+        self.name = f"p-{uid}"
+        document = {
+            "self": {"base": ours.base_url, "organization": self.clinic},
+            "partners": {
+                self.name: {
+                    "organization": self.org,
+                    "base": theirs.base_url,
+                    "poll": "15m",
+                    "overlap": overlap,
+                }
+            },
+        }
+        settings = Settings.from_env({}, base_url=ours.base_url)
+        self.exchange = Exchange(settings, parse_partners(document, "bench"), self.ours)
+        self.partner = self.exchange.partners.get(self.name)
+
+    def counts(self) -> tuple[int, int]:
+        return self.ours_server.counter.count, self.theirs_server.counter.count
+
+    def cycle(self) -> tuple[int, int, dict[str, Any]]:
+        before = self.counts()
+        report = sync_partner(self.exchange, self.partner).to_json()
+        after = self.counts()
+        return after[0] - before[0], after[1] - before[1], report
+
+    def bulk_tasks(self, count: int) -> None:
+        """``count`` open referral Tasks owned by the partner, written 100 to a transaction."""
+        for start in range(0, count, 100):
+            entries = [
+                {
+                    "resource": {
+                        "resourceType": "Task",
+                        "status": "requested",
+                        "intent": "order",
+                        "description": f"bench {start + i}",
+                        "for": {"reference": self.patient},
+                        "requester": {"reference": self.coordinator},
+                        "owner": {"reference": self.org},
+                    },
+                    "request": {"method": "POST", "url": "Task"},
+                }
+                for i in range(min(100, count - start))
+            ]
+            self.ours.transaction({"resourceType": "Bundle", "type": "transaction", "entry": entries})
+
+    def refer(self, n: int) -> str:
+        payload = {
+            "patient": self.patient,
+            "service": "diabetes-education",
+            "performer": self.org,
+            "requester": self.coordinator,
+            "reason": "diabetes",
+            "priority": "routine",
+            "due": day(14),
+            "note": f"bench {n} {uuid.uuid4().hex[:6]}",
+        }
+        return next(r for r in run("refer", payload, self.ours).written if r.startswith("Task/")).split("/")[
+            1
+        ]
+
+    def remote_id(self, task_id: str) -> str:
+        url = f"{self.exchange.partners.base}/Task/{task_id}"
+        return str(self.theirs.search("Task", {"identifier": f"urn:ietf:rfc:3986|{url}"}).get()["id"])
+
+
+def idle_and_memory(ours: Any, theirs: Any, open_count: int) -> dict[str, Any]:
+    pair = Pair(ours, theirs, overlap="1s")
+    pair.bulk_tasks(open_count)
+    tracemalloc.start()
+    started = time.perf_counter()
+    local, remote, report = pair.cycle()  # sends all, then the catch-up poll
+    first_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.reset_peak()
+    time.sleep(1.5)  # past the overlap: the next cycles find nothing new
+    pair.cycle()
+    tracemalloc.reset_peak()
+    idle_local, idle_remote, _ = pair.cycle()
+    idle_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return {
+        "open_referrals": open_count,
+        "sent": report["sent"],
+        "first_cycle_s": round(time.perf_counter() - started, 1),
+        "first_cycle_requests": {"ours": local, "partner": remote},
+        "idle_cycle_requests": {"ours": idle_local, "partner": idle_remote},
+        "first_cycle_peak_kib": round(first_peak / 1024),
+        "idle_cycle_peak_kib": round(idle_peak / 1024),
+    }
+
+
+def per_change(ours: Any, theirs: Any, changes: int) -> dict[str, Any]:
+    pair = Pair(ours, theirs, overlap="1s")
+    tasks = [pair.refer(n) for n in range(changes)]
+    pair.cycle()
+    remote = {t: pair.remote_id(t) for t in tasks}
+    time.sleep(1.5)
+    pair.cycle()
+    for task in tasks:
+        work(pair.theirs, remote[task], "accepted")
+    local, partner, report = pair.cycle()
+    one = {
+        "applied": report["applied"],
+        "requests_per_change": round((local + partner) / changes, 2),
+        "ours": local,
+        "partner": partner,
+    }
+    for task in tasks:
+        work(pair.theirs, remote[task], "in-progress")
+        work(pair.theirs, remote[task], "completed", outcome="Done")
+    local, partner, report = pair.cycle()
+    versions = report["applied"]
+    three = {
+        "applied": versions,
+        "requests_per_change": round((local + partner) / max(versions, 1), 2),
+        "ours": local,
+        "partner": partner,
+    }
+    return {"referrals": changes, "one_version_each": one, "two_versions_each_with_procedure": three}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--open", type=int, nargs="+", default=[500, 5000])
+    parser.add_argument("--changes", type=int, default=20)
+    parser.add_argument("--partner", choices=["embedded", "medplum"], default="embedded")
+    parser.add_argument("--json", type=Path, default=HERE / "exchange-last-run.json")
+    args = parser.parse_args()
+    if args.partner == "medplum":
+        from tests.servers.medplum import MedplumServer
+
+        theirs: Any = MedplumServer()
+    else:
+        theirs = EmbeddedServer()
+    with EmbeddedServer() as ours, theirs:
+        results: dict[str, Any] = {"partner": args.partner}
+        results["idle"] = [idle_and_memory(ours, theirs, n) for n in args.open]
+        results["per_change"] = per_change(ours, theirs, args.changes)
+    idle_500 = next((r for r in results["idle"] if r["open_referrals"] == 500), results["idle"][0])
+    per_cycle = idle_500["idle_cycle_requests"]["ours"] + idle_500["idle_cycle_requests"]["partner"]
+    results["requests_per_hour_at_500"] = {
+        "fhircare_poll_15m": 4 * per_cycle,
+        "fhircare_poll_15m_partner_only": 4 * idle_500["idle_cycle_requests"]["partner"],
+        "reference_get_each_task_every_10s": 500 * 360,
+    }
+    text = json.dumps(results, indent=2)
+    print(text)
+    args.json.write_text(text + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
