@@ -209,16 +209,24 @@ def task_action(task_id: str) -> Response:
 
 @pages.get("/patients/<patient_id>")
 def summary_page(patient_id: str) -> str:
+    from ..views.referrals import patient_referrals
     from ..views.summary import patient_summary
+    from ..views.timeline import patient_timeline
     from .actions import TITLES
     from .context import summary_context
     from .patient_pages import cards_for
 
     client = access().view_client()
     summary = patient_summary(client, f"Patient/{patient_id}")
+    referrals, closed = patient_referrals(client, summary.patient)
+    timeline, older = patient_timeline(client, summary.patient, settings().namespaces())
     return render_template(
         "summary.html",
         s=summary,
+        referrals=referrals,
+        closed=closed,
+        timeline=timeline,
+        older=older,
         card=cards_for([summary.patient]).get(summary.patient),
         patient_id=patient_id,
         context=summary_context(client, summary),

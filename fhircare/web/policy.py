@@ -60,6 +60,8 @@ RUN = Rule("guard")
 FORM = Rule("own", SUMMARY.reads | LOOKUP.reads | {"ServiceRequest"})
 # finding a patient spans patients: a patient session gets 403 (it has its own patient only)
 PATIENTS = Rule("none", _reads("Patient"))
+# the patient page adds to the summary its referrals (partners named), closed tasks and timeline
+PATIENT_PAGE = Rule("own", SUMMARY.reads | {"ServiceRequest", "Provenance", "Practitioner", "Organization"})
 # a task's page: the task, its history and Provenance, the people it names
 TASK = Rule("own", _reads("Task", "Provenance", "Patient", "Practitioner"))
 CHOOSER = Rule("own", _reads("Practitioner"))  # development mode: which coordinator uses the page
@@ -81,7 +83,7 @@ POLICY: dict[str, Rule] = {
     "api.readyz": PUBLIC,
     # the pages
     "pages.worklist_page": WORKLIST,
-    "pages.summary_page": SUMMARY,
+    "pages.summary_page": PATIENT_PAGE,
     "pages.gaps_page": GAPS,
     "pages.caseload_page": CASELOAD,
     "pages.authorizations_page": AUTHORIZATIONS,

@@ -112,6 +112,18 @@ def test_note_hold_resume_and_complete_a_task_then_find_it_closed(fhir_server, c
         assert "on-hold" in timeline and f"In hospital {uid}" in timeline
         check_accessibility(page, "closed task page")
         fits(page, f"closed task page at {width}px")
+
+        # back on the patient page: the referral with its outcome, the closed task, the timeline
+        page.locator("p.crumbs a").first.click()
+        page.wait_for_load_state()
+        referral = page.locator(f"tr[data-referral='{task}']").inner_text()
+        assert "completed" in referral and f"Joined the class {uid}" in referral
+        assert page.locator(f"#closed ~ ul li[data-task='{task}']").count() == 1
+        story = page.locator("table.timeline tbody tr")
+        assert story.count() == 7
+        assert f"In hospital {uid}" in page.locator("table.timeline").inner_text()
+        check_accessibility(page, "patient page with its story")
+        fits(page, f"patient page with its story at {width}px")
         browser.close()
     stored = client.read_reference(task)
     assert stored["status"] == "completed"

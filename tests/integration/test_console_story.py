@@ -1,0 +1,63 @@
+"""Issue 22, item 3: the patient page tells the story. Referrals (service, partner, status and why, due,
+outcome), closed tasks still reachable, and a timeline from the Provenance of every run: who, what, when,
+the reason. Compared with what the FHIR server holds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from fhircare.settings import Settings
+from fhircare.workflows import run
+from tests.integration.sidecar_harness import Sidecar
+from tests.support.cases import basics, referral_payload
+from tests.support.clock import day
+
+
+@pytest.fixture(scope="module")
+def dev(fhir_server) -> Iterator[Sidecar]:
+    with Sidecar(Settings(base_url=fhir_server.base_url)) as running:
+        yield running
+
+
+def _section(html: str, marker: str) -> str:
+    return html.split(marker, 1)[1].split("</section>", 1)[0]
+
+
+def test_the_patient_page_shows_referrals_closed_tasks_and_the_timeline(dev, client, uid):
+    b = basics(client, uid)
+    me = b["coordinator"]
+    task = next(r for r in run("refer", referral_payload(b, uid), client).written if r.startswith("Task/"))
+    for step in ("accepted", "in-progress"):
+        run("task", {"task": task, "to": step, "actor": me}, client)
+    run("task", {"task": task, "to": "on-hold", "reason": f"In hospital {uid}", "actor": me}, client)
+    pid = b["patient"].split("/")[1]
+
+    page = requests.get(f"{dev.url}/patients/{pid}", timeout=30).text
+    referrals = _section(page, 'id="refs"')
+    row = referrals.split(f'data-referral="{task}"', 1)[1].split("</tr>", 1)[0]
+    assert "Diabetes education" in row and "Program" in row and day(22) in row
+    assert "on-hold" in row and f"In hospital {uid}" in row and "pending" in row
+
+    timeline = _section(page, 'id="story"')
+    assert timeline.count("<tr data-workflow=") == 4  # refer, three moves
+    newest = timeline.split("<tr data-workflow=", 2)[1]
+    assert newest.startswith('"task"') and f"In hospital {uid}" in newest and "Coord" in newest
+    assert 'data-workflow="refer"' in timeline
+
+    run("task", {"task": task, "to": "in-progress", "actor": me}, client)
+    run(
+        "task", {"task": task, "to": "completed", "actor": me, "outcome": {"note": f"Attended {uid}"}}, client
+    )
+    after = requests.get(f"{dev.url}/patients/{pid}", timeout=30).text
+    row = _section(after, 'id="refs"').split(f'data-referral="{task}"', 1)[1].split("</tr>", 1)[0]
+    assert "completed" in row and f"Attended {uid}" in row
+    closed = _section(after, 'id="closed"')
+    assert f'data-task="{task}"' in closed and f"/tasks/{task.split('/')[1]}" in closed
+
+    # the server holds one Provenance per run, each naming this patient and the acting coordinator
+    runs = list(client.search("Provenance", {"entity": b["patient"]}))
+    assert len(runs) == _section(after, 'id="story"').count("<tr data-workflow=") == 6
+    assert sum(1 for p in runs if p["agent"][0]["who"].get("reference") == me) == 6
