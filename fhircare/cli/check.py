@@ -64,12 +64,21 @@ def observed_behaviour(client: FhirClient) -> dict[str, Any]:
             if limit
             else "conditional creates (ifNoneExist on each entry's request id)"
         ),
-        "atomicTransactions": (
-            "no: a transaction came back 200 with failed entries"
-            if behaviour.atomic_transactions is False
-            else "assumed (no partial answer seen)"
-        ),
+        "atomicTransactions": _atomicity(client),
     }
+
+
+def _atomicity(client: FhirClient) -> str:
+    """Probed, never assumed: a transaction whose last entry must fail (see ``probe_atomicity``)."""
+    try:
+        atomic = client.policy.probe_atomicity()
+    except FhirServerError as exc:  # a token that may not write Basic, a server that refuses it
+        return f"unknown (the probe was refused: {exc.message})"
+    if atomic is None:
+        return "unknown (the server ignored If-Match, so a failing entry could not be made)"
+    if atomic:
+        return "yes (a transaction whose last entry failed wrote nothing)"
+    return "no (a transaction is applied entry by entry; the probe deleted what it wrote)"
 
 
 def _probe_paging(client: FhirClient) -> str:

@@ -97,15 +97,19 @@ class ServerPolicy:
         self.learn(include={**self.behaviour.include, key: seen})
         return seen
 
-    def applies_transactions_atomically(self, probe: bool = False) -> bool | None:
-        """Whether a transaction is all or nothing here: what was learned, or (``probe``) what a
-        transaction built to fail on its last entry shows; None when nothing could tell yet."""
-        known = self.behaviour.atomic_transactions
-        if known is None and probe:
-            known = probe_atomicity(self.client)
-            if known is not None:
-                self.learn(atomic_transactions=known)
-        return known
+    def applies_transactions_atomically(self) -> bool | None:
+        """Whether a transaction is all or nothing here, as learned (None: nothing showed it yet;
+        fhircare then assumes it is, and learns otherwise from the first partial answer)."""
+        return self.behaviour.atomic_transactions
+
+    def probe_atomicity(self) -> bool | None:
+        """Send a transaction built to fail on its last entry and see whether anything of it stayed
+        (see :func:`~fhircare.fhir.probes.probe_atomicity`; what it wrote is deleted); the answer is
+        kept for this identity. None when the server's answer cannot tell."""
+        seen = probe_atomicity(self.client)
+        if seen is not None:
+            self.learn(atomic_transactions=seen)
+        return seen
 
     def transaction_limit_seen(self) -> bool | None:
         """Whether a transaction of nine conditional entries is taken (learning the limit if not)."""

@@ -70,16 +70,16 @@ def check_answer(names: Sequence[str], answer: dict[str, Any], stored_queries: b
             Issue(
                 "error",
                 "incomplete",
-                f"entry '{name}' answered {entry_status(result) or 'nothing'}: {_diagnostics(result)}",
+                f"entry '{name}' answered {entry_status(result) or 'nothing'}: {entry_diagnostics(result)}",
             )
             for name, result in failed
         ]
         raise PartialWrite(
-            f"the server processed the transaction entry by entry and {len(failed)} of {len(results)} entries "
-            f"failed; {len(written)} were written ({', '.join(written) or 'none'}). Run the same request "
-            "(same request_id) again to complete it",
+            f"the server applied the transaction entry by entry and {len(failed)} of {len(results)} entries "
+            f"failed; {len(written)} stayed written ({', '.join(written) or 'none'})",
             issues,
             written=written,
+            results=list(results),
         )
     unresolved = [
         (name, value)
@@ -97,6 +97,7 @@ def check_answer(names: Sequence[str], answer: dict[str, Any], stored_queries: b
                 for name, _ in unresolved
             ],
             written=written,
+            results=list(results),
         )
 
 
@@ -108,7 +109,7 @@ def _refusal(failed: list[tuple[str, dict[str, Any]]]) -> FhirServerError:
         code, PreconditionFailed if code == 412 else FhirServerError
     )
     issues = [
-        Issue("error", "invalid", f"entry '{n}' answered {entry_status(r)}: {_diagnostics(r)}")
+        Issue("error", "invalid", f"entry '{n}' answered {entry_status(r)}: {entry_diagnostics(r)}")
         for n, r in failed
     ]
     return kind(
@@ -142,7 +143,7 @@ def is_size_refusal(error: FhirServerError) -> bool:
     return "too many entries" in text or "strict isolation" in text
 
 
-def _diagnostics(result: dict[str, Any]) -> str:
+def entry_diagnostics(result: dict[str, Any]) -> str:
     outcome = (result.get("response") or {}).get("outcome") or result.get("resource") or {}
     for issue in outcome.get("issue") or [] if isinstance(outcome, dict) else []:
         text = issue.get("diagnostics") or (issue.get("details") or {}).get("text")

@@ -44,6 +44,7 @@ from .reads import (
 )
 from .repeats import follow_on_id, unchanged_since
 from .state import RunState, WorkflowResult
+from .undo import error_after_undo, failed_entries, undo_applied, withdraw_provenance
 
 log = logging.getLogger("fhircare.workflows")
 
@@ -174,8 +175,7 @@ class Executor(Reader):
             try:
                 answer = self.client.transaction(transaction_bundle(sent), names=[e.name for e in planned])
             except PartialWrite as partial:
-                self._withdraw_provenance(partial)
-                raise
+                raise self._undo(partial, planned, state, literal) from None
             except FhirServerError as exc:
                 if not plain and conditional_entry_count(sent) and is_size_refusal(exc):
                     self._learn_size_refusal(len(sent))
@@ -196,20 +196,27 @@ class Executor(Reader):
         repeated = not created and not updated and not state.plain
         return self._result(state.request_id, written, created, updated, repeated, started_requests)
 
-    def _withdraw_provenance(self, partial: PartialWrite) -> None:
-        """A run the server applied only in part did not happen as its Provenance says: delete that
-        Provenance, so the same request runs again (its conditional creates find what was written)
-        instead of being taken for a repeat."""
-        for reference in [r for r in partial.written if r.startswith("Provenance/")]:
-            try:
-                self.client.delete(*reference.split("/", 1))
-            except FhirServerError:
-                log.warning(
-                    "could not withdraw the Provenance of a partial write", extra={"workflow": self.name}
-                )
-                continue
-            partial.written.remove(reference)
-            partial.message += "; its Provenance was withdrawn"
+    def _undo(
+        self,
+        partial: PartialWrite,
+        planned: list[PlannedEntry],
+        state: RunState,
+        literal: list[tuple[tuple[Any, ...], str]],
+    ) -> FhirServerError:
+        """The server applied the transaction entry by entry and an entry failed: undo what it applied
+        (see :mod:`.undo`), then the error that names the cause and the next step. A refused entry
+        where a payload reference names nothing is the payload's fault: UnresolvedReference, naming
+        the field (the check runs only on this path)."""
+        if len(partial.results) != len(planned):  # no per-entry answer: withdraw the Provenance only
+            withdraw_provenance(self.client, partial)
+            return partial
+        failed = failed_entries(planned, partial.results)
+        undone = undo_applied(self.client, planned, partial.results, state.found)
+        error = error_after_undo(partial, failed, undone)
+        refused = {f.code for f in failed} & {400, 404, 409, 410, 422}
+        if undone.complete and literal and refused and not isinstance(error, PreconditionFailed):
+            self._explain_refusal(literal, error)  # raises UnresolvedReference when one names nothing
+        return error
 
     def _check_mode(self) -> str:
         """How references are checked on this server: the setting, or (``auto``) what the server does.
@@ -224,6 +231,9 @@ class Executor(Reader):
             )
         if self.verify_references != "auto":
             return self.verify_references
+        if self.client.behaviour.atomic_transactions is False:
+            # entry by entry, a reference the server resolves fails its entry alone: check first
+            return "batch"
         return "transaction" if self.client.resolves_conditional_references() else "batch"
 
     def _learn_size_refusal(self, size: int) -> None:

@@ -1,0 +1,199 @@
+"""Undoing what a server applied of a run's transaction when it applied it entry by entry and a later
+entry failed (Medplum without ``transaction-bundles``): nothing may be left pointing at nothing.
+
+The run's updates are put back first, each to the content it was read with (its pre-image), by a PUT
+with ``If-Match`` on the version the failed run wrote: a colleague's change made since is never
+overwritten. Only when every update is back are the resources the run created deleted, its Provenance
+first, then the others in reverse order (a Task before the ServiceRequest it points at), so a
+resource is never deleted while an update still points at it. When an update cannot be put back,
+the created resources stay (the update points at them) and only the Provenance is withdrawn: the run
+did not happen as it says, and the same request run again completes it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import FhirServerError, Issue, PartialWrite, PreconditionFailed, TransientError
+from ..fhir import FhirClient
+from ..fhir.transaction import entry_diagnostics, entry_reference, entry_status
+from ..fhir.versions import written_version
+from ..mapping import PlannedEntry
+from .state import PROVENANCE_ENTRY
+
+log = logging.getLogger("fhircare.workflows")
+
+
+@dataclass
+class Undone:
+    """What undoing a partial write did: updates put back, creates deleted, and what stayed (why)."""
+
+    restored: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    stayed: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.stayed
+
+
+@dataclass(frozen=True)
+class FailedEntry:
+    """One entry the server did not apply: its name, status and what the server said."""
+
+    name: str
+    status: str
+    diagnostics: str
+
+    @property
+    def code(self) -> int:
+        return int(self.status[:3]) if self.status[:3].isdigit() else 0
+
+    def issue(self) -> Issue:
+        return Issue("error", "incomplete", f"entry '{self.name}' answered {self.status}: {self.diagnostics}")
+
+
+def failed_entries(planned: Sequence[PlannedEntry], results: Sequence[dict[str, Any]]) -> list[FailedEntry]:
+    return [
+        FailedEntry(entry.name, entry_status(result) or "nothing", entry_diagnostics(result))
+        for entry, result in zip(planned, results, strict=False)
+        if not entry_status(result).startswith("2")
+    ]
+
+
+def undo_applied(
+    client: FhirClient,
+    planned: Sequence[PlannedEntry],
+    results: Sequence[dict[str, Any]],
+    found: dict[str, dict[str, Any]],
+) -> Undone:
+    """Put back the run's applied updates, then delete what it created (see the module doc)."""
+    undone = Undone()
+    created: list[tuple[PlannedEntry, str]] = []
+    for entry, result in zip(planned, results, strict=False):
+        status = entry_status(result)
+        if not status.startswith("2") or entry.method == "GET":
+            continue
+        if entry.method == "PUT":
+            _restore(client, entry, result, found, undone)
+        elif status.startswith("201") and (reference := entry_reference(result)):
+            created.append((entry, reference))  # a 200 on a conditional create found an earlier resource
+    ordered = sorted(created, key=lambda pair: pair[0].name != PROVENANCE_ENTRY)  # Provenance first
+    provenance, others = ordered[: _count_provenance(ordered)], ordered[_count_provenance(ordered) :]
+    to_delete = [*provenance, *reversed(others)] if undone.complete else provenance
+    if not undone.complete:
+        undone.stayed += [reference for _, reference in others]
+    for _, reference in to_delete:
+        rtype, _, rid = reference.partition("/")
+        try:
+            client.delete(rtype, rid)
+        except FhirServerError as exc:
+            undone.stayed.append(reference)
+            undone.reasons.append(f"{reference} could not be deleted ({exc.http_status or exc.message})")
+            continue
+        undone.deleted.append(reference)
+    if undone.stayed:
+        log.warning("a partial write could not be fully undone", extra={"stayed": len(undone.stayed)})
+    return undone
+
+
+def _restore(
+    client: FhirClient,
+    entry: PlannedEntry,
+    result: dict[str, Any],
+    found: dict[str, dict[str, Any]],
+    undone: Undone,
+) -> None:
+    """PUT the resource back to what the run read, If-Match on the version the run wrote."""
+    reference = entry.url
+    before = found.get(reference)
+    version = written_version(result)
+    if before is None or not version:
+        undone.stayed.append(reference)
+        undone.reasons.append(f"{reference}: the server named no version to put it back on")
+        return
+    meta = {k: v for k, v in (before.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")}
+    body = {k: v for k, v in before.items() if k != "meta"}
+    if meta:
+        body = {"resourceType": body["resourceType"], "meta": meta, **body}
+    try:
+        client.update(body, if_match=version)
+    except FhirServerError as exc:
+        undone.stayed.append(reference)
+        undone.reasons.append(
+            f"{reference} could not be put back ({exc.http_status or exc.message}: changed again since?)"
+        )
+        return
+    undone.restored.append(reference)
+
+
+def _count_provenance(ordered: list[tuple[PlannedEntry, str]]) -> int:
+    return sum(1 for entry, _ in ordered if entry.name == PROVENANCE_ENTRY)
+
+
+def undo_summary(undone: Undone) -> str:
+    """What undoing did, for the error a coordinator reads."""
+    parts = []
+    if undone.restored:
+        parts.append(
+            f"{', '.join(undone.restored)} put back to {'its' if len(undone.restored) == 1 else 'their'} earlier content"
+        )
+    if undone.deleted:
+        parts.append(f"{', '.join(undone.deleted)} deleted")
+    done = "; ".join(parts) or "nothing had to be undone"
+    if undone.complete:
+        return f"what it had applied was undone ({done}): nothing stayed written"
+    return (
+        f"undoing it was not complete ({done}); stayed written: {', '.join(undone.stayed)} "
+        f"({'; '.join(undone.reasons) or 'kept so that nothing points at a deleted resource'})"
+    )
+
+
+def error_after_undo(partial: PartialWrite, failed: list[FailedEntry], undone: Undone) -> FhirServerError:
+    """The error a run ends with once what a non-atomic server applied was undone: it says what
+    failed and why, what stayed written, and the next step that can work."""
+    issues = [f.issue() for f in failed]
+    what = "; ".join(f"entry '{f.name}' answered {f.status}: {f.diagnostics}" for f in failed)
+    head = f"the server applied the transaction entry by entry and {what}; {undo_summary(undone)}"
+    codes = {f.code for f in failed}
+    if not undone.complete:
+        return PartialWrite(
+            f"{head}. Run the same request (same request_id) again to complete it: its conditional "
+            "creates find what stayed",
+            issues,
+            written=list(undone.stayed),
+            results=partial.results,
+        )
+    if codes & {409, 412}:
+        return PreconditionFailed(
+            f"{head}. A resource changed on the server while this request ran: read it again and retry",
+            issues,
+            http_status=412,
+        )
+    if codes == {429}:
+        return TransientError(f"{head}. The server throttled it: run the same request again later", issues)
+    if any(code >= 500 or code == 0 for code in codes):
+        next_step = "The server failed: run the same request again later"
+    else:
+        next_step = (
+            "The server refused what the failed entries hold: running it again as it is fails the same way"
+        )
+    return PartialWrite(f"{head}. {next_step}", issues, written=[], results=partial.results)
+
+
+def withdraw_provenance(client: FhirClient, partial: PartialWrite) -> None:
+    """Without the server's per-entry answer nothing can be undone: the run's Provenance at least is
+    deleted, so the same request runs again (its conditional creates find what was written) instead
+    of being taken for a repeat."""
+    for reference in [r for r in partial.written if r.startswith("Provenance/")]:
+        try:
+            client.delete(*reference.split("/", 1))
+        except FhirServerError:
+            log.warning("could not withdraw the Provenance of a partial write")
+            continue
+        partial.written.remove(reference)
+        partial.message += "; its Provenance was withdrawn"
