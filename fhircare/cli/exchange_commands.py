@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -111,27 +110,60 @@ def work_command(obj: Context, task: str, to: str, reason: str | None, outcome: 
         emit_json(work(client, _task_id(task), to, reason, outcome))
 
 
+@exchange_group.command("subscribe")
+@click.argument("partner")
+@click.option(
+    "--endpoint", required=True, help="Where our hook is reached (sync --listen), e.g. https://host:8800"
+)
+@pass_context
+def subscribe_command(obj: Context, partner: str, endpoint: str) -> None:
+    """Ask the partner to notify our hook when our Tasks change there (a hint: polling stays the truth)."""
+    from ..exchange.notify import subscribe
+
+    with _exchange(obj) as exchange:
+        emit_json(subscribe(exchange, partner, endpoint))
+
+
 @click.command("sync")
 @click.option("--once", is_flag=True, help="One cycle, then print what it did as JSON.")
 @click.option("--partner", help="Only this partner.")
+@click.option("--listen", help="HOST:PORT for the partners' notifications, /metrics and /readyz.")
+@click.option(
+    "--unready-after",
+    default="1h",
+    show_default=True,
+    help="/readyz fails after a partner is down this long.",
+)
 @pass_context
-def sync_command(obj: Context, once: bool, partner: str | None) -> None:
+def sync_command(
+    obj: Context, once: bool, partner: str | None, listen: str | None, unready_after: str
+) -> None:
     """Keep referrals in step with partners: send, poll the partner's changes, replay them here."""
-    from ..exchange import sync_once, sync_partner
+    import threading
+
+    from ..exchange import sync_once
+    from ..exchange.listen import Worker, make_server
+    from ..exchange.partners import parse_duration
 
     with _exchange(obj) as exchange:
         if once:
             emit_json(sync_once(exchange, partner))
             return
         names = [partner] if partner else sorted(exchange.partners.partners)
-        due = dict.fromkeys(names, 0.0)
-        while True:
-            for name in names:
-                if time.monotonic() >= due[name]:
-                    config = exchange.partners.get(name)
-                    sync_partner(exchange, config)
-                    due[name] = time.monotonic() + config.poll.total_seconds()
-            time.sleep(max(0.2, min(due.values()) - time.monotonic()))
+        worker = Worker(exchange, names, parse_duration(unready_after))
+        for name in names:
+            every = int(exchange.partners.get(name).poll.total_seconds())
+            click.echo(
+                f"{name}: polling every {every}s" + (", woken by notifications" if listen else ""), err=True
+            )
+        if listen:
+            host, _, port = listen.rpartition(":")
+            server = make_server(worker, host or "127.0.0.1", int(port))
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            worker.run()
+        except KeyboardInterrupt:
+            worker.stop.set()
 
 
 COMMANDS = (exchange_group, sync_command)

@@ -31,6 +31,7 @@ class Cursor:
     conflicts: set[str] = field(default_factory=set)  # our Task ids with an open conflict
     added: set[str] = field(default_factory=set)  # conflicts found by this worker, not yet saved
     local: str | None = None  # our server's meta.lastUpdated of the newest Task sent (unsent search)
+    subscription: str | None = None  # the partner's Subscription waking us (absolute URL), if any
     unreachable_since: str | None = None
     last_error: str | None = None
     resource: dict[str, Any] | None = None
@@ -89,6 +90,8 @@ def _from_resource(partner: str, resource: dict[str, Any], url: str) -> Cursor:
                 cursor.conflicts.add(value)
             elif key == "local":
                 cursor.local = value
+            elif key == "subscription":
+                cursor.subscription = value
             elif key == "unreachable-since":
                 cursor.unreachable_since = value
             elif key == "last-error":
@@ -105,6 +108,8 @@ def _to_resource(exchange: Exchange, cursor: Cursor) -> dict[str, Any]:
     subs += [{"url": "conflict", "valueString": t} for t in sorted(cursor.conflicts)]
     if cursor.local:
         subs.append({"url": "local", "valueString": cursor.local})
+    if cursor.subscription:
+        subs.append({"url": "subscription", "valueString": cursor.subscription})
     if cursor.unreachable_since:
         subs.append({"url": "unreachable-since", "valueString": cursor.unreachable_since})
     if cursor.last_error:
@@ -142,6 +147,7 @@ def _merge(mine: Cursor, theirs: Cursor) -> Cursor:
     merged.pending = theirs.pending  # changed only through update_pending, which reads it fresh
     merged.conflicts = theirs.conflicts | mine.added
     merged.added = mine.added
+    merged.subscription = theirs.subscription or mine.subscription
     merged.local = max((v for v in (mine.local, theirs.local) if v), key=instant, default=None)
     merged.unreachable_since = mine.unreachable_since
     merged.last_error = mine.last_error

@@ -95,6 +95,8 @@ SCHEMA: dict[str, Any] = {
                     "poll": {"type": "string", "pattern": DURATION},
                     "overlap": {"type": "string", "pattern": DURATION},
                     "notify": {"enum": ["auto", "subscription", "poll"]},
+                    # the variable holding the secret the partner's notifications must carry
+                    "notify_secret_env": {"type": "string", "pattern": r"^[A-Z][A-Z0-9_]*_TOKEN$"},
                     "disclosure": {"enum": ["agreement", "consent-required"]},
                 },
             },
@@ -116,6 +118,7 @@ class Partner:
     overlap: timedelta = timedelta(minutes=5)
     notify: str = "auto"
     disclosure: str = "agreement"
+    notify_secret_env: str | None = None
 
 
 @dataclass(frozen=True)
@@ -183,6 +186,7 @@ def parse_partners(document: Any, source: str) -> Partners:
             overlap=parse_duration(raw.get("overlap", "5m")),
             notify=raw.get("notify", "auto"),
             disclosure=raw.get("disclosure", "agreement"),
+            notify_secret_env=raw.get("notify_secret_env"),
         )
     orgs = [p.organization for p in partners.values()]
     for name, partner in partners.items():

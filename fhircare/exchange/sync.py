@@ -34,6 +34,7 @@ class CycleReport:
     reachable: bool = True
     cursor: str | None = None
     errors: int = 0
+    subscription: str | None = None  # the partner's Subscription, when one was made
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -136,6 +137,7 @@ def sync_partner(exchange: Exchange, partner: Partner) -> CycleReport:
         cursor = save_cursor(exchange, cursor, partner.overlap)
     report.cursor = cursor.value
     report.conflicts = len(cursor.conflicts)
+    report.subscription = cursor.subscription
     return report
 
 
