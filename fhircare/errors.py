@@ -186,9 +186,11 @@ class PreconditionFailed(Conflict):
 
 
 class PartialWrite(FhirServerError):
-    """A transaction was processed entry by entry and some entries failed: what was written stays.
+    """A transaction was processed entry by entry and some entries failed.
 
-    Running the same request (same ``request_id``) again completes it without duplicates.
+    ``written`` is what stayed written: a workflow run undoes what the server applied (see
+    :mod:`fhircare.workflows.undo`), so it is empty unless undoing could not complete, and the
+    message says whether running the same request (same ``request_id``) again can help.
     """
 
     status = 502
