@@ -132,7 +132,8 @@ def idle_and_memory(ours: Any, theirs: Any, open_count: int) -> dict[str, Any]:
     first_peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.reset_peak()
     time.sleep(1.5)  # past the overlap: the next cycles find nothing new
-    pair.cycle()
+    pair.cycle()  # moves our unsent-search cursor over the Tasks the first cycle linked
+    time.sleep(1.5)
     tracemalloc.reset_peak()
     idle_local, idle_remote, _ = pair.cycle()
     idle_peak = tracemalloc.get_traced_memory()[1]

@@ -9,6 +9,7 @@ the link the winner wrote.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ from ..errors import PayloadError, PreconditionFailed
 from ..fhir.outcome import json_body
 from .context import Exchange, absolute_reference, stamp
 from .links import URL_SYSTEM, Link, identifier_value, read_link, updated_of, version_of, write_link
+from .paging import keyset_pages
 from .partners import Partner
 
 log = logging.getLogger("fhircare.exchange")
@@ -157,18 +159,14 @@ def send(exchange: Exchange, task_id: str, task: dict[str, Any] | None = None) -
     return Sent(f"Task/{task_id}", partner.name, url, created, updated_of(task))
 
 
-def requested_since(exchange: Exchange, partner: Partner, since: str | None = None) -> Any:
+def requested_since(
+    exchange: Exchange, partner: Partner, since: str | None = None
+) -> Iterator[dict[str, Any]]:
     """Our requested Tasks owned by the partner's Organization, oldest first, changed at or after
-    ``since`` (our server's instant: the state's local cursor), page by page."""
-    params = [
-        ("owner", partner.organization),
-        ("status", "requested"),
-        ("_sort", "_lastUpdated"),
-        ("_count", "100"),
-    ]
-    if since:
-        params.append(("_lastUpdated", f"ge{since}"))
-    return exchange.local.search("Task", params)
+    ``since`` (our server's instant: the state's local cursor), keyset-paged (linking a Task moves it)."""
+    params = [("owner", partner.organization), ("status", "requested")]
+    for page in keyset_pages(exchange.local, "Task", params, since):
+        yield from page
 
 
 def is_sent(exchange: Exchange, task: dict[str, Any]) -> bool:

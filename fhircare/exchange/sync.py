@@ -16,6 +16,7 @@ from .apply import apply_remote
 from .context import Exchange, PartnerAnswerError, PartnerUnreachable, stamp
 from .cursor import Cursor, load_cursor, save_cursor, update_pending
 from .links import identifier_value, updated_of, version_of
+from .paging import keyset_pages
 from .partners import Partner
 from .send import is_sent, requested_since, send, source_tag
 
@@ -49,15 +50,8 @@ class CycleReport:
 def _changes(exchange: Exchange, partner: Partner, cursor: Cursor) -> Any:
     """The partner's Tasks from us changed since the cursor (minus the overlap), oldest first, paged."""
     system, code = source_tag(exchange)
-    params: list[tuple[str, str]] = [
-        ("_tag", f"{system}|{code}"),
-        ("_sort", "_lastUpdated"),
-        ("_count", str(PAGE)),
-    ]
-    since = cursor.since(partner.overlap)
-    if since:
-        params.append(("_lastUpdated", f"ge{since}"))
-    return exchange.remote(partner.name).search("Task", params).pages()
+    params = [("_tag", f"{system}|{code}")]
+    return keyset_pages(exchange.remote(partner.name), "Task", params, cursor.since(partner.overlap), PAGE)
 
 
 def _ours(exchange: Exchange, remote_tasks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -85,7 +79,7 @@ def _apply_one(
 
 def poll(exchange: Exchange, partner: Partner, cursor: Cursor, report: CycleReport) -> None:
     for page in _changes(exchange, partner, cursor):
-        fresh = [t for t in page.matches if not cursor.is_seen(str(t.get("id")), version_of(t))]
+        fresh = [t for t in page if not cursor.is_seen(str(t.get("id")), version_of(t))]
         ours = _ours(exchange, fresh)
         for latest in fresh:
             local = exchange.partners.local(identifier_value(latest) or "")

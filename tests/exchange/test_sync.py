@@ -115,3 +115,35 @@ def test_a_terminal_task_here_is_never_moved_by_the_partner(world: World) -> Non
     assert report["conflicts"] == 1
     assert world.ours.read("Task", task_id)["status"] == "cancelled"
     assert world.remote_of(task_id)["status"] == "accepted"
+
+
+def test_one_cycle_sends_every_unsent_referral_even_while_linking_reorders_the_search(world: World) -> None:
+    entries = [
+        {
+            "resource": {
+                "resourceType": "Task",
+                "status": "requested",
+                "intent": "order",
+                "description": f"bulk {n}",
+                "for": {"reference": world.patient},
+                "owner": {"reference": world.org},
+            },
+            "request": {"method": "POST", "url": "Task"},
+        }
+        for n in range(130)
+    ]
+    world.ours.transaction({"resourceType": "Bundle", "type": "transaction", "entry": entries})
+    report = _sync(world)
+    assert report["sent"] == 130
+    system = "urn:ietf:rfc:3986"
+    remote = [
+        t
+        for t in world.theirs.search(
+            "Task",
+            {
+                "_tag": f"{world.exchange.namespace_base.rstrip('/')}/CodeSystem/exchange-source|{world.exchange.partners.absolute(world.exchange.partners.organization)}"
+            },
+        )
+    ]
+    assert len({next(i["value"] for i in t["identifier"] if i["system"] == system) for t in remote}) == 130
+    assert _sync(world)["sent"] == 0
