@@ -25,15 +25,24 @@ from requests.auth import AuthBase
 from requests.utils import get_netrc_auth
 from urllib3.util.retry import Retry
 
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
+#: 429 is not among them: a throttled request is sent again by fhir/throttle.py's ThrottlingAdapter,
+#: which holds every wait to the throttle budget (urllib3 would sleep any Retry-After, however long)
+RETRY_STATUSES = frozenset({502, 503, 504})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 IDEMPOTENT_MARK = "_fhircare_idempotent"
 
 
+class _ThrottleAwareRetry(Retry):
+    """urllib3's Retry, except that a 429 is never retried here (it would sleep any Retry-After)."""
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        return status_code != 429 and super().is_retry(method, status_code, has_retry_after)
+
+
 def make_retry(total: int, backoff_factor: float, allow_post: bool) -> Retry:
-    """A Retry for connect errors, read errors on safe methods, and 429/502/503/504 with Retry-After."""
+    """A Retry for connect errors, read errors on safe methods, and 502/503/504 with Retry-After."""
     methods = SAFE_METHODS | {"POST"} if allow_post else SAFE_METHODS
-    return Retry(
+    return _ThrottleAwareRetry(
         total=total,
         connect=total,
         read=total,

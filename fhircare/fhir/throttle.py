@@ -78,7 +78,10 @@ class Throttle:
                 if committed:
                     on_partial()
             wait = self._entry_wait([results[i] for i in throttled], rounds)
-            if rounds >= MAX_ROUNDS or not self.fits(started, wait):
+            # a committed entry that points at a throttled one points at the id the server gave it
+            # (Medplum assigns every create's id before it processes any): sent again, it gets another
+            stranded = kind == "transaction" and _points_at(entries, committed, throttled)
+            if stranded or rounds >= MAX_ROUNDS or not self.fits(started, wait):
                 raise self._exhausted(kind, entries, results, throttled, committed, wait)
             self.pacer.hold(wait)
             again = [entries[i] for i in throttled]
@@ -202,6 +205,32 @@ def _committed_references(
         full_url, reference = entries[i].get("fullUrl"), entry_reference(results[i])
         if isinstance(full_url, str) and reference:
             found[full_url] = reference
+    return found
+
+
+def _points_at(entries: list[dict[str, Any]], committed: list[int], throttled: list[int]) -> bool:
+    """Whether a committed entry's resource refers to the ``fullUrl`` of a throttled create (a POST,
+    or a conditional PUT that may create): an update's target keeps its id, a create's would not."""
+    targets = {entries[i].get("fullUrl") for i in throttled if _creates(entries[i])} - {None}
+    return bool(targets) and any(_references(entries[i].get("resource")) & targets for i in committed)
+
+
+def _creates(entry: dict[str, Any]) -> bool:
+    request = entry.get("request") or {}
+    method = str(request.get("method", "")).upper()
+    return method == "POST" or (method == "PUT" and "?" in str(request.get("url", "")))
+
+
+def _references(node: Any) -> set[str]:
+    found: set[str] = set()
+    if isinstance(node, dict):
+        if isinstance(node.get("reference"), str):
+            found.add(node["reference"])
+        for child in node.values():
+            found |= _references(child)
+    elif isinstance(node, list):
+        for child in node:
+            found |= _references(child)
     return found
 
 

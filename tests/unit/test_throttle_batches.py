@@ -13,6 +13,7 @@ from fhircare.errors import PartialWrite, RateLimited, RateLimitedPartialWrite, 
 from fhircare.fhir import FhirClient
 from fhircare.fhir.pacing import Pacer
 from fhircare.fhir.throttle import Throttle
+from tests.unit.test_client_retries import busy, scripted  # noqa: F401 - a fixture
 from tests.unit.test_throttle_pacing import FakeTime
 from tests.unit.test_throttle_waits import medplum_entry
 
@@ -255,3 +256,27 @@ def test_a_whole_429_past_the_budget_raises_rate_limited_with_the_wait(fake):
     assert raised.value.retry_after == 41.0 and raised.value.exit_code == 75
     assert "rate limited by the server; retry after 41 s; nothing was written" in raised.value.message
     assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_a_committed_entry_pointing_at_a_throttled_one_is_reported_not_sent_again(fake):
+    """Medplum gives every create its id before processing any: the CarePlan committed pointing at
+    the throttled Patient's id; a Patient sent again would get another id, so nothing is re-sent."""
+    bundle = enroll_like()
+    bundle["entry"] = [bundle["entry"][1], bundle["entry"][0], bundle["entry"][2]]  # plan first
+    server = Server(answer("transaction", created("CarePlan", "c"), medplum_entry(800), medplum_entry(800)))
+    with client_with(fake) as client, pytest.raises(RateLimitedPartialWrite) as raised:
+        client.transaction(bundle)
+    assert len(server.bodies) == 1 and raised.value.written == ["CarePlan/c"]
+    assert "retry after 1 s" in raised.value.message
+
+
+def test_a_429_naming_a_wait_past_the_budget_is_not_slept_by_urllib3(scripted):  # noqa: F811
+    """Through a real socket (urllib3's Retry runs): Retry-After 100 with a 2 s budget fails at once."""
+    base, script = scripted
+    script.answers = [busy(429, "100")]
+    client = FhirClient(base, retries=3, backoff_factor=0, throttle=Throttle(budget=2))
+    with pytest.raises(RateLimited) as raised:
+        client.read("Task", "1")
+    assert len(script.seen) == 1 and raised.value.retry_after == 100.0
+    assert "retry after 100 s; nothing was written" in raised.value.message
