@@ -21,7 +21,7 @@ from ..workflows import WORKFLOWS
 from .api import settings
 from .csrf import check_csrf
 from .fhir_access import access
-from .forms import Field, field_errors, flatten, form_fields, payload_from_form
+from .forms import Field, flatten, form_fields, payload_from_form
 from .pages import pages
 from .pickers import KINDS, patient_choices, search_choices
 from .runs import run_workflow
@@ -228,55 +228,30 @@ def run_action(patient_id: str, workflow: str) -> Response | tuple[str, int]:
     except FhircareError as exc:
         if exc.status in (401, 403):
             raise
-        errors, general = field_errors(exc.issues)
+        from .banners import task_subject
+        from .field_messages import field_errors_in_words
+        from .patient_pages import cards_for
+
+        shown = {f.name for f in flatten(fields) if f.name != "patient"}
+        errors, general = field_errors_in_words(exc, workflow, shown)
         values = {k: v for k, v in request.form.items() if k not in ("csrf",)}
-        return _render_form(patient_id, workflow, values, errors, [exc.message, *general]), 422
-    session["flash"] = f"{TITLES.get(workflow, workflow)}: done" + (
-        " (already done)" if result.repeated else ""
+        about = f"Patient/{patient_id}"
+        card = cards_for([about]).get(about)
+        subject = task_subject(payload["task"]) if workflow == "task" and payload.get("task") else ""
+        marked = sum(len(v) for v in errors.values())
+        headline = (
+            f"Not done: {TITLES.get(workflow, workflow).lower()} {subject or 'for ' + (card.name if card else 'the patient')}"
+            " was refused. " + (f"{marked} field{'s' if marked != 1 else ''} marked below." if marked else "")
+        )
+        return _render_form(patient_id, workflow, values, errors, [headline.strip(), *general]), 422
+    from .patient_pages import cards_for
+
+    about = f"Patient/{patient_id}"
+    card = cards_for([about]).get(about)
+    session["flash"] = (
+        f"{TITLES.get(workflow, workflow)}: done"
+        + (" (already done)" if result.repeated else "")
+        + f" for {card.name if card else 'the patient'}"
     )
     session["written"] = [ref for ref in result.written if not ref.startswith("Provenance/")]
     return redirect(url_for("pages.summary_page", patient_id=patient_id), code=303)
-
-
-@pages.post("/me")
-def choose_me() -> Response:
-    """Development mode: which coordinator is using the page (SMART sessions are their fhirUser)."""
-    check_csrf()
-    chosen = request.form.get("me", "")
-    if chosen.startswith(("Practitioner/", "PractitionerRole/")) or chosen == "":
-        session["me"] = chosen
-    return redirect(url_for("pages.worklist_page", tab="mine"), code=303)
-
-
-@pages.app_template_global()
-def take_written() -> list[str]:
-    written = session.pop("written", None)
-    return [str(w) for w in written] if isinstance(written, list) else []
-
-
-@pages.app_template_global()
-def coordinator_choices() -> list[dict[str, str]]:
-    """The practitioners the header and the reassign pickers offer; the current one always among them."""
-    cached = g.get("fhircare_coordinators")
-    if cached is not None:
-        return list(cached)
-    try:
-        choices = search_choices(access().view_client(), "Practitioner")
-    except FhircareError as exc:  # e.g. a token without Practitioner read: the picker stays empty
-        if exc.status == 401:
-            raise
-        choices = []
-    g.fhircare_coordinators = choices
-    current = me()
-    if current and current.startswith("Practitioner/") and current not in {c["reference"] for c in choices}:
-        from .context import name_of, read_all
-
-        found = read_all(access().view_client(), {current}).get(current)
-        if found:
-            choices.insert(0, {"reference": current, "label": name_of(found)})
-    return choices
-
-
-@pages.app_template_global()
-def current_coordinator() -> str | None:
-    return me()

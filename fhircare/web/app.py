@@ -137,7 +137,7 @@ def create_app(settings: Settings | None = None, host: str = "127.0.0.1", **over
 
 def _register_pages(app: Flask) -> None:
     try:
-        from . import actions, patient_pages, report_pages, task_pages, times  # noqa: F401 - their routes join the page blueprint
+        from . import actions, banners, coordinators, patient_pages, report_pages, task_pages, times  # noqa: F401 - their routes join the page blueprint
         from .pages import pages
     except ImportError:  # pragma: no cover - the page module is optional while it is built
         return

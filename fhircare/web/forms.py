@@ -10,14 +10,12 @@ the same tree, leaving out what was left empty. Field names are JSON paths witho
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-REQUIRED = re.compile(r"'([A-Za-z0-9_]+)' is a required property")
 #: set by the page, never shown as fields
 HIDDEN = ("request_id", "on_behalf_of")
 #: array items of objects rendered empty, for the coordinator to fill
@@ -221,25 +219,3 @@ def payload_from_form(
             if value is not None:
                 payload[key] = value
     return payload
-
-
-def field_errors(issues: Any) -> tuple[dict[str, list[str]], list[str]]:
-    """Issues by field name (their JSON path without ``$.``), and those that name no field."""
-    by_field: dict[str, list[str]] = {}
-    general: list[str] = []
-    for issue in issues:
-        text = str(getattr(issue, "diagnostics", "") or issue)
-        expressions = [
-            p for p in getattr(issue, "expression", ()) if isinstance(p, str) and p.startswith("$")
-        ]
-        missing = REQUIRED.search(text)
-        if missing:  # "required: 'service' is a required property" at $ (or $.x): the missing field's own
-            expressions = [f"{p}.{missing.group(1)}" for p in expressions]
-            text = "required"
-        paths = [p[2:] for p in expressions if p.startswith("$.")]
-        if paths:
-            for path in paths:
-                by_field.setdefault(path, []).append(text)
-        else:
-            general.append(text)
-    return by_field, general

@@ -196,14 +196,17 @@ def task_action(task_id: str) -> Response:
         abort(400, "unknown action")
     if g.get("smart_session") is not None and g.smart_session.user:
         payload["actor"] = g.smart_session.user
+    from .banners import refusal_words, say_done, say_refused, task_subject
+
     try:
         run_workflow("task", payload, creates={"Provenance"})
-        message = DONE[action]
+        say_done(f"{DONE[action]}: {task_subject(payload['task'])}")
     except FhircareError as exc:
         if exc.status in (401, 403):
             raise
-        message = f"Not done: {exc.message}"
-    session["flash"] = message
+        say_refused(
+            f"Not done: {task_subject(payload['task'])} was not changed. {refusal_words(exc, 'task')}"
+        )
     return redirect(local_path(request.form.get("back"), url_for("pages.worklist_page")), code=303)
 
 

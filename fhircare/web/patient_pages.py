@@ -12,7 +12,7 @@ from ..errors import FhircareError
 from ..views.patients import PatientCard, PatientMatches, find_patients, patient_cards
 from .api import settings
 from .fhir_access import access, patient_in_context
-from .forms import field_errors
+from .field_messages import field_errors_in_words
 from .pages import pages
 
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -72,7 +72,7 @@ def patients_page() -> tuple[str, int] | str:
         except FhircareError as exc:
             if exc.status in (401, 403):
                 raise
-            errors, general = field_errors(exc.issues)
+            errors, general = field_errors_in_words(exc, "", shown={"name", "birthdate", "identifier"})
             general = general or ([] if errors else [exc.message])
     html = render_template(
         "patients.html",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import g, redirect, render_template, request, session, url_for
+from flask import g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from ..errors import FhircareError
@@ -154,12 +154,16 @@ def record_authorization() -> Response:
     }
     if g.get("smart_session") is not None and g.smart_session.user:
         payload["actor"] = g.smart_session.user
+    from .banners import refusal_words, say_done, say_refused, task_subject
+
+    subject = task_subject(payload["task"]) if payload["task"].count("/") == 1 else "the request"
     try:
         run_workflow("prior-auth", payload, creates={"Provenance"})
-        message = "Payer's answer recorded"
+        say_done(f"Payer's answer recorded: {subject}")
     except FhircareError as exc:
         if exc.status in (401, 403):
             raise
-        message = f"Not done: {exc.message}"
-    session["flash"] = message
+        say_refused(
+            f"Not done: the payer's answer to {subject} was not recorded. {refusal_words(exc, 'prior-auth')}"
+        )
     return redirect(url_for("pages.authorizations_page"), code=303)

@@ -86,7 +86,7 @@ def test_sign_in_open_the_worklist_and_complete_a_task(fhir_server, client, uid)
             page.screenshot(path=str(ARTIFACTS / "worklist.png"), full_page=True)
             row.get_by_role("button", name="Complete").click()
             page.wait_for_load_state()
-            assert page.get_by_role("status").inner_text() == "Task completed"
+            assert page.get_by_role("status").inner_text().startswith("Task completed: ")
             assert page.locator(f"tr[data-task='{task}']").count() == 0  # no longer open
 
             # the payer answered a prior authorization she asked for: she records it from the page
@@ -97,7 +97,7 @@ def test_sign_in_open_the_worklist_and_complete_a_task(fhir_server, client, uid)
             page.screenshot(path=str(ARTIFACTS / "authorizations.png"), full_page=True)
             answered.get_by_role("button", name="Record answer").click()
             page.wait_for_load_state()
-            assert page.get_by_role("status").inner_text() == "Payer's answer recorded"
+            assert page.get_by_role("status").inner_text().startswith("Payer's answer recorded: ")
             assert page.locator(f"tr[data-task='{prior_auth}']").count() == 0  # finished: off the list
             browser.close()
         stored = client.read_reference(task)
