@@ -113,3 +113,41 @@ def test_a_partner_down_changes_no_referral_and_queued_sends_go_out_when_it_is_b
     up = _sync(world)
     assert (up["reachable"], up["sent"]) == (True, 1)
     assert len(world.remote_tasks(task_id)) == 1
+
+
+def test_no_update_on_either_server_goes_without_if_match(world: World, monkeypatch: object) -> None:
+    from fhircare.fhir.transport import FhirTransport
+
+    writes: list[tuple[str, str, bool]] = []
+    real = FhirTransport.request
+
+    def recording(self: FhirTransport, method: str, path_or_url: str, **kwargs: object) -> object:
+        headers = dict(kwargs.get("headers") or {})  # type: ignore[call-overload]
+        body = kwargs.get("json")
+        if method == "PUT":
+            writes.append((self.base_url, path_or_url, "If-Match" in headers))
+        if isinstance(body, dict) and body.get("type") == "transaction":
+            for entry in body.get("entry") or []:
+                request = entry.get("request") or {}
+                if request.get("method") == "PUT":
+                    writes.append((self.base_url, request.get("url", ""), bool(request.get("ifMatch"))))
+        return real(self, method, path_or_url, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(FhirTransport, "request", recording)  # type: ignore[attr-defined]
+    first, request_id = world.refer(note="first")
+    second, _ = world.refer(note="second")
+    _sync(world)
+    for task_id in (first, second):
+        work(world.theirs, world.remote_of(task_id)["id"], "accepted")
+    _sync(world)
+    work(world.theirs, world.remote_of(first)["id"], "in-progress")
+    work(world.theirs, world.remote_of(first)["id"], "completed", outcome="Done")
+    _sync(world)
+    cancel(world.exchange, second, "not needed")
+    assert world.ours.read("ServiceRequest", request_id)["status"] == "completed"
+    assert {base for base, _, _ in writes} == {
+        world.ours.base_url,
+        world.proxy.base_url,
+        world.theirs.base_url,
+    }
+    assert [w for w in writes if not w[2]] == []
