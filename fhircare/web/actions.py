@@ -3,12 +3,12 @@ from what the page knows (the patient, the coordinator, their plan, referral, ap
 with pickers instead of resource ids. Posting runs the workflow through the same guarded path as the
 API; errors come back next to their fields (by JSON path), a success lists what was written.
 
-Each form render carries a fresh ``request_id``: a double-click sends it twice and the workflow's
-idempotency makes that one action."""
+A form's ``request_id`` is fixed when the form is first rendered for its intent (the workflow, the
+patient, what it was opened about: ``intents.py``): a double-click, a re-render and Back-and-resubmit
+all send it, and the workflow's idempotency makes them one action; doing it again is asked for."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -22,6 +22,7 @@ from .api import settings
 from .csrf import check_csrf
 from .fhir_access import access
 from .forms import Field, flatten, form_fields, payload_from_form
+from .intents import already_done, mark_done, request_id_for
 from .pages import pages
 from .pickers import KINDS, patient_choices, search_choices
 from .runs import run_workflow
@@ -175,6 +176,12 @@ def workflow_form(patient_id: str, workflow: str) -> str:
     return _render_form(patient_id, workflow, None, {}, [])
 
 
+def form_intent(workflow: str, patient: str) -> str:
+    """What a form is for: the workflow, the patient and what it was opened about (its query)."""
+    about = sorted((k, v) for k, v in request.args.items() if k != "new")
+    return f"{workflow}|{patient}|{about}"
+
+
 def _render_form(
     patient_id: str,
     workflow: str,
@@ -185,6 +192,7 @@ def _render_form(
     if workflow not in WORKFLOWS:
         abort(404, "no such workflow")
     patient = f"Patient/{patient_id}"
+    fresh = request.method == "GET" and request.args.get("new") == "1"
     fields = form_fields(settings().profiles_dir / "workflows", workflow)
     own, shared = _choices(fields, patient)
     from ..views.labels import person_name
@@ -206,7 +214,10 @@ def _render_form(
         values=values,
         errors=errors,
         general=general,
-        request_id=request.form.get("request_id") or f"web-{uuid.uuid4().hex}",
+        request_id=request.form.get("request_id")
+        or request_id_for(form_intent(workflow, patient), fresh=fresh),
+        done_before=already_done(form_intent(workflow, patient)) and not fresh and not general,
+        again_args={k: v for k, v in request.args.items() if k != "new"},
         options=lambda f: options_for(f, patient, own, shared, name),
         codes=code_options,
     )
@@ -222,7 +233,9 @@ def run_action(patient_id: str, workflow: str) -> Response | tuple[str, int]:
     names = {f.name for f in flatten(fields)}
     if "patient" in names:
         payload["patient"] = f"Patient/{patient_id}"  # the page's patient, whatever the form says
-    payload["request_id"] = request.form.get("request_id") or f"web-{uuid.uuid4().hex}"
+    payload["request_id"] = request.form.get("request_id") or request_id_for(
+        form_intent(workflow, f"Patient/{patient_id}")
+    )
     try:
         result = run_workflow(workflow, payload)
     except FhircareError as exc:
@@ -253,5 +266,6 @@ def run_action(patient_id: str, workflow: str) -> Response | tuple[str, int]:
         + (" (already done)" if result.repeated else "")
         + f" for {card.name if card else 'the patient'}"
     )
+    mark_done(payload["request_id"])
     session["written"] = [ref for ref in result.written if not ref.startswith("Provenance/")]
     return redirect(url_for("pages.summary_page", patient_id=patient_id), code=303)

@@ -1,0 +1,67 @@
+"""Issue 22, item 5: a form's request id is fixed when it is first rendered for its intent. Back (the
+form fetched again) and resubmit, or a double submit, is one action; doing it again is asked for."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from fhircare.settings import Settings
+from fhircare.workflows import run
+from tests.integration.sidecar_harness import Sidecar
+from tests.support.cases import basics, referral_payload
+from tests.support.clock import day
+
+
+@pytest.fixture(scope="module")
+def dev(fhir_server) -> Iterator[Sidecar]:
+    with Sidecar(Settings(base_url=fhir_server.base_url)) as running:
+        yield running
+
+
+def hidden(html: str) -> dict[str, str]:
+    return dict(re.findall(r'<input type="hidden" name="(csrf|request_id)" value="([^"]+)"', html))
+
+
+def follow_ups(client, referral: str, uid: str) -> list[dict]:
+    return [t for t in client.search("Task", {"focus": referral}) if f"Call back {uid}" in str(t.get("note"))]
+
+
+def test_back_and_resubmit_is_one_follow_up_and_a_second_one_is_asked_for(dev, client, uid):
+    b = basics(client, uid)
+    referral = run("refer", referral_payload(b, uid), client).written[0]
+    pid = b["patient"].split("/")[1]
+    form_url = f"{dev.url}/patients/{pid}/do/follow-up"
+    browser = requests.Session()
+    first = browser.get(form_url, params={"about": referral}).text
+    data = {"about": referral, "owner": b["coordinator"], "due": day(3), "note": f"Call back {uid}"}
+    sent = browser.post(form_url, data={**hidden(first), **data}, allow_redirects=False)
+    assert sent.status_code == 303
+
+    back = browser.get(form_url, params={"about": referral}).text  # Back: the form again, same intent
+    assert hidden(back)["request_id"] == hidden(first)["request_id"]
+    assert "You have done this already" in back
+    again = browser.post(form_url, data={**hidden(back), **data})
+    assert again.status_code == 200 and "(already done)" in again.text
+    assert len(follow_ups(client, referral, uid)) == 1
+
+    fresh = browser.get(form_url, params={"about": referral, "new": "1"}).text
+    assert hidden(fresh)["request_id"] != hidden(first)["request_id"]
+    assert "You have done this already" not in fresh
+    browser.post(form_url, data={**hidden(fresh), **data})
+    assert len(follow_ups(client, referral, uid)) == 2
+
+
+def test_a_refused_form_keeps_its_request_id(dev, client, uid):
+    b = basics(client, uid)
+    pid = b["patient"].split("/")[1]
+    form_url = f"{dev.url}/patients/{pid}/do/follow-up"
+    browser = requests.Session()
+    first = browser.get(form_url).text
+    refused = browser.post(form_url, data={**hidden(first), "note": "x" * 5000})
+    assert refused.status_code == 422
+    assert hidden(refused.text)["request_id"] == hidden(first)["request_id"]
+    assert hidden(browser.get(form_url).text)["request_id"] == hidden(first)["request_id"]
