@@ -17,7 +17,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import FhirServerError, Issue, PartialWrite, PreconditionFailed, TransientError
+from ..errors import (
+    FhirServerError,
+    Issue,
+    PartialWrite,
+    PreconditionFailed,
+    TransientError,
+    UnresolvedStoredReference,
+)
 from ..fhir import FhirClient
 from ..fhir.transaction import entry_diagnostics, entry_reference, entry_status
 from ..fhir.versions import written_version
@@ -156,6 +163,18 @@ def undo_summary(undone: Undone) -> str:
 def error_after_undo(partial: PartialWrite, failed: list[FailedEntry], undone: Undone) -> FhirServerError:
     """The error a run ends with once what a non-atomic server applied was undone: it says what
     failed and why, what stayed written, and the next step that can work."""
+    if isinstance(partial, UnresolvedStoredReference):  # every entry applied, some with a '?' stored
+        partial.message = (
+            "the server stored conditional references without resolving them (it was taken to resolve "
+            f"them); {undo_summary(undone)}"
+            + (
+                ". Run the same request again: references are now checked before writing"
+                if undone.complete
+                else ""
+            )
+        )
+        partial.written = list(undone.stayed)
+        return partial
     issues = [f.issue() for f in failed]
     what = "; ".join(f"entry '{f.name}' answered {f.status}: {f.diagnostics}" for f in failed)
     head = f"the server applied the transaction entry by entry and {what}; {undo_summary(undone)}"

@@ -13,7 +13,12 @@ from typing import Any
 
 import pytest
 
-from fhircare.errors import PartialWrite, ServerValidationError, UnresolvedReference
+from fhircare.errors import (
+    PartialWrite,
+    ServerValidationError,
+    UnresolvedReference,
+    UnresolvedStoredReference,
+)
 from fhircare.fhir import FhirClient
 from fhircare.fhir.auth import BearerAuth
 from fhircare.fhir.behaviour import BehaviourStore
@@ -212,3 +217,23 @@ def test_check_says_an_atomic_server_is_atomic(fhir_server, tmp_path, monkeypatc
     assert done.exit_code == 0, done.output
     assert json.loads(done.output)["behaviour"]["atomicTransactions"].startswith("yes")
     assert fhir_server.resource_counts().get("Basic", 0) == before
+
+
+def test_references_stored_unresolved_where_they_were_taken_to_resolve_are_undone(projects, uid):
+    """What was learned is wrong (conditional references resolve here): the server stores
+    ``Organization?_id=...`` verbatim; the run is undone, the truth learned, and the same request
+    then completes with the references checked first."""
+    with _client(projects, ATOMIC) as client:
+        client.learn(conditional_references=True)
+        b = basics(client, uid)
+        before = _state(projects, client, b["plan"])
+        payload = referral_payload(b, uid, care_plan=b["plan"], request_id=f"stored-{uid}")
+        with pytest.raises(UnresolvedStoredReference) as stored:
+            run("refer", payload, client)
+        assert "nothing stayed written" in str(stored.value) and stored.value.written == []
+        assert client.behaviour.conditional_references is False
+        after = _state(projects, client, b["plan"])
+        assert after["plan"] == before["plan"] and after["counts"] == before["counts"]
+        done = run("refer", payload, client)
+        request = client.read_reference(done.written[0])
+    assert request["performer"] == [{"reference": b["org"]}]
