@@ -237,3 +237,18 @@ def test_references_stored_unresolved_where_they_were_taken_to_resolve_are_undon
         done = run("refer", payload, client)
         request = client.read_reference(done.written[0])
     assert request["performer"] == [{"reference": b["org"]}]
+
+
+def test_a_runs_creates_go_before_the_updates_that_point_at_them(projects, uid):
+    """On a server that applies entries in order, an update never points at a create not yet made;
+    the Provenance, which names them all, goes last."""
+    with _client(projects, BATCH) as client:
+        client.learn(atomic_transactions=False)
+        b = basics(client, uid)
+        dry = run("refer", referral_payload(b, uid, care_plan=b["plan"]), client, dry_run=True)
+    entries = dry.details["bundle"]["entry"]
+    methods = [e["request"]["method"] for e in entries]
+    assert methods == ["POST", "POST", "PUT", "POST"]
+    assert entries[-1]["resource"]["resourceType"] == "Provenance"
+    update = entries[2]["resource"]
+    assert update["activity"][-1]["reference"]["reference"] == entries[0]["fullUrl"]
