@@ -10,7 +10,6 @@ and the sidecar run under a moved clock when no ``faketime`` is at hand.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,17 +31,11 @@ def parse_offset(text: str) -> timedelta:
     return timedelta(seconds=-seconds if sign == "-" else seconds)
 
 
-def _offset_from_env() -> timedelta:
-    raw = os.environ.get("FHIRCARE_CLOCK_OFFSET", "").strip()
-    return parse_offset(raw) if raw else timedelta(0)
-
-
 def system_clock() -> datetime:
-    """The machine's time in UTC, moved by ``FHIRCARE_CLOCK_OFFSET`` when that is set."""
-    return datetime.now(UTC) + _OFFSET_NOW
+    """The machine's time in UTC."""
+    return datetime.now(UTC)
 
 
-_OFFSET_NOW = _offset_from_env()
 _clock: Clock = system_clock
 
 
@@ -74,5 +67,16 @@ def frozen(moment: datetime) -> Iterator[datetime]:
     previous = set_clock(lambda: moment)
     try:
         yield moment
+    finally:
+        set_clock(previous)
+
+
+@contextmanager
+def shifted(offset: timedelta | str) -> Iterator[timedelta]:
+    """Within the block, :func:`now` runs with the machine's clock, moved by ``offset``."""
+    delta = parse_offset(offset) if isinstance(offset, str) else offset
+    previous = set_clock(lambda: system_clock() + delta)
+    try:
+        yield delta
     finally:
         set_clock(previous)

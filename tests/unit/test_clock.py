@@ -20,5 +20,9 @@ def test_the_clock_offset_and_frozen_clocks():
     with clock.frozen(moment):
         assert clock.now() == moment and clock.today() == date(2040, 1, 2)
     assert clock.now() != moment
+    with clock.shifted("+10y") as delta:
+        assert delta == timedelta(days=3650)
+        assert abs((clock.now() - datetime.now(UTC)) - delta) < timedelta(minutes=1)
+    assert abs(clock.now() - datetime.now(UTC)) < timedelta(minutes=1)
     with pytest.raises(ValueError, match="aware"), clock.frozen(datetime(2040, 1, 1)):  # noqa: DTZ001
         pass
