@@ -9,7 +9,7 @@ sidecar replica reads it from the server; If-Match makes concurrent savers merge
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..errors import PreconditionFailed
@@ -32,6 +32,10 @@ class Cursor:
     added: set[str] = field(default_factory=set)  # conflicts found by this worker, not yet saved
     local: str | None = None  # our server's meta.lastUpdated of the newest Task sent (unsent search)
     subscription: str | None = None  # the partner's Subscription waking us (absolute URL), if any
+    # the partner's time at the last complete poll minus the overlap: everything stamped before it was
+    # committed and seen then, so the next poll starts at the later of this and cursor - overlap
+    horizon: str | None = None
+    local_horizon: str | None = None  # the same for the unsent search on our server (our server's clock)
     unreachable_since: str | None = None
     last_error: str | None = None
     resource: dict[str, Any] | None = None
@@ -52,13 +56,29 @@ class Cursor:
     def is_seen(self, remote_id: str, version: str) -> bool:
         return self.seen.get(remote_id, ("", ""))[0] == version
 
-    def since(self, overlap: timedelta, value: str | None = "cursor") -> str | None:
-        """The search bound: the cursor moved back by the overlap (commits that land out of order)."""
-        value = self.value if value == "cursor" else value
+    def since(self, overlap: timedelta, local: bool = False) -> str | None:
+        """The search bound: the cursor moved back by the overlap (commits that land out of order),
+        but never before the horizon of the last complete search."""
+        value, horizon = (self.local, self.local_horizon) if local else (self.value, self.horizon)
         if value is None:
             return None
         moment = instant(value) - overlap
-        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        if horizon and instant(horizon) > moment:
+            moment = instant(horizon)
+        return _text(moment)
+
+    def searched_at(self, server_time: str | None, overlap: timedelta, local: bool = False) -> None:
+        """A search read every page; its first answer was at ``server_time`` (that server's clock).
+        Kept only while it still narrows the next search (up to the cursor): an idle cycle then
+        writes nothing."""
+        value, held = (self.local, self.local_horizon) if local else (self.value, self.horizon)
+        if not server_time or value is None or (held and instant(held) >= instant(value)):
+            return
+        horizon = _text(instant(server_time) - overlap)
+        if local:
+            self.local_horizon = horizon
+        else:
+            self.horizon = horizon
 
     def prune(self, overlap: timedelta) -> None:
         """Forget versions older than the overlap window: the search will not return them again."""
@@ -66,6 +86,10 @@ class Cursor:
             return
         floor = instant(self.value) - overlap
         self.seen = {k: v for k, v in self.seen.items() if instant(v[1]) >= floor}
+
+
+def _text(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _system(exchange: Exchange) -> str:
@@ -92,6 +116,10 @@ def _from_resource(partner: str, resource: dict[str, Any], url: str) -> Cursor:
                 cursor.local = value
             elif key == "subscription":
                 cursor.subscription = value
+            elif key == "horizon":
+                cursor.horizon = value
+            elif key == "local-horizon":
+                cursor.local_horizon = value
             elif key == "unreachable-since":
                 cursor.unreachable_since = value
             elif key == "last-error":
@@ -110,6 +138,10 @@ def _to_resource(exchange: Exchange, cursor: Cursor) -> dict[str, Any]:
         subs.append({"url": "local", "valueString": cursor.local})
     if cursor.subscription:
         subs.append({"url": "subscription", "valueString": cursor.subscription})
+    if cursor.horizon:
+        subs.append({"url": "horizon", "valueString": cursor.horizon})
+    if cursor.local_horizon:
+        subs.append({"url": "local-horizon", "valueString": cursor.local_horizon})
     if cursor.unreachable_since:
         subs.append({"url": "unreachable-since", "valueString": cursor.unreachable_since})
     if cursor.last_error:
@@ -148,6 +180,10 @@ def _merge(mine: Cursor, theirs: Cursor) -> Cursor:
     merged.conflicts = theirs.conflicts | mine.added
     merged.added = mine.added
     merged.subscription = theirs.subscription or mine.subscription
+    merged.horizon = min((v for v in (mine.horizon, theirs.horizon) if v), key=instant, default=None)
+    merged.local_horizon = min(
+        (v for v in (mine.local_horizon, theirs.local_horizon) if v), key=instant, default=None
+    )
     merged.local = max((v for v in (mine.local, theirs.local) if v), key=instant, default=None)
     merged.unreachable_since = mine.unreachable_since
     merged.last_error = mine.last_error

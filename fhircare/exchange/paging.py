@@ -6,21 +6,75 @@ next ``_offset`` steps over one of them for good. Asking ``_lastUpdated=ge<last 
 every page cannot skip anything; what it repeats (the entries at that instant) the caller already
 dedupes. Only where a whole page shares one instant does it step over them with ``_offset``.
 Works without next links (Medplum's router gives none).
+
+Each answer also tells the server's own time (``Bundle.meta.lastUpdated``, else the ``Date`` header,
+floored to its second): the caller's overlap window is anchored there, never on our clock.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from typing import Any
 
+from ..errors import FhirServerError
 from ..fhir import FhirClient
+from ..fhir.outcome import json_body
+from .context import PartnerAnswerError, PartnerClient
 from .links import updated_of
 
 
+@dataclass
+class ServerTime:
+    """The server's time at the first page of a search, as it wrote it (None until known)."""
+
+    value: str | None = None
+    pages: list[int] = field(default_factory=list)
+
+
+def _server_time(body: dict[str, Any], date_header: str | None) -> str | None:
+    stamped = (body.get("meta") or {}).get("lastUpdated")
+    if stamped:
+        return str(stamped)
+    if date_header:
+        try:
+            return parsedate_to_datetime(date_header).isoformat().replace("+00:00", "Z")
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+def _page(
+    client: FhirClient, resource_type: str, query: list[tuple[str, str]]
+) -> tuple[list[dict[str, Any]], str | None]:
+    kind = PartnerAnswerError if isinstance(client, PartnerClient) else FhirServerError
+    response = client.request("GET", resource_type, params=query)
+    try:
+        body = json_body(response)
+    except FhirServerError as exc:
+        raise kind(exc.message, exc.issues, exc.http_status) from None
+    if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
+        raise kind(f"a search for {resource_type} was answered without a Bundle")
+    matches = [
+        e["resource"]
+        for e in body.get("entry") or []
+        if isinstance(e.get("resource"), dict)
+        and e["resource"].get("resourceType") == resource_type
+        and (e.get("search") or {}).get("mode", "match") == "match"
+    ]
+    return matches, _server_time(body, response.headers.get("Date"))
+
+
 def keyset_pages(
-    client: FhirClient, resource_type: str, params: list[tuple[str, str]], since: str | None, size: int = 100
+    client: FhirClient,
+    resource_type: str,
+    params: list[tuple[str, str]],
+    since: str | None,
+    size: int = 100,
+    clock: ServerTime | None = None,
 ) -> Iterator[list[dict[str, Any]]]:
-    """Pages of matches, oldest first, from ``since`` (inclusive) on."""
+    """Pages of matches, oldest first, from ``since`` (inclusive) on; ``clock`` gets the server's time."""
     bound, skip = since, 0
     while True:
         query = [*params, ("_sort", "_lastUpdated"), ("_count", str(size))]
@@ -28,8 +82,10 @@ def keyset_pages(
             query.append(("_lastUpdated", f"ge{bound}"))
         if skip:
             query.append(("_offset", str(skip)))
-        page = next(iter(client.search(resource_type, query).pages()), None)
-        matches = list(page.matches) if page is not None else []
+        matches, stamped = _page(client, resource_type, query)
+        if clock is not None:
+            clock.value = clock.value or stamped
+            clock.pages.append(len(matches))
         if matches:
             yield matches
         if len(matches) < size:

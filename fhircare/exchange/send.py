@@ -17,7 +17,7 @@ from ..errors import PayloadError, PreconditionFailed
 from ..fhir.outcome import json_body
 from .context import Exchange, absolute_reference, stamp
 from .links import URL_SYSTEM, Link, identifier_value, read_link, updated_of, version_of, write_link
-from .paging import keyset_pages
+from .paging import ServerTime, keyset_pages
 from .partners import Partner
 
 log = logging.getLogger("fhircare.exchange")
@@ -160,12 +160,12 @@ def send(exchange: Exchange, task_id: str, task: dict[str, Any] | None = None) -
 
 
 def requested_since(
-    exchange: Exchange, partner: Partner, since: str | None = None
+    exchange: Exchange, partner: Partner, since: str | None = None, clock: ServerTime | None = None
 ) -> Iterator[dict[str, Any]]:
     """Our requested Tasks owned by the partner's Organization, oldest first, changed at or after
     ``since`` (our server's instant: the state's local cursor), keyset-paged (linking a Task moves it)."""
     params = [("owner", partner.organization), ("status", "requested")]
-    for page in keyset_pages(exchange.local, "Task", params, since):
+    for page in keyset_pages(exchange.local, "Task", params, since, clock=clock):
         yield from page
 
 

@@ -16,7 +16,7 @@ from .apply import apply_remote
 from .context import Exchange, PartnerAnswerError, PartnerUnreachable, stamp
 from .cursor import Cursor, load_cursor, save_cursor, update_pending
 from .links import identifier_value, updated_of, version_of
-from .paging import keyset_pages
+from .paging import ServerTime, keyset_pages
 from .partners import Partner
 from .send import is_sent, requested_since, send, source_tag
 
@@ -47,11 +47,12 @@ class CycleReport:
         }
 
 
-def _changes(exchange: Exchange, partner: Partner, cursor: Cursor) -> Any:
+def _changes(exchange: Exchange, partner: Partner, cursor: Cursor, clock: ServerTime) -> Any:
     """The partner's Tasks from us changed since the cursor (minus the overlap), oldest first, paged."""
     system, code = source_tag(exchange)
     params = [("_tag", f"{system}|{code}")]
-    return keyset_pages(exchange.remote(partner.name), "Task", params, cursor.since(partner.overlap), PAGE)
+    since = cursor.since(partner.overlap)
+    return keyset_pages(exchange.remote(partner.name), "Task", params, since, PAGE, clock)
 
 
 def _ours(exchange: Exchange, remote_tasks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -78,7 +79,8 @@ def _apply_one(
 
 
 def poll(exchange: Exchange, partner: Partner, cursor: Cursor, report: CycleReport) -> None:
-    for page in _changes(exchange, partner, cursor):
+    clock = ServerTime()
+    for page in _changes(exchange, partner, cursor, clock):
         fresh = [t for t in page if not cursor.is_seen(str(t.get("id")), version_of(t))]
         ours = _ours(exchange, fresh)
         for latest in fresh:
@@ -89,6 +91,19 @@ def poll(exchange: Exchange, partner: Partner, cursor: Cursor, report: CycleRepo
                 if conflicts:
                     cursor.conflict(local.split("/")[1])
             cursor.advance(str(latest["id"]), version_of(latest), updated_of(latest))
+    cursor.searched_at(clock.value, partner.overlap)  # every page read and applied
+
+
+def _snapshot(cursor: Cursor) -> tuple[Any, ...]:
+    return (
+        cursor.value,
+        dict(cursor.seen),
+        cursor.unreachable_since,
+        cursor.last_error,
+        cursor.local,
+        cursor.horizon,
+        cursor.local_horizon,
+    )
 
 
 def sync_partner(exchange: Exchange, partner: Partner) -> CycleReport:
@@ -97,9 +112,19 @@ def sync_partner(exchange: Exchange, partner: Partner) -> CycleReport:
 
     report = CycleReport()
     cursor = load_cursor(exchange, partner.name)
-    before = (cursor.value, dict(cursor.seen), cursor.unreachable_since, cursor.last_error, cursor.local)
+    before = (
+        cursor.value,
+        dict(cursor.seen),
+        cursor.unreachable_since,
+        cursor.last_error,
+        cursor.local,
+        cursor.horizon,
+    )
     try:
-        for task in requested_since(exchange, partner, cursor.since(partner.overlap, cursor.local)):
+        local_clock = ServerTime()
+        for task in requested_since(
+            exchange, partner, cursor.since(partner.overlap, local=True), local_clock
+        ):
             if is_sent(exchange, task):  # the local cursor moves over what is linked, up to the unsent
                 cursor.sent(updated_of(task))
                 continue
@@ -107,6 +132,7 @@ def sync_partner(exchange: Exchange, partner: Partner) -> CycleReport:
             # not the link's own time: Tasks between the two are still to be sent; the linked
             # version comes back in a later search and moves the cursor then
             cursor.sent(updated_of(task))
+        cursor.searched_at(local_clock.value, partner.overlap, local=True)
         for task_id in sorted(cursor.pending):
             outcome = retry_cancel(exchange, task_id)
             if outcome != "pending":
@@ -126,7 +152,14 @@ def sync_partner(exchange: Exchange, partner: Partner) -> CycleReport:
         log.warning(
             "partner answer not applied", extra={"partner": partner.name, "error": type(exc).__name__}
         )
-    now = (cursor.value, cursor.seen, cursor.unreachable_since, cursor.last_error, cursor.local)
+    now = (
+        cursor.value,
+        cursor.seen,
+        cursor.unreachable_since,
+        cursor.last_error,
+        cursor.local,
+        cursor.horizon,
+    )
     if now != before or cursor.added:
         cursor = save_cursor(exchange, cursor, partner.overlap)
     report.cursor = cursor.value
