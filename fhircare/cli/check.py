@@ -7,7 +7,6 @@ from typing import Any
 
 from ..errors import FhirServerError
 from ..fhir import FhirClient
-from ..fhir.probes import probe_transaction_limit
 from ..namespaces import DEFAULT_NAMESPACES
 
 
@@ -43,7 +42,7 @@ def observed_behaviour(client: FhirClient) -> dict[str, Any]:
     """What the server was seen to do (probes that write nothing where they can tell), and the
     strategy fhircare picks from it."""
     resolves = client.resolves_conditional_references()
-    limit_ok = probe_transaction_limit(client)
+    limit_ok = client.policy.transaction_limit_seen()
     behaviour = client.behaviour
     includes = {view: client.include_works(rtype, spec) for view, (rtype, spec) in VIEW_INCLUDES.items()}
     limit = behaviour.strict_refused_at
