@@ -8,6 +8,7 @@ models it inside Medplum's router:
   own), the first that does not and every one after it are answered ``429`` with Medplum's outcome
   (code ``throttled``, the limiter's state as JSON in the diagnostics), and the window stays closed;
 - a transaction is atomic here: over the cap, it is answered HTTP 429 whole, nothing forwarded;
+- ``deny`` answers chosen batch entries with a status of its own (401, 403, 404, 503, ...);
 - any other request over the cap is answered HTTP 429 with ``Retry-After``; every answer carries
   ``RateLimit: "fhirInteractions";r=<points left>;t=<seconds to the reset>``.
 """
@@ -48,6 +49,8 @@ class QuotaProxy(FaultProxy):
         self.window_s = 60.0
         self.requests = 0  # requests received from clients
         self.refused = 0  # interactions refused
+        #: batch entry URL -> the status the proxy answers it with itself (a per-entry fault)
+        self.deny: dict[str, int] = {}
         self._quota_lock = threading.Lock()
         self._start: float | None = None
         self._used = 0
@@ -136,26 +139,35 @@ class QuotaProxy(FaultProxy):
         self, method: str, path: str, request: BaseHTTPRequestHandler, bundle: dict[str, Any]
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         entries = bundle.get("entry") or []
-        admitted = 0
+        answers: list[dict[str, Any] | None] = []
         for entry in entries:
             req = entry.get("request") or {}
-            if not self._charge(
-                cost(str(req.get("method", "GET")), str(req.get("url", "")), bool(req.get("ifNoneExist")))
-            ):
-                break
-            admitted += 1
-        answered: list[dict[str, Any]] = []
+            url = str(req.get("url", ""))
+            if url in self.deny:  # an entry this proxy answers itself (403, 503, ...)
+                answers.append(
+                    {"response": {"status": str(self.deny[url]), "outcome": _denied(self.deny[url])}}
+                )
+            elif self._charge(cost(str(req.get("method", "GET")), url, bool(req.get("ifNoneExist")))):
+                answers.append(None)  # forwarded
+            else:
+                answers.append({"response": {"status": "429", "outcome": self._outcome()}})
+        forward = [entry for entry, answer in zip(entries, answers, strict=True) if answer is None]
         headers: list[tuple[str, str]] = [("Content-Type", "application/fhir+json")]
-        if admitted:
-            sent = json.dumps({**bundle, "entry": entries[:admitted]}).encode()
+        if forward:
+            sent = json.dumps({**bundle, "entry": forward}).encode()
             status, headers, raw = self._forward(method, path, request, sent)
             if status != 200:
                 return status, headers, raw
-            answered = json.loads(raw).get("entry") or []
-        throttled = {"response": {"status": "429", "outcome": self._outcome()}}
-        answer = {"resourceType": "Bundle", "type": "batch-response", "entry": [*answered]}
-        answer["entry"] += [throttled] * (len(entries) - admitted)
+            answered = iter(json.loads(raw).get("entry") or [])
+            answers = [next(answered) if answer is None else answer for answer in answers]
+        answer = {"resourceType": "Bundle", "type": "batch-response", "entry": answers}
         return 200, headers, json.dumps(answer).encode()
+
+
+def _denied(status: int) -> dict[str, Any]:
+    code = {401: "login", 403: "forbidden", 404: "not-found"}.get(status, "exception")
+    issue = {"severity": "error", "code": code, "diagnostics": f"answered {status} by the test proxy"}
+    return {"resourceType": "OperationOutcome", "issue": [issue]}
 
 
 def _bundle(method: str, path: str, base_path: str, body: bytes) -> dict[str, Any] | None:

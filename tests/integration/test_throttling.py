@@ -7,7 +7,8 @@ Neither server has a quota of its own in the suite, so each test brings one, wit
 instead of the full server's minute): Medplum's router gets it inside (tests/servers/medplum/quota.mjs,
 on a server of this module's own), the embedded server through a quota proxy in front of it
 (tests/faults/quota_proxy.py: atomic transactions only). The non-atomic variants need Medplum's
-per-project transaction modes, so they run on Medplum only.
+per-project transaction modes, so they run on Medplum only. The same proxy, without a quota, answers
+chosen batch entries 401/403/404/410/503 in front of either server: only 404 and 410 are "missing".
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 import pytest
 
 from fhircare.demo.world import DEMO_MRN_SYSTEM
+from fhircare.errors import Forbidden, TransientError, Unauthorized, UnresolvedReference
 from fhircare.fhir import FhirClient
 from fhircare.fhir.auth import BearerAuth
 from fhircare.server import EmbeddedServer
@@ -255,3 +257,37 @@ def test_a_non_atomic_write_throttled_past_the_budget_exits_75_naming_what_staye
         assert [r for r in written if r.startswith("Patient/")] == [f"Patient/{found[0]['id']}"]
     final = quota_server.resource_counts()
     assert final["Patient"] == before.get("Patient", 0) + 1
+
+
+@pytest.fixture()
+def entry_proxy(fhir_server):
+    """A proxy in front of the session's server that answers chosen batch entries itself (no quota)."""
+    with QuotaProxy(fhir_server.base_url) as proxy:
+        with FhirClient(proxy.base_url) as warm:
+            warm.resolves_conditional_references()
+        yield proxy
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "exit_code", "words"),
+    [
+        (404, UnresolvedReference, 2, "1 reference(s) name nothing on the server"),
+        (410, UnresolvedReference, 2, "1 reference(s) name nothing on the server"),
+        (403, Forbidden, 5, "refused access (403)"),
+        (401, Unauthorized, 5, "refused access (401)"),
+        (503, TransientError, 75, "the server failed (answered 503)"),
+    ],
+)
+def test_a_reference_check_says_what_its_entry_answered_missing_only_for_404_and_410(
+    fhir_server, entry_proxy, uid, status, error, exit_code, words
+):
+    with FhirClient(fhir_server.base_url) as setup:
+        b = basics(setup, uid)
+    entry_proxy.deny = {b["org"]: status}  # the performer's existence check
+    checked = Settings(base_url=entry_proxy.base_url, verify_references="batch")
+    with FhirClient(entry_proxy.base_url) as client, pytest.raises(error) as raised:
+        run("refer", referral_payload(b, uid), client, settings=checked)
+    assert type(raised.value) is error and raised.value.exit_code == exit_code
+    assert words in str(raised.value)
+    with FhirClient(fhir_server.base_url) as check:  # nothing was written
+        assert list(check.search("ServiceRequest", {"subject": b["patient"]})) == []
