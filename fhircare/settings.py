@@ -111,6 +111,9 @@ class Settings:
     # the base of fhircare's own identifier and code systems (request ids, workflows, payer decisions,
     # member ids): a URL the deployer controls (FHIRCARE_NAMESPACE_BASE); the default is a placeholder
     namespace_base: str = DEFAULT_NAMESPACE_BASE
+    # the zone the console shows times in, labelled (FHIRCARE_TIMEZONE, an IANA name such as
+    # America/Chicago); FHIR keeps instants with their offset, only the pages convert
+    timezone: str = "UTC"
     # HTTP surroundings, read once: trust_env (as in requests) uses the proxy variables and ~/.netrc;
     # proxies holds the proxy variables as read (("https", url), ("no", "host,..."), ...). None (a
     # Settings made in code): each client reads them once when it is made
@@ -159,6 +162,7 @@ class Settings:
             "caller_issuer": "FHIRCARE_CALLER_ISSUER",
             "namespace_base": "FHIRCARE_NAMESPACE_BASE",
             "server_profile": "FHIRCARE_SERVER_PROFILE",
+            "timezone": "FHIRCARE_TIMEZONE",
         }
         for attr, var in text.items():
             if env.get(var):

@@ -229,7 +229,9 @@ def run_action(patient_id: str, workflow: str) -> Response | tuple[str, int]:
     if workflow not in WORKFLOWS:
         abort(404, "no such workflow")
     fields = form_fields(settings().profiles_dir / "workflows", workflow)
-    payload = payload_from_form(fields, request.form, table_keys)
+    from .times import zone
+
+    payload = payload_from_form(fields, request.form, table_keys, zone())
     names = {f.name for f in flatten(fields)}
     if "patient" in names:
         payload["patient"] = f"Patient/{patient_id}"  # the page's patient, whatever the form says

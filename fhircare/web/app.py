@@ -32,6 +32,12 @@ def check_settings(settings: Settings, host: str = "127.0.0.1") -> None:
     needs_secret = settings.auth_mode == "smart" or not is_loopback(host)
     if needs_secret and not settings.secret_key:
         raise ConfigurationError("set FHIRCARE_SECRET_KEY: SMART and non-loopback binds need a secret key")
+    from .times import known_zone
+
+    if not known_zone(settings.timezone):
+        raise ConfigurationError(
+            f"FHIRCARE_TIMEZONE {settings.timezone!r} is not a time zone (e.g. America/Chicago)"
+        )
     if settings.secret_key is not None and len(settings.secret_key) < 32:
         raise ConfigurationError("FHIRCARE_SECRET_KEY must be at least 32 characters")
     if settings.auth_mode == "smart":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -176,7 +177,18 @@ def flatten(fields: list[Field]) -> list[Field]:
     return out
 
 
-def _value(f: Field, form: Mapping[str, Any], keys: Callable[[str | None], set[str]]) -> Any:
+def _instant(text: str, zone: tzinfo | None) -> str:
+    """``2026-12-07T09:00`` in ``zone`` (UTC when None) as a FHIR instant in UTC."""
+    try:
+        moment = datetime.fromisoformat(text).replace(tzinfo=zone or UTC)
+    except ValueError:
+        return f"{text}:00Z"  # not a time: the schema refuses it at its field
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _value(
+    f: Field, form: Mapping[str, Any], keys: Callable[[str | None], set[str]], zone: tzinfo | None = None
+) -> Any:
     getlist = getattr(form, "getlist", None)
     raw_values = [str(v) for v in (getlist(f.name) if getlist else [form.get(f.name, "")])]
     values = [v.strip() for v in raw_values if v and v.strip()]
@@ -190,15 +202,18 @@ def _value(f: Field, form: Mapping[str, Any], keys: Callable[[str | None], set[s
     text = values[0]
     if f.kind == "number":
         return int(text) if text.lstrip("-").isdigit() and len(text) < 10 else text
-    if f.kind == "datetime" and len(text) == 16:  # <input type=datetime-local>: minutes, read as UTC
-        return f"{text}:00Z"
+    if f.kind == "datetime" and len(text) == 16:  # <input type=datetime-local>: minutes in the console's zone
+        return _instant(text, zone)
     if f.kind == "code" and f.free_text and text not in keys(f.table):
         return {"text": text}
     return text
 
 
 def payload_from_form(
-    fields: list[Field], form: Mapping[str, Any], keys: Callable[[str | None], set[str]]
+    fields: list[Field],
+    form: Mapping[str, Any],
+    keys: Callable[[str | None], set[str]],
+    zone: tzinfo | None = None,
 ) -> dict[str, Any]:
     """The payload a posted form stands for; empty fields and empty groups are left out. ``keys``
     names the keys of a code table (a free-text code field that holds none of them is ``{text}``)."""
@@ -206,16 +221,16 @@ def payload_from_form(
     for f in fields:
         key = f.name.rsplit(".", 1)[-1]
         if f.kind == "group" and f.many:
-            rows = [payload_from_form(row.children, form, keys) for row in f.children]
+            rows = [payload_from_form(row.children, form, keys, zone) for row in f.children]
             items = [row for row in rows if row]
             if items:
                 payload[key] = items
         elif f.kind == "group":
-            inner = payload_from_form(f.children, form, keys)
+            inner = payload_from_form(f.children, form, keys, zone)
             if inner:
                 payload[key] = inner
         else:
-            value = _value(f, form, keys)
+            value = _value(f, form, keys, zone)
             if value is not None:
                 payload[key] = value
     return payload

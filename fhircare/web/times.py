@@ -10,12 +10,23 @@ from .api import settings
 from .pages import pages
 
 
-def zone() -> ZoneInfo:
-    name = str(getattr(settings(), "timezone", "") or "UTC")
+def known_zone(name: str) -> bool:
+    """Whether ``name`` is an IANA time zone this machine knows."""
     try:
-        return ZoneInfo(name)
+        ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
+        return False
+    return True
+
+
+def zone() -> ZoneInfo:
+    """The console's zone (checked when the app is made: an unknown name refuses to start)."""
+    return ZoneInfo(settings().timezone or "UTC")
+
+
+@pages.app_template_global()
+def zone_name() -> str:
+    return settings().timezone or "UTC"
 
 
 @pages.app_template_filter("when")

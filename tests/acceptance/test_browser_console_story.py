@@ -131,3 +131,36 @@ def test_note_hold_resume_and_complete_a_task_then_find_it_closed(fhir_server, c
     assert stored["note"][-1]["authorReference"]["reference"] == b["coordinator"]
     runs = list(client.search("Provenance", {"target": task}))
     assert len(runs) == 7  # the referral, the note and five moves: one run each
+
+
+def test_on_a_phone_filters_fold_and_every_control_is_a_44_pixel_target(fhir_server, client, uid):
+    from playwright.sync_api import sync_playwright
+
+    b = basics(client, uid)
+    run("refer", referral_payload(b, uid), client)
+    with Sidecar(Settings(base_url=fhir_server.base_url)) as sidecar, sync_playwright() as playwright:
+        browser = _browser(playwright)
+        page = browser.new_page(viewport={"width": 390, "height": 844})
+        page.goto(f"{sidecar.url}/?tab=team&patient={b['patient']}")
+        fold = page.locator("details.fold")
+        assert fold.evaluate("d => d.open") is False  # the rows come first on a phone
+        assert page.locator("tr[data-task]").first.is_visible()
+        fold.locator("summary").click()
+        assert page.get_by_label("Status", exact=True).is_visible()
+        small = page.evaluate(
+            """() => Array.from(document.querySelectorAll(
+                 'button, a.button, select, input:not([type=hidden]):not([type=checkbox]):not([type=radio]),'
+                 + ' header nav a, details.fold > summary, .tabs a, .pager a'))
+               .filter(e => e.offsetParent !== null)
+               .map(e => [e.outerHTML.slice(0, 60), e.getBoundingClientRect()])
+               .filter(([_, r]) => r.height < 44 || r.width < 44)
+               .map(([html, r]) => `${html} ${Math.round(r.width)}x${Math.round(r.height)}`)"""
+        )
+        assert small == []
+        check_accessibility(page, "worklist on a phone")
+        fits(page, "worklist on a phone")
+        wide = browser.new_page(viewport={"width": 1280, "height": 900})
+        wide.goto(f"{sidecar.url}/?tab=team&patient={b['patient']}")
+        assert wide.locator("details.fold").evaluate("d => d.open") is True
+        assert wide.get_by_label("Status", exact=True).is_visible()
+        browser.close()
