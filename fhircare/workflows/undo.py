@@ -22,10 +22,12 @@ from ..errors import (
     Issue,
     PartialWrite,
     PreconditionFailed,
+    RateLimited,
     TransientError,
     UnresolvedStoredReference,
 )
 from ..fhir import FhirClient
+from ..fhir.throttle import rate_limited_text
 from ..fhir.transaction import entry_diagnostics, entry_reference, entry_status
 from ..fhir.versions import written_version
 from ..mapping import PlannedEntry
@@ -193,6 +195,9 @@ def error_after_undo(partial: PartialWrite, failed: list[FailedEntry], undone: U
             issues,
             http_status=412,
         )
+    if isinstance(partial, RateLimited):  # past the throttle budget: exit 75, the wait the server named
+        wait = partial.retry_after or 1.0
+        return RateLimited(f"{rate_limited_text(wait)}: {head}", issues, retry_after=wait, written=[])
     if codes == {429}:
         return TransientError(f"{head}. The server throttled it: run the same request again later", issues)
     if any(code >= 500 or code == 0 for code in codes):
