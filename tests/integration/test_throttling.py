@@ -137,6 +137,19 @@ def test_a_read_batch_with_throttled_entries_sends_only_those_again_and_gets_eve
     assert throttled.refused() >= 1
 
 
+def test_a_quota_the_ratelimit_header_says_is_spent_holds_requests_instead_of_hitting_it(
+    throttled, quota, uid
+):
+    with FhirClient(throttled.base_url) as client:
+        patient = client.create({"resourceType": "Patient", "name": [{"family": f"Paced{uid}"}]})
+        quota(5, 1.0)  # five reads a second; each answer's RateLimit header says how many are left
+        before = throttled.requests()
+        for _ in range(12):
+            assert client.read("Patient", patient["id"])["id"] == patient["id"]
+        sent = throttled.requests() - before
+    assert sent == 12 and throttled.refused() == 0  # held until each reset: never refused, nothing re-sent
+
+
 def test_a_referral_whose_reference_checks_are_throttled_is_written_never_missing(throttled, quota, uid):
     with FhirClient(throttled.base_url) as setup:
         b = basics(setup, uid)
