@@ -14,8 +14,11 @@ Reported, never asserted:
   versions per referral, replayed from history);
 - requests per hour at 500 open referrals: fhircare polling every 15 minutes against the reference
   implementations' approach (GET every tracked Task every 10 s), from the measured idle cycle;
-- memory: the peak Python heap (tracemalloc) of the first full catch-up and of an idle cycle, at each
-  number of open referrals (pages are streamed, so it should not grow with the count).
+- notification latency (embedded partner; the router has no subscription engine): a performer's change
+  to our Task updated, woken by the partner's rest-hook while polling is hourly (median, p95);
+- memory: the peak Python heap (tracemalloc) of the first full catch-up, and what an idle cycle adds
+  above the heap held before it, at each number of open referrals (pages are streamed, so neither
+  should grow with the count beyond the process's bounded caches).
 """
 
 from __future__ import annotations
@@ -126,17 +129,18 @@ class Pair:
 def idle_and_memory(ours: Any, theirs: Any, open_count: int) -> dict[str, Any]:
     pair = Pair(ours, theirs, overlap="1s")
     pair.bulk_tasks(open_count)
+    # the heap a cycle adds above what was held before it (caches the process keeps, bounded, excluded)
     tracemalloc.start()
     started = time.perf_counter()
     local, remote, report = pair.cycle()  # sends all, then the catch-up poll
     first_peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.reset_peak()
     time.sleep(1.5)  # past the overlap: the next cycles find nothing new
     pair.cycle()  # moves our unsent-search cursor over the Tasks the first cycle linked
     time.sleep(1.5)
+    held = tracemalloc.get_traced_memory()[0]
     tracemalloc.reset_peak()
     idle_local, idle_remote, _ = pair.cycle()
-    idle_peak = tracemalloc.get_traced_memory()[1]
+    idle_peak = tracemalloc.get_traced_memory()[1] - held
     tracemalloc.stop()
     return {
         "open_referrals": open_count,
@@ -179,10 +183,62 @@ def per_change(ours: Any, theirs: Any, changes: int) -> dict[str, Any]:
     return {"referrals": changes, "one_version_each": one, "two_versions_each_with_procedure": three}
 
 
+def notification_latency(ours: Any, theirs: Any, count: int) -> dict[str, Any]:
+    """Performer change -> our Task updated, woken by the partner's rest-hook (polling hourly)."""
+    import statistics
+    import threading
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from fhircare.exchange.listen import Worker, make_server
+    from fhircare.exchange.notify import subscribe
+    from fhircare.server.launcher import free_port
+
+    pair = Pair(ours, theirs, overlap="5m")
+    partner = replace(pair.partner, notify_secret_env="BENCH_HOOK_TOKEN", poll=timedelta(hours=1))
+    settings = replace(pair.exchange.settings, partner_tokens=(("BENCH_HOOK_TOKEN", "bench-secret"),))
+    exchange = Exchange(settings, replace(pair.exchange.partners, partners={pair.name: partner}), pair.ours)
+    worker = Worker(exchange, [pair.name])
+    port = free_port()
+    server = make_server(worker, "127.0.0.1", port)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    tasks = [pair.refer(n) for n in range(count)]
+    threading.Thread(target=worker.run, daemon=True).start()
+    while sync_state_sent(pair, tasks) < count:
+        time.sleep(0.05)
+    made = subscribe(exchange, pair.name, f"http://127.0.0.1:{port}")
+    sid = made["subscription"].rsplit("/", 1)[1]
+    while pair.theirs.read("Subscription", sid).get("status") != "active":
+        time.sleep(0.05)
+    delays = []
+    for task in tasks:
+        started = time.perf_counter()
+        work(pair.theirs, pair.remote_id(task), "accepted")
+        while pair.ours.read("Task", task)["status"] != "accepted":
+            time.sleep(0.01)
+        delays.append(time.perf_counter() - started)
+    worker.stop.set()
+    worker.wake.set()
+    server.shutdown()
+    delays.sort()
+    return {
+        "changes": count,
+        "median_ms": round(1000 * statistics.median(delays), 1),
+        "p95_ms": round(1000 * delays[max(0, int(0.95 * len(delays)) - 1)], 1),
+    }
+
+
+def sync_state_sent(pair: Pair, tasks: list[str]) -> int:
+    from fhircare.exchange.links import read_link
+
+    return sum(read_link(pair.ours.read("Task", t), pair.exchange.namespace_base) is not None for t in tasks)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--open", type=int, nargs="+", default=[500, 5000])
     parser.add_argument("--changes", type=int, default=20)
+    parser.add_argument("--notifications", type=int, default=20, help="changes timed through the hook")
     parser.add_argument("--partner", choices=["embedded", "medplum"], default="embedded")
     parser.add_argument("--json", type=Path, default=HERE / "exchange-last-run.json")
     args = parser.parse_args()
@@ -196,6 +252,8 @@ def main() -> None:
         results: dict[str, Any] = {"partner": args.partner}
         results["idle"] = [idle_and_memory(ours, theirs, n) for n in args.open]
         results["per_change"] = per_change(ours, theirs, args.changes)
+        if args.partner == "embedded" and args.notifications:  # the router has no subscription engine
+            results["notification_latency"] = notification_latency(ours, theirs, args.notifications)
     idle_500 = next((r for r in results["idle"] if r["open_referrals"] == 500), results["idle"][0])
     per_cycle = idle_500["idle_cycle_requests"]["ours"] + idle_500["idle_cycle_requests"]["partner"]
     results["requests_per_hour_at_500"] = {
