@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..care.task_states import TERMINAL
-from ..errors import FhirServerError, NotFound
+from ..errors import NotFound
 from ..fhir.transport import etag_version, weak_etag
 from .context import Exchange, instant, stamp
 from .copies import output_references, remote_url, store_copy
@@ -262,10 +262,7 @@ def apply_remote(
         return result, ours
     versions, fetched = remote_versions(exchange, partner, latest, link)
     for version in versions:
-        try:
-            ours, link, kind = apply_version(exchange, partner, ours, link, version, fetched)
-        except FhirServerError:
-            raise
+        ours, link, kind = apply_version(exchange, partner, ours, link, version, fetched)
         result.applied += kind == "applied"
         result.conflicts += kind == "conflict"
         result.ignored += kind == "ignored"

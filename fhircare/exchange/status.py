@@ -61,7 +61,10 @@ def render(rows: list[dict[str, Any]], states: dict[str, dict[str, Any]]) -> str
     lines = []
     for name, state in states.items():
         where = "reachable" if state["reachable"] else f"unreachable since {state['unreachable_since']}"
-        lines.append(f"{name}: {where}; polling every {state['polling_every']}; cursor {state['cursor']}")
+        line = f"{name}: {where}; polling every {state['polling_every']}; cursor {state['cursor']}"
+        if state["last_error"]:
+            line += f"; last answer not applied ({state['last_error']})"
+        lines.append(line)
     for row in rows:
         text = f"{row['task']} -> {row['partner']}: ours {row['local_status']}, theirs {row['remote_status']}"
         if row["conflict"]:

@@ -80,3 +80,40 @@ def test_send_refuses_a_task_no_partner_owns(world: World) -> None:
     assert out.exit_code == 2
     assert "owned by no partner" in out.output
     assert world.remote_tasks(task_id) == []
+
+
+def test_consent_required_sends_only_with_an_active_consent_naming_the_partner(world: World) -> None:
+    from dataclasses import replace
+
+    import pytest
+
+    from fhircare.errors import PayloadError
+
+    partners = world.exchange.partners
+    strict = replace(partners.get(world.partner), disclosure="consent-required")
+    world.exchange.partners = replace(partners, partners={world.partner: strict})
+    task_id, _ = world.refer()
+    with pytest.raises(PayloadError, match="consent"):
+        send(world.exchange, task_id)
+    assert world.remote_tasks(task_id) == []
+    world.ours.create(
+        {
+            "resourceType": "Consent",
+            "status": "active",
+            "scope": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                        "code": "patient-privacy",
+                    }
+                ]
+            },
+            "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+            "patient": {"reference": world.patient},
+            "provision": {
+                "type": "permit",
+                "actor": [{"role": {"text": "recipient"}, "reference": {"reference": world.org}}],
+            },
+        }
+    )
+    assert send(world.exchange, task_id).created is True
