@@ -27,7 +27,8 @@ class BundleTransport(FhirTransport):
         install(self.session, self.throttle)
 
     def batch(self, bundle: Mapping[str, Any]) -> dict[str, Any]:
-        """POST a batch Bundle; each entry succeeds or fails on its own."""
+        """POST a batch Bundle; each entry succeeds or fails on its own (throttled entries are waited
+        out and sent again: :meth:`~fhircare.fhir.throttle.Throttle.settle`)."""
         return self._bundle(bundle, "batch")
 
     def read_batch(self, urls: Iterable[str]) -> list[dict[str, Any]]:
