@@ -56,7 +56,13 @@ def age_on(birth_date: str | None, today: date) -> int | None:
 
 
 def record_number(patient: dict[str, Any], namespaces: Namespaces | None = None) -> str | None:
-    """The patient's record number: an identifier typed MR/MB/PI/PT, else the first one that is not a
+    """The value of the patient's record number (``record_identifier``)."""
+    found = record_identifier(patient, namespaces)
+    return str(found["value"]) if found else None
+
+
+def record_identifier(patient: dict[str, Any], namespaces: Namespaces | None = None) -> dict[str, Any] | None:
+    """The patient's record number identifier: one typed MR/MB/PI/PT, else the first one that is not a
     request id fhircare stamped."""
     namespaces = namespaces or Namespaces()
     stamps = set(namespaces.systems(REQUEST_ID))
@@ -68,11 +74,35 @@ def record_number(patient: dict[str, Any], namespaces: Namespaces | None = None)
             c.get("code") for c in (identifier.get("type") or {}).get("coding") or [] if isinstance(c, dict)
         }
         if codes & set(RECORD_TYPES):
-            return str(identifier["value"])
+            return identifier
     for identifier in identifiers:
         if identifier.get("system") not in stamps:
-            return str(identifier["value"])
+            return identifier
     return None
+
+
+def enroll_values(patient: dict[str, Any], namespaces: Namespaces | None = None) -> dict[str, str]:
+    """An existing patient as the enroll form's fields (``patient.name.family`` ...): enrolling them
+    again finds them by identifier instead of creating a second Patient."""
+    values: dict[str, str] = {}
+    found = record_identifier(patient, namespaces)
+    if found and found.get("system"):
+        values["patient.identifier.system"] = str(found["system"])
+        values["patient.identifier.value"] = str(found["value"])
+    name = next((n for n in patient.get("name") or [] if isinstance(n, dict)), {})
+    if name.get("family"):
+        values["patient.name.family"] = str(name["family"])
+    if name.get("given"):
+        values["patient.name.given"] = ", ".join(str(g) for g in name["given"])
+    for key in ("birthDate", "gender"):
+        if patient.get(key):
+            values[f"patient.{key}"] = str(patient[key])
+    phone = next(
+        (t for t in patient.get("telecom") or [] if isinstance(t, dict) and t.get("system") == "phone"), None
+    )
+    if phone and phone.get("value"):
+        values["patient.phone"] = str(phone["value"])
+    return values
 
 
 def card_of(

@@ -200,7 +200,12 @@ def _render_form(
 
     found = access().view_client().read_reference(patient)
     name = person_name(found)
-    values = values if values is not None else prefill(workflow, fields, patient, own)
+    if values is None:
+        values = prefill(workflow, fields, patient, own)
+        if workflow == "enroll":  # this patient, found again by identifier: never a second Patient
+            from ..views.patients import enroll_values
+
+            values = {**enroll_values(found, settings().namespaces()), **values}
     _label_strays(fields, values, own, shared)
     return render_template(
         "action.html",

@@ -143,7 +143,16 @@ def create_app(settings: Settings | None = None, host: str = "127.0.0.1", **over
 
 def _register_pages(app: Flask) -> None:
     try:
-        from . import actions, banners, coordinators, patient_pages, report_pages, task_pages, times  # noqa: F401 - their routes join the page blueprint
+        from . import (  # noqa: F401 - their routes join the page blueprint
+            actions,
+            banners,
+            coordinators,
+            new_patient,
+            patient_pages,
+            report_pages,
+            task_pages,
+            times,
+        )
         from .pages import pages
     except ImportError:  # pragma: no cover - the page module is optional while it is built
         return

@@ -60,6 +60,8 @@ RUN = Rule("guard")
 FORM = Rule("own", SUMMARY.reads | LOOKUP.reads | {"ServiceRequest"})
 # finding a patient spans patients: a patient session gets 403 (it has its own patient only)
 PATIENTS = Rule("none", _reads("Patient"))
+# a new patient is no patient session's own: refused there (403); the form's pickers need their reads
+NEW_PATIENT = Rule("none", LOOKUP.reads | {"Patient"})
 # the patient page adds to the summary its referrals (partners named), closed tasks and timeline
 PATIENT_PAGE = Rule("own", SUMMARY.reads | {"ServiceRequest", "Provenance", "Practitioner", "Organization"})
 # a task's page: the task, its history and Provenance, the people it names
@@ -93,6 +95,8 @@ POLICY: dict[str, Rule] = {
     "pages.run_action": RUN,
     "pages.choose_me": CHOOSER,
     "pages.patients_page": PATIENTS,
+    "pages.new_patient_form": NEW_PATIENT,
+    "pages.new_patient_run": NEW_PATIENT,
     "pages.task_page": TASK,
     "pages.task_note": RUN,
     "pages.task_status": RUN,

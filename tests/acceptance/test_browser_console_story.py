@@ -15,7 +15,7 @@ from tests.acceptance.test_browser import ARGS, CHROMIUM
 from tests.acceptance.test_browser_morning import check_accessibility, fits
 from tests.integration.sidecar_harness import Sidecar
 from tests.integration.test_console_patients import born_years_ago, letters, patient
-from tests.support.cases import basics, referral_payload
+from tests.support.cases import basics, make, referral_payload
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
@@ -164,3 +164,38 @@ def test_on_a_phone_filters_fold_and_every_control_is_a_44_pixel_target(fhir_ser
         assert wide.locator("details.fold").evaluate("d => d.open") is True
         assert wide.get_by_label("Status", exact=True).is_visible()
         browser.close()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_enroll_a_new_patient_with_a_caregiver_from_the_page(fhir_server, client, uid, width):
+    from playwright.sync_api import sync_playwright
+
+    me = make(client, {"resourceType": "Practitioner", "name": [{"family": f"Rivera{letters(uid)}"}]})
+    family = f"Okafor{letters(uid)}"
+    with Sidecar(Settings(base_url=fhir_server.base_url)) as sidecar, sync_playwright() as playwright:
+        browser = _browser(playwright)
+        page = browser.new_page(viewport={"width": width, "height": 900})
+        page.goto(f"{sidecar.url}/patients")
+        page.get_by_role("link", name="New patient").click()
+        page.wait_for_load_state()
+        check_accessibility(page, "new patient form")
+        fits(page, f"new patient form at {width}px")
+        page.locator("[name='patient.identifier.value']").fill(f"NEW-{uid}")
+        page.locator("[name='patient.name.family']").fill(family)
+        page.locator("[name='patient.name.given']").fill("Ana")
+        page.locator("[name='patient.birthDate']").fill(born_years_ago(58))
+        page.locator("[name='patient.gender']").select_option("female")
+        page.locator("[name='coordinator']").select_option(me)
+        page.locator("[name='family[0].name']").fill(f"Rosa {family}")
+        page.locator("[name='family[0].relationship']").select_option("DAU")
+        page.get_by_role("button", name="New patient").click()
+        page.wait_for_load_state()
+        assert page.get_by_role("status").inner_text().startswith("Enroll (family, team): done for Ana")
+        assert f"record number NEW-{uid}" in page.locator("p.identity").inner_text()
+        check_accessibility(page, "the new patient's page")
+        fits(page, f"the new patient's page at {width}px")
+        browser.close()
+    found = list(client.search("Patient", {"identifier": f"NEW-{uid}"}))
+    assert len(found) == 1
+    kin = list(client.search("RelatedPerson", {"patient": f"Patient/{found[0]['id']}"}))
+    assert [k["name"][0]["family"] for k in kin] == [family]

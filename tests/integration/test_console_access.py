@@ -49,3 +49,22 @@ def test_a_patient_session_cannot_read_or_note_another_patients_task(sidecar, au
     assert snapshot(client, [b.task]) == versions
     mine = browser.get(f"{sidecar.url}/patients/{own}/tasks/{a.task.split('/')[1]}", timeout=30)
     assert mine.status_code == 200 and "Notes" in mine.text
+
+
+def test_a_patient_session_cannot_open_or_send_the_new_patient_form(
+    sidecar, auth, client, records, fhir_server
+):
+    from tests.security.conftest import csrf_of
+
+    a, _ = records
+    browser = login(sidecar, auth, patient=a.patient)
+    assert browser.get(f"{sidecar.url}/patients/new", timeout=30).status_code == 403
+    token = csrf_of(browser, sidecar, f"/patients/{a.patient.split('/')[1]}")
+    before = fhir_server.resource_counts()
+    answer = browser.post(
+        f"{sidecar.url}/patients/new",
+        data={"csrf": token, "patient.name.family": "Intruder", "patient.identifier.value": "X1"},
+        timeout=30,
+    )
+    assert answer.status_code == 403
+    assert fhir_server.resource_counts() == before
