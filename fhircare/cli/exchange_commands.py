@@ -96,6 +96,18 @@ def cancel_command(obj: Context, task: str, reason: str) -> None:
         sys.exit(4)
 
 
+@exchange_group.command("forward")
+@click.argument("task")
+@click.option("--to", "to", required=True, help="The partner that gets it next.")
+@pass_context
+def forward_command(obj: Context, task: str, to: str) -> None:
+    """As a coordination platform: our ServiceRequest and Task for an incoming referral, sent on."""
+    from ..exchange.forward import forward
+
+    with _exchange(obj) as exchange:
+        emit_json(forward(exchange, _task_id(task), to))
+
+
 @exchange_group.command("work")
 @click.argument("task")
 @click.option("--to", "to", required=True, help="accepted, rejected, in-progress, on-hold, failed, completed")

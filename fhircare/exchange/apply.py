@@ -13,6 +13,7 @@ from ..errors import NotFound
 from ..fhir.transport import etag_version, weak_etag
 from .context import Exchange, instant, stamp
 from .copies import output_references, remote_url, store_copy
+from .forward import mirror_entries
 from .links import Conflict, Link, read_link, updated_of, version_of, with_ignored, write_link
 from .partners import Partner
 from .send import COPIED, remote_task
@@ -230,6 +231,7 @@ def apply_version(
     ]
     if status == "completed":
         extra += _complete_request(exchange, ours)
+    extra += mirror_entries(exchange, updated)  # forwarded (via a coordination platform): upstream too
     return write_version(exchange, updated, extra), seen, "applied"
 
 

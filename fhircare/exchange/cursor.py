@@ -29,6 +29,7 @@ class Cursor:
     seen: dict[str, tuple[str, str]] = field(default_factory=dict)  # remote Task id -> (version, updated)
     pending: set[str] = field(default_factory=set)  # our Task ids with a cancel waiting
     conflicts: set[str] = field(default_factory=set)  # our Task ids with an open conflict
+    forwarded: set[str] = field(default_factory=set)  # "<our Task id>|<incoming Task id>", still open
     added: set[str] = field(default_factory=set)  # conflicts found by this worker, not yet saved
     local: str | None = None  # our server's meta.lastUpdated of the newest Task sent (unsent search)
     subscription: str | None = None  # the partner's Subscription waking us (absolute URL), if any
@@ -112,6 +113,8 @@ def _from_resource(partner: str, resource: dict[str, Any], url: str) -> Cursor:
                 cursor.pending.add(value)
             elif key == "conflict":
                 cursor.conflicts.add(value)
+            elif key == "forwarded":
+                cursor.forwarded.add(value)
             elif key == "local":
                 cursor.local = value
             elif key == "subscription":
@@ -134,6 +137,7 @@ def _to_resource(exchange: Exchange, cursor: Cursor) -> dict[str, Any]:
     subs += [{"url": "seen", "valueString": f"{k}|{v}|{u}"} for k, (v, u) in sorted(cursor.seen.items())]
     subs += [{"url": "pending", "valueString": t} for t in sorted(cursor.pending)]
     subs += [{"url": "conflict", "valueString": t} for t in sorted(cursor.conflicts)]
+    subs += [{"url": "forwarded", "valueString": t} for t in sorted(cursor.forwarded)]
     if cursor.local:
         subs.append({"url": "local", "valueString": cursor.local})
     if cursor.subscription:
@@ -178,6 +182,7 @@ def _merge(mine: Cursor, theirs: Cursor) -> Cursor:
             merged.value = candidate
     merged.pending = theirs.pending  # changed only through update_pending, which reads it fresh
     merged.conflicts = theirs.conflicts | mine.added
+    merged.forwarded = theirs.forwarded
     merged.added = mine.added
     merged.subscription = theirs.subscription or mine.subscription
     merged.horizon = min((v for v in (mine.horizon, theirs.horizon) if v), key=instant, default=None)
@@ -211,7 +216,7 @@ def update_pending(exchange: Exchange, partner: str, task_id: str, add: bool, ki
     """Add (or drop) one of our Tasks to the partner's pending cancels (or open conflicts), with If-Match."""
     for _ in range(10):
         cursor = load_cursor(exchange, partner)
-        held = cursor.pending if kind == "pending" else cursor.conflicts
+        held = {"pending": cursor.pending, "conflict": cursor.conflicts, "forwarded": cursor.forwarded}[kind]
         if (task_id in held) == add:
             return
         (held.add if add else held.discard)(task_id)

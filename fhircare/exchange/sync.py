@@ -108,7 +108,8 @@ def _snapshot(cursor: Cursor) -> tuple[Any, ...]:
 
 def sync_partner(exchange: Exchange, partner: Partner) -> CycleReport:
     """One cycle for one partner. An unreachable partner changes no referral: it is only recorded."""
-    from .cancel import retry_cancel
+    from .cancel import cancel, retry_cancel
+    from .forward import cancels_from_upstream
 
     report = CycleReport()
     cursor = load_cursor(exchange, partner.name)
@@ -133,6 +134,11 @@ def sync_partner(exchange: Exchange, partner: Partner) -> CycleReport:
             # version comes back in a later search and moves the cursor then
             cursor.sent(updated_of(task))
         cursor.searched_at(local_clock.value, partner.overlap, local=True)
+        for task_id, reason in cancels_from_upstream(exchange, cursor.forwarded):
+            pair = next(p for p in cursor.forwarded if p.startswith(f"{task_id}|"))
+            if reason is not None:  # taken, a conflict, or pending (then retried below like any cancel)
+                cancel(exchange, task_id, reason)
+            update_pending(exchange, partner.name, pair, False, kind="forwarded")
         for task_id in sorted(cursor.pending):
             outcome = retry_cancel(exchange, task_id)
             if outcome != "pending":
