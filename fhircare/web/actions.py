@@ -176,6 +176,23 @@ def workflow_form(patient_id: str, workflow: str) -> str:
     return _render_form(patient_id, workflow, None, {}, [])
 
 
+def _legal_statuses(fields: list[Field], task: str | None) -> None:
+    """The task form offers the statuses the state machine allows from the task's own (all of them
+    while no task is chosen)."""
+    from ..care.task_states import TRANSITIONS
+    from ..views.tasks import OFFERED_ORDER
+
+    if not task or task.count("/") != 1:
+        return
+    found = access().view_client().read_found([task]).get(task)
+    if found is None:
+        return
+    allowed = TRANSITIONS.get(str(found.get("status")), frozenset())
+    for f in fields:
+        if f.name == "to":
+            f.options = tuple(s for s in OFFERED_ORDER if s in allowed)
+
+
 def form_intent(workflow: str, patient: str) -> str:
     """What a form is for: the workflow, the patient and what it was opened about (its query)."""
     about = sorted((k, v) for k, v in request.args.items() if k != "new")
@@ -207,6 +224,8 @@ def _render_form(
 
             values = {**enroll_values(found, settings().namespaces()), **values}
     _label_strays(fields, values, own, shared)
+    if workflow == "task":
+        _legal_statuses(fields, values.get("task"))
     return render_template(
         "action.html",
         workflow=workflow,

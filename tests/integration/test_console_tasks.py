@@ -145,3 +145,11 @@ def test_another_patients_task_is_not_shown_under_this_patient(dev, client, worl
     other = basics(client, uid + "o")["patient"].split("/")[1]
     answer = requests.get(f"{dev.url}/patients/{other}/tasks/{world['task'].split('/')[1]}", timeout=30)
     assert answer.status_code == 404
+
+
+def test_the_move_a_task_form_offers_only_the_legal_next_statuses(dev, client, world):
+    run("task", {"task": world["task"], "to": "accepted", "actor": world["coordinator"]}, client)
+    pid = world["patient"].split("/")[1]
+    html = requests.get(f"{dev.url}/patients/{pid}/do/task", params={"task": world["task"]}, timeout=30).text
+    select = html.split('name="to"', 1)[1].split("</select>", 1)[0]
+    assert re.findall(r'<option value="([^"]+)"', select) == ["ready", "in-progress", "cancelled"]
