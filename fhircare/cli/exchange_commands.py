@@ -108,6 +108,18 @@ def forward_command(obj: Context, task: str, to: str) -> None:
         emit_json(forward(exchange, _task_id(task), to))
 
 
+@exchange_group.command("incoming")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+@pass_context
+def incoming_command(obj: Context, fmt: str) -> None:
+    """The performer's side: open referrals other organizations sent here, with names read from them."""
+    from ..exchange.incoming import COLUMNS, incoming
+    from .output import render_rows
+
+    with _exchange(obj) as exchange:
+        render_rows(incoming(exchange), COLUMNS, fmt)
+
+
 @exchange_group.command("work")
 @click.argument("task")
 @click.option("--to", "to", required=True, help="accepted, rejected, in-progress, on-hold, failed, completed")

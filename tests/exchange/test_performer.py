@@ -71,3 +71,26 @@ def test_the_owner_sets_only_owner_statuses(world: World) -> None:
     send(world.exchange, task_id)
     with pytest.raises(PayloadError, match="not a status the owner sets"):
         work(world.theirs, world.remote_of(task_id)["id"], "entered-in-error")
+
+
+def test_incoming_referrals_show_names_read_from_the_requesters_server(world: World) -> None:
+    from fhircare.exchange import Exchange, parse_partners
+    from fhircare.exchange.incoming import incoming
+
+    task_id, _ = world.refer()
+    send(world.exchange, task_id)
+    remote_id = world.remote_of(task_id)["id"]
+    document = {
+        "self": {"base": world.theirs.base_url, "organization": "Organization/food-bank"},
+        "partners": {"clinic": {"organization": "Organization/clinic", "base": world.ours.base_url}},
+    }
+    performer = Exchange(world.exchange.settings, parse_partners(document, "performer.yaml"), world.theirs)
+    try:
+        rows = {row["task"]: row for row in incoming(performer)}
+    finally:
+        performer.close()
+    row = rows[f"Task/{remote_id}"]
+    family = world.ours.read_reference(world.patient)["name"][0]["family"]
+    assert family in row["patient"]
+    assert "Coord" in row["requester"]
+    assert row["from"] == "clinic" and row["status"] == "requested"

@@ -1,0 +1,72 @@
+"""The performer's worklist of incoming referrals: Tasks other organizations created on our server,
+with the patient's and requester's names read through their absolute references, from the requester's
+server with that partner's credentials. Names are held in memory for one listing, never written down.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from ..care.task_states import OPEN_STATUSES
+from ..views.labels import person_name, resource_label
+from .context import Exchange, PartnerAnswerError, PartnerUnreachable
+from .links import URL_SYSTEM, identifier_value
+
+COLUMNS = ("task", "status", "from", "patient", "requester", "description")
+
+
+def _partner_for(exchange: Exchange, url: str) -> str | None:
+    for name, partner in exchange.partners.partners.items():
+        base = partner.base or ""
+        if base and url.startswith(base.rstrip("/") + "/"):
+            return name
+    return None
+
+
+def _names(exchange: Exchange, urls: set[str]) -> dict[str, str]:
+    """Absolute URL -> a display name, read in one batch per partner (unreadable ones left out)."""
+    by_partner: dict[str, list[str]] = defaultdict(list)
+    for url in urls:
+        name = _partner_for(exchange, url)
+        if name:
+            by_partner[name].append(url)
+    found: dict[str, str] = {}
+    for name, wanted in by_partner.items():
+        client = exchange.remote(name)
+        relative = [u[len(client.base_url) + 1 :] for u in wanted]
+        try:
+            resources = client.read_found(relative)
+        except (PartnerUnreachable, PartnerAnswerError):
+            continue
+        for url, ref in zip(wanted, relative, strict=True):
+            resource = resources.get(ref)
+            if resource is not None:
+                found[url] = person_name(resource) or resource_label(resource)
+    return found
+
+
+def incoming(exchange: Exchange) -> list[dict[str, Any]]:
+    """Open referral Tasks on our server that another organization's Task names (its identifier is an
+    absolute URL elsewhere), oldest first."""
+    rows, wanted = [], set()
+    statuses = ",".join(s for s in OPEN_STATUSES if s not in ("draft", "received", "ready"))
+    for task in exchange.local.search("Task", [("status", statuses), ("_sort", "_lastUpdated")]):
+        origin = identifier_value(task, URL_SYSTEM)
+        if not origin or exchange.partners.local(origin) is not None:
+            continue
+        refs = {k: str((task.get(k) or {}).get("reference") or "") for k in ("for", "requester")}
+        wanted |= {r for r in refs.values() if r.startswith(("http://", "https://"))}
+        rows.append((task, origin, refs))
+    names = _names(exchange, wanted)
+    return [
+        {
+            "task": f"Task/{task['id']}",
+            "status": task.get("status"),
+            "from": _partner_for(exchange, origin) or origin.split("/Task/")[0],
+            "patient": names.get(refs["for"], refs["for"]),
+            "requester": names.get(refs["requester"], refs["requester"]),
+            "description": task.get("description"),
+        }
+        for task, origin, refs in rows
+    ]
