@@ -3,8 +3,9 @@
     python benchmarks/exchange.py [--open 500 5000] [--changes 20] [--partner embedded|medplum]
                                   [--json benchmarks/exchange-last-run.json]
 
-Ours is an embedded server; the partner is a second embedded server (or Medplum's router). Requests are
-counted where they arrive (each server's request counter), so every retry and page is in the figure.
+Ours is an embedded server; the partner is a second embedded server (or Medplum's router), each in its
+own process, so the heap measured is the worker's alone. Requests are counted by the worker's two clients
+(every page and read; no faults are injected here, so nothing is retried).
 Reported, never asserted:
 
 - idle cycle: requests to the partner and to our server for one ``sync`` cycle with nothing new, at each
@@ -36,7 +37,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fhircare.exchange import Exchange, parse_partners, sync_partner, work
 from fhircare.fhir import FhirClient
-from fhircare.server import EmbeddedServer
 from fhircare.settings import Settings
 from fhircare.workflows import run
 from tests.support.clock import day
@@ -78,7 +78,7 @@ class Pair:
         self.partner = self.exchange.partners.get(self.name)
 
     def counts(self) -> tuple[int, int]:
-        return self.ours_server.counter.count, self.theirs_server.counter.count
+        return self.ours.request_count, self.exchange.remote(self.name).request_count
 
     def cycle(self) -> tuple[int, int, dict[str, Any]]:
         before = self.counts()
@@ -234,6 +234,36 @@ def sync_state_sent(pair: Pair, tasks: list[str]) -> int:
     return sum(read_link(pair.ours.read("Task", t), pair.exchange.namespace_base) is not None for t in tasks)
 
 
+class ServerProcess:
+    """``fhircare server start`` in a child process (its CPU and heap are not the worker's)."""
+
+    def __init__(self) -> None:
+        from fhircare.server.launcher import free_port
+
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}/fhir"
+        self.process: Any = None
+
+    def __enter__(self) -> ServerProcess:
+        import subprocess
+        import urllib.request
+
+        command = [sys.executable, "-m", "fhircare.cli.main", "server", "start", "--port", str(self.port)]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.base_url}/metadata", timeout=2):
+                    return self
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("the embedded server did not start")
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--open", type=int, nargs="+", default=[500, 5000])
@@ -247,8 +277,8 @@ def main() -> None:
 
         theirs: Any = MedplumServer()
     else:
-        theirs = EmbeddedServer()
-    with EmbeddedServer() as ours, theirs:
+        theirs = ServerProcess()
+    with ServerProcess() as ours, theirs:
         results: dict[str, Any] = {"partner": args.partner}
         results["idle"] = [idle_and_memory(ours, theirs, n) for n in args.open]
         results["per_change"] = per_change(ours, theirs, args.changes)
