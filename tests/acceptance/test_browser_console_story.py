@@ -199,3 +199,28 @@ def test_enroll_a_new_patient_with_a_caregiver_from_the_page(fhir_server, client
     assert len(found) == 1
     kin = list(client.search("RelatedPerson", {"patient": f"Patient/{found[0]['id']}"}))
     assert [k["name"][0]["family"] for k in kin] == [family]
+
+
+def test_a_keyboard_user_skips_to_the_content_and_stacked_tables_keep_their_labels(fhir_server, client, uid):
+    from playwright.sync_api import sync_playwright
+
+    b = basics(client, uid)
+    run("refer", referral_payload(b, uid), client)
+    with Sidecar(Settings(base_url=fhir_server.base_url)) as sidecar, sync_playwright() as playwright:
+        browser = _browser(playwright)
+        page = browser.new_page(viewport={"width": 390, "height": 844})
+        page.goto(f"{sidecar.url}/caseload")
+        page.keyboard.press("Tab")
+        skip = page.get_by_role("link", name="Skip to the content")
+        assert skip.evaluate("e => e === document.activeElement") and skip.is_visible()
+        page.keyboard.press("Enter")
+        assert page.evaluate("() => document.activeElement.id") == "main"
+        # a stacked row says what each number is
+        cells = page.locator("table tbody tr").first.locator("td")
+        labels = [
+            cells.nth(i).evaluate("e => getComputedStyle(e, '::before').content")
+            for i in range(1, cells.count())
+        ]
+        assert all(label not in ("none", "normal", "") for label in labels), labels
+        check_accessibility(page, "caseload on a phone")
+        browser.close()
