@@ -11,6 +11,7 @@ from typing import Any
 from ..care.task_states import TERMINAL
 from ..errors import NotFound
 from ..fhir.transport import etag_version, weak_etag
+from .conflicts import conflict_task_entry
 from .context import Exchange, instant, stamp
 from .copies import output_references, remote_url, store_copy
 from .forward import mirror_entries
@@ -197,7 +198,10 @@ def apply_version(
             "conflict with the partner",
             extra={"partner": partner.name, "local": local_status, "remote": status},
         )
-        return _link_only(exchange, ours, seen), seen, "conflict"
+        assert seen.conflict is not None
+        entry = conflict_task_entry(exchange, ours, partner.name, seen.conflict)
+        written = write_version(exchange, write_link(ours, seen, exchange.namespace_base), [entry])
+        return written, seen, "conflict"
     outputs = copied_outputs(exchange, partner, version, fetched)
     if outputs is None:
         seen = with_ignored(seen, f"v{vid}: an output points nowhere")

@@ -17,6 +17,7 @@ from ..care.task_states import TERMINAL
 from ..errors import IllegalTransition, PreconditionFailed
 from ..fhir.transport import weak_etag
 from .apply import apply_remote, write_version
+from .conflicts import conflict_task_entry
 from .context import Exchange, PartnerUnreachable, stamp
 from .cursor import update_pending
 from .links import Conflict, Link, read_link, updated_of, version_of, write_link
@@ -126,6 +127,7 @@ def _settle(exchange: Exchange, done: Outcome, reason: str) -> Cancelled:
         write_version(
             exchange,
             write_link(updated, replace(link, conflict=clash, cancel_reason=None), exchange.namespace_base),
+            [conflict_task_entry(exchange, ours, link.partner, clash)],
         )
         update_pending(exchange, link.partner, task_id, True, kind="conflict")
         return Cancelled(f"Task/{task_id}", "conflict", clash)

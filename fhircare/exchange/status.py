@@ -9,6 +9,7 @@ from typing import Any
 from ..errors import PayloadError
 from .apply import copied_outputs, provenance_from, write_version
 from .cancel import provenance
+from .conflicts import close_conflict_task
 from .context import Exchange, stamp
 from .cursor import load_cursor, update_pending
 from .links import read_link, updated_of, version_of, write_link
@@ -99,7 +100,10 @@ def resolve(exchange: Exchange, task_id: str, take: str) -> dict[str, Any]:
         write_version(
             exchange,
             write_link(ours, settled, exchange.namespace_base),
-            [provenance(exchange, task_id, "resolve: took local")],
+            [
+                provenance(exchange, task_id, "resolve: took local"),
+                *close_conflict_task(exchange, task_id, link.conflict),
+            ],
         )
     else:
         outputs = copied_outputs(exchange, partner, current, {}) or []
@@ -115,7 +119,8 @@ def resolve(exchange: Exchange, task_id: str, take: str) -> dict[str, Any]:
             "resource": provenance_from(partner, f"Task/{task_id}", what),
             "request": {"method": "POST", "url": "Provenance"},
         }
-        write_version(exchange, write_link(updated, settled, exchange.namespace_base), [entry])
+        closing = close_conflict_task(exchange, task_id, link.conflict)
+        write_version(exchange, write_link(updated, settled, exchange.namespace_base), [entry, *closing])
     update_pending(exchange, partner.name, task_id, False, kind="conflict")
     return {
         "task": f"Task/{task_id}",

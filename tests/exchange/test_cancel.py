@@ -68,6 +68,14 @@ def test_a_cancel_against_a_completed_remote_changes_nothing_and_is_a_conflict(w
     }
     text = _cli(world, "exchange", "status", "--partner", world.partner)
     assert text.exit_code == 4 and "CONFLICT" in text.stdout  # type: ignore[attr-defined]
+    from fhircare.views.worklist import worklist
+
+    todo = [t for t in world.ours.search("Task", {"focus": f"Task/{task_id}"})]
+    assert [(t["status"], t["owner"]["reference"]) for t in todo] == [("requested", world.coordinator)]
+    assert any(
+        row.as_dict()["task"] == f"Task/{todo[0]['id']}"
+        for row in worklist(world.ours, owners=[world.coordinator])
+    )
     resolved = _cli(world, "exchange", "resolve", f"Task/{task_id}", "--take", "remote")
     assert resolved.exit_code == 0, resolved.output  # type: ignore[attr-defined]
     ours = world.ours.read("Task", task_id)
@@ -75,6 +83,7 @@ def test_a_cancel_against_a_completed_remote_changes_nothing_and_is_a_conflict(w
         "Procedure/"
     )
     assert _cli(world, "exchange", "status", "--partner", world.partner).exit_code == 0  # type: ignore[attr-defined]
+    assert world.ours.read("Task", todo[0]["id"])["status"] == "completed"
     assert _sync(world)["conflicts"] == 0
 
 
