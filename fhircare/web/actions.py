@@ -21,6 +21,7 @@ from ..workflows import WORKFLOWS
 from .api import settings
 from .csrf import check_csrf
 from .fhir_access import access
+from .form_context import label_strays, legal_statuses, past_dates
 from .forms import Field, flatten, form_fields, payload_from_form
 from .intents import already_done, mark_done, request_id_for
 from .pages import pages
@@ -143,54 +144,9 @@ def code_options(f: Field) -> list[tuple[str, str]]:
     return [(key, str(code.get("display") or key)) for key, code in table.items()]
 
 
-def _label_strays(
-    fields: list[Field], values: dict[str, str], own: dict[str, Any], shared: dict[str, list[dict[str, str]]]
-) -> None:
-    """A prefilled reference its picker does not list (beyond the first page of choices) joins the
-    picker with its name (one batch for all of them)."""
-    from .context import read_all
-    from .pickers import label_of
-
-    listed = {c["reference"] for rows in (*own.values(), *shared.values()) for c in rows}
-    strays = {
-        values[f.name]: f
-        for f in flatten(fields)
-        if f.kind == "ref" and values.get(f.name, "").count("/") == 1 and values[f.name] not in listed
-    }
-    found = read_all(access().view_client(), set(strays))
-    related = read_all(
-        access().view_client(),
-        {
-            ref
-            for r in found.values()
-            if (ref := ((r.get("practitioner") or r.get("providedBy") or {}).get("reference")))
-        },
-    )
-    for ref, resource in found.items():
-        kind = ref.split("/", 1)[0]
-        shared.setdefault(kind, []).insert(0, {"reference": ref, "label": label_of(resource, related)})
-
-
 @pages.get("/patients/<patient_id>/do/<workflow>")
 def workflow_form(patient_id: str, workflow: str) -> str:
     return _render_form(patient_id, workflow, None, {}, [])
-
-
-def _legal_statuses(fields: list[Field], task: str | None) -> None:
-    """The task form offers the statuses the state machine allows from the task's own (all of them
-    while no task is chosen)."""
-    from ..care.task_states import TRANSITIONS
-    from ..views.tasks import OFFERED_ORDER
-
-    if not task or task.count("/") != 1:
-        return
-    found = access().view_client().read_found([task]).get(task)
-    if found is None:
-        return
-    allowed = TRANSITIONS.get(str(found.get("status")), frozenset())
-    for f in fields:
-        if f.name == "to":
-            f.options = tuple(s for s in OFFERED_ORDER if s in allowed)
 
 
 def form_intent(workflow: str, patient: str) -> str:
@@ -205,6 +161,7 @@ def _render_form(
     values: dict[str, str] | None,
     errors: dict[str, list[str]],
     general: list[str],
+    confirm_past: bool = False,
 ) -> str:
     if workflow not in WORKFLOWS:
         abort(404, "no such workflow")
@@ -223,9 +180,9 @@ def _render_form(
             from ..views.patients import enroll_values
 
             values = {**enroll_values(found, settings().namespaces()), **values}
-    _label_strays(fields, values, own, shared)
+    label_strays(fields, values, own, shared)
     if workflow == "task":
-        _legal_statuses(fields, values.get("task"))
+        legal_statuses(fields, values.get("task"))
     return render_template(
         "action.html",
         workflow=workflow,
@@ -244,6 +201,7 @@ def _render_form(
         again_args={k: v for k, v in request.args.items() if k != "new"},
         options=lambda f: options_for(f, patient, own, shared, name),
         codes=code_options,
+        confirm_past=confirm_past,
     )
 
 
@@ -255,6 +213,13 @@ def run_action(patient_id: str, workflow: str) -> Response | tuple[str, int]:
     fields = form_fields(settings().profiles_dir / "workflows", workflow)
     from .times import zone
 
+    late = past_dates(fields, request.form)
+    if late and request.form.get("confirm_past") != "1":
+        asked = "In the past: tick “Yes, I mean a date in the past” below to keep it, or change it."
+        headline = f"Not sent yet: {TITLES.get(workflow, workflow).lower()} has a date in the past."
+        values = {k: v for k, v in request.form.items() if k != "csrf"}
+        errors = {name: [asked] for name in late}
+        return _render_form(patient_id, workflow, values, errors, [headline], confirm_past=True), 422
     payload = payload_from_form(fields, request.form, table_keys, zone())
     names = {f.name for f in flatten(fields)}
     if "patient" in names:

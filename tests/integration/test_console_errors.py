@@ -111,3 +111,31 @@ def test_a_refused_quick_action_is_a_red_banner_naming_the_task_and_patient(dev,
     flash = accepted.text.split('class="flash" role="status">', 1)[1].split("</p>", 1)[0]
     assert flash.startswith("Task accepted") and f"Call Ana {uid}" in flash and f"Ana Silva{uid}" in flash
     assert client.read_reference(task)["status"] == "accepted"
+
+
+def test_a_due_date_in_the_past_is_asked_for_before_anything_is_written(dev, client, fhir_server, uid):
+    from tests.support.clock import day
+
+    b = basics(client, uid)
+    referral = run("refer", referral_payload(b, uid), client).written[0]
+    pid = b["patient"].split("/")[1]
+    browser = requests.Session()
+    form = browser.get(f"{dev.url}/patients/{pid}/do/follow-up", params={"about": referral}).text
+    data = {
+        **hidden(form),
+        "about": referral,
+        "owner": b["coordinator"],
+        "due": day(-3),
+        "note": f"Late {uid}",
+    }
+    before = fhir_server.resource_counts()
+    asked = browser.post(f"{dev.url}/patients/{pid}/do/follow-up", data=data)
+    assert asked.status_code == 422
+    assert "In the past" in field_error(asked.text, "due") and 'name="confirm_past"' in asked.text
+    assert fhir_server.resource_counts() == before
+    kept = browser.post(
+        f"{dev.url}/patients/{pid}/do/follow-up", data={**data, "confirm_past": "1"}, allow_redirects=False
+    )
+    assert kept.status_code == 303
+    tasks = [t for t in client.search("Task", {"focus": referral}) if f"Late {uid}" in str(t.get("note"))]
+    assert len(tasks) == 1 and tasks[0]["restriction"]["period"]["end"].startswith(day(-3))
