@@ -48,7 +48,7 @@ class QuotaProxy(FaultProxy):
         self.points: int | None = None
         self.window_s = 60.0
         self.requests = 0  # requests received from clients
-        self.refused = 0  # interactions refused
+        self.refused = 0  # interactions refused since the quota was set
         #: batch entry URL -> the status the proxy answers it with itself (a per-entry fault)
         self.deny: dict[str, int] = {}
         self._quota_lock = threading.Lock()
@@ -60,6 +60,7 @@ class QuotaProxy(FaultProxy):
         with self._quota_lock:
             self.points, self.window_s = points, window_s
             self._start, self._used, self._blocked = None, 0, False
+            self.refused = 0
 
     def _charge(self, points: int) -> bool:
         """Charge ``points`` to the current window; False (and the window closed) when they do not fit."""
