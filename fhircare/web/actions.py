@@ -21,7 +21,7 @@ from ..workflows import WORKFLOWS
 from .api import settings
 from .csrf import check_csrf
 from .fhir_access import access
-from .form_context import label_strays, legal_statuses, past_dates
+from .form_context import label_strays, legal_statuses, past_dates, ride_questions, ride_time
 from .forms import Field, flatten, form_fields, payload_from_form
 from .intents import already_done, mark_done, request_id_for
 from .pages import pages
@@ -180,6 +180,8 @@ def _render_form(
             from ..views.patients import enroll_values
 
             values = {**enroll_values(found, settings().namespaces()), **values}
+        if workflow == "transport" and values.get("appointment") and "when" not in request.args:
+            values["when"] = ride_time(patient, values["appointment"]) or values.get("when", "")
     label_strays(fields, values, own, shared)
     if workflow == "task":
         legal_statuses(fields, values.get("task"))
@@ -213,17 +215,18 @@ def run_action(patient_id: str, workflow: str) -> Response | tuple[str, int]:
     fields = form_fields(settings().profiles_dir / "workflows", workflow)
     from .times import zone
 
-    late = past_dates(fields, request.form)
-    if late and request.form.get("confirm_past") != "1":
-        asked = "In the past: tick “Yes, I mean a date in the past” below to keep it, or change it."
-        headline = f"Not sent yet: {TITLES.get(workflow, workflow).lower()} has a date in the past."
-        values = {k: v for k, v in request.form.items() if k != "csrf"}
-        errors = {name: [asked] for name in late}
-        return _render_form(patient_id, workflow, values, errors, [headline], confirm_past=True), 422
     payload = payload_from_form(fields, request.form, table_keys, zone())
     names = {f.name for f in flatten(fields)}
     if "patient" in names:
         payload["patient"] = f"Patient/{patient_id}"  # the page's patient, whatever the form says
+    asks = {name: "This is in the past." for name in past_dates(fields, request.form)}
+    if workflow == "transport":
+        asks.update(ride_questions(f"Patient/{patient_id}", payload))
+    if asks and request.form.get("confirm") != "1":
+        headline = f"Not sent yet: {TITLES.get(workflow, workflow).lower()}: please check the marked fields."
+        values = {k: v for k, v in request.form.items() if k != "csrf"}
+        errors = {name: [text] for name, text in asks.items()}
+        return _render_form(patient_id, workflow, values, errors, [headline], confirm_past=True), 422
     payload["request_id"] = request.form.get("request_id") or request_id_for(
         form_intent(workflow, f"Patient/{patient_id}")
     )

@@ -3,6 +3,7 @@ list, the task statuses that are legal from where the task stands, dates in the 
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from .. import clock
@@ -74,3 +75,54 @@ def past_dates(fields: list[Field], form: Any) -> list[str]:
         ):
             late.append(f.name)
     return late
+
+
+#: how long before the appointment a ride picks up, when the form proposes the time
+PICK_UP_AHEAD = timedelta(minutes=45)
+#: a pick-up further ahead of the appointment than this is asked about
+TOO_EARLY = timedelta(hours=6)
+
+
+def _instant(text: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else None
+
+
+def ride_time(patient: str, appointment: str) -> str | None:
+    """The pick-up the ride form proposes: 45 minutes before the appointment, in the console's zone."""
+    from ..views.rides import ride_context
+    from .times import zone
+
+    start = _instant(ride_context(access().view_client(), patient, appointment).appointment_start or "")
+    return (start - PICK_UP_AHEAD).astimezone(zone()).strftime("%Y-%m-%dT%H:%M") if start else None
+
+
+def ride_questions(patient: str, payload: dict[str, Any]) -> dict[str, str]:
+    """What to ask before a ride is sent: a ride to the same appointment already arranged; a pick-up
+    after the appointment starts or hours before it."""
+    from ..views.rides import ride_context
+    from .times import when
+
+    appointment, pick_up = payload.get("appointment"), _instant(str(payload.get("when") or ""))
+    if not isinstance(appointment, str) or appointment.count("/") != 1:
+        return {}
+    context = ride_context(access().view_client(), patient, appointment)
+    asks: dict[str, str] = {}
+    if context.rides:
+        times = ", ".join(when(t) for _, t in context.rides if t) or "no time given"
+        asks["appointment"] = (
+            f"A ride to this appointment is already arranged (pick-up {times}). A second one?"
+        )
+    start = _instant(context.appointment_start or "")
+    if start and pick_up and pick_up >= start:
+        asks["when"] = (
+            f"The pick-up is not before the appointment, which starts {when(context.appointment_start)}."
+        )
+    elif start and pick_up and start - pick_up > TOO_EARLY:
+        hours = int((start - pick_up).total_seconds() // 3600)
+        ahead = f"{hours // 24} days" if hours >= 48 else f"{hours} hours"
+        asks["when"] = f"The pick-up is {ahead} before the appointment ({when(context.appointment_start)})."
+    return asks

@@ -131,10 +131,10 @@ def test_a_due_date_in_the_past_is_asked_for_before_anything_is_written(dev, cli
     before = fhir_server.resource_counts()
     asked = browser.post(f"{dev.url}/patients/{pid}/do/follow-up", data=data)
     assert asked.status_code == 422
-    assert "In the past" in field_error(asked.text, "due") and 'name="confirm_past"' in asked.text
+    assert "in the past" in field_error(asked.text, "due") and 'name="confirm"' in asked.text
     assert fhir_server.resource_counts() == before
     kept = browser.post(
-        f"{dev.url}/patients/{pid}/do/follow-up", data={**data, "confirm_past": "1"}, allow_redirects=False
+        f"{dev.url}/patients/{pid}/do/follow-up", data={**data, "confirm": "1"}, allow_redirects=False
     )
     assert kept.status_code == 303
     tasks = [t for t in client.search("Task", {"focus": referral}) if f"Late {uid}" in str(t.get("note"))]
