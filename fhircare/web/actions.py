@@ -135,13 +135,25 @@ def table_keys(table: str | None) -> set[str]:
     return set(mappings_for(settings()).codes.get(table, {}))
 
 
+#: code tables keyed like the services table: their options are named as the coordinator knows the service
+LABELS_FROM = {"prior-auth-services": "services", "prior-auth-categories": "services"}
+
+
 def code_options(f: Field) -> list[tuple[str, str]]:
     if not f.table:
         return []
     from ..workflows import mappings_for
 
-    table = mappings_for(settings()).codes.get(f.table, {})
-    return [(key, str(code.get("display") or key)) for key, code in table.items()]
+    codes = mappings_for(settings()).codes
+    table, named = codes.get(f.table, {}), codes.get(LABELS_FROM.get(f.table, ""), {})
+
+    def label(key: str, code: dict[str, Any]) -> str:
+        display, service = str(code.get("display") or key), (named.get(key) or {}).get("display")
+        if f.table == "prior-auth-categories" and service:
+            return f"{display} (as for {service})"
+        return str(service or display)
+
+    return [(key, label(key, code)) for key, code in table.items()]
 
 
 @pages.get("/patients/<patient_id>/do/<workflow>")

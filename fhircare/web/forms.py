@@ -165,9 +165,23 @@ def fields_of(schema: Mapping[str, Any], defs: Mapping[str, Any], prefix: str = 
     ]
 
 
+#: per workflow, code fields read through another table than ``CODE_TABLES`` names (the tables the
+#: workflow's mapping looks them up in, so the form offers only codes the workflow accepts)
+WORKFLOW_TABLES = {"prior-auth": {"service": "prior-auth-services", "category": "prior-auth-categories"}}
+#: per workflow, fields the form does not show: the prior-auth request form asks for a request; the
+#: payer's answer is recorded from the authorizations page
+WORKFLOW_HIDES = {"prior-auth": frozenset({"action", "task", "claim_response", "actor"})}
+
+
 def form_fields(workflows_dir: Path, workflow: str) -> list[Field]:
     schema, defs = load_schema(workflows_dir, workflow)
-    return fields_of(schema, defs)
+    hidden = WORKFLOW_HIDES.get(workflow, frozenset())
+    fields = [f for f in fields_of(schema, defs) if f.name not in hidden]
+    tables = WORKFLOW_TABLES.get(workflow, {})
+    for f in flatten(fields):
+        if f.kind == "code" and f.name.rsplit(".", 1)[-1] in tables:
+            f.table = tables[f.name.rsplit(".", 1)[-1]]
+    return fields
 
 
 def flatten(fields: list[Field]) -> list[Field]:
