@@ -180,7 +180,34 @@ def per_change(ours: Any, theirs: Any, changes: int) -> dict[str, Any]:
         "ours": local,
         "partner": partner,
     }
-    return {"referrals": changes, "one_version_each": one, "two_versions_each_with_procedure": three}
+    return {
+        "referrals": changes,
+        "one_version_each": one,
+        "two_versions_each_with_procedure": three,
+        "completion_marginal_requests": completion_marginal(ours, theirs, changes),
+    }
+
+
+def completion_marginal(ours: Any, theirs: Any, changes: int) -> float:
+    """Requests one more completion (a single new version with a Procedure) adds to a cycle: the cost
+    of a cycle completing 2n referrals minus one completing n, over n (the shared search, batch read
+    and state write cancel out)."""
+    totals = []
+    for count in (changes, 2 * changes):
+        pair = Pair(ours, theirs, overlap="1s")
+        tasks = [pair.refer(n) for n in range(count)]
+        pair.cycle()
+        for task in tasks:
+            remote = pair.remote_id(task)
+            work(pair.theirs, remote, "accepted")
+            work(pair.theirs, remote, "in-progress")
+        time.sleep(1.5)
+        pair.cycle()
+        for task in tasks:
+            work(pair.theirs, pair.remote_id(task), "completed", outcome="Done")
+        local, partner, _ = pair.cycle()
+        totals.append(local + partner)
+    return round((totals[1] - totals[0]) / changes, 2)
 
 
 def notification_latency(ours: Any, theirs: Any, count: int) -> dict[str, Any]:

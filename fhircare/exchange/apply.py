@@ -168,6 +168,7 @@ def apply_version(
     link: Link,
     version: dict[str, Any],
     fetched: dict[str, dict[str, Any]],
+    known: dict[str, dict[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], Link, str]:
     """Apply one remote version; returns our Task as written, its link, and what happened
     (applied | unchanged | conflict | ignored). Raises PreconditionFailed when our Task moved meanwhile."""
@@ -234,17 +235,19 @@ def apply_version(
         }
     ]
     if status == "completed":
-        extra += _complete_request(exchange, ours)
+        extra += _complete_request(exchange, ours, known or {})
     extra += mirror_entries(exchange, updated)  # forwarded (via a coordination platform): upstream too
     return write_version(exchange, updated, extra), seen, "applied"
 
 
-def _complete_request(exchange: Exchange, ours: dict[str, Any]) -> list[dict[str, Any]]:
+def _complete_request(
+    exchange: Exchange, ours: dict[str, Any], known: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
     """Our ServiceRequest completed with the referral (If-Match), when the Task has one in focus."""
     focus = str((ours.get("focus") or {}).get("reference") or "")
     if not focus.startswith("ServiceRequest/"):
         return []
-    request = exchange.local.read_reference(focus)
+    request = known.pop(focus, None) or exchange.local.read_reference(focus)  # read once, with the page
     if request.get("status") in ("completed", "revoked", "entered-in-error"):
         return []
     done = {**request, "status": "completed"}
@@ -257,9 +260,14 @@ def _complete_request(exchange: Exchange, ours: dict[str, Any]) -> list[dict[str
 
 
 def apply_remote(
-    exchange: Exchange, partner: Partner, latest: dict[str, Any], ours: dict[str, Any]
+    exchange: Exchange,
+    partner: Partner,
+    latest: dict[str, Any],
+    ours: dict[str, Any],
+    known: dict[str, dict[str, Any]] | None = None,
 ) -> tuple[Applied, dict[str, Any]]:
-    """Replay every not-yet-applied version of one remote Task onto our Task, in order."""
+    """Replay every not-yet-applied version of one remote Task onto our Task, in order (``known``: our
+    resources already read with the page, ``Type/id`` -> resource)."""
     result = Applied()
     link = read_link(ours, exchange.namespace_base) or Link(
         partner.name, f"{exchange.remote_base(partner.name)}/Task/{latest['id']}"
@@ -268,7 +276,7 @@ def apply_remote(
         return result, ours
     versions, fetched = remote_versions(exchange, partner, latest, link)
     for version in versions:
-        ours, link, kind = apply_version(exchange, partner, ours, link, version, fetched)
+        ours, link, kind = apply_version(exchange, partner, ours, link, version, fetched, known)
         result.applied += kind == "applied"
         result.conflicts += kind == "conflict"
         result.ignored += kind == "ignored"

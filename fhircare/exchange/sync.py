@@ -56,25 +56,34 @@ def _changes(exchange: Exchange, partner: Partner, cursor: Cursor, clock: Server
 
 
 def _ours(exchange: Exchange, remote_tasks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Our Tasks named by the remote ones' identifiers, read in one batch."""
+    """Our Tasks named by the remote ones' identifiers - and the ServiceRequests of those completed
+    there, which their completion updates - read in one batch."""
     wanted = []
     for task in remote_tasks:
         local = exchange.partners.local(identifier_value(task) or "")
         if local and local.startswith("Task/"):
             wanted.append(local)
+            focus = exchange.partners.local(str((task.get("focus") or {}).get("reference") or ""))
+            if task.get("status") == "completed" and focus and focus.startswith("ServiceRequest/"):
+                wanted.append(focus)
     return exchange.local.read_found(wanted) if wanted else {}
 
 
 def _apply_one(
-    exchange: Exchange, partner: Partner, latest: dict[str, Any], ours: dict[str, Any]
+    exchange: Exchange,
+    partner: Partner,
+    latest: dict[str, Any],
+    ours: dict[str, Any],
+    known: dict[str, dict[str, Any]],
 ) -> tuple[int, int]:
     """Apply one remote Task; our Task moved meanwhile (another worker) -> read it again and redo."""
     for _ in range(5):
         try:
-            done, _task = apply_remote(exchange, partner, latest, ours)
+            done, _task = apply_remote(exchange, partner, latest, ours, known)
             return done.applied, done.conflicts
         except PreconditionFailed:
             ours = exchange.local.read("Task", str(ours["id"]))
+            known = {}
     raise PreconditionFailed(f"Task/{ours['id']} kept changing while a partner change was applied")
 
 
@@ -86,7 +95,7 @@ def poll(exchange: Exchange, partner: Partner, cursor: Cursor, report: CycleRepo
         for latest in fresh:
             local = exchange.partners.local(identifier_value(latest) or "")
             if local in ours:
-                applied, conflicts = _apply_one(exchange, partner, latest, ours[local])
+                applied, conflicts = _apply_one(exchange, partner, latest, ours[local], ours)
                 report.applied += applied
                 if conflicts:
                     cursor.conflict(local.split("/")[1])
