@@ -17,6 +17,7 @@ from .api import settings
 from .forms import field_label, load_schema, resolve_def
 
 RULE = re.compile(r"^([A-Za-z]+): (.*)$", re.S)
+PROFILE = re.compile(r"^profile ([A-Za-z0-9_.-]+): (.*)$", re.S)
 REQUIRED = re.compile(r"'([A-Za-z0-9_]+)' is a required property")
 DEPENDENCY = re.compile(r"'([A-Za-z0-9_]+)' is a dependency of '([A-Za-z0-9_]+)'")
 # what must never reach a coordinator: references (Type/id), quoted regular expressions, JSON paths
@@ -103,6 +104,10 @@ def field_errors_in_words(
     general: list[str] = []
     for issue in error.issues or ():
         diagnostics = str(getattr(issue, "diagnostics", "") or "")
+        profile = PROFILE.match(diagnostics)
+        if profile:  # about what would be written, not about a field of the form
+            general.append(_profile_words(profile.group(1), profile.group(2)))
+            continue
         paths = [p for p in getattr(issue, "expression", ()) if isinstance(p, str) and p.startswith("$")]
         matched = RULE.match(diagnostics)
         rule, message = (matched.group(1), matched.group(2)) if matched else ("", diagnostics)
@@ -127,6 +132,17 @@ def field_errors_in_words(
     if not by_field and not general:
         general.append(scrub(error.message))
     return by_field, general
+
+
+def _profile_words(profile: str, rule_text: str) -> str:
+    """A local profile's refusal of what would be written, said about the record."""
+    matched = RULE.match(rule_text)
+    rule, message = (matched.group(1), matched.group(2)) if matched else ("", rule_text)
+    missing = REQUIRED.search(message) if rule == "required" else None
+    what = (
+        f"its {field_label(missing.group(1)).lower()} is missing" if missing else scrub(message).rstrip(".")
+    )
+    return f"What would be written does not meet the {profile} profile: {what}. Nothing was written."
 
 
 def _one_of_these(workflow: str) -> str:

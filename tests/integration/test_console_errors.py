@@ -139,3 +139,18 @@ def test_a_due_date_in_the_past_is_asked_for_before_anything_is_written(dev, cli
     assert kept.status_code == 303
     tasks = [t for t in client.search("Task", {"focus": referral}) if f"Late {uid}" in str(t.get("note"))]
     assert len(tasks) == 1 and tasks[0]["restriction"]["period"]["end"].startswith(day(-3))
+
+
+def test_a_record_refused_by_a_local_profile_is_said_about_the_record(dev, client, fhir_server, uid):
+    b = basics(client, uid)  # its care plan has no category: a revision would break the profile
+    pid = b["patient"].split("/")[1]
+    browser = requests.Session()
+    form = browser.get(f"{dev.url}/patients/{pid}/do/care-plan").text
+    data = {**hidden(form), "care_plan": b["plan"], "author": b["coordinator"], "title": f"Plan {uid}"}
+    before = fhir_server.resource_counts()
+    answer = browser.post(f"{dev.url}/patients/{pid}/do/care-plan", data=data)
+    assert answer.status_code == 422
+    shown = problems(answer.text)
+    assert "does not meet the caseload-care-plan profile: its category is missing" in shown
+    assert "is a required property" not in shown and "required:" not in shown
+    assert fhir_server.resource_counts() == before
