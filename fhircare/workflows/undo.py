@@ -8,12 +8,17 @@ first, then the others in reverse order (a Task before the ServiceRequest it poi
 resource is never deleted while an update still points at it. When an update cannot be put back,
 the created resources stay (the update points at them) and only the Provenance is withdrawn: the run
 did not happen as it says, and the same request run again completes it.
+
+Undoing waits out throttling like any write, within the throttle budget, and at least as long as the
+server named for the entries it throttled (plus a second): the run ends telling the user to wait that
+long anyway, and a write left behind because its undo was throttled would be worse than the wait.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,11 +28,11 @@ from ..errors import (
     PartialWrite,
     PreconditionFailed,
     RateLimited,
-    TransientError,
     UnresolvedStoredReference,
 )
 from ..fhir import FhirClient
-from ..fhir.throttle import rate_limited_text
+from ..fhir.ratelimit import entry_outcome, is_throttled, outcome_wait
+from ..fhir.throttle import DEFAULT_WAIT, rate_limited_text
 from ..fhir.transaction import entry_diagnostics, entry_reference, entry_status
 from ..fhir.versions import written_version
 from ..mapping import PlannedEntry
@@ -81,6 +86,40 @@ def undo_applied(
     found: dict[str, dict[str, Any]],
 ) -> Undone:
     """Put back the run's applied updates, then delete what it created (see the module doc)."""
+    with _undo_budget(client, throttled_wait(results, client)):
+        return _undo_applied(client, planned, results, found)
+
+
+def throttled_wait(results: Sequence[dict[str, Any]], client: FhirClient | None = None) -> float | None:
+    """The longest wait the server named for the throttled entries of ``results`` (or the hold the
+    client's pacer keeps after a spent quota); None when no entry was throttled."""
+    throttled = [r for r in results if is_throttled(r)]
+    if not throttled:
+        return None
+    named = [w for r in throttled if (w := outcome_wait(entry_outcome(r))) is not None]
+    held = client.throttle.pacer.held_for() if client is not None else 0.0
+    return max([*named, held]) or None
+
+
+@contextmanager
+def _undo_budget(client: FhirClient, wait: float | None) -> Iterator[None]:
+    """The client's throttle budget, raised while undoing to cover ``wait`` and a second more."""
+    throttle = client.throttle
+    kept = throttle.budget
+    if wait is not None:
+        throttle.budget = max(kept, wait + DEFAULT_WAIT)
+    try:
+        yield
+    finally:
+        throttle.budget = kept
+
+
+def _undo_applied(
+    client: FhirClient,
+    planned: Sequence[PlannedEntry],
+    results: Sequence[dict[str, Any]],
+    found: dict[str, dict[str, Any]],
+) -> Undone:
     undone = Undone()
     created: list[tuple[PlannedEntry, str]] = []
     for entry, result in zip(planned, results, strict=False):
@@ -195,11 +234,15 @@ def error_after_undo(partial: PartialWrite, failed: list[FailedEntry], undone: U
             issues,
             http_status=412,
         )
-    if isinstance(partial, RateLimited):  # past the throttle budget: exit 75, the wait the server named
-        wait = partial.retry_after or 1.0
-        return RateLimited(f"{rate_limited_text(wait)}: {head}", issues, retry_after=wait, written=[])
-    if codes == {429}:
-        return TransientError(f"{head}. The server throttled it: run the same request again later", issues)
+    if isinstance(partial, RateLimited) or codes == {429}:  # throttled: exit 75, the wait it named
+        named = partial.retry_after if isinstance(partial, RateLimited) else None
+        wait = named or throttled_wait(partial.results) or DEFAULT_WAIT
+        return RateLimited(
+            f"{rate_limited_text(wait)}: {head}. Run the same request again after the wait",
+            issues,
+            retry_after=wait,
+            written=[],
+        )
     if any(code >= 500 or code == 0 for code in codes):
         next_step = "The server failed: run the same request again later"
     else:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -25,12 +26,22 @@ from typing import Any
 import pytest
 
 from fhircare.demo.world import DEMO_MRN_SYSTEM
-from fhircare.errors import Forbidden, TransientError, Unauthorized, UnresolvedReference
+from fhircare.errors import (
+    Forbidden,
+    RateLimited,
+    RateLimitedPartialWrite,
+    TransientError,
+    Unauthorized,
+    UnresolvedReference,
+)
 from fhircare.fhir import FhirClient
 from fhircare.fhir.auth import BearerAuth
+from fhircare.fhir.throttle import Throttle, rate_limited_text
+from fhircare.mapping import PlannedEntry
 from fhircare.server import EmbeddedServer
 from fhircare.settings import Settings
 from fhircare.workflows import run
+from fhircare.workflows.undo import error_after_undo, failed_entries, undo_applied
 from tests.faults.quota_proxy import QuotaProxy
 from tests.servers.medplum import MedplumServer
 from tests.support.cases import basics, enroll_case, referral_payload
@@ -219,10 +230,12 @@ def test_an_atomic_write_throttled_past_the_budget_exits_75_and_writes_nothing(t
     assert throttled.resource_counts() == before
 
 
-def test_a_non_atomic_write_throttled_past_the_budget_exits_75_naming_what_stayed_written(
+def test_a_non_atomic_write_throttled_past_the_budget_is_undone_and_exits_75_with_nothing_written(
     quota_server, medplum_quota, uid
 ):
-    """Medplum only: a project whose transactions are applied entry by entry."""
+    """Medplum only: a project whose transactions are applied entry by entry. What it applied before
+    the throttling is undone, and the undo's own requests, throttled in turn (the window stays closed
+    until its reset), wait the reset out instead of leaving the Patient written."""
     with FhirClient(quota_server.base_url) as client:
         case = enroll_case(client, uid)
     before = quota_server.resource_counts()
@@ -238,22 +251,15 @@ def test_a_non_atomic_write_throttled_past_the_budget_exits_75_naming_what_staye
         env={"FHIRCARE_THROTTLE_BUDGET": "1", "FHIRCARE_BEARER_TOKEN": NON_ATOMIC},
     )
     said = done.stderr + done.stdout
-    # 75 (throttled: retry later); 6 when undoing what the server applied was itself throttled
-    # (workflows/undo.py): then the message names what stayed written, and the same request completes it
-    assert done.returncode in (75, 6), said
-    assert "429" in said or "rate limited by the server" in said
+    assert done.returncode == 75, said
+    assert re.search(r"rate limited by the server; retry after [1-3] s", said), said
+    assert "nothing stayed written" in said and "deleted" in said
+    assert quota_server.quota()["refused"] >= 1
     quota_server.set_quota(None)
-    after = quota_server.resource_counts()
+    assert quota_server.resource_counts() == before, said
     with FhirClient(quota_server.base_url) as check:
         mrn = case.payload["patient"]["identifier"]
-        found = list(check.search("Patient", {"identifier": f"{mrn['system']}|{mrn['value']}"}))
-    if not found:  # what the server applied was undone (workflows/undo.py), or nothing was applied
-        assert after == before, said
-    else:  # or it stayed, and the message names it
-        assert len(found) == 1 and f"Patient/{found[0]['id']}" in said
-        assert {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)} == {
-            "Patient": 1
-        }
+        assert list(check.search("Patient", {"identifier": f"{mrn['system']}|{mrn['value']}"})) == []
 
     again = _fhircare(  # the same request, after the wait: completes it, duplicates nothing
         "run",
@@ -265,11 +271,45 @@ def test_a_non_atomic_write_throttled_past_the_budget_exits_75_naming_what_staye
         env={"FHIRCARE_BEARER_TOKEN": NON_ATOMIC},
     )
     assert again.returncode == 0, again.stdout + again.stderr
-    written = json.loads(again.stdout)["written"]
-    if found:  # the Patient that stayed is the one the run completes with
-        assert [r for r in written if r.startswith("Patient/")] == [f"Patient/{found[0]['id']}"]
     final = quota_server.resource_counts()
     assert final["Patient"] == before.get("Patient", 0) + 1
+
+
+def test_an_undo_whose_delete_is_throttled_waits_the_wait_the_server_named_then_says_rate_limited(
+    throttled, quota, uid
+):
+    """On both servers: what a throttled non-atomic run applied is undone even when the undo's DELETE
+    is throttled past the client's budget (here 0.5 s), up to the wait the throttled entries named."""
+    with FhirClient(throttled.base_url) as setup:
+        patient = setup.create({"resourceType": "Patient", "name": [{"family": f"Undo{uid}"}]})
+    reference = f"Patient/{patient['id']}"
+    planned = [
+        PlannedEntry("patient", patient, "urn:uuid:patient"),
+        PlannedEntry("provenance", {"resourceType": "Provenance"}, "urn:uuid:provenance"),
+    ]
+    outcome = {  # Medplum's throttled entry: the limiter's state, 2 s before its reset
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "throttled", "diagnostics": '{"_msBeforeNext":2000}'}],
+    }
+    results = [
+        {"response": {"status": "201 Created", "location": f"{reference}/_history/1"}},
+        {"response": {"status": "429 Too Many Requests", "outcome": outcome}},
+    ]
+    with FhirClient(throttled.base_url, throttle=Throttle(budget=0.5)) as client:
+        quota(100, 2.0)
+        client.read("Patient", patient["id"])  # one point spent: the DELETE (100) waits for the reset
+        undone = undo_applied(client, planned, results, {})
+        assert client.throttle.budget == 0.5  # raised for the undo only
+    assert throttled.refused() >= 1
+    assert undone.complete and undone.deleted == [reference]
+    throttled.set_quota(None)
+    with FhirClient(throttled.base_url) as check:
+        assert check.read_found([reference]) == {}
+    partial = RateLimitedPartialWrite("throttled", retry_after=2.0, written=[reference], results=results)
+    error = error_after_undo(partial, failed_entries(planned, results), undone)
+    assert type(error) is RateLimited and error.exit_code == 75 and error.retry_after == 2.0
+    assert str(error).startswith(rate_limited_text(2.0)) and "nothing stayed written" in str(error)
+    assert error.written == []
 
 
 @pytest.fixture()
