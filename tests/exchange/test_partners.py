@@ -90,3 +90,18 @@ def test_a_file_naming_an_organization_our_server_lacks_is_refused(
     with FhirClient(our_server.base_url) as client:  # type: ignore[attr-defined]
         with pytest.raises(ConfigurationError, match=r"\$.self.organization"):
             check_organizations(partners, client)
+
+
+def test_a_bearer_partner_gets_its_token_from_the_variable_it_names(tmp_path: Path) -> None:
+    import requests
+
+    from fhircare.exchange.context import partner_auth
+
+    partners = load_partners_file(_file(tmp_path, GOOD))
+    food = partners.get("food-bank")
+    settings = Settings.from_env({"FOOD_BANK_TOKEN": "t0ken"})
+    prepared = requests.Request("GET", "https://cbo.example.org/fhir/Task").prepare()
+    assert partner_auth(settings, food)(prepared).headers["Authorization"] == "Bearer t0ken"
+    assert "t0ken" not in repr(settings)
+    with pytest.raises(ConfigurationError, match="FOOD_BANK_TOKEN is not set"):
+        partner_auth(Settings.from_env({}), food)
