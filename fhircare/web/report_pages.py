@@ -135,10 +135,18 @@ def authorizations_page() -> str:
     launch = g.get("smart_session")
     requester = request.args.get("requester") or (launch.user if launch else None)
     rows = list(authorizations(access().view_client(), patient=patient, requester=requester))
+    from .context import name_of, read_all
     from .patient_pages import cards_for
 
     cards = cards_for(r.patient for r in rows)
-    return render_template("authorizations.html", rows=rows, cards=cards, requester=requester or "")
+    named = read_all(access().view_client(), {requester}) if requester and requester.count("/") == 1 else {}
+    return render_template(
+        "authorizations.html",
+        rows=rows,
+        cards=cards,
+        requester=requester or "",
+        requester_name=name_of(named.get(requester or "")),
+    )
 
 
 @pages.post("/authorizations/record")

@@ -61,3 +61,22 @@ def test_the_patient_page_shows_referrals_closed_tasks_and_the_timeline(dev, cli
     runs = list(client.search("Provenance", {"entity": b["patient"]}))
     assert len(runs) == _section(after, 'id="story"').count("<tr data-workflow=") == 6
     assert sum(1 for p in runs if p["agent"][0]["who"].get("reference") == me) == 6
+
+
+def test_authorizations_are_filtered_by_a_coordinator_by_name_and_badges_say_good_or_bad(dev, client, uid):
+    from tests.integration.test_prior_auth_decision import _pas_response
+    from tests.support.cases import make, prior_auth_case
+
+    payload = prior_auth_case(client, uid).payload
+    me = make(client, {"resourceType": "Practitioner", "name": [{"family": f"Coord{uid}"}]})
+    written = run("prior-auth", {**payload, "provider": me}, client).written
+    task = next(r for r in written if r.startswith("Task/"))
+    claim = next(r for r in written if r.startswith("Claim/"))
+    make(client, _pas_response(payload["patient"], claim, "A1", number=f"OK-{uid}"))
+    page = requests.get(f"{dev.url}/authorizations", params={"requester": me}, timeout=30).text
+    picker = page.split('<select id="requester"', 1)[1].split("</select>", 1)[0]
+    assert f'value="{me}" selected>' in picker and f"Coord{uid}" in picker and "Practitioner/123" not in page
+    row = page.split(f'data-task="{task}"', 1)[1].split("</tr>", 1)[0]
+    assert 'class="badge ok" data-decision="approved">Approved<' in row
+    summary = requests.get(f"{dev.url}/patients/{payload['patient'].split('/')[1]}", timeout=30).text
+    assert 'class="badge ok" data-decision="approved">Approved<' in summary
