@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import math
 from typing import Any
 
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from ..errors import ConfigurationError, FhircareError
+from ..errors import ConfigurationError, FhircareError, RateLimited
 from ..settings import Settings
 
 log = logging.getLogger("fhircare.web")
@@ -74,6 +75,23 @@ def outcome_response(status: int, outcome: dict[str, Any]) -> Response:
     return response
 
 
+def error_response(exc: FhircareError) -> Response:
+    """An error as the sidecar answers it: its status and OperationOutcome; a throttled one (503)
+    leads with a ``throttled`` issue saying how long to wait, and any error that knows the wait
+    sends it as ``Retry-After`` (whole seconds, rounded up)."""
+    outcome = exc.to_outcome()
+    if isinstance(exc, RateLimited):
+        said = [
+            i for i in outcome["issue"] if i.get("code") != "throttled" or i.get("diagnostics") != exc.message
+        ]
+        outcome["issue"] = [{"severity": "error", "code": "throttled", "diagnostics": exc.message}, *said]
+    response = outcome_response(exc.status, outcome)
+    wait = getattr(exc, "retry_after", None)
+    if isinstance(wait, int | float) and wait >= 0 and exc.status in (429, 503):
+        response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+    return response
+
+
 def create_app(settings: Settings | None = None, host: str = "127.0.0.1", **overrides: Any) -> Flask:
     """Build the sidecar. ``settings`` defaults to the environment; nothing is configured at import."""
     settings = settings or Settings.from_env()
@@ -111,7 +129,7 @@ def create_app(settings: Settings | None = None, host: str = "127.0.0.1", **over
 
     @app.errorhandler(FhircareError)
     def fhircare_error(exc: FhircareError) -> Response:
-        return outcome_response(exc.status, exc.to_outcome())
+        return error_response(exc)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
