@@ -122,14 +122,7 @@ def sync_partner(exchange: Exchange, partner: Partner) -> CycleReport:
 
     report = CycleReport()
     cursor = load_cursor(exchange, partner.name)
-    before = (
-        cursor.value,
-        dict(cursor.seen),
-        cursor.unreachable_since,
-        cursor.last_error,
-        cursor.local,
-        cursor.horizon,
-    )
+    before = _snapshot(cursor)
     try:
         local_clock = ServerTime()
         for task in requested_since(
@@ -167,15 +160,7 @@ def sync_partner(exchange: Exchange, partner: Partner) -> CycleReport:
         log.warning(
             "partner answer not applied", extra={"partner": partner.name, "error": type(exc).__name__}
         )
-    now = (
-        cursor.value,
-        cursor.seen,
-        cursor.unreachable_since,
-        cursor.last_error,
-        cursor.local,
-        cursor.horizon,
-    )
-    if now != before or cursor.added:
+    if _snapshot(cursor) != before or cursor.added:
         cursor = save_cursor(exchange, cursor, partner.overlap)
     report.cursor = cursor.value
     report.conflicts = len(cursor.conflicts)
