@@ -67,6 +67,7 @@ class TaskDetail:
     focus: str | None
     focus_label: str
     outcome: str
+    referral: bool = False  # a fulfilment Task of a ServiceRequest: completing it records an output
     notes: list[Note] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
 
@@ -194,6 +195,9 @@ def task_detail(client: FhirClient, task: str) -> TaskDetail:
         focus=focus,
         focus_label=resource_label(found.get(focus or "")) if focus else "",
         outcome=_outcome(current, names),
+        referral=bool(focus and focus.startswith("ServiceRequest/"))
+        and "fulfill"
+        in {c.get("code") for c in (current.get("code") or {}).get("coding") or [] if isinstance(c, dict)},
         notes=[
             Note(
                 str(n["text"]),

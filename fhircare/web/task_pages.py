@@ -82,7 +82,9 @@ def _render(
 
 @pages.get("/patients/<patient_id>/tasks/<task_id>")
 def task_page(patient_id: str, task_id: str) -> str:
-    return _render(patient_id, task_id)
+    """The task; ``?to=completed`` (the worklist's *Complete…*) opens it with that status chosen."""
+    chosen = request.args.get("to", "")
+    return _render(patient_id, task_id, values={"to": chosen} if chosen in VERBS else None)
 
 
 def _actor(payload: dict[str, Any]) -> None:
@@ -150,10 +152,12 @@ def task_status(patient_id: str, task_id: str) -> Response | tuple[str, int]:
     if reason:
         payload["reason"] = reason
     if outcome and target == "completed":
-        payload["outcome"] = {"note": outcome}
+        # a referral keeps what was done as its output (and a note); any other task as a note
+        referral = _detail(patient_id, task_id).referral
+        payload.update({"outcome": {"note": outcome}} if referral else {"note": outcome})
     _actor(payload)
     payload = {k: v for k, v in payload.items() if v}
-    return _run(patient_id, task_id, payload, VERBS.get(target, "Changed") + ":")
+    return _run(patient_id, task_id, payload, f"Task {target}:")
 
 
 def _refuse(patient_id: str, task_id: str, name: str, text: str) -> tuple[str, int]:

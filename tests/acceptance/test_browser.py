@@ -84,9 +84,15 @@ def test_sign_in_open_the_worklist_and_complete_a_task(fhir_server, client, uid)
             assert page.locator(f"tr[data-task='{other}']").is_visible()
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "worklist.png"), full_page=True)
-            row.get_by_role("button", name="Complete").click()
+            # Complete asks what was done before it closes the task
+            row.get_by_role("link", name="Complete").click()
+            page.wait_for_load_state()
+            assert page.locator("input[name='to'][value='completed']").is_checked()
+            page.get_by_label("What was done (when completing)").fill("Reached Ana; referral discussed")
+            page.get_by_role("button", name="Change the status").click()
             page.wait_for_load_state()
             assert page.get_by_role("status").inner_text().startswith("Task completed: ")
+            page.goto(f"{sidecar.url}/")
             assert page.locator(f"tr[data-task='{task}']").count() == 0  # no longer open
 
             # the payer answered a prior authorization she asked for: she records it from the page
@@ -102,6 +108,7 @@ def test_sign_in_open_the_worklist_and_complete_a_task(fhir_server, client, uid)
             browser.close()
         stored = client.read_reference(task)
         assert stored["status"] == "completed"
+        assert stored["note"][-1]["text"] == "Reached Ana; referral discussed"
         decided = client.read_reference(prior_auth)
         assert decided["status"] == "completed"
         assert decided["businessStatus"]["coding"][0]["code"] == "denied"
