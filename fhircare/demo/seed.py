@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from ..fhir import FhirClient
+from ..fhir.pacing import Pacer
 from ..workflows import run
 from .directory import services_in
 from .referral_moves import NO_SHOW, ReferralMoves, referral_state
@@ -62,7 +63,8 @@ class Seeder(ReferralMoves):
     """Seeds the caseload through the workflows themselves, patient after patient.
 
     Each patient's runs happen in order, in one process. With ``workers`` above 1, worker processes
-    seed consecutive chunks of patients, each with its own client (``client_factory``); chance is
+    seed consecutive chunks of patients, each with its own client (``client_factory``, paced at its
+    share of a client-side rate: :func:`share_pacing`); chance is
     drawn per patient in patient order whatever process seeds it, so a seed gives the same caseload
     (the same resources for each patient, the same request ids) with any number of workers.
     Workers pay off on a server that answers requests side by side; the embedded server spends most
@@ -102,10 +104,11 @@ class Seeder(ReferralMoves):
             factory = client_factory or _PlainClient(self.client.base_url)
             chunks = [(lo, min(lo + CHUNK, patients)) for lo in range(0, patients, CHUNK)]
             context = multiprocessing.get_context("spawn")  # this process runs threads (the server)
+            processes = min(workers, len(chunks))
             with context.Pool(
-                min(workers, len(chunks)),
+                processes,
                 initializer=_start_worker,
-                initargs=(factory, self.seed, self.today, self.world),
+                initargs=(factory, self.seed, self.today, self.world, processes),
             ) as pool:
                 for (lo, hi), seeded in zip(chunks, pool.imap(_seed_chunk, chunks), strict=True):
                     self.merge(seeded)
@@ -252,12 +255,21 @@ _worker: Seeder | None = None  # the seeder of this worker process
 
 
 def _start_worker(
-    client_factory: Callable[[], FhirClient], seed: int, today: date, reference: DemoWorld
+    client_factory: Callable[[], FhirClient], seed: int, today: date, reference: DemoWorld, workers: int
 ) -> None:
     global _worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the parent's to handle: it ends the pool
-    _worker = Seeder(client_factory(), seed, today)
+    _worker = Seeder(share_pacing(client_factory(), workers), seed, today)
     _worker.world = reference
+
+
+def share_pacing(client: FhirClient, workers: int) -> FhirClient:
+    """``client`` paced at its share of the rate it was given (FHIRCARE_MAX_REQUESTS_PER_MINUTE):
+    ``workers`` clients together send no more than that rate."""
+    pacer = client.throttle.pacer
+    if pacer.rate is not None and workers > 1:
+        client.throttle.pacer = Pacer(pacer.rate * 60 / workers, clock=pacer.clock, sleep=pacer.sleep)
+    return client
 
 
 def _seed_chunk(chunk: tuple[int, int]) -> Seeded:

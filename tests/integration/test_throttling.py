@@ -18,6 +18,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from fhircare.demo import Seeder
 from fhircare.demo.world import DEMO_MRN_SYSTEM
 from fhircare.errors import (
     Forbidden,
@@ -36,6 +38,7 @@ from fhircare.errors import (
 )
 from fhircare.fhir import FhirClient
 from fhircare.fhir.auth import BearerAuth
+from fhircare.fhir.pacing import Pacer
 from fhircare.fhir.throttle import Throttle, rate_limited_text
 from fhircare.mapping import PlannedEntry
 from fhircare.server import EmbeddedServer
@@ -45,6 +48,9 @@ from fhircare.workflows.undo import error_after_undo, failed_entries, undo_appli
 from tests.faults.quota_proxy import QuotaProxy
 from tests.servers.medplum import MedplumServer
 from tests.support.cases import basics, enroll_case, referral_payload
+from tests.support.clock import today
+
+TODAY = today()
 
 FHIRCARE = str(Path(sys.executable).with_name("fhircare"))
 #: a bearer token naming a Medplum project without transaction-bundles (transactions applied entry by entry)
@@ -310,6 +316,33 @@ def test_an_undo_whose_delete_is_throttled_waits_the_wait_the_server_named_then_
     assert type(error) is RateLimited and error.exit_code == 75 and error.retry_after == 2.0
     assert str(error).startswith(rate_limited_text(2.0)) and "nothing stayed written" in str(error)
     assert error.written == []
+
+
+class _PacedClients:
+    """A picklable factory of clients paced at ``per_minute`` (as FHIRCARE_MAX_REQUESTS_PER_MINUTE
+    paces the CLI's): each seeding worker makes its own."""
+
+    def __init__(self, base_url: str, per_minute: float) -> None:
+        self.base_url, self.per_minute = base_url, per_minute
+
+    def __call__(self) -> FhirClient:
+        return FhirClient(self.base_url, throttle=Throttle(pacer=Pacer(self.per_minute)))
+
+
+def test_demo_workers_share_the_client_side_rate_instead_of_each_sending_it(fhir_server, uid):
+    per_minute, workers = 1_200, 2  # 20 requests a second, for the two workers together
+    seed = int(uid[:6], 16)
+    with FhirClient(fhir_server.base_url) as client:
+        started, own = time.monotonic(), client.request_count
+        world = Seeder(client, seed, TODAY).seed_all(
+            40, lambda _: None, workers, _PacedClients(fhir_server.base_url, per_minute)
+        )
+        seconds = time.monotonic() - started
+        by_workers = world.requests - (client.request_count - own)  # the parent's reference data aside
+    assert len(world.patients) == 40 and by_workers > 200
+    burst = per_minute / 60  # each worker's bucket holds a second of its share: one second together
+    # at most the rate over the whole seeding (the workers' start and the reference data included)
+    assert by_workers <= burst + per_minute / 60 * seconds, (by_workers, seconds)
 
 
 @pytest.fixture()
