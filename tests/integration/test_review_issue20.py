@@ -217,3 +217,52 @@ def test_a_partner_change_is_not_lost_when_reading_our_task_fails_once(world):  
                 flaky.close()
     sync_once(world.exchange, world.partner)  # our server answers again
     assert world.ours.read("Task", task_id)["status"] == "accepted"
+
+
+# ---- a throttled rest sent again ------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="throttle.py:90: when re-sending a non-atomic transaction's throttled rest fails (503 here), "
+    "the error carries nothing of what the first answer committed; execute.py:172 undoes only a "
+    "PartialWrite, so the ServiceRequest stays written with no Provenance and no report",
+)
+def test_a_refer_whose_throttled_rest_cannot_be_sent_again_leaves_the_project_as_it_was(
+    projects, uid, monkeypatch
+):
+    """Known non-atomic project. Right before the transaction the quota leaves room for its first
+    entry only: the ServiceRequest is committed, the rest throttled; the re-send of the rest then
+    meets a 503 (a proxy in between). Whatever the run ends with, nothing of it may stay."""
+    from urllib.parse import urlsplit
+
+    from tests.faults.proxy import FaultProxy
+
+    with FaultProxy(projects.base_url) as fault_proxy:
+        with FhirClient(
+            fault_proxy.base_url, auth=BearerAuth(BATCH), behaviour_store=BehaviourStore(None), retries=0
+        ) as client:
+            client.learn(atomic_transactions=False)
+            b = basics(client, uid)
+            before = _counts(projects)
+            plan_before = client.read_reference(b["plan"])
+            original = Planner.plan
+
+            def plan_then_the_quota_runs_low(self, state, new_uuid=None):
+                planned = original(self, state, new_uuid)
+                projects.set_quota(200, 1.0)  # room for one conditional create (120 points)
+                fault_proxy.inject("503", method="POST", path=urlsplit(fault_proxy.base_url).path, skip=1)
+                return planned
+
+            monkeypatch.setattr(Planner, "plan", plan_then_the_quota_runs_low)
+            try:
+                with pytest.raises(FhirServerError):
+                    run("refer", referral_payload(b, uid, care_plan=b["plan"]), client)
+            finally:
+                projects.set_quota(None)
+            monkeypatch.undo()
+            plan_after = client.read_reference(b["plan"])
+    assert {k: v for k, v in plan_after.items() if k != "meta"} == {
+        k: v for k, v in plan_before.items() if k != "meta"
+    }
+    assert _counts(projects) == before

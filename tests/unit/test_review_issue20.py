@@ -194,3 +194,44 @@ def test_servers_json_does_not_give_back_a_guessable_token(tmp_path):
     words = ["secret", "password", "changeme", "admin", "token", "letmein"]
     recovered = [w for w in words if hashlib.sha256(w.encode()).hexdigest()[:16] in kept]
     assert recovered == []
+
+
+# ---- a throttled rest sent again -----------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="throttle.py:90 lets the re-send of a non-atomic transaction's throttled rest raise as it "
+    "comes (RateLimited 'nothing was written', TransientError): what the first answer committed is "
+    "never reported, so execute.py:172 does not undo it",
+)
+@pytest.mark.parametrize(
+    "second",
+    [
+        (429, {"Retry-After": "120"}, THROTTLED),
+        (
+            503,
+            {},
+            {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "transient"}]},
+        ),
+    ],
+    ids=["whole-429-past-the-budget", "503"],
+)
+@responses.activate
+def test_a_rest_whose_re_send_fails_still_names_what_the_first_answer_committed(fake, second):
+    """A server applies the transaction entry by entry: the Patient is committed, the CarePlan and
+    the Provenance are throttled; sending those two again fails as a whole. The error must be a
+    partial write naming Patient/p (so the workflow undoes it), never 'nothing was written'."""
+    from fhircare.errors import PartialWrite
+    from tests.unit.test_throttle_batches import Server, answer, created, enroll_like
+    from tests.unit.test_throttle_waits import medplum_entry
+
+    server = Server(
+        answer("transaction", created("Patient", "p"), medplum_entry(800), medplum_entry(800)), second
+    )
+    with _client(fake) as client, pytest.raises(Exception) as raised:
+        client.transaction(enroll_like(), names=["patient", "plan", "provenance"])
+    assert len(server.bodies) == 2  # the rest was sent again once
+    error = raised.value
+    assert isinstance(error, PartialWrite), f"{type(error).__name__}: {error}"
+    assert error.written == ["Patient/p"] and "nothing was written" not in str(error)
