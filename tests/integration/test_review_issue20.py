@@ -143,6 +143,45 @@ def test_the_re_run_an_incomplete_undo_advises_does_not_duplicate_the_plan_activ
     assert [a["reference"]["reference"] for a in plan["activity"]] == [referral]
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="undo.py:77-110 deletes what a failed run committed while a second run with the same request "
+    "id already took its Provenance as done (execute.py:141-142): the second run reports success, "
+    "naming resources the undo then deletes",
+)
+def test_a_double_submit_is_never_told_done_about_what_the_first_attempt_undoes(projects, uid, monkeypatch):
+    """A coordinator's request is sent twice (a double click, a client retry after a timeout). The
+    first attempt fails on a non-atomic project after its Provenance committed; the second arrives
+    before the first has undone its writes. What the second reports as written must exist."""
+    with _client(projects, BATCH) as first, _client(projects, BATCH) as second:
+        b = basics(first, uid)
+        payload = referral_payload(b, uid, care_plan=b["plan"], request_id=f"twice-{uid}")
+        original = execute_module.undo_applied
+        seen: list[Any] = []
+
+        def the_second_submit_arrives_first(c, planned, results, found):
+            seen.append(run("refer", payload, second))
+            return original(c, planned, results, found)
+
+        monkeypatch.setattr(execute_module, "undo_applied", the_second_submit_arrives_first)
+        _entry_refused(monkeypatch, "task")
+        with pytest.raises(PartialWrite):
+            run("refer", payload, first)
+        monkeypatch.undo()
+        (told,) = seen
+        assert told.written  # the second submit was told the referral is written
+        missing = [r for r in told.written if r.split("/")[0] in WATCHED and not _exists(second, r)]
+    assert missing == []
+
+
+def _exists(client: FhirClient, reference: str) -> bool:
+    try:
+        client.read_reference(reference)
+    except FhirServerError:
+        return False
+    return True
+
+
 # ---- the atomicity probe ----------------------------------------------------------------------
 
 
