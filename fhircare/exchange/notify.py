@@ -77,8 +77,13 @@ def subscribe(exchange: Exchange, name: str, endpoint: str) -> dict[str, Any]:
     body = subscription_body(exchange, partner, endpoint, secret)
     created = remote.create(body, if_none_exist=f"_tag={system}|{code}")
     url = f"{remote.base_url}/Subscription/{created['id']}"
-    cursor.subscription = url
-    save_once(exchange, cursor)
+    for _ in range(10):  # a worker may save the state meanwhile: If-Match, read again, retry
+        cursor.subscription = url
+        try:
+            save_once(exchange, cursor)
+            break
+        except PreconditionFailed:
+            cursor = load_cursor(exchange, name)
     return {"partner": name, "subscription": url, "status": created.get("status"), "created": True}
 
 

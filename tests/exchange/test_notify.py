@@ -49,7 +49,7 @@ def listening(world: World) -> Iterator[tuple[World, Worker, str]]:
         exchange.close()
 
 
-def _wait(predicate: object, seconds: float = 15.0) -> bool:
+def _wait(predicate: object, seconds: float = 30.0) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if predicate():  # type: ignore[operator]
@@ -89,7 +89,7 @@ def test_a_notification_wakes_the_sync_and_a_partner_without_subscriptions_is_po
     started = time.monotonic()
     work(world.theirs, remote_id, "accepted")
     assert _wait(lambda: world.ours.read("Task", task_id)["status"] == "accepted")
-    assert time.monotonic() - started < 10  # woken, not the hourly poll
+    assert time.monotonic() - started < 60  # woken, not the hourly poll
     assert subscribe(exchange, world.partner, hook)["created"] is False
 
 
