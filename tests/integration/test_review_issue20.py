@@ -182,6 +182,38 @@ def _exists(client: FhirClient, reference: str) -> bool:
     return True
 
 
+def test_a_lost_answer_on_a_non_atomic_project_is_sent_again_and_completes_once(projects, uid):
+    """Guard: the connection drops after the server applied the run's transaction entry by entry;
+    the retry meets the update's If-Match (412) and the conditional creates' matches. Nothing is
+    undone that the first attempt wrote, and the run ends done, each resource written once."""
+    from urllib.parse import urlsplit
+
+    from tests.faults.proxy import FaultProxy
+
+    with FaultProxy(projects.base_url) as fault_proxy:
+        with FhirClient(
+            fault_proxy.base_url,
+            auth=BearerAuth(BATCH),
+            behaviour_store=BehaviourStore(None),
+            retries=2,
+            backoff_factor=0.01,
+        ) as client:
+            client.learn(atomic_transactions=False)
+            b = basics(client, uid)
+            before = _counts(projects)
+            fault_proxy.inject("drop", method="POST", path=urlsplit(fault_proxy.base_url).path, skip=1)
+            done = run("refer", referral_payload(b, uid, care_plan=b["plan"]), client)
+            plan = client.read_reference(b["plan"])
+            assert all(_exists(client, r) for r in done.written)
+        dropped = [what for method, _, what in fault_proxy.log.seen if method == "POST" and what != "forward"]
+        assert dropped == ["drop"]  # the transaction's answer was lost once
+    after = _counts(projects)
+    for rtype in ("ServiceRequest", "Task", "Provenance"):
+        assert after[rtype] == before[rtype] + 1, rtype
+    referral = next(r for r in done.written if r.startswith("ServiceRequest/"))
+    assert [a["reference"]["reference"] for a in plan["activity"]] == [referral]
+
+
 # ---- the atomicity probe ----------------------------------------------------------------------
 
 
