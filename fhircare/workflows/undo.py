@@ -10,8 +10,9 @@ the created resources stay (the update points at them) and only the Provenance i
 did not happen as it says, and the same request run again completes it.
 
 Undoing waits out throttling like any write, within the throttle budget, and at least as long as the
-server named for the entries it throttled (plus a second): the run ends telling the user to wait that
-long anyway, and a write left behind because its undo was throttled would be worse than the wait.
+server named for the entries it throttled (plus a second, up to two minutes): the run ends telling the
+user to wait that long anyway, and a write left behind because its undo was throttled would be worse
+than the wait.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ from ..mapping import PlannedEntry
 from .state import PROVENANCE_ENTRY
 
 log = logging.getLogger("fhircare.workflows")
+
+#: seconds an undo waits out throttling at most, whatever wait the server named (unless the throttle
+#: budget is longer): a quota of a minute's window (Medplum's) fits
+UNDO_WAIT_CAP = 120.0
 
 
 @dataclass
@@ -103,11 +108,12 @@ def throttled_wait(results: Sequence[dict[str, Any]], client: FhirClient | None 
 
 @contextmanager
 def _undo_budget(client: FhirClient, wait: float | None) -> Iterator[None]:
-    """The client's throttle budget, raised while undoing to cover ``wait`` and a second more."""
+    """The client's throttle budget, raised while undoing to cover ``wait`` and a second more (up to
+    :data:`UNDO_WAIT_CAP`)."""
     throttle = client.throttle
     kept = throttle.budget
     if wait is not None:
-        throttle.budget = max(kept, wait + DEFAULT_WAIT)
+        throttle.budget = max(kept, min(wait + DEFAULT_WAIT, UNDO_WAIT_CAP))
     try:
         yield
     finally:
