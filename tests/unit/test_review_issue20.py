@@ -235,3 +235,32 @@ def test_a_rest_whose_re_send_fails_still_names_what_the_first_answer_committed(
     error = raised.value
     assert isinstance(error, PartialWrite), f"{type(error).__name__}: {error}"
     assert error.written == ["Patient/p"] and "nothing was written" not in str(error)
+
+
+# ---- what a throttled probe teaches -------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="policy.py:290-297 takes any FhirServerError of the _include probe (a 429 past the budget, "
+    "a 503) as '_include does not work' and keeps it for the identity: every later view pays an "
+    "extra read batch, learned from throttling",
+)
+@pytest.mark.parametrize(
+    "status, headers", [(429, {"Retry-After": "120"}), (503, {})], ids=["throttled", "server-failed"]
+)
+@responses.activate
+def test_a_throttled_or_failed_include_probe_teaches_nothing(fake, tmp_path, status, headers):
+    from fhircare.errors import FhirServerError
+
+    responses.get(f"{BASE}/Task", status=status, headers=headers, json=THROTTLED)
+    pacer = Pacer(clock=fake.clock, sleep=fake.sleep)
+    with FhirClient(
+        BASE, retries=0, throttle=Throttle(30, pacer), behaviour_store=BehaviourStore(tmp_path)
+    ) as client:
+        try:
+            client.include_works("Task", "Task:focus")
+        except FhirServerError:
+            pass  # saying so is fine; remembering a verdict is not
+    with FhirClient(BASE, behaviour_store=BehaviourStore(tmp_path)) as later:
+        assert later.behaviour.include == {}
