@@ -147,3 +147,45 @@ def test_one_cycle_sends_every_unsent_referral_even_while_linking_reorders_the_s
     ]
     assert len({next(i["value"] for i in t["identifier"] if i["system"] == system) for t in remote}) == 130
     assert _sync(world)["sent"] == 0
+
+
+def test_a_partner_answer_that_is_not_fhir_changes_nothing_and_is_shown(world: World) -> None:
+    import threading
+    from dataclasses import replace
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from fhircare.exchange import partner_states
+    from fhircare.exchange.status import render
+
+    class Html(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            return
+
+        def do_GET(self) -> None:
+            body = b"<html><body>maintenance</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Html)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        task_id, _ = world.refer()
+        send(world.exchange, task_id)
+        partners = world.exchange.partners
+        broken = replace(
+            partners.get(world.partner), base=f"http://127.0.0.1:{server.server_address[1]}/fhir"
+        )
+        world.exchange.close()
+        world.exchange.partners = replace(partners, partners={world.partner: broken})
+        report = _sync(world)
+        assert report["applied"] == 0 and report["reachable"] is True
+        assert world.ours.read("Task", task_id)["status"] == "requested"
+        states = partner_states(world.exchange)
+        assert states[world.partner]["last_error"] == "PartnerAnswerError"
+        assert "last answer not applied" in render([], states)
+    finally:
+        server.shutdown()
+        server.server_close()
