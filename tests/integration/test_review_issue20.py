@@ -82,10 +82,13 @@ def test_an_existing_patient_matched_by_a_conditional_create_survives_the_undo(p
         monkeypatch = pytest.MonkeyPatch()
         try:
             _entry_refused(monkeypatch, "care_plan")
-            with pytest.raises(FhirServerError):
+            with pytest.raises(PartialWrite) as partial:
                 run("enroll", case.payload, client)
         finally:
             monkeypatch.undo()
+        message = str(partial.value)
+        assert "nothing stayed written" in message and "deleted" in message  # an undo happened
+        assert f"Patient/{existing['id']}" not in message
         assert client.read("Patient", existing["id"])["name"] == [{"family": f"Existing{uid}"}]
     assert _counts(projects) == before
 
@@ -212,6 +215,29 @@ def test_a_lost_answer_on_a_non_atomic_project_is_sent_again_and_completes_once(
         assert after[rtype] == before[rtype] + 1, rtype
     referral = next(r for r in done.written if r.startswith("ServiceRequest/"))
     assert [a["reference"]["reference"] for a in plan["activity"]] == [referral]
+
+
+def test_an_undone_update_is_put_back_with_its_meta_profiles_and_tags_as_they_were(
+    projects, uid, monkeypatch
+):
+    """Guard: the run's CarePlan update declares profiles the plan never declared (update_entry,
+    _declare_profile) and a colleague's tag is on it; the undo puts back exactly the pre-image's
+    profiles and tags, not the run's."""
+    with _client(projects, BATCH) as client:
+        b = basics(client, uid)
+        plan = client.read_reference(b["plan"])
+        tag = {"system": "urn:test:team", "code": f"team-{uid}"}
+        client.update({**plan, "meta": {"tag": [tag]}})
+        before = client.read_reference(b["plan"])
+        _entry_refused(monkeypatch, "task")
+        with pytest.raises(PartialWrite) as partial:
+            run("refer", referral_payload(b, uid, care_plan=b["plan"]), client)
+        monkeypatch.undo()
+        after = client.read_reference(b["plan"])
+    assert f"{b['plan']} put back" in str(partial.value)
+    assert after["meta"].get("profile") == before["meta"].get("profile")
+    assert after["meta"].get("tag") == before["meta"].get("tag") == [tag]
+    assert {k: v for k, v in after.items() if k != "meta"} == {k: v for k, v in before.items() if k != "meta"}
 
 
 # ---- the atomicity probe ----------------------------------------------------------------------
