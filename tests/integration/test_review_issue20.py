@@ -149,7 +149,7 @@ def test_the_re_run_an_incomplete_undo_advises_does_not_duplicate_the_plan_activ
 @pytest.mark.xfail(
     strict=True,
     reason="undo.py:77-110 deletes what a failed run committed while a second run with the same request "
-    "id already took its Provenance as done (execute.py:141-142): the second run reports success, "
+    "id already took its Provenance as done (execute.py:145-146): the second run reports success, "
     "naming resources the undo then deletes",
 )
 def test_a_double_submit_is_never_told_done_about_what_the_first_attempt_undoes(projects, uid, monkeypatch):
@@ -287,7 +287,7 @@ def _probe_under_quota(base: str, token: str | None, set_quota: Any, counts: Any
 
 @pytest.mark.xfail(
     strict=True,
-    reason="bundles.py:292-303 read_found drops a 5xx entry as if the resource did not exist; sync's "
+    reason="bundles.py:46-57 read_found drops a 5xx entry as if the resource did not exist; sync's "
     "poll then skips the partner's change and advances its cursor past it: the change is lost",
 )
 def test_a_partner_change_is_not_lost_when_reading_our_task_fails_once(world):  # noqa: F811
@@ -322,7 +322,7 @@ def test_a_partner_change_is_not_lost_when_reading_our_task_fails_once(world):  
 @pytest.mark.xfail(
     strict=True,
     reason="throttle.py:90: when re-sending a non-atomic transaction's throttled rest fails (503 here), "
-    "the error carries nothing of what the first answer committed; execute.py:172 undoes only a "
+    "the error carries nothing of what the first answer committed; execute.py:177 undoes only a "
     "PartialWrite, so the ServiceRequest stays written with no Provenance and no report",
 )
 def test_a_refer_whose_throttled_rest_cannot_be_sent_again_leaves_the_project_as_it_was(

@@ -140,7 +140,7 @@ def test_a_reset_given_as_a_unix_time_holds_as_long_as_the_same_reset_in_seconds
 
 @pytest.mark.xfail(
     strict=True,
-    reason="settings.py:203-208 and pacing.py:196-200: a bad FHIRCARE_MAX_REQUESTS_PER_MINUTE / "
+    reason="settings.py:203-208 and pacing.py:32-36: a bad FHIRCARE_MAX_REQUESTS_PER_MINUTE / "
     "FHIRCARE_THROTTLE_BUDGET ends in a ValueError traceback, not a configuration error (exit 3)",
 )
 @pytest.mark.parametrize(
@@ -203,7 +203,7 @@ def test_servers_json_does_not_give_back_a_guessable_token(tmp_path):
     strict=True,
     reason="throttle.py:90 lets the re-send of a non-atomic transaction's throttled rest raise as it "
     "comes (RateLimited 'nothing was written', TransientError): what the first answer committed is "
-    "never reported, so execute.py:172 does not undo it",
+    "never reported, so execute.py:177 does not undo it",
 )
 @pytest.mark.parametrize(
     "second",
@@ -242,7 +242,7 @@ def test_a_rest_whose_re_send_fails_still_names_what_the_first_answer_committed(
 
 @pytest.mark.xfail(
     strict=True,
-    reason="policy.py:290-297 takes any FhirServerError of the _include probe (a 429 past the budget, "
+    reason="policy.py:90-93 takes any FhirServerError of the _include probe (a 429 past the budget, "
     "a 503) as '_include does not work' and keeps it for the identity: every later view pays an "
     "extra read batch, learned from throttling",
 )
