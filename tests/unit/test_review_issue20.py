@@ -264,3 +264,41 @@ def test_a_throttled_or_failed_include_probe_teaches_nothing(fake, tmp_path, sta
             pass  # saying so is fine; remembering a verdict is not
     with FhirClient(BASE, behaviour_store=BehaviourStore(tmp_path)) as later:
         assert later.behaviour.include == {}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="probes.py:187-192 takes a 200 transaction-response whose every entry failed (the create "
+    "refused too, on a server applying entries one by one) for an atomic refusal: check says "
+    "'atomic: yes' and the identity learns it",
+)
+@responses.activate
+def test_an_answer_where_every_probe_entry_failed_on_its_own_is_not_atomicity(fake):
+    """The server answers the atomicity probe HTTP 200 with each entry's own failure: its create
+    refused (a profile it requires), its update 412. Nothing shows all-or-nothing here."""
+    first = {"resourceType": "Basic", "id": "first", "meta": {"versionId": "1"}, "code": {"text": "x"}}
+    responses.post(f"{BASE}/Basic", status=201, json=first)
+
+    def failed(status: str, code: str) -> dict:
+        outcome = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": code}]}
+        return {"response": {"status": status, "outcome": outcome}}
+
+    responses.post(
+        BASE,
+        json={
+            "resourceType": "Bundle",
+            "type": "transaction-response",
+            "entry": [failed("400 Bad Request", "invalid"), failed("412 Precondition Failed", "conflict")],
+        },
+    )
+    responses.get(f"{BASE}/Basic", json={"resourceType": "Bundle", "type": "searchset", "entry": []})
+    responses.delete(f"{BASE}/Basic/first", status=204)
+    with FhirClient(
+        BASE,
+        retries=0,
+        throttle=Throttle(30, Pacer(clock=fake.clock, sleep=fake.sleep)),
+        behaviour_store=BehaviourStore(None),
+    ) as client:
+        verdict = client.policy.probe_atomicity()
+        assert verdict is not True
+        assert client.behaviour.atomic_transactions is not True
