@@ -224,3 +224,22 @@ def test_a_keyboard_user_skips_to_the_content_and_stacked_tables_keep_their_labe
         assert all(label not in ("none", "normal", "") for label in labels), labels
         check_accessibility(page, "caseload on a phone")
         browser.close()
+
+
+def test_chart_text_stays_readable_on_a_phone(fhir_server, client, uid):
+    from playwright.sync_api import sync_playwright
+
+    b = basics(client, uid)
+    run("refer", referral_payload(b, uid), client)
+    with Sidecar(Settings(base_url=fhir_server.base_url)) as sidecar, sync_playwright() as playwright:
+        browser = _browser(playwright)
+        page = browser.new_page(viewport={"width": 390, "height": 844})
+        page.goto(f"{sidecar.url}/caseload")
+        sizes = page.evaluate(
+            "() => Array.from(document.querySelectorAll('svg.chart text'))"
+            ".map(t => t.getBoundingClientRect().height).filter(h => h > 0)"
+        )
+        assert sizes and min(sizes) >= 11, sizes  # 12 px text drawn at its size, not shrunk to 5
+        fits(page, "caseload on a phone")
+        check_accessibility(page, "caseload charts on a phone")
+        browser.close()
