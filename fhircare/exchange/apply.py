@@ -15,9 +15,9 @@ from .conflicts import conflict_task_entry
 from .context import Exchange, instant, stamp
 from .copies import output_references, remote_url, store_copy
 from .forward import mirror_entries
-from .links import Conflict, Link, read_link, updated_of, version_of, with_ignored, write_link
+from .links import Conflict, Link, field_digests, read_link, updated_of, version_of, with_ignored, write_link
 from .partners import Partner
-from .send import COPIED, remote_task
+from .send import OWNED, remote_task
 
 log = logging.getLogger("fhircare.exchange")
 
@@ -26,7 +26,6 @@ REFERRAL_STATUSES = frozenset(
     {"requested", "accepted", "rejected", "in-progress", "on-hold", "failed", "completed", "cancelled"}
 )
 #: requester-owned fields compared on every remote version (the performer owns status/statusReason/output)
-REQUESTER_FIELDS = (*COPIED, "focus", "basedOn", "for", "requester", "identifier")
 
 
 @dataclass
@@ -38,10 +37,17 @@ class Applied:
     ignored: int = 0
 
 
-def ownership_breaches(exchange: Exchange, ours: dict[str, Any], version: dict[str, Any]) -> list[str]:
-    """Requester-owned fields the partner changed (names only: no values, no PHI)."""
+def ownership_breaches(
+    exchange: Exchange, ours: dict[str, Any], link: Link, version: dict[str, Any]
+) -> list[str]:
+    """Requester-owned fields the partner changed since it stored our Task (names only: no values, no
+    PHI). Compared by digest against the link (what the partner stored when we sent it), so our own
+    later edits are not taken for the partner's; a link without digests compares with ours."""
+    if link.owned:
+        now = field_digests(version, OWNED)
+        return [d.split("=")[0] for d, before in zip(now, link.owned, strict=False) if d != before]
     expected = remote_task(exchange, ours)
-    return [n for n in REQUESTER_FIELDS if n in expected and version.get(n) != expected.get(n)]
+    return [n for n in OWNED if n in expected and version.get(n) != expected.get(n)]
 
 
 def remote_versions(
@@ -176,7 +182,7 @@ def apply_version(
     seen = replace(
         link, version=vid, updated=updated_of(version), synced_at=stamp(), remote_status=status[:40]
     )
-    breaches = ownership_breaches(exchange, ours, version)
+    breaches = ownership_breaches(exchange, ours, link, version)
     for name in breaches:
         log.warning(
             "partner changed a requester-owned field; not applied",

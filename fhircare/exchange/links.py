@@ -10,6 +10,8 @@ the lock, no other store is needed.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -48,6 +50,7 @@ class Link:
     cancel_reason: str | None = None  # a cancel waiting for the partner
     remote_status: str | None = None  # the status of the remote version last seen
     ignored: tuple[str, ...] = ()  # why remote versions were not applied (field names, codes; no PHI)
+    owned: tuple[str, ...] = ()  # "field=hash" of each requester-owned field as the partner stored it
     conflict: Conflict | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -64,12 +67,15 @@ def read_link(task: dict[str, Any], namespace_base: str) -> Link | None:
             continue
         values: dict[str, Any] = {}
         ignored: list[str] = []
+        owned: list[str] = []
         conflict = None
         for sub in ext.get("extension") or []:
             key = sub.get("url")
             value = next((v for k, v in sub.items() if k.startswith("value")), None)
             if key == "ignored":
                 ignored.append(str(value))
+            elif key == "owned":
+                owned.append(str(value))
             elif key == "conflict":
                 parts = {s["url"]: str(s.get("valueString")) for s in sub.get("extension") or []}
                 conflict = Conflict(
@@ -91,6 +97,7 @@ def read_link(task: dict[str, Any], namespace_base: str) -> Link | None:
             cancel_reason=values.get("cancel-reason"),
             remote_status=values.get("remote-status"),
             ignored=tuple(ignored),
+            owned=tuple(owned),
             conflict=conflict,
         )
     return None
@@ -113,6 +120,7 @@ def write_link(task: dict[str, Any], link: Link, namespace_base: str) -> dict[st
         if value:
             subs.append({"url": key, kind: value})
     subs += [{"url": "ignored", "valueString": why} for why in link.ignored[-10:]]
+    subs += [{"url": "owned", "valueString": digest} for digest in link.owned]
     if link.conflict is not None:
         c = link.conflict
         subs.append(
@@ -134,6 +142,16 @@ def write_link(task: dict[str, Any], link: Link, namespace_base: str) -> dict[st
 
 def with_ignored(link: Link, why: str) -> Link:
     return link if why in link.ignored else replace(link, ignored=(*link.ignored, why))
+
+
+def field_digests(resource: dict[str, Any], names: tuple[str, ...]) -> tuple[str, ...]:
+    """``name=<12 hex>`` per field (``-`` when absent): compares fields without keeping their values."""
+    out = []
+    for name in names:
+        value = resource.get(name)
+        text = "-" if value is None else json.dumps(value, sort_keys=True, separators=(",", ":"))
+        out.append(f"{name}={hashlib.sha256(text.encode()).hexdigest()[:12]}")
+    return tuple(out)
 
 
 def version_of(resource: dict[str, Any]) -> str:

@@ -16,7 +16,16 @@ from typing import Any
 from ..errors import PayloadError, PreconditionFailed
 from ..fhir.outcome import json_body
 from .context import Exchange, absolute_reference, stamp
-from .links import URL_SYSTEM, Link, identifier_value, read_link, updated_of, version_of, write_link
+from .links import (
+    URL_SYSTEM,
+    Link,
+    field_digests,
+    identifier_value,
+    read_link,
+    updated_of,
+    version_of,
+    write_link,
+)
 from .paging import ServerTime, keyset_pages
 from .partners import Partner
 
@@ -27,6 +36,8 @@ TASK_PROFILE = "http://hl7.org/fhir/us/sdoh-clinicalcare/StructureDefinition/SDO
 SOURCE_TAG = "CodeSystem/exchange-source"
 #: requester-owned fields copied to the partner (the performer may change none of them)
 COPIED = ("intent", "priority", "code", "description", "authoredOn", "restriction", "note")
+#: the requester-owned fields of the partner's Task (owner is not: a performer may claim an unowned Task)
+OWNED = (*COPIED, "focus", "basedOn", "for", "requester", "identifier")
 
 
 @dataclass(frozen=True)
@@ -144,6 +155,7 @@ def send(exchange: Exchange, task_id: str, task: dict[str, Any] | None = None) -
         updated=updated_of(remote) if created else None,
         synced_at=stamp(),
         remote_status=str(remote.get("status")),
+        owned=field_digests(remote, OWNED),  # as the partner stored them (its normalisation included)
     )
     for _ in range(5):
         try:

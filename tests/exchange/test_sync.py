@@ -189,3 +189,18 @@ def test_a_partner_answer_that_is_not_fhir_changes_nothing_and_is_shown(world: W
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_our_own_later_edit_is_not_taken_for_the_partners(world: World) -> None:
+    from fhircare.exchange import referrals
+
+    task_id, _ = world.refer()
+    send(world.exchange, task_id)
+    ours = world.ours.read("Task", task_id)
+    world.ours.update(
+        {**ours, "note": [{"text": "call before visiting"}]}, if_match=ours["meta"]["versionId"]
+    )
+    work(world.theirs, world.remote_of(task_id)["id"], "accepted")
+    assert _sync(world)["applied"] == 1
+    row = next(r for r in referrals(world.exchange, world.partner) if r["task"] == f"Task/{task_id}")
+    assert row["not_applied"] == [] and row["local_status"] == "accepted"
