@@ -208,3 +208,25 @@ def task_detail(client: FhirClient, task: str) -> TaskDetail:
         ],
         changes=list(reversed(changes)),
     )
+
+
+@dataclass(frozen=True)
+class TaskWords:
+    """What a list of tasks shows beside each: why it stands where it stands, and its latest note."""
+
+    status_reason: str
+    last_note: str
+    last_note_time: str
+
+
+def task_words(client: FhirClient, tasks: list[str]) -> dict[str, TaskWords]:
+    """``Task/id`` -> its status reason and latest note, for the tasks given (one batch of reads)."""
+    found = client.read_found(sorted({t for t in tasks if t.count("/") == 1}))
+    words = {}
+    for ref, task in found.items():
+        notes = _notes(task)
+        last = notes[-1] if notes else {}
+        words[ref] = TaskWords(
+            concept_text(task.get("statusReason")), str(last.get("text") or ""), str(last.get("time") or "")
+        )
+    return words

@@ -223,6 +223,9 @@ def summary_page(patient_id: str) -> str:
     summary = patient_summary(client, f"Patient/{patient_id}")
     referrals, closed = patient_referrals(client, summary.patient)
     timeline, older = patient_timeline(client, summary.patient, settings().namespaces())
+    from ..views.tasks import task_words
+
+    words = task_words(client, [t["reference"] for t in summary.open_tasks])
     return render_template(
         "summary.html",
         s=summary,
@@ -230,6 +233,7 @@ def summary_page(patient_id: str) -> str:
         closed=closed,
         timeline=timeline,
         older=older,
+        words=words,
         card=cards_for([summary.patient]).get(summary.patient),
         patient_id=patient_id,
         context=summary_context(client, summary),

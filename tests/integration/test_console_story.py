@@ -41,6 +41,9 @@ def test_the_patient_page_shows_referrals_closed_tasks_and_the_timeline(dev, cli
     assert "Diabetes education" in row and "Program" in row and day(22) in row
     assert "on-hold" in row and f"In hospital {uid}" in row and "pending" in row
 
+    open_task = _section(page, 'id="tasks"').split(f'data-task="{task}"', 1)[1].split("</li>", 1)[0]
+    assert f"on-hold: In hospital {uid}" in open_task and "Last note" in open_task
+
     timeline = _section(page, 'id="story"')
     assert timeline.count("<tr data-workflow=") == 4  # refer, three moves
     newest = timeline.split("<tr data-workflow=", 2)[1]
