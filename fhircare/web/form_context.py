@@ -126,3 +126,40 @@ def ride_questions(patient: str, payload: dict[str, Any]) -> dict[str, str]:
         ahead = f"{hours // 24} days" if hours >= 48 else f"{hours} hours"
         asks["when"] = f"The pick-up is {ahead} before the appointment ({when(context.appointment_start)})."
     return asks
+
+
+#: fields whose picker offers first the organizations that played that role: (group label, finder)
+ROLE_FIELDS = {"payer": "Payers on file", "payor": "Payers on file", "vendor": "Ride vendors on file"}
+
+
+def role_first(name: str, rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    """A picker's rows with those that played the field's role first, each row given its group."""
+    group = ROLE_FIELDS.get(name.rsplit(".", 1)[-1])
+    if not group or not rows:
+        return rows
+    from flask import g
+
+    from ..errors import FhircareError
+    from ..views.roles import payers, ride_vendors
+    from ..workflows import mappings_for
+    from .api import settings
+
+    cache = g.setdefault("fhircare_roles", {})
+    if group not in cache:
+        client = access().view_client()
+        try:
+            if group.startswith("Payers"):
+                cache[group] = payers(client)
+            else:
+                ride = mappings_for(settings()).codes.get("services", {}).get("transportation") or {}
+                cache[group] = ride_vendors(client, str(ride.get("system")), str(ride.get("code")))
+        except FhircareError as exc:  # a token that may not search these: plain, ungrouped picker
+            if exc.status == 401:
+                raise
+            cache[group] = set()
+    known = cache[group]
+    if not known:
+        return rows
+    first = [{**r, "group": group} for r in rows if r["reference"] in known]
+    rest = [{**r, "group": "Other organizations"} for r in rows if r["reference"] not in known]
+    return first + rest if first else rows

@@ -68,3 +68,35 @@ def test_the_ride_is_timed_by_its_appointment_and_a_second_ride_is_asked_about(d
     confirmed = browser.post(url, data={**early, "confirm": "1"}, allow_redirects=False)
     assert confirmed.status_code == 303
     assert len(rides_to(client, b["patient"], appointment)) == 2
+
+
+def test_payer_and_vendor_pickers_offer_those_on_file_first(dev, client, uid):
+    from tests.support.cases import active_coverage
+
+    b = basics(client, uid)
+    active_coverage(client, b)  # b["payer"] pays a coverage
+    appointment = booked_appointment(client, b, uid)
+    vendor = make(client, {"resourceType": "Organization", "name": f"Rides{uid}"})
+    from fhircare.workflows import run
+
+    run(
+        "transport",
+        {
+            "patient": b["patient"],
+            "appointment": appointment,
+            "vendor": vendor,
+            "requester": b["coordinator"],
+            "when": (moment(3, "10:00") - timedelta(minutes=45)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
+        client,
+    )
+    pid = b["patient"].split("/")[1]
+    coverage_form = requests.get(f"{dev.url}/patients/{pid}/do/coverage-check", timeout=30).text
+    payer = coverage_form.split('name="payor"', 1)[1].split("</select>", 1)[0]
+    first_group = payer.split("<optgroup", 2)[1]
+    assert 'label="Payers on file"' in first_group and f'value="{b["payer"]}"' in first_group
+    assert 'label="Other organizations"' in payer and f'value="{vendor}"' not in first_group
+    ride_form = requests.get(f"{dev.url}/patients/{pid}/do/transport", timeout=30).text
+    vendors = ride_form.split('name="vendor"', 1)[1].split("</select>", 1)[0]
+    first_group = vendors.split("<optgroup", 2)[1]
+    assert 'label="Ride vendors on file"' in first_group and f'value="{vendor}"' in first_group
