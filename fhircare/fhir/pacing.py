@@ -9,6 +9,7 @@ wall clock.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -65,6 +66,8 @@ class Pacer:
 
     def hold(self, seconds: float) -> None:
         """No request goes for ``seconds`` from now (a throttled answer named that wait)."""
+        if not math.isfinite(seconds):
+            return  # no wait a request could end (the throttled answer's own wait decides)
         with self._lock:
             self._hold_until = max(self._hold_until, self.clock() + max(0.0, seconds))
 

@@ -14,6 +14,7 @@ Servers name the wait in different places, all read here:
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -22,6 +23,9 @@ from typing import Any
 
 #: a reset above this is a Unix time, not a number of seconds (GitHub's X-RateLimit-Reset)
 EPOCH_FROM = 1_000_000_000
+#: the longest wait a server can name (a day): more is taken as this, so a wait is always a number
+#: that can be slept, compared with the budget and told in whole seconds
+MAX_NAMED_WAIT = 86_400.0
 _NUMBER = r"(\d+(?:\.\d+)?)"
 _SENTENCE = re.compile(
     r"(?:retry|try again|wait)\D{0,24}" + _NUMBER + r"\s*(ms|millisecond|s\b|sec|second|min|minute)?",
@@ -80,13 +84,23 @@ def _text_wait(text: str) -> float | None:
         if isinstance(state, dict):
             for key, scale in (("msBeforeNext", 0.001), ("_msBeforeNext", 0.001), ("retryAfter", 1.0)):
                 value = state.get(key)
-                if isinstance(value, (int, float)) and value >= 0:
-                    return float(value) * scale
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    wait = _wait(float(value) * scale)
+                    if wait is not None:
+                        return wait
     match = _SENTENCE.search(text)
     if match is None:
         return None
     unit = (match.group(2) or "s").lower()
-    return float(match.group(1)) * _UNIT.get(unit, 1.0)
+    return _wait(float(match.group(1)) * _UNIT.get(unit, 1.0))
+
+
+def _wait(seconds: float | None) -> float | None:
+    """A wait a server named, as a number of seconds fhircare can use: None when it is no wait
+    (infinite, not a number, negative), at most :data:`MAX_NAMED_WAIT`."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(seconds, MAX_NAMED_WAIT)
 
 
 def header_wait(headers: Mapping[str, str], now: float | None = None) -> float | None:
@@ -99,7 +113,7 @@ def header_wait(headers: Mapping[str, str], now: float | None = None) -> float |
             return wait
     remaining, reset = quota_state(headers, now)
     if reset is not None and (remaining is None or remaining <= 0):
-        return reset
+        return _wait(reset)
     return None
 
 
@@ -115,7 +129,7 @@ def quota_state(headers: Mapping[str, str], now: float | None = None) -> tuple[f
     reset = _number(_header(headers, "RateLimit-Reset") or _header(headers, "X-RateLimit-Reset"))
     if reset is not None and reset > EPOCH_FROM:
         reset = max(0.0, reset - (time.time() if now is None else now))
-    return remaining, reset
+    return remaining, _wait(reset)
 
 
 def _structured(value: str) -> tuple[float | None, float | None]:
@@ -123,10 +137,10 @@ def _structured(value: str) -> tuple[float | None, float | None]:
     best: tuple[float | None, float | None] = (None, None)
     if "remaining=" in value or "reset=" in value:  # the earlier draft: one dictionary
         fields = dict(_pair(part) for part in value.split(","))
-        return _number(fields.get("remaining")), _number(fields.get("reset"))
+        return _number(fields.get("remaining")), _wait(_number(fields.get("reset")))
     for item in value.split(","):
         fields = dict(_pair(part) for part in item.split(";")[1:])
-        remaining, reset = _number(fields.get("r")), _number(fields.get("t"))
+        remaining, reset = _number(fields.get("r")), _wait(_number(fields.get("t")))
         if remaining is None and reset is None:
             continue
         if best == (None, None) or (remaining is not None and (best[0] is None or remaining < best[0])):
@@ -147,18 +161,20 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 def _number(value: str | None) -> float | None:
+    """A header's number; None when it is none (``nan``, ``inf``, ``1e999`` included)."""
     try:
-        return None if value is None else float(value.strip())
+        number = None if value is None else float(value.strip())
     except ValueError:
         return None
+    return number if number is not None and math.isfinite(number) else None
 
 
 def _retry_after(value: str, now: float | None) -> float | None:
     seconds = _number(value)
     if seconds is not None:
-        return max(0.0, seconds)
+        return _wait(max(0.0, seconds))  # a negative delay is no delay (RFC 9110 allows none)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    return _wait(max(0.0, when.timestamp() - (time.time() if now is None else now)))

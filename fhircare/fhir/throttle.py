@@ -21,7 +21,7 @@ from requests.adapters import BaseAdapter
 from ..errors import Issue, RateLimited, RateLimitedPartialWrite
 from .outcome import issues_of
 from .pacing import Clock, Pacer
-from .ratelimit import entry_outcome, header_wait, is_throttled, outcome_wait, status_code
+from .ratelimit import MAX_NAMED_WAIT, entry_outcome, header_wait, is_throttled, outcome_wait, status_code
 from .transaction import entry_reference
 
 #: seconds fhircare waits out throttling for one request, by default (FHIRCARE_THROTTLE_BUDGET)
@@ -177,7 +177,8 @@ def install(session: requests.Session, throttle: Throttle) -> None:
 
 
 def rate_limited_text(wait: float) -> str:
-    return f"rate limited by the server; retry after {max(1, math.ceil(wait))} s"
+    seconds = math.ceil(wait) if math.isfinite(wait) else math.ceil(MAX_NAMED_WAIT)
+    return f"rate limited by the server; retry after {max(1, seconds)} s"
 
 
 def written_text(written: list[str]) -> str:
