@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import FhirServerError
+from ..errors import FhirServerError, TransientError
 from .behaviour import BehaviourStore, ServerBehaviour
 from .probes import (
     Prober,
@@ -89,7 +89,10 @@ class ServerPolicy:
             return known
         try:
             seen = probe_include(self.client, resource_type, spec)
-        except FhirServerError:
+        except FhirServerError as exc:
+            if not refuses_the_search(exc):  # throttled, failed, unreachable: it showed nothing
+                log.info("the _include probe could not tell", extra={"http_status": exc.http_status})
+                return False  # this time only: the views' batch reads work on any server
             seen = False
         if seen is None:  # nothing on the server can tell yet: trust the declaration for this client
             self._declared_includes[key] = declared()  # never kept: a later client probes again
@@ -129,3 +132,13 @@ class ServerPolicy:
 
     def __repr__(self) -> str:
         return f"ServerPolicy({self.key!r})"
+
+
+def refuses_the_search(exc: FhirServerError) -> bool:
+    """Whether an error answer is the server refusing the request itself (a 4xx such as 400 for an
+    unknown ``_include``), not throttling (429), a failure (5xx, no answer) or a credential's limit
+    (401/403): only a refusal says something about the server that is worth keeping."""
+    status = exc.http_status
+    if isinstance(exc, TransientError) or status is None:
+        return False
+    return 400 <= status < 500 and status not in (401, 403, 408, 429)

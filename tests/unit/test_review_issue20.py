@@ -230,12 +230,6 @@ def test_a_rest_whose_re_send_fails_still_names_what_the_first_answer_committed(
 # ---- what a throttled probe teaches -------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="policy.py:90-93 takes any FhirServerError of the _include probe (a 429 past the budget, "
-    "a 503) as '_include does not work' and keeps it for the identity: every later view pays an "
-    "extra read batch, learned from throttling",
-)
 @pytest.mark.parametrize(
     "status, headers", [(429, {"Retry-After": "120"}), (503, {})], ids=["throttled", "server-failed"]
 )
