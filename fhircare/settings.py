@@ -5,11 +5,13 @@ No module reads ``os.environ`` at import time; ``Settings.from_env`` is called b
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .errors import ConfigurationError
 from .namespaces import DEFAULT_NAMESPACE_BASE, Namespaces
 
 DEFAULT_EMBEDDED_PORT = 8765
@@ -53,6 +55,18 @@ def environment_proxies(env: Mapping[str, str] | None = None) -> dict[str, str]:
         if value and name[-6:] == "_proxy" and name.islower():
             found[name[:-6]] = value
     return found
+
+
+def _seconds(env: Mapping[str, str], name: str, wanted: str, positive: bool = False) -> float:
+    """A finite number from variable ``name`` (above 0 when ``positive``, else 0 or more), or a
+    :class:`~fhircare.errors.ConfigurationError` naming the variable."""
+    try:
+        number = float(env[name].strip())
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or number < 0 or (positive and number == 0):
+        raise ConfigurationError(f"{name} must be {wanted}, not {env[name]!r}")
+    return number
 
 
 def embedded_base_url(port: int = DEFAULT_EMBEDDED_PORT) -> str:
@@ -200,12 +214,12 @@ class Settings:
         if env.get("FHIRCARE_MAX_PAGE_SIZE"):
             values["max_page_size"] = int(env["FHIRCARE_MAX_PAGE_SIZE"])
         values["structure_checks"] = env.get("FHIRCARE_STRUCTURE_CHECKS", "") in ("1", "true", "yes")
-        for attr, var in (
-            ("throttle_budget", "FHIRCARE_THROTTLE_BUDGET"),
-            ("max_requests_per_minute", "FHIRCARE_MAX_REQUESTS_PER_MINUTE"),
-        ):
-            if env.get(var):
-                values[attr] = float(env[var])
+        if env.get("FHIRCARE_THROTTLE_BUDGET"):
+            values["throttle_budget"] = _seconds(env, "FHIRCARE_THROTTLE_BUDGET", "0 or more seconds")
+        if env.get("FHIRCARE_MAX_REQUESTS_PER_MINUTE"):
+            values["max_requests_per_minute"] = _seconds(
+                env, "FHIRCARE_MAX_REQUESTS_PER_MINUTE", "a number of requests above 0", positive=True
+            )
         if env.get("FHIRCARE_PARTNERS"):
             values["partners_file"] = Path(env["FHIRCARE_PARTNERS"])
         if env.get("FHIRCARE_ORGANIZATION"):

@@ -30,8 +30,8 @@ class Pacer:
         clock: Clock = time.monotonic,
         sleep: Sleep = time.sleep,
     ) -> None:
-        if max_per_minute is not None and max_per_minute <= 0:
-            raise ValueError("max_per_minute must be positive")
+        if max_per_minute is not None and not (math.isfinite(max_per_minute) and max_per_minute > 0):
+            raise ValueError(f"max_per_minute must be a finite number above 0, not {max_per_minute!r}")
         self.rate = max_per_minute / 60.0 if max_per_minute else None
         #: tokens the bucket holds at most: a burst of that many requests goes at once
         self.capacity = float(burst or max(1, int((max_per_minute or 60) // 60)))

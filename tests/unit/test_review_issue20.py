@@ -128,11 +128,6 @@ def test_a_reset_given_as_a_unix_time_holds_as_long_as_the_same_reset_in_seconds
 # ---- settings -------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="settings.py:203-208 and pacing.py:32-36: a bad FHIRCARE_MAX_REQUESTS_PER_MINUTE / "
-    "FHIRCARE_THROTTLE_BUDGET ends in a ValueError traceback, not a configuration error (exit 3)",
-)
 @pytest.mark.parametrize(
     "name, value",
     [
