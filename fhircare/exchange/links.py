@@ -51,6 +51,7 @@ class Link:
     remote_status: str | None = None  # the status of the remote version last seen
     ignored: tuple[str, ...] = ()  # why remote versions were not applied (field names, codes; no PHI)
     owned: tuple[str, ...] = ()  # "field=hash" of each requester-owned field as the partner stored it
+    pushed: tuple[str, ...] = ()  # "field=hash" of our Task's copied fields as last put on the partner
     conflict: Conflict | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -68,6 +69,7 @@ def read_link(task: dict[str, Any], namespace_base: str) -> Link | None:
         values: dict[str, Any] = {}
         ignored: list[str] = []
         owned: list[str] = []
+        pushed: list[str] = []
         conflict = None
         for sub in ext.get("extension") or []:
             key = sub.get("url")
@@ -76,6 +78,8 @@ def read_link(task: dict[str, Any], namespace_base: str) -> Link | None:
                 ignored.append(str(value))
             elif key == "owned":
                 owned.append(str(value))
+            elif key == "pushed":
+                pushed.append(str(value))
             elif key == "conflict":
                 parts = {s["url"]: str(s.get("valueString")) for s in sub.get("extension") or []}
                 conflict = Conflict(
@@ -98,6 +102,7 @@ def read_link(task: dict[str, Any], namespace_base: str) -> Link | None:
             remote_status=values.get("remote-status"),
             ignored=tuple(ignored),
             owned=tuple(owned),
+            pushed=tuple(pushed),
             conflict=conflict,
         )
     return None
@@ -121,6 +126,7 @@ def write_link(task: dict[str, Any], link: Link, namespace_base: str) -> dict[st
             subs.append({"url": key, kind: value})
     subs += [{"url": "ignored", "valueString": why} for why in link.ignored[-10:]]
     subs += [{"url": "owned", "valueString": digest} for digest in link.owned]
+    subs += [{"url": "pushed", "valueString": digest} for digest in link.pushed]
     if link.conflict is not None:
         c = link.conflict
         subs.append(

@@ -156,6 +156,7 @@ def send(exchange: Exchange, task_id: str, task: dict[str, Any] | None = None) -
         synced_at=stamp(),
         remote_status=str(remote.get("status")),
         owned=field_digests(remote, OWNED),  # as the partner stored them (its normalisation included)
+        pushed=field_digests(remote_task(exchange, task), COPIED),
     )
     for _ in range(5):
         try:
@@ -171,12 +172,13 @@ def send(exchange: Exchange, task_id: str, task: dict[str, Any] | None = None) -
     return Sent(f"Task/{task_id}", partner.name, url, created, updated_of(task))
 
 
-def requested_since(
+def owned_since(
     exchange: Exchange, partner: Partner, since: str | None = None, clock: ServerTime | None = None
 ) -> Iterator[dict[str, Any]]:
-    """Our requested Tasks owned by the partner's Organization, oldest first, changed at or after
-    ``since`` (our server's instant: the state's local cursor), keyset-paged (linking a Task moves it)."""
-    params = [("owner", partner.organization), ("status", "requested")]
+    """Our Tasks owned by the partner's Organization, oldest first, changed at or after ``since`` (our
+    server's instant: the state's local cursor), keyset-paged (linking a Task moves it): the unsent to
+    send, the sent whose requester-owned fields we edited to push."""
+    params = [("owner", partner.organization)]
     for page in keyset_pages(exchange.local, "Task", params, since, clock=clock):
         yield from page
 

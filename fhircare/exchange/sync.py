@@ -11,14 +11,14 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import PreconditionFailed
+from ..errors import PreconditionFailed, TransientError
 from .apply import apply_remote
 from .context import Exchange, PartnerAnswerError, PartnerUnreachable, stamp
 from .cursor import Cursor, load_cursor, save_cursor, update_pending
 from .links import identifier_value, updated_of, version_of
 from .paging import ServerTime, keyset_pages
 from .partners import Partner
-from .send import is_sent, requested_since, send, source_tag
+from .send import is_sent, owned_since, send, source_tag
 
 log = logging.getLogger("fhircare.exchange")
 
@@ -119,21 +119,27 @@ def sync_partner(exchange: Exchange, partner: Partner) -> CycleReport:
     """One cycle for one partner. An unreachable partner changes no referral: it is only recorded."""
     from .cancel import cancel, retry_cancel
     from .forward import cancels_from_upstream
+    from .push import push_if_changed
 
     report = CycleReport()
     cursor = load_cursor(exchange, partner.name)
     before = _snapshot(cursor)
     try:
         local_clock = ServerTime()
-        for task in requested_since(
-            exchange, partner, cursor.since(partner.overlap, local=True), local_clock
-        ):
-            if is_sent(exchange, task):  # the local cursor moves over what is linked, up to the unsent
-                cursor.sent(updated_of(task))
-                continue
-            report.sent += send(exchange, str(task["id"]), task).created
-            # not the link's own time: Tasks between the two are still to be sent; the linked
-            # version comes back in a later search and moves the cursor then
+        for task in owned_since(exchange, partner, cursor.since(partner.overlap, local=True), local_clock):
+            if not is_sent(exchange, task):
+                if task.get("status") == "requested":
+                    report.sent += send(exchange, str(task["id"]), task).created
+            else:
+                try:
+                    outcome, applied = push_if_changed(exchange, partner, task)
+                    report.applied += applied
+                    if outcome == "conflict":
+                        cursor.conflict(str(task["id"]))
+                except PreconditionFailed:
+                    break  # our Task moved meanwhile: the next cycle sees it again (cursor not past it)
+            # the Task's time before our write: later ones are still to do; the written version
+            # comes back in a later search and moves the cursor then
             cursor.sent(updated_of(task))
         cursor.searched_at(local_clock.value, partner.overlap, local=True)
         for task_id, reason in cancels_from_upstream(exchange, cursor.forwarded):
@@ -160,6 +166,10 @@ def sync_partner(exchange: Exchange, partner: Partner) -> CycleReport:
         log.warning(
             "partner answer not applied", extra={"partner": partner.name, "error": type(exc).__name__}
         )
+    except TransientError as exc:  # our server failed (a 5xx, throttled past the budget): no business event
+        report.errors += 1  # the cursor is not past the change that met it: the next cycle applies it
+        cursor.last_error = type(exc).__name__
+        log.warning("our server failed", extra={"partner": partner.name, "error": type(exc).__name__})
     if _snapshot(cursor) != before or cursor.added:
         cursor = save_cursor(exchange, cursor, partner.overlap)
     report.cursor = cursor.value

@@ -204,3 +204,32 @@ def test_our_own_later_edit_is_not_taken_for_the_partners(world: World) -> None:
     assert _sync(world)["applied"] == 1
     row = next(r for r in referrals(world.exchange, world.partner) if r["task"] == f"Task/{task_id}")
     assert row["not_applied"] == [] and row["local_status"] == "accepted"
+
+
+def test_our_later_edit_is_put_on_the_partners_task_once(world: World) -> None:
+    task_id, _ = world.refer()
+    send(world.exchange, task_id)
+    work(world.theirs, world.remote_of(task_id)["id"], "accepted")
+    ours = world.ours.read("Task", task_id)
+    world.ours.update({**ours, "priority": "urgent"}, if_match=ours["meta"]["versionId"])
+    _sync(world)
+    remote = world.remote_of(task_id)
+    assert (remote["priority"], remote["status"]) == ("urgent", "accepted")
+    assert world.ours.read("Task", task_id)["status"] == "accepted"  # caught up before the push
+    world.proxy.clear()
+    _sync(world)
+    assert not [s for s in world.proxy.log.seen if s[0] == "PUT"]
+    check_loop(world, task_id)
+
+
+def test_our_edit_against_a_final_remote_task_is_a_conflict(world: World) -> None:
+    task_id, _ = world.refer()
+    send(world.exchange, task_id)
+    remote_id = world.remote_of(task_id)["id"]
+    work(world.theirs, remote_id, "rejected", reason="at capacity")
+    ours = world.ours.read("Task", task_id)
+    world.ours.update({**ours, "priority": "urgent"}, if_match=ours["meta"]["versionId"])
+    report = _sync(world)
+    assert report["conflicts"] >= 1
+    remote = world.remote_of(task_id)
+    assert remote["status"] == "rejected" and remote.get("priority") != "urgent"

@@ -1,0 +1,73 @@
+"""The requester's later edits reach the partner: a note, a priority, a due date changed on our Task
+after it was sent is put on the partner's Task with If-Match - after catching up with the partner's
+versions, so each still reaches ours in order. The partner's Task already final: a conflict, nothing
+overwritten on either side."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from ..care.task_states import TERMINAL
+from ..errors import PreconditionFailed
+from .apply import apply_remote, write_version
+from .conflicts import conflict_task_entry
+from .context import Exchange
+from .links import Conflict, field_digests, read_link, updated_of, version_of, write_link
+from .partners import Partner
+from .send import COPIED, OWNED, remote_task
+
+
+def pushed_digests(exchange: Exchange, ours: dict[str, Any]) -> tuple[str, ...]:
+    """Digests of what the partner's Task should hold of our Task's requester-owned fields."""
+    return field_digests(remote_task(exchange, ours), COPIED)
+
+
+def push_if_changed(exchange: Exchange, partner: Partner, ours: dict[str, Any]) -> tuple[str, int]:
+    """(unchanged | pushed | conflict, remote versions applied while catching up). Raises
+    PreconditionFailed when our Task moved meanwhile."""
+    link = read_link(ours, exchange.namespace_base)
+    if link is None or not link.pushed:
+        return "unchanged", 0
+    wanted = pushed_digests(exchange, ours)
+    if wanted == link.pushed:
+        return "unchanged", 0
+    applied = 0
+    remote = exchange.remote(partner.name)
+    rid = link.remote.rstrip("/").rsplit("/", 1)[1]
+    for _ in range(5):
+        current = remote.read("Task", rid)
+        status = str(current.get("status"))
+        if status in TERMINAL:
+            clash = Conflict(str(ours.get("status")), version_of(ours), status, version_of(current))
+            marked = replace(link, conflict=clash, pushed=wanted)
+            write_version(
+                exchange,
+                write_link(ours, marked, exchange.namespace_base),
+                [conflict_task_entry(exchange, ours, partner.name, clash)],
+            )
+            return "conflict", applied
+        caught, ours = apply_remote(exchange, partner, current, ours)  # catch up first
+        applied += caught.applied
+        link = read_link(ours, exchange.namespace_base) or link
+        body = dict(current)
+        projection = remote_task(exchange, ours)
+        for name in COPIED:
+            if projection.get(name) is None:
+                body.pop(name, None)
+            else:
+                body[name] = projection[name]
+        try:
+            written = remote.update(body, if_match=version_of(current))
+        except PreconditionFailed:
+            continue
+        done = replace(
+            link,
+            pushed=wanted,
+            owned=field_digests(written, OWNED),
+            version=version_of(written),  # our own write: nothing in it to apply
+            updated=updated_of(written),
+        )
+        write_version(exchange, write_link(ours, done, exchange.namespace_base))
+        return "pushed", applied
+    raise PreconditionFailed("the partner's Task kept changing while our edit was being put on it")
