@@ -21,7 +21,15 @@ from ..workflows import WORKFLOWS
 from .api import settings
 from .csrf import check_csrf
 from .fhir_access import access
-from .form_context import label_strays, legal_statuses, past_dates, ride_questions, ride_time, role_first
+from .form_context import (
+    label_strays,
+    legal_statuses,
+    one_per_person,
+    past_dates,
+    ride_questions,
+    ride_time,
+    role_first,
+)
 from .forms import Field, flatten, form_fields, payload_from_form
 from .intents import already_done, mark_done, request_id_for
 from .pages import pages
@@ -213,7 +221,7 @@ def _render_form(
         or request_id_for(form_intent(workflow, patient), fresh=fresh),
         done_before=already_done(form_intent(workflow, patient)) and not fresh and not general,
         again_args={k: v for k, v in request.args.items() if k != "new"},
-        options=lambda f: role_first(f.name, options_for(f, patient, own, shared, name)),
+        options=lambda f: role_first(f.name, one_per_person(options_for(f, patient, own, shared, name))),
         codes=code_options,
         confirm_past=confirm_past,
     )

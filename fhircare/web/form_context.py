@@ -163,3 +163,20 @@ def role_first(name: str, rows: list[dict[str, str]]) -> list[dict[str, str]]:
     first = [{**r, "group": group} for r in rows if r["reference"] in known]
     rest = [{**r, "group": "Other organizations"} for r in rows if r["reference"] not in known]
     return first + rest if first else rows
+
+
+def one_per_person(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Each person once: a role held by a practitioner the picker also lists is folded into that
+    practitioner's row (its label gains the role), so "Jordan Rivera" is not offered twice."""
+    rows = [dict(r) for r in rows]  # the rows are shared by every picker of the page: never changed
+    people = {r["reference"]: r for r in rows if r["reference"].startswith("Practitioner/")}
+    kept: list[dict[str, str]] = []
+    for row in rows:
+        person = people.get(row.get("person", ""))
+        if person is None:
+            kept.append(row)
+            continue
+        role = row["label"].rsplit(" (", 1)[-1].rstrip(")") if row["label"].endswith(")") else ""
+        if role and role not in person["label"]:
+            person["label"] = f"{person['label']} ({role})"
+    return kept

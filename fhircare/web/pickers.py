@@ -62,7 +62,11 @@ def search_choices(client: FhirClient, kind: str, name: str = "") -> list[dict[s
         label = label_of(resource, related)
         if name and name.lower() not in label.lower():
             continue
-        found.append({"reference": f"{kind}/{resource['id']}", "label": label})
+        row = {"reference": f"{kind}/{resource['id']}", "label": label}
+        person = reference_of(resource.get("practitioner")) if kind == "PractitionerRole" else None
+        if person:
+            row["person"] = person  # the practitioner a role is held by: a picker names each person once
+        found.append(row)
     return sorted(found, key=lambda c: c["label"].lower())
 
 
