@@ -10,6 +10,7 @@ from typing import Any
 import requests
 
 from ..errors import FhirServerError
+from .entries import MISSING, entry_error, failure_kind
 from .ratelimit import is_throttled
 from .throttle import Throttle, install
 from .transaction import is_idempotent_bundle
@@ -44,9 +45,17 @@ class BundleTransport(FhirTransport):
         )
 
     def read_found(self, references: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """``Type/id`` -> resource for the references that exist, read in one batch."""
+        """``Type/id`` -> resource for the references that exist, read in one batch.
+
+        Only a 404/410 entry means "not there": any other failed entry (throttled past the budget,
+        no access, the server failed) raises the error it stands for
+        (:func:`~fhircare.fhir.entries.entry_error`), so no caller takes a failure for an absence
+        (a sync would skip a partner's change and move past it)."""
+        wanted = list(references)
         found = {}
-        for entry in self.read_batch(references):
+        for reference, entry in zip(wanted, self.read_batch(wanted), strict=False):
+            if failure_kind(entry) not in (None, MISSING):
+                raise entry_error(f"reading {reference.split('/')[0].split('?')[0]}", entry)
             resource = entry.get("resource")
             if (
                 isinstance(resource, dict)
