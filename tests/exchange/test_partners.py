@@ -105,3 +105,28 @@ def test_a_bearer_partner_gets_its_token_from_the_variable_it_names(tmp_path: Pa
     assert "t0ken" not in repr(settings)
     with pytest.raises(ConfigurationError, match="FOOD_BANK_TOKEN is not set"):
         partner_auth(Settings.from_env({}), food)
+
+
+def test_a_partner_without_a_base_is_found_through_its_organizations_endpoint(our_server: object) -> None:
+    from fhircare.exchange.partners import Partner, partner_base
+    from fhircare.fhir import FhirClient
+
+    with FhirClient(our_server.base_url) as client:  # type: ignore[attr-defined]
+        endpoint = client.create(
+            {
+                "resourceType": "Endpoint",
+                "status": "active",
+                "connectionType": {"code": "hl7-fhir-rest"},
+                "payloadType": [{"text": "FHIR"}],
+                "address": "https://cbo.example.org/fhir/",
+            }
+        )
+        org = client.create(
+            {
+                "resourceType": "Organization",
+                "name": "CBO",
+                "endpoint": [{"reference": f"Endpoint/{endpoint['id']}"}],
+            }
+        )
+        partner = Partner("cbo", f"Organization/{org['id']}")
+        assert partner_base(partner, client) == "https://cbo.example.org/fhir"

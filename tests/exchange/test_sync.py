@@ -233,3 +233,21 @@ def test_our_edit_against_a_final_remote_task_is_a_conflict(world: World) -> Non
     assert report["conflicts"] >= 1
     remote = world.remote_of(task_id)
     assert remote["status"] == "rejected" and remote.get("priority") != "urgent"
+
+
+def test_an_output_pointing_nowhere_is_not_applied(world: World) -> None:
+    from fhircare.exchange import referrals
+
+    task_id, request_id = world.refer()
+    send(world.exchange, task_id)
+    remote = world.remote_of(task_id)
+    remote["status"] = "completed"
+    remote["output"] = [
+        {"type": {"text": "resulting-activity"}, "valueReference": {"reference": "Procedure/nowhere"}}
+    ]
+    world.theirs.update(remote)
+    _sync(world)
+    assert world.ours.read("Task", task_id)["status"] == "requested"
+    assert world.ours.read("ServiceRequest", request_id)["status"] == "active"
+    row = next(r for r in referrals(world.exchange, world.partner) if r["task"] == f"Task/{task_id}")
+    assert any("output points nowhere" in why for why in row["not_applied"])
