@@ -207,15 +207,21 @@ class FhirClient(BundleTransport):
     def _saw_entry_by_entry(self) -> None:
         self.policy.saw_partial_write()
 
-    def transaction(self, bundle: Mapping[str, Any], names: Sequence[str] | None = None) -> dict[str, Any]:
+    def transaction(
+        self, bundle: Mapping[str, Any], names: Sequence[str] | None = None, checked: bool = True
+    ) -> dict[str, Any]:
         """POST a transaction Bundle (all or nothing). Retried only when every entry is conditional.
 
         The answer is checked: a failed entry inside a 200 (a server that processed the transaction
         entry by entry) raises :class:`~fhircare.errors.PartialWrite` (or, when nothing was written,
         the error of its status); a stored reference that still holds ``?`` raises
         :class:`~fhircare.errors.UnresolvedStoredReference`. ``names`` label the entries in errors.
+        ``checked=False`` returns a 200 answer as it is, its entries' failures for the caller to read
+        (a probe telling a whole refusal from entries failed one by one).
         """
         answer, sent = self._bundle_sent(bundle, "transaction")
+        if not checked:
+            return answer
         labels = (
             list(names) if names is not None else [f"#{i}" for i in range(len(answer.get("entry") or []))]
         )

@@ -13,6 +13,7 @@ from ..errors import FhirServerError, PartialWrite, TransientError, UnresolvedSt
 from ..namespaces import DEFAULT_NAMESPACES, REQUEST_ID, legacy_system
 from .behaviour import ServerBehaviour
 from .paging import Page
+from .ratelimit import status_code
 from .transaction import entry_reference, is_size_refusal, transaction_bundle
 
 log = logging.getLogger("fhircare.fhir")
@@ -38,7 +39,7 @@ class Prober(Protocol):
     def learn(self, **changes: Any) -> None: ...
 
     def transaction(
-        self, bundle: Mapping[str, Any], names: Sequence[str] | None = None
+        self, bundle: Mapping[str, Any], names: Sequence[str] | None = None, checked: bool = True
     ) -> dict[str, Any]: ...
 
     def create(self, resource: Mapping[str, Any], if_none_exist: str | None = None) -> dict[str, Any]: ...
@@ -151,7 +152,8 @@ def probe_atomicity(client: Prober) -> bool | None:
     (``412``). An atomic server refuses the whole transaction and keeps nothing of it; a server that
     applies it entry by entry answers 200 with the create done and the update failed. Whatever was
     written, both Basics included, is deleted before the probe returns. A server that ignores
-    ``If-Match`` (the update succeeds) cannot tell.
+    ``If-Match`` (the update succeeds) cannot tell, nor can a 200 answer whose create failed too
+    (each entry failing on its own is not all or nothing): only a whole refusal is atomicity.
     """
     first = client.create(_basic("atomicity"))
     marker = uuid.uuid4().hex
@@ -177,27 +179,43 @@ def probe_atomicity(client: Prober) -> bool | None:
     written = [f"Basic/{first['id']}"]
     atomic: bool | None
     try:
-        client.transaction(transaction_bundle(entries), names=["create", "update with a wrong If-Match"])
-    except PartialWrite as partial:  # the create stayed while the update failed
+        answer = client.transaction(
+            transaction_bundle(entries), names=["create", "update with a wrong If-Match"], checked=False
+        )
+    except PartialWrite as partial:  # throttled after the create was committed
         written += [r for r in partial.written if r not in written]
-        atomic = False
+        _delete_quietly(client, list(reversed(written)))
+        raise
     except TransientError:
         _delete_quietly(client, written)
         raise
     except FhirServerError:  # refused whole: atomic, unless the create was kept all the same
-        kept = [
-            f"Basic/{b['id']}" for b in client.search("Basic", {"identifier": f"{PROBE_SYSTEM}|{marker}"})
-        ]
+        kept = _marked(client, marker)
         written += kept
         atomic = not kept
     else:
-        kept = [
-            f"Basic/{b['id']}" for b in client.search("Basic", {"identifier": f"{PROBE_SYSTEM}|{marker}"})
+        atomic = _entry_by_entry_verdict(answer)
+        answered = [
+            r for e in answer.get("entry") or [] if 200 <= status_code(e) < 300 and (r := entry_reference(e))
         ]
-        written += kept
-        atomic = None  # the update with a wrong If-Match was taken: If-Match is ignored here
+        written += [r for r in [*answered, *_marked(client, marker)] if r not in written]
     _delete_quietly(client, list(reversed(written)))
     return atomic
+
+
+def _entry_by_entry_verdict(answer: Mapping[str, Any]) -> bool | None:
+    """What a 200 answer to the atomicity probe shows: False when its create was applied while its
+    update failed (entry by entry); None when the update was taken (If-Match ignored) or the create
+    failed on its own (each entry failing by itself shows nothing of all or nothing)."""
+    statuses = [status_code(e) for e in answer.get("entry") or []]
+    if len(statuses) != 2 or not 200 <= statuses[0] < 300:
+        return None
+    return None if 200 <= statuses[1] < 300 else False
+
+
+def _marked(client: Prober, marker: str) -> list[str]:
+    """The probe's second Basic, found by its marker (kept where it should not have been)."""
+    return [f"Basic/{b['id']}" for b in client.search("Basic", {"identifier": f"{PROBE_SYSTEM}|{marker}"})]
 
 
 def _basic(code: str) -> dict[str, Any]:

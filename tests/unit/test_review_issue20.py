@@ -245,12 +245,6 @@ def test_a_throttled_or_failed_include_probe_teaches_nothing(fake, tmp_path, sta
         assert later.behaviour.include == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="probes.py:187-192 takes a 200 transaction-response whose every entry failed (the create "
-    "refused too, on a server applying entries one by one) for an atomic refusal: check says "
-    "'atomic: yes' and the identity learns it",
-)
 @responses.activate
 def test_an_answer_where_every_probe_entry_failed_on_its_own_is_not_atomicity(fake):
     """The server answers the atomicity probe HTTP 200 with each entry's own failure: its create
