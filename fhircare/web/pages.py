@@ -223,9 +223,11 @@ def summary_page(patient_id: str) -> str:
     summary = patient_summary(client, f"Patient/{patient_id}")
     referrals, closed = patient_referrals(client, summary.patient)
     timeline, older = patient_timeline(client, summary.patient, settings().namespaces())
+    from ..views.eligibility import eligibility_asked
     from ..views.tasks import task_words
 
     words = task_words(client, [t["reference"] for t in summary.open_tasks])
+    asked = eligibility_asked(client, summary.patient) if summary.coverage else {}
     return render_template(
         "summary.html",
         s=summary,
@@ -234,6 +236,7 @@ def summary_page(patient_id: str) -> str:
         timeline=timeline,
         older=older,
         words=words,
+        asked=asked,
         card=cards_for([summary.patient]).get(summary.patient),
         patient_id=patient_id,
         context=summary_context(client, summary),

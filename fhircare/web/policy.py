@@ -63,7 +63,11 @@ PATIENTS = Rule("none", _reads("Patient"))
 # a new patient is no patient session's own: refused there (403); the form's pickers need their reads
 NEW_PATIENT = Rule("none", LOOKUP.reads | {"Patient"})
 # the patient page adds to the summary its referrals (partners named), closed tasks and timeline
-PATIENT_PAGE = Rule("own", SUMMARY.reads | {"ServiceRequest", "Provenance", "Practitioner", "Organization"})
+PATIENT_PAGE = Rule(
+    "own",
+    SUMMARY.reads
+    | {"ServiceRequest", "Provenance", "Practitioner", "Organization", "CoverageEligibilityRequest"},
+)
 # a task's page: the task, its history and Provenance, the people it names
 TASK = Rule("own", _reads("Task", "Provenance", "Patient", "Practitioner"))
 CHOOSER = Rule("own", _reads("Practitioner"))  # development mode: which coordinator uses the page

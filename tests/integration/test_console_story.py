@@ -83,3 +83,41 @@ def test_authorizations_are_filtered_by_a_coordinator_by_name_and_badges_say_goo
     assert 'class="badge ok" data-decision="approved">Approved<' in row
     summary = requests.get(f"{dev.url}/patients/{payload['patient'].split('/')[1]}", timeout=30).text
     assert 'class="badge ok" data-decision="approved">Approved<' in summary
+
+
+def test_after_a_coverage_check_the_page_says_it_awaits_the_payer_then_shows_the_answer(dev, client, uid):
+    import re as regex
+
+    from tests.support.cases import coverage_case, make
+
+    payload = coverage_case(client, uid).payload
+    pid = payload["patient"].split("/")[1]
+    browser = requests.Session()
+    form = browser.get(f"{dev.url}/patients/{pid}/do/coverage-check").text
+    hidden = dict(regex.findall(r'<input type="hidden" name="(csrf|request_id)" value="([^"]+)"', form))
+    data = {k: v for k, v in payload.items() if k != "patient"}
+    sent = browser.post(f"{dev.url}/patients/{pid}/do/coverage-check", data={**hidden, **data})
+    assert sent.status_code == 200 and "Check coverage: done" in sent.text
+    coverage = next(iter(client.search("Coverage", {"beneficiary": payload["patient"]})))
+    ref = f"Coverage/{coverage['id']}"
+    item = sent.text.split(f'data-coverage="{ref}"', 1)[1].split("</li>", 1)[0]
+    assert "eligibility asked" in item and "awaiting the payer" in item
+    request = next(iter(client.search("CoverageEligibilityRequest", {"patient": payload["patient"]})))
+    make(
+        client,
+        {
+            "resourceType": "CoverageEligibilityResponse",
+            "status": "active",
+            "purpose": ["validation"],
+            "patient": {"reference": payload["patient"]},
+            "created": request["created"],
+            "request": {"reference": f"CoverageEligibilityRequest/{request['id']}"},
+            "insurer": {"reference": payload["payor"]},
+            "outcome": "complete",
+            "disposition": "Policy is currently in effect",
+            "insurance": [{"coverage": {"reference": ref}, "inforce": True}],
+        },
+    )
+    answered = requests.get(f"{dev.url}/patients/{pid}", timeout=30).text
+    item = answered.split(f'data-coverage="{ref}"', 1)[1].split("</li>", 1)[0]
+    assert "eligibility: complete" in item and "awaiting" not in item
