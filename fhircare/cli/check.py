@@ -7,6 +7,7 @@ from typing import Any
 
 from ..errors import FhirServerError
 from ..fhir import FhirClient
+from ..fhir.cleanup import ProbeLeftBehind
 from ..namespaces import DEFAULT_NAMESPACES
 
 
@@ -71,8 +72,15 @@ def _atomicity(client: FhirClient) -> str:
     """Probed, never assumed: a transaction whose last entry must fail (see ``probe_atomicity``)."""
     try:
         atomic = client.policy.probe_atomicity()
+    except ProbeLeftBehind as left:  # throttled or refused past its clean-up: say what stays
+        said = "unknown" if left.verdict is None else _verdict(left.verdict).split(" (")[0]
+        return f"{said}; LEFT ON THE SERVER: {', '.join(left.left)} ({left.message})"
     except FhirServerError as exc:  # a token that may not write Basic, a server that refuses it
         return f"unknown (the probe was refused: {exc.message})"
+    return _verdict(atomic)
+
+
+def _verdict(atomic: bool | None) -> str:
     if atomic is None:
         return "unknown (the server ignored If-Match, so a failing entry could not be made)"
     if atomic:

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import FhirServerError, TransientError
 from .behaviour import BehaviourStore, ServerBehaviour
+from .cleanup import ProbeLeftBehind
 from .probes import (
     Prober,
     probe_atomicity,
@@ -108,8 +109,14 @@ class ServerPolicy:
     def probe_atomicity(self) -> bool | None:
         """Send a transaction built to fail on its last entry and see whether anything of it stayed
         (see :func:`~fhircare.fhir.probes.probe_atomicity`; what it wrote is deleted); the answer is
-        kept for this identity. None when the server's answer cannot tell."""
-        seen = probe_atomicity(self.client)
+        kept for this identity. None when the server's answer cannot tell;
+        :class:`~fhircare.fhir.cleanup.ProbeLeftBehind` when what it wrote could not all be deleted."""
+        try:
+            seen = probe_atomicity(self.client)
+        except ProbeLeftBehind as left:  # what it saw holds, though it could not delete all it wrote
+            if left.verdict is not None:
+                self.learn(atomic_transactions=left.verdict)
+            raise
         if seen is not None:
             self.learn(atomic_transactions=seen)
         return seen

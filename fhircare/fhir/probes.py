@@ -9,17 +9,17 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
-from ..errors import FhirServerError, PartialWrite, TransientError, UnresolvedStoredReference
-from ..namespaces import DEFAULT_NAMESPACES, REQUEST_ID, legacy_system
+from ..errors import FhirServerError, PartialWrite, RateLimited, TransientError, UnresolvedStoredReference
+from ..namespaces import REQUEST_ID, legacy_system
 from .behaviour import ServerBehaviour
+from .cleanup import PROBE_SYSTEM, ProbeLeftBehind, clean_up
 from .paging import Page
 from .ratelimit import status_code
+from .throttle import Throttle
 from .transaction import entry_reference, is_size_refusal, transaction_bundle
 
 log = logging.getLogger("fhircare.fhir")
 
-# a marker that matches nothing; the probe is deleted right away, so no deployment setting is needed
-PROBE_SYSTEM = DEFAULT_NAMESPACES.system("probe")
 #: matches the _include probe looks at: one without the reference (a Task with no focus) cannot tell
 INCLUDE_PROBE_COUNT = 10
 
@@ -35,6 +35,9 @@ class Prober(Protocol):
 
     @property
     def behaviour(self) -> ServerBehaviour: ...
+
+    @property
+    def throttle(self) -> Throttle: ...
 
     def learn(self, **changes: Any) -> None: ...
 
@@ -177,29 +180,34 @@ def probe_atomicity(client: Prober) -> bool | None:
         },
     ]
     written = [f"Basic/{first['id']}"]
-    atomic: bool | None
+    atomic: bool | None = None
+    failure: FhirServerError | None = None
+    search = True  # whether the second Basic may be on the server unreported (found by its marker)
     try:
         answer = client.transaction(
             transaction_bundle(entries), names=["create", "update with a wrong If-Match"], checked=False
         )
-    except PartialWrite as partial:  # throttled after the create was committed
+    except PartialWrite as partial:  # throttled after the create was committed: it names what it wrote
         written += [r for r in partial.written if r not in written]
-        _delete_quietly(client, list(reversed(written)))
-        raise
-    except TransientError:
-        _delete_quietly(client, written)
-        raise
+        failure, search = partial, False
+    except TransientError as exc:  # throttled (nothing was processed), failed, or its answer lost
+        failure, search = exc, not isinstance(exc, RateLimited)
     except FhirServerError:  # refused whole: atomic, unless the create was kept all the same
-        kept = _marked(client, marker)
-        written += kept
-        atomic = not kept
+        atomic = True
     else:
         atomic = _entry_by_entry_verdict(answer)
-        answered = [
-            r for e in answer.get("entry") or [] if 200 <= status_code(e) < 300 and (r := entry_reference(e))
+        written += [
+            r
+            for e in answer.get("entry") or []
+            if 200 <= status_code(e) < 300 and (r := entry_reference(e)) and r not in written
         ]
-        written += [r for r in [*answered, *_marked(client, marker)] if r not in written]
-    _delete_quietly(client, list(reversed(written)))
+    kept, left = clean_up(client, list(reversed(written)), marker if search else None)
+    if atomic is True and kept != []:  # the create was kept, or nothing could show it was not
+        atomic = False if kept else None
+    if left:
+        raise ProbeLeftBehind(left, None if failure else atomic, failure)
+    if failure is not None:
+        raise failure
     return atomic
 
 
@@ -211,11 +219,6 @@ def _entry_by_entry_verdict(answer: Mapping[str, Any]) -> bool | None:
     if len(statuses) != 2 or not 200 <= statuses[0] < 300:
         return None
     return None if 200 <= statuses[1] < 300 else False
-
-
-def _marked(client: Prober, marker: str) -> list[str]:
-    """The probe's second Basic, found by its marker (kept where it should not have been)."""
-    return [f"Basic/{b['id']}" for b in client.search("Basic", {"identifier": f"{PROBE_SYSTEM}|{marker}"})]
 
 
 def _basic(code: str) -> dict[str, Any]:

@@ -243,11 +243,6 @@ def test_an_undone_update_is_put_back_with_its_meta_profiles_and_tags_as_they_we
 # ---- the atomicity probe ----------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="probes.py:184-186/216-222: a throttled atomicity probe leaves its first Basic on the "
-    "server (its clean-up delete is throttled too and only logged); check never says so",
-)
 @pytest.mark.parametrize("where", ["embedded", ATOMIC, BATCH])
 def test_a_throttled_atomicity_probe_leaves_nothing_behind(where, request):
     """A quota for exactly one write (the embedded server behind the quota proxy; Medplum's router

@@ -275,3 +275,23 @@ def test_an_answer_where_every_probe_entry_failed_on_its_own_is_not_atomicity(fa
         verdict = client.policy.probe_atomicity()
         assert verdict is not True
         assert client.behaviour.atomic_transactions is not True
+
+
+@responses.activate
+def test_check_names_the_basic_a_throttled_atomicity_probe_could_not_delete(fake):
+    """The probe's first Basic is written; its transaction and every delete of the Basic are
+    throttled far past the clean-up's own budget: check says which Basic it left on the server."""
+    from fhircare.cli.check import _atomicity
+    from fhircare.fhir.cleanup import ProbeLeftBehind
+
+    first = {"resourceType": "Basic", "id": "first", "meta": {"versionId": "1"}, "code": {"text": "x"}}
+    responses.post(f"{BASE}/Basic", status=201, json=first)
+    responses.post(BASE, status=429, headers={"Retry-After": "3600"}, json=THROTTLED)
+    responses.delete(f"{BASE}/Basic/first", status=429, headers={"Retry-After": "3600"}, json=THROTTLED)
+    with _client(fake) as client:
+        with pytest.raises(ProbeLeftBehind) as left:
+            client.policy.probe_atomicity()
+        assert left.value.left == ["Basic/first"]
+        said = _atomicity(client)
+    assert said.startswith("unknown; LEFT ON THE SERVER: Basic/first")
+    assert "rate limited by the server" in said
