@@ -23,7 +23,8 @@ transaction bundles), so what is learned is kept per base URL **and** identity (
 :mod:`fhircare.fhir.identity`): the key is the base URL alone for a client without credentials, else
 ``<base> #<identity>``. It is kept in a small JSON file in the user's cache directory
 (``FHIRCARE_CACHE_DIR``, else ``$XDG_CACHE_HOME/fhircare``, else ``~/.cache/fhircare``), so a second
-process does not probe again; the file holds no token (identities are names or digests).
+process does not probe again; the file holds no token (identities are names or digests keyed by a
+random secret kept beside it, ``servers.key``, mode 0600).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import tempfile
 import threading
 from dataclasses import asdict, dataclass, field, fields
@@ -40,6 +42,8 @@ from typing import Any
 log = logging.getLogger("fhircare.fhir")
 
 STORE_FILE = "servers.json"
+#: the key of the digests that name identities in STORE_FILE, beside it (mode 0600, made once)
+KEY_FILE = "servers.key"
 #: servers x identities kept in the file; the least recently saved are dropped first
 MAX_KEYS = 256
 
@@ -87,6 +91,53 @@ class BehaviourStore:
         self.path = directory / STORE_FILE if directory is not None else None
         self._lock = threading.Lock()
         self._memory: dict[str, dict[str, Any]] = {}
+        self._secret: bytes | None = None
+
+    def secret(self) -> bytes:
+        """The key of the digests that name identities here (see :mod:`fhircare.fhir.identity`):
+        random, made once per cache directory and kept beside the file (mode 0600), so the file alone
+        cannot be matched against guessed tokens. In memory only when there is no directory (or it
+        cannot be written): what is learned is then kept for this process only."""
+        with self._lock:
+            if self._secret is None:
+                self._secret = self._load_secret() if self.path is not None else None
+                if self._secret is None:
+                    self._secret = secrets.token_bytes(32)
+            return self._secret
+
+    def _load_secret(self) -> bytes | None:
+        assert self.path is not None
+        key_path = self.path.parent / KEY_FILE
+        try:
+            return bytes.fromhex(key_path.read_text(encoding="ascii").strip()) or None
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError):
+            return None
+        try:  # written whole under another name, then linked in: a racing process reads it whole
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".servers-", suffix=".key")
+            try:
+                with os.fdopen(handle, "w", encoding="ascii") as out:  # mkstemp makes it 0600
+                    out.write(secrets.token_hex(32))
+                os.link(tmp, key_path)
+            except FileExistsError:
+                pass
+            finally:
+                os.unlink(tmp)
+            secret = bytes.fromhex(key_path.read_text(encoding="ascii").strip())
+        except (OSError, ValueError) as exc:
+            log.info("could not keep the key of learned behaviour", extra={"reason": str(exc)})
+            return None
+        self._forget_unkeyed()
+        return secret or None
+
+    def _forget_unkeyed(self) -> None:
+        """Drop identities an earlier release digested without a key (the file had no key yet)."""
+        data = self._read()
+        kept = {k: v for k, v in data.items() if " #" not in k or k.split(" #", 1)[1].startswith("profile:")}
+        if len(kept) != len(data):
+            self._write(kept)
 
     def load(self, key: str) -> ServerBehaviour:
         with self._lock:
@@ -105,17 +156,20 @@ class BehaviourStore:
             data[key] = behaviour.to_json()
             for old in list(data)[: max(0, len(data) - MAX_KEYS)]:
                 del data[old]
-            self._memory = data
-            if self.path is None:
-                return
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                handle, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".servers-", suffix=".json")
-                with os.fdopen(handle, "w", encoding="utf-8") as out:
-                    json.dump(data, out, indent=1)
-                os.replace(tmp, self.path)
-            except OSError as exc:  # a read-only home must not stop a workflow; it only costs a probe
-                log.info("could not keep learned server behaviour", extra={"reason": exc.strerror})
+            self._write(data)
+
+    def _write(self, data: dict[str, dict[str, Any]]) -> None:
+        self._memory = data
+        if self.path is None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".servers-", suffix=".json")
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                json.dump(data, out, indent=1)
+            os.replace(tmp, self.path)
+        except OSError as exc:  # a read-only home must not stop a workflow; it only costs a probe
+            log.info("could not keep learned server behaviour", extra={"reason": exc.strerror})
 
     def _read(self) -> dict[str, dict[str, Any]]:
         if self.path is None or not self.path.is_file():

@@ -97,7 +97,8 @@ class FhirClient(BundleTransport):
         acts as (its credentials, or ``server_profile``), and learned through this client."""
         auth = self.session.auth
         if self._policy is None or self._policy_auth is not auth:
-            key = store_key(self.base_url, identity_of(auth, self.server_profile))
+            identity = identity_of(auth, self.server_profile, self.behaviour_store.secret)
+            key = store_key(self.base_url, identity)
             if self._policy is None or self._policy.key != key:
                 self._policy = ServerPolicy(self, self.behaviour_store, key, scoped=self.scoped)
             self._policy_auth = auth

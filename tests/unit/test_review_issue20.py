@@ -166,11 +166,6 @@ def test_a_client_without_credentials_never_gets_what_a_tenant_learned(tmp_path)
     assert hashlib.sha256(b"tenant-a-opaque-token").hexdigest() not in kept
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="identity.py:56,72-73: an opaque token is kept as an unsalted, fast SHA-256 prefix: a "
-    "guessable token is recovered from ~/.cache/fhircare/servers.json by hashing a word list",
-)
 def test_servers_json_does_not_give_back_a_guessable_token(tmp_path):
     token = "changeme"  # a static API key as teams set them on a development server
     with FhirClient(BASE, auth=BearerAuth(token), behaviour_store=BehaviourStore(tmp_path)) as client:
@@ -295,3 +290,18 @@ def test_check_names_the_basic_a_throttled_atomicity_probe_could_not_delete(fake
         said = _atomicity(client)
     assert said.startswith("unknown; LEFT ON THE SERVER: Basic/first")
     assert "rate limited by the server" in said
+
+
+def test_the_key_of_the_identity_digests_is_made_once_beside_servers_json_and_kept_private(tmp_path):
+    """The key is made by the first client that needs it (mode 0600) and reused by the next, so a
+    second process finds what the first learned for the same token."""
+    import stat
+
+    with FhirClient(BASE, auth=BearerAuth("tok-1"), behaviour_store=BehaviourStore(tmp_path)) as first:
+        first.learn(atomic_transactions=False)
+    key_file = tmp_path / "servers.key"
+    made = key_file.read_bytes()
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    with FhirClient(BASE, auth=BearerAuth("tok-1"), behaviour_store=BehaviourStore(tmp_path)) as again:
+        assert again.behaviour.atomic_transactions is False
+    assert key_file.read_bytes() == made

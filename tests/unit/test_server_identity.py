@@ -70,7 +70,10 @@ def test_clients_of_one_base_with_different_tokens_learn_apart(tmp_path):
 
 def test_a_client_whose_credentials_change_follows_them(tmp_path):
     store = BehaviourStore(tmp_path)
-    store.save(store_key(BASE, identity_of(BearerAuth("b"))), ServerBehaviour(atomic_transactions=False))
+    store.save(
+        store_key(BASE, identity_of(BearerAuth("b"), secret=store.secret)),
+        ServerBehaviour(atomic_transactions=False),
+    )
     with FhirClient(BASE, auth=BearerAuth("a"), behaviour_store=store) as client:
         assert client.behaviour.atomic_transactions is None
         client.session.auth = BearerAuth("b")  # the sidecar sets Backend Services auth this way
