@@ -18,7 +18,7 @@ from typing import Any
 import requests
 from requests.adapters import BaseAdapter
 
-from ..errors import Issue, RateLimited, RateLimitedPartialWrite
+from ..errors import FhirServerError, Issue, PartialWrite, RateLimited, RateLimitedPartialWrite
 from .outcome import issues_of
 from .pacing import Clock, Pacer
 from .ratelimit import MAX_NAMED_WAIT, entry_outcome, header_wait, is_throttled, outcome_wait, status_code
@@ -87,7 +87,12 @@ class Throttle:
             again = [entries[i] for i in throttled]
             if kind == "transaction" and committed:
                 again = _literal(again, _committed_references(entries, results, committed))
-            answered = send({"resourceType": "Bundle", "type": kind, "entry": again}).get("entry") or []
+            try:
+                answered = send({"resourceType": "Bundle", "type": kind, "entry": again}).get("entry") or []
+            except FhirServerError as exc:
+                if kind != "transaction" or not _written(entries, results, committed):
+                    raise
+                raise _rest_failed(entries, results, throttled, committed, exc) from None
             for i, result in zip(throttled, answered, strict=True):
                 results[i] = result
             throttled = [i for i in throttled if is_throttled(results[i])]
@@ -110,10 +115,7 @@ class Throttle:
         committed: list[int],
         wait: float,
     ) -> RateLimited:
-        writes = [
-            i for i in committed if str((entries[i].get("request") or {}).get("method", "")).upper() != "GET"
-        ]
-        written = [ref for i in writes if (ref := entry_reference(results[i]))]
+        written = _written(entries, results, committed)
         issues = [
             Issue("error", "throttled", f"entry #{i} answered {status_code(results[i]) or 'nothing'}")
             for i in throttled
@@ -127,6 +129,52 @@ class Throttle:
                 message, issues, retry_after=wait, written=written, results=results
             )
         return RateLimited(message, issues, retry_after=wait, written=written)
+
+
+def _written(entries: list[dict[str, Any]], results: list[dict[str, Any]], committed: list[int]) -> list[str]:
+    """``Type/id`` of the committed entries that wrote (not the reads)."""
+    writes = [
+        i for i in committed if str((entries[i].get("request") or {}).get("method", "")).upper() != "GET"
+    ]
+    return [ref for i in writes if (ref := entry_reference(results[i]))]
+
+
+def _rest_failed(
+    entries: list[dict[str, Any]],
+    results: list[dict[str, Any]],
+    throttled: list[int],
+    committed: list[int],
+    error: FhirServerError,
+) -> PartialWrite:
+    """A transaction applied entry by entry, whose throttled rest could not be sent again: a partial
+    write naming what the first answer committed (a workflow run undoes it), never "nothing was
+    written". A rest answered as a whole (429 past the budget, 5xx, a refusal) was not applied: its
+    entries carry that failure in ``results``. A rest with no answer may have been applied: no
+    per-entry answer is claimed (``results`` empty), and the same request, run again, completes it."""
+    written = _written(entries, results, committed)
+    head = f"transaction: {len(written)} written ({', '.join(written)}) by the server entry by entry"
+    if isinstance(error, RateLimited):
+        wait = error.retry_after if error.retry_after is not None else DEFAULT_WAIT
+        message = f"{head}; sending its throttled rest again was {rate_limited_text(wait)}"
+        return RateLimitedPartialWrite(
+            message, error.issues, retry_after=wait, written=written, results=results
+        )
+    if error.http_status is None:
+        return PartialWrite(
+            f"{head}; sending its throttled rest again got no answer, so it may be written too: run the "
+            "same request (same request_id) again to complete it",
+            error.issues,
+            written=written,
+        )
+    code = error.http_status
+    issue = {"severity": "error", "code": "transient" if code >= 500 else "processing"}
+    outcome = {"resourceType": "OperationOutcome", "issue": [{**issue, "diagnostics": f"sent again: {code}"}]}
+    failed = [
+        {"response": {"status": str(code), "outcome": outcome}} if i in throttled else r
+        for i, r in enumerate(results)
+    ]
+    message = f"{head}; sending its throttled rest again was answered {error.http_status}"
+    return PartialWrite(message, error.issues, written=written, results=failed)
 
 
 class ThrottlingAdapter(BaseAdapter):

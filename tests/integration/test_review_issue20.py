@@ -310,12 +310,6 @@ def test_a_partner_change_is_not_lost_when_reading_our_task_fails_once(world):  
 # ---- a throttled rest sent again ------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="throttle.py:90: when re-sending a non-atomic transaction's throttled rest fails (503 here), "
-    "the error carries nothing of what the first answer committed; execute.py:177 undoes only a "
-    "PartialWrite, so the ServiceRequest stays written with no Provenance and no report",
-)
 def test_a_refer_whose_throttled_rest_cannot_be_sent_again_leaves_the_project_as_it_was(
     projects, uid, monkeypatch
 ):
@@ -344,12 +338,15 @@ def test_a_refer_whose_throttled_rest_cannot_be_sent_again_leaves_the_project_as
 
             monkeypatch.setattr(Planner, "plan", plan_then_the_quota_runs_low)
             try:
-                with pytest.raises(FhirServerError):
+                with pytest.raises(FhirServerError) as raised:
                     run("refer", referral_payload(b, uid, care_plan=b["plan"]), client)
             finally:
                 projects.set_quota(None)
             monkeypatch.undo()
             plan_after = client.read_reference(b["plan"])
+    message = str(raised.value)
+    assert isinstance(raised.value, PartialWrite), message
+    assert "answered 503" in message and "nothing stayed written" in message, message
     assert {k: v for k, v in plan_after.items() if k != "meta"} == {
         k: v for k, v in plan_before.items() if k != "meta"
     }

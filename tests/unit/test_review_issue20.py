@@ -179,12 +179,6 @@ def test_servers_json_does_not_give_back_a_guessable_token(tmp_path):
 # ---- a throttled rest sent again -----------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="throttle.py:90 lets the re-send of a non-atomic transaction's throttled rest raise as it "
-    "comes (RateLimited 'nothing was written', TransientError): what the first answer committed is "
-    "never reported, so execute.py:177 does not undo it",
-)
 @pytest.mark.parametrize(
     "second",
     [
