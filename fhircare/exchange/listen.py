@@ -43,8 +43,11 @@ class Worker:
         self._lock = threading.Lock()
         self._woken: set[str] = set()
         self.down_since: dict[str, float] = {}
+        self.started = time.monotonic()
+        self.heard: dict[str, float] = {}  # when each partner's last notification (or heartbeat) came
 
     def notify(self, name: str) -> None:
+        self.heard[name] = time.monotonic()
         with self._lock:
             self._woken.add(name)
         self.wake.set()
@@ -66,7 +69,8 @@ class Worker:
             cycle = sync_partner(self.exchange, partner)
             report = cycle.to_json()
             if trigger == "schedule" and cycle.reachable and partner.notify != "poll":
-                report["subscription"] = watch(self.exchange, partner, cycle.subscription)
+                silent = time.monotonic() - self.heard.get(name, self.started)
+                report["subscription"] = watch(self.exchange, partner, cycle.subscription, silent)
         except FhircareError as exc:
             log.error("sync cycle failed", extra={"partner": name, "error": type(exc).__name__})
             self.metrics.errors.labels(name).inc()

@@ -37,6 +37,50 @@ def secret_matches(expected: str | None, authorization: str | None) -> bool:
     return hmac.compare_digest(authorization[7:].strip().encode(), expected.encode())
 
 
+BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
+HEARTBEAT = f"{BACKPORT}/backport-heartbeat-period"
+
+
+def backport_body(
+    exchange: Exchange, partner: Partner, endpoint: str, secret: str, topic: str, heartbeat: int
+) -> dict[str, Any]:
+    """An R4 Backport (topic-based) Subscription: ``topic`` is the partner's Task topic, filtered to our
+    source tag; ``id-only`` content (nothing in a notification is trusted); heartbeats when asked."""
+    system, code = source_tag(exchange)
+    body: dict[str, Any] = {
+        "resourceType": "Subscription",
+        "meta": {"profile": [f"{BACKPORT}/backport-subscription"], "tag": [{"system": system, "code": code}]},
+        "status": "requested",
+        "reason": "fhircare exchange: wake the requester's sync when its referral Tasks change",
+        "criteria": topic,
+        "_criteria": {
+            "extension": [
+                {"url": f"{BACKPORT}/backport-filter-criteria", "valueString": f"Task?_tag={system}|{code}"}
+            ]
+        },
+        "channel": {
+            "type": "rest-hook",
+            "endpoint": endpoint.rstrip("/") + f"/hook/{partner.name}",
+            "payload": "application/fhir+json",
+            "_payload": {
+                "extension": [{"url": f"{BACKPORT}/backport-payload-content", "valueCode": "id-only"}]
+            },
+            "header": [f"Authorization: Bearer {secret}"],
+        },
+    }
+    if heartbeat:
+        body["channel"]["extension"] = [{"url": HEARTBEAT, "valueUnsignedInt": heartbeat}]
+    return body
+
+
+def heartbeat_of(subscription: dict[str, Any]) -> int | None:
+    """The backport heartbeat period in seconds, when the Subscription asks for one."""
+    for ext in (subscription.get("channel") or {}).get("extension") or []:
+        if ext.get("url") == HEARTBEAT and ext.get("valueUnsignedInt"):
+            return int(ext["valueUnsignedInt"])
+    return None
+
+
 def subscription_body(exchange: Exchange, partner: Partner, endpoint: str, secret: str) -> dict[str, Any]:
     system, code = source_tag(exchange)
     return {
@@ -54,8 +98,11 @@ def subscription_body(exchange: Exchange, partner: Partner, endpoint: str, secre
     }
 
 
-def subscribe(exchange: Exchange, name: str, endpoint: str) -> dict[str, Any]:
-    """Create (once) the partner's Subscription to our Tasks; its URL is kept in the sync state."""
+def subscribe(
+    exchange: Exchange, name: str, endpoint: str, topic: str | None = None, heartbeat: int = 0
+) -> dict[str, Any]:
+    """Create (once) the partner's Subscription to our Tasks - R4 criteria, or the R4 Backport form on
+    ``topic`` - and keep its URL in the sync state."""
     partner = exchange.partners.get(name)
     secret = partner_secret(exchange, partner)
     if not secret:
@@ -74,7 +121,11 @@ def subscribe(exchange: Exchange, name: str, endpoint: str) -> dict[str, Any]:
         except NotFound:
             pass
     system, code = source_tag(exchange)
-    body = subscription_body(exchange, partner, endpoint, secret)
+    body = (
+        backport_body(exchange, partner, endpoint, secret, topic, heartbeat)
+        if topic
+        else subscription_body(exchange, partner, endpoint, secret)
+    )
     created = remote.create(body, if_none_exist=f"_tag={system}|{code}")
     url = f"{remote.base_url}/Subscription/{created['id']}"
     for _ in range(10):  # a worker may save the state meanwhile: If-Match, read again, retry
@@ -87,15 +138,22 @@ def subscribe(exchange: Exchange, name: str, endpoint: str) -> dict[str, Any]:
     return {"partner": name, "subscription": url, "status": created.get("status"), "created": True}
 
 
-def watch(exchange: Exchange, partner: Partner, subscription: str | None) -> str:
-    """The Subscription's status; one in ``error`` or ``off`` is set back to ``requested`` (If-Match).
-    ``polling``: the partner has none, or does not activate it (Medplum's router)."""
+def watch(
+    exchange: Exchange, partner: Partner, subscription: str | None, silent_for: float | None = None
+) -> str:
+    """The Subscription's status; one in ``error`` or ``off``, or one whose heartbeats stopped (nothing
+    heard for ``silent_for`` seconds, over twice its period) is set back to ``requested`` (If-Match); the
+    cycle's poll catches up on what was missed. ``polling``: the partner has none, or does not activate
+    it (Medplum's router)."""
     if not subscription:
         return "polling"
     remote = exchange.remote(partner.name)
     current = remote.read("Subscription", subscription.rsplit("/", 1)[1])
     status = str(current.get("status"))
-    if status in ("error", "off"):
+    period = heartbeat_of(current)
+    if status == "active" and period and silent_for is not None and silent_for > 2 * period:
+        status = "silent"
+    if status in ("error", "off", "silent"):
         try:
             remote.update({**current, "status": "requested"}, if_match=version_of(current))
             log.warning("partner subscription re-activated", extra={"partner": partner.name, "was": status})

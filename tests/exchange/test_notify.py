@@ -142,3 +142,64 @@ def test_a_subscription_in_error_is_reactivated(
         == "reactivated"
     )
     assert _wait(lambda: world.theirs.read("Subscription", sid)["status"] in ("requested", "active"))
+
+
+TASK_TOPIC = "http://hl7.org/fhir/us/sdoh-clinicalcare/SubscriptionTopic/Task"
+ST = "http://hl7.org/fhir/5.0/StructureDefinition/extension-SubscriptionTopic"
+
+
+def _install_task_topic(world: World) -> None:
+    """The partner publishes the Gravity Task topic (the embedded server keeps topics as Basic)."""
+    task = "http://hl7.org/fhir/StructureDefinition/Task"
+    if list(world.theirs.search("Basic", {"code": "SubscriptionTopic"})) and any(
+        any(e.get("valueUri") == TASK_TOPIC for e in b.get("extension") or [])
+        for b in world.theirs.search("Basic", {"code": "SubscriptionTopic"})
+    ):
+        return
+    world.theirs.create(
+        {
+            "resourceType": "Basic",
+            "code": {"coding": [{"system": "http://hl7.org/fhir/fhir-types", "code": "SubscriptionTopic"}]},
+            "extension": [
+                {"url": f"{ST}.url", "valueUri": TASK_TOPIC},
+                {"url": f"{ST}.title", "valueString": "SDOHCC Task"},
+                {
+                    "url": f"{ST}.resourceTrigger",
+                    "extension": [
+                        {"url": "resource", "valueUri": task},
+                        {"url": "supportedInteraction", "valueCode": "create"},
+                        {"url": "supportedInteraction", "valueCode": "update"},
+                    ],
+                },
+                {
+                    "url": f"{ST}.canFilterBy",
+                    "extension": [
+                        {"url": "filterParameter", "valueString": "_tag"},
+                        {"url": "resource", "valueUri": task},
+                    ],
+                },
+            ],
+        }
+    )
+
+
+@pytest.mark.embedded_only("only the embedded server has topic-based Subscriptions")
+def test_a_backport_topic_subscription_wakes_the_sync_and_silent_heartbeats_reactivate_it(
+    listening: tuple[World, Worker, str], partner_server: object
+) -> None:
+    world, worker, hook = listening
+    if getattr(partner_server, "kind", "") == "medplum":
+        pytest.skip("Medplum's router has no subscription engine")
+    _install_task_topic(world)
+    task_id, _ = world.refer()
+    worker.notify(world.partner)
+    assert _wait(lambda: len(world.remote_tasks(task_id)) == 1)
+    made = subscribe(worker.exchange, world.partner, hook, topic=TASK_TOPIC, heartbeat=60)
+    sid = made["subscription"].rsplit("/", 1)[1]
+    assert _wait(lambda: world.theirs.read("Subscription", sid)["status"] == "active")
+    work(world.theirs, world.remote_of(task_id)["id"], "accepted")
+    assert _wait(lambda: world.ours.read("Task", task_id)["status"] == "accepted")
+    partner = worker.exchange.partners.get(world.partner)
+    assert watch(worker.exchange, partner, made["subscription"], silent_for=30) == "active"
+    assert watch(worker.exchange, partner, made["subscription"], silent_for=121) == "reactivated"
+    assert _wait(lambda: world.theirs.read("Subscription", sid)["status"] == "active")
