@@ -8,7 +8,7 @@ import threading
 from click.testing import CliRunner
 
 from fhircare.cli.main import cli
-from fhircare.exchange import send
+from fhircare.exchange import send, sync_once
 from fhircare.exchange.context import PartnerUnreachable
 from tests.exchange.conftest import World
 
@@ -117,3 +117,17 @@ def test_consent_required_sends_only_with_an_active_consent_naming_the_partner(w
         }
     )
     assert send(world.exchange, task_id).created is True
+
+
+def test_a_create_the_partner_commits_late_still_leaves_one_remote_task(world: World) -> None:
+    task_id, _ = world.refer()
+    world.proxy.inject("delay", method="POST", path=world.path("Task"), times=1, delay=6.0)
+    try:
+        send(world.exchange, task_id)  # times out (read timeout 5 s) or succeeds on the client's retry
+    except PartnerUnreachable:
+        pass
+    world.proxy.wait_idle(15)  # the delayed create reaches the server and commits
+    sync_report = sync_once(world.exchange, world.partner)["partners"][world.partner]
+    assert sync_report["reachable"] is True
+    assert len(world.remote_tasks(task_id)) == 1
+    assert any("exchange-link" in e["url"] for e in world.ours.read("Task", task_id)["extension"])
