@@ -19,7 +19,7 @@ from .capabilities import Capabilities
 from .identity import identity_of
 from .known import KnownReferences
 from .outcome import json_body
-from .pacing import Pacer
+from .pacing import shared_pacer
 from .policy import ServerPolicy
 from .search import SearchSet
 from .throttle import Throttle
@@ -63,7 +63,9 @@ class FhirClient(BundleTransport):
     ) -> FhirClient:
         """A client configured by :class:`~fhircare.settings.Settings` (timeouts, retries, proxies,
         ``trust_env``) for ``base_url`` (default: the settings' base URL); ``scoped``: see
-        :class:`~fhircare.fhir.transport.FhirTransport`."""
+        :class:`~fhircare.fhir.transport.FhirTransport`. Its pacer is the process's one for the
+        server and identity (:func:`~fhircare.fhir.pacing.shared_pacer`): clients on several
+        threads together keep under ``FHIRCARE_MAX_REQUESTS_PER_MINUTE``."""
         return cls(
             base_url or settings.base_url,
             auth=auth,
@@ -75,7 +77,14 @@ class FhirClient(BundleTransport):
             max_page_size=settings.max_page_size,
             scoped=scoped,
             server_profile=settings.server_profile,
-            throttle=Throttle(settings.throttle_budget, Pacer(settings.max_requests_per_minute)),
+            throttle=Throttle(
+                settings.throttle_budget,
+                shared_pacer(
+                    base_url or settings.base_url,
+                    identity_of(auth, settings.server_profile),
+                    settings.max_requests_per_minute,
+                ),
+            ),
         )
 
     def capabilities(self, refresh: bool = False) -> Capabilities:

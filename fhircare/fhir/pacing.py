@@ -81,3 +81,37 @@ class Pacer:
         remaining, reset = quota_state(headers)
         if remaining is not None and remaining <= 0 and reset:
             self.hold(reset)
+
+
+class PacerRegistry:
+    """The process's pacers, one per base URL, identity and rate: every client made from settings for
+    the same server and identity waits its turn at the same pacer, whichever thread it serves (the
+    sidecar's request threads each have a client of their own). Bounded: the least recently used
+    pacer is dropped past ``size`` (a passthrough sidecar sees a token per caller)."""
+
+    def __init__(self, clock: Clock = time.monotonic, sleep: Sleep = time.sleep, size: int = 1024) -> None:
+        self.clock = clock
+        self.sleep = sleep
+        self.size = size
+        self._pacers: dict[tuple[str, str, float | None], Pacer] = {}
+        self._lock = threading.Lock()
+
+    def pacer_for(self, base_url: str, identity: str, max_per_minute: float | None) -> Pacer:
+        key = (base_url.rstrip("/"), identity, max_per_minute)
+        with self._lock:
+            pacer = self._pacers.pop(key, None)
+            if pacer is None:
+                pacer = Pacer(max_per_minute, clock=self.clock, sleep=self.sleep)
+            self._pacers[key] = pacer  # (re)inserted last: the most recently used
+            for old in list(self._pacers)[: max(0, len(self._pacers) - self.size)]:
+                del self._pacers[old]
+            return pacer
+
+
+#: the pacers of this process (a test replaces it with one on a fake clock)
+PACERS = PacerRegistry()
+
+
+def shared_pacer(base_url: str, identity: str, max_per_minute: float | None) -> Pacer:
+    """This process's pacer for ``identity`` on ``base_url`` at ``max_per_minute`` (see :class:`PacerRegistry`)."""
+    return PACERS.pacer_for(base_url, identity, max_per_minute)

@@ -36,6 +36,8 @@ class FhirAccess:
         )
 
     def shared_client(self) -> FhirClient:
+        """This thread's client (a ``requests.Session`` is not thread-safe); every thread's client
+        waits its turn at the process's one pacer (``FhirClient.from_settings``)."""
         client = getattr(self._local, "client", None)
         if client is None:
             s = self.settings

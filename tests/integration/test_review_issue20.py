@@ -356,20 +356,27 @@ def test_a_refer_whose_throttled_rest_cannot_be_sent_again_leaves_the_project_as
 # ---- pacing ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="web/fhir_access.py:38-56 gives each sidecar thread a client of its own, each with its own "
-    "Pacer (fhir/client.py:78): FHIRCARE_MAX_REQUESTS_PER_MINUTE is exceeded once per thread",
-)
-def test_the_sidecars_request_rate_stays_under_the_setting_whatever_its_threads(fhir_server, client, uid):
-    """60 requests a minute (one a second): the sidecar's shared client, used by two request threads
-    for three reads each, sends those six reads over at least five seconds."""
+def test_the_sidecars_request_rate_stays_under_the_setting_whatever_its_threads(
+    fhir_server, client, uid, server_requests, monkeypatch
+):
+    """60 requests a minute (one a second, a burst of one): two request threads of the sidecar, each
+    with a client of its own, read three times each. One pacer serves both, so the six reads are
+    given six different seconds: waits of 1 to 5 s asked for, on a clock that never moves (no wall
+    clock in the test; the sleep only counts)."""
     import threading
-    import time
 
+    from fhircare.fhir import pacing
     from fhircare.settings import Settings
     from fhircare.web.fhir_access import FhirAccess
 
+    asked: list[float] = []
+    lock = threading.Lock()
+
+    def counted_sleep(seconds: float) -> None:
+        with lock:
+            asked.append(seconds)
+
+    monkeypatch.setattr(pacing, "PACERS", pacing.PacerRegistry(clock=lambda: 100.0, sleep=counted_sleep))
     patient = client.create({"resourceType": "Patient", "name": [{"family": f"Paced{uid}"}]})["id"]
     settings = Settings.from_env(
         {"FHIRCARE_MAX_REQUESTS_PER_MINUTE": "60", "FHIRCARE_AUTH_MODE": "none"},
@@ -377,21 +384,25 @@ def test_the_sidecars_request_rate_stays_under_the_setting_whatever_its_threads(
     )
     access = FhirAccess(settings)
     errors: list[BaseException] = []
+    clients: list[FhirClient] = []
+    sent = server_requests()
 
     def a_request_thread() -> None:
         try:
             shared = access.shared_client()
+            clients.append(shared)
             for _ in range(3):
                 shared.read("Patient", patient)
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    started = time.monotonic()
     threads = [threading.Thread(target=a_request_thread) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(30)
-    elapsed = time.monotonic() - started
     assert errors == []
-    assert elapsed >= 4.5, f"six reads in {elapsed:.1f} s at 60 a minute"
+    assert len({id(c) for c in clients}) == 2  # a client per thread (a session is not thread-safe)
+    assert len({id(c.throttle.pacer) for c in clients}) == 1  # one pacer for both
+    assert server_requests() - sent == 6
+    assert sorted(asked) == pytest.approx([1.0, 2.0, 3.0, 4.0, 5.0])
