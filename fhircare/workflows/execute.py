@@ -42,7 +42,7 @@ from .reads import (
     _read_targets,
     provenance_search,
 )
-from .repeats import follow_on_id, unchanged_since
+from .repeats import follow_on_id, still_written, unchanged_since
 from .state import RunState, WorkflowResult
 from .undo import error_after_undo, failed_entries, undo_applied, withdraw_provenance
 
@@ -100,7 +100,9 @@ class Executor(Reader):
             except PreconditionFailed:
                 earlier = self.committed_earlier(request_id)
                 if earlier is not None:
-                    return self._result(request_id, earlier, [], [], True, started_requests)
+                    return self._result(
+                        request_id, still_written(self.client, earlier), [], [], True, started_requests
+                    )
                 if not self.merges_on_conflict() or attempt == MAX_MERGE_ATTEMPTS:
                     raise Conflict(
                         f"{self.name}: a resource changed on the server while this request ran; "
@@ -143,7 +145,9 @@ class Executor(Reader):
             if self.access is not None:  # before plan(): its refusals must not tell what was read
                 self.access(state.found, ())
             if previous is not None:
-                return self._result(state.request_id, previous, [], [], True, started_requests)
+                return self._result(
+                    state.request_id, still_written(self.client, previous), [], [], True, started_requests
+                )
         planned = early or self.plan(state)
         if self.access is not None:
             self.access(state.found, planned)
@@ -169,7 +173,9 @@ class Executor(Reader):
             if plain:
                 earlier, existing = self._look_up(state, planned, skip_provenance=looked_up)
                 if earlier is not None:
-                    return self._result(state.request_id, earlier, [], [], True, started_requests)
+                    return self._result(
+                        state.request_id, still_written(self.client, earlier), [], [], True, started_requests
+                    )
                 looked_up, state.plain = True, True
                 sent = as_plain_creates(entries, existing)
             try:

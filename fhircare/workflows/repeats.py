@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from ..errors import Conflict
 from ..fhir import FhirClient
 
 REVISION = "revision"
@@ -42,6 +43,38 @@ def unchanged_since(client: FhirClient, written: list[str]) -> bool:
         if not _one_step_after(history, read_versions.get(target)):
             return False
     return True
+
+
+def still_written(client: FhirClient, written: list[str]) -> list[str]:
+    """``written`` (an earlier run's, from its Provenance, the Provenance last) when that run is whole:
+    its Provenance and every resource it names exist, and each resource it updated has moved past
+    the version it read. One batch.
+
+    On a server that applies a transaction entry by entry, a failed run's Provenance may commit before
+    the run undoes what it wrote (Provenance first, see :mod:`.undo`). A second submit of the same
+    request that finds it in that moment must not be told "done" about what the undo then removes: it
+    is told that the earlier attempt is not whole, and nothing is written (the undo would race it)."""
+    provenance_ref = written[-1]
+    targets = [w.split("/_history/")[0] for w in written[:-1]]
+    readable = sorted({t for t in targets if t.count("/") == 1 and not t.startswith("urn:")})
+    found = client.read_found([provenance_ref, *readable])
+    missing = [t for t in targets if t not in found]
+    if provenance_ref in found:
+        read_versions = _pre_images(found[provenance_ref])
+        missing += [  # an update of the run that did not commit: still at the version it read
+            target
+            for target, version in read_versions.items()
+            if str(((found.get(target) or {}).get("meta") or {}).get("versionId")) == version
+        ]
+    else:
+        missing.append(provenance_ref)
+    if missing:
+        raise Conflict(
+            f"an earlier attempt with this request id is not whole ({', '.join(sorted(set(missing)))} "
+            "missing or not updated: it failed and is being undone, or they changed since); nothing was "
+            "written. Run the same request again in a moment, or give a new request_id"
+        )
+    return written
 
 
 def _pre_images(provenance: dict[str, Any]) -> dict[str, str]:

@@ -1,13 +1,15 @@
 """Undoing what a server applied of a run's transaction when it applied it entry by entry and a later
 entry failed (Medplum without ``transaction-bundles``): nothing may be left pointing at nothing.
 
-The run's updates are put back first, each to the content it was read with (its pre-image), by a PUT
-with ``If-Match`` on the version the failed run wrote: a colleague's change made since is never
-overwritten. Only when every update is back are the resources the run created deleted, its Provenance
-first, then the others in reverse order (a Task before the ServiceRequest it points at), so a
-resource is never deleted while an update still points at it. When an update cannot be put back,
-the created resources stay (the update points at them) and only the Provenance is withdrawn: the run
-did not happen as it says, and the same request run again completes it.
+The run's Provenance is deleted first: while it exists, a second submit of the same request finds it,
+and is told the earlier attempt is not whole rather than "done" (:func:`.repeats.still_written`). Then
+the run's updates are put back, each to the content it was read with (its pre-image), by a PUT with
+``If-Match`` on the version the failed run wrote: a colleague's change made since is never
+overwritten. Only when every update is back are the other resources the run created deleted, in
+reverse order (a Task before the ServiceRequest it points at), so a resource is never deleted while
+an update still points at it. When an update cannot be put back, the created resources stay (the
+update points at them) and only the Provenance is withdrawn: the run did not happen as it says, and
+the same request run again completes it.
 
 Undoing waits out throttling like any write, within the throttle budget, and at least as long as the
 server named for the entries it throttled (plus a second, up to two minutes): the run ends telling the
@@ -128,20 +130,34 @@ def _undo_applied(
 ) -> Undone:
     undone = Undone()
     created: list[tuple[PlannedEntry, str]] = []
+    updated: list[tuple[PlannedEntry, dict[str, Any]]] = []
     for entry, result in zip(planned, results, strict=False):
         status = entry_status(result)
         if not status.startswith("2") or entry.method == "GET":
             continue
         if entry.method == "PUT":
-            _restore(client, entry, result, found, undone)
+            updated.append((entry, result))
         elif status.startswith("201") and (reference := entry_reference(result)):
             created.append((entry, reference))  # a 200 on a conditional create found an earlier resource
-    ordered = sorted(created, key=lambda pair: pair[0].name != PROVENANCE_ENTRY)  # Provenance first
-    provenance, others = ordered[: _count_provenance(ordered)], ordered[_count_provenance(ordered) :]
-    to_delete = [*provenance, *reversed(others)] if undone.complete else provenance
-    if not undone.complete:
+    # the Provenance first, before anything else is touched: while it exists, a second submit of the
+    # same request finds it (and checks the run whole: repeats.still_written, which this run is not)
+    provenance = [pair for pair in created if pair[0].name == PROVENANCE_ENTRY]
+    others = [pair for pair in created if pair[0].name != PROVENANCE_ENTRY]
+    _delete(client, provenance, undone)
+    kept = len(undone.stayed)
+    for entry, result in updated:
+        _restore(client, entry, result, found, undone)
+    if len(undone.stayed) == kept:  # every update is back: nothing points at what the run created
+        _delete(client, list(reversed(others)), undone)
+    else:
         undone.stayed += [reference for _, reference in others]
-    for _, reference in to_delete:
+    if undone.stayed:
+        log.warning("a partial write could not be fully undone", extra={"stayed": len(undone.stayed)})
+    return undone
+
+
+def _delete(client: FhirClient, created: list[tuple[PlannedEntry, str]], undone: Undone) -> None:
+    for _, reference in created:
         rtype, _, rid = reference.partition("/")
         try:
             client.delete(rtype, rid)
@@ -150,9 +166,6 @@ def _undo_applied(
             undone.reasons.append(f"{reference} could not be deleted ({exc.http_status or exc.message})")
             continue
         undone.deleted.append(reference)
-    if undone.stayed:
-        log.warning("a partial write could not be fully undone", extra={"stayed": len(undone.stayed)})
-    return undone
 
 
 def _restore(
@@ -183,10 +196,6 @@ def _restore(
         )
         return
     undone.restored.append(reference)
-
-
-def _count_provenance(ordered: list[tuple[PlannedEntry, str]]) -> int:
-    return sum(1 for entry, _ in ordered if entry.name == PROVENANCE_ENTRY)
 
 
 def undo_summary(undone: Undone) -> str:
