@@ -3,6 +3,8 @@ and a partner whose clock runs behind ours. The end state is read from both serv
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -142,6 +144,7 @@ def late_partner() -> Iterator[str]:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # faketime forks the server: the whole group is stopped afterwards
     )
     base = f"http://127.0.0.1:{port}/fhir"
     deadline = time.monotonic() + 60
@@ -154,7 +157,7 @@ def late_partner() -> Iterator[str]:
     try:
         yield base
     finally:
-        process.terminate()
+        os.killpg(process.pid, signal.SIGTERM)
         process.wait(10)
 
 
