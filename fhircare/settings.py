@@ -151,6 +151,10 @@ class Settings:
     # the values of the environment's ``*_TOKEN`` variables, read once: a partner's ``token_env``
     # names one of them (never logged, never in repr)
     partner_tokens: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    # the sidecar: /metrics served off loopback too (FHIRCARE_METRICS=1; on a loopback bind it always
+    # is), and the exchange sync Worker run in a background thread (FHIRCARE_SYNC_IN_SIDECAR=1)
+    metrics: bool = False
+    sync_in_sidecar: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -224,6 +228,8 @@ class Settings:
             values["partners_file"] = Path(env["FHIRCARE_PARTNERS"])
         if env.get("FHIRCARE_ORGANIZATION"):
             values["organization"] = env["FHIRCARE_ORGANIZATION"]
+        values["metrics"] = env.get("FHIRCARE_METRICS", "") in ("1", "true", "yes")
+        values["sync_in_sidecar"] = env.get("FHIRCARE_SYNC_IN_SIDECAR", "") in ("1", "true", "yes")
         values["partner_tokens"] = tuple(sorted((k, v) for k, v in env.items() if k.endswith("_TOKEN") and v))
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
