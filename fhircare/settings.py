@@ -151,8 +151,8 @@ class Settings:
     # the values of the environment's ``*_TOKEN`` variables, read once: a partner's ``token_env``
     # names one of them (never logged, never in repr)
     partner_tokens: tuple[tuple[str, str], ...] = field(default=(), repr=False)
-    # the sidecar: /metrics served off loopback too (FHIRCARE_METRICS=1; on a loopback bind it always
-    # is), and the exchange sync Worker run in a background thread (FHIRCARE_SYNC_IN_SIDECAR=1)
+    # the sidecar: /metrics served (FHIRCARE_METRICS=1; off by default, whatever the bind), and the
+    # exchange sync Worker run in a background thread of the sidecar (FHIRCARE_SYNC_IN_SIDECAR=1)
     metrics: bool = False
     sync_in_sidecar: bool = False
 
