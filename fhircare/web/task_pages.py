@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, g, redirect, render_template, request, session, url_for
+from flask import abort, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
 from ..care.task_states import REASONED
@@ -167,5 +167,4 @@ def _refuse(patient_id: str, task_id: str, name: str, text: str) -> tuple[str, i
     values = {k: v for k, v in request.form.items() if k != "csrf"}
     detail = _detail(patient_id, task_id)
     problem = f"Not done: “{detail.what}” was not changed. See the marked field."
-    _ = g
     return _render(patient_id, task_id, errors, problem, values), 422
