@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,41 @@ class Rule:
 
     def heading(self) -> str:
         return self.title.format(**self.params) if self.params else self.title
+
+
+def instant(moment: datetime) -> str:
+    """An aware moment as a FHIR instant in UTC, to the second (``YYYY-MM-DDTHH:MM:SSZ``)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def business_days_before(moment: datetime, days: int) -> datetime:
+    """The moment ``days`` business days (Monday to Friday; no holiday calendar) before ``moment``.
+
+    A moment on a weekend counts from the start of that Saturday (no business time has passed since),
+    so a referral sent on Thursday morning is not two business days old on Sunday.
+    """
+    if moment.weekday() >= 5:
+        saturday = moment.date() - timedelta(days=moment.weekday() - 5)
+        moment = datetime.combine(saturday, time(), tzinfo=moment.tzinfo)
+    for _ in range(days):
+        moment -= timedelta(days=1)
+        while moment.weekday() >= 5:
+            moment -= timedelta(days=1)
+    return moment
+
+
+def rule_env(rule: Rule, today: date, now: datetime) -> dict[str, Any]:
+    """The variables one rule's FHIRPath sees: %today, %now (an instant, with its time of day), the
+    rule's params, and the cutoffs its params ask for: %cutoff (today - days, a date),
+    %cutoff_business (now - business_days, an instant) and %cutoff_hours (now - hours, an instant)."""
+    env: dict[str, Any] = {"today": today.isoformat(), "now": instant(now), **rule.params}
+    if "days" in rule.params:
+        env["cutoff"] = (today - timedelta(days=int(rule.params["days"]))).isoformat()
+    if "business_days" in rule.params:
+        env["cutoff_business"] = instant(business_days_before(now, int(rule.params["business_days"])))
+    if "hours" in rule.params:
+        env["cutoff_hours"] = instant(now - timedelta(hours=float(rule.params["hours"])))
+    return env
 
 
 def _read_rules(path: Path, schema: dict[str, Any]) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -19,7 +19,7 @@ from .. import clock
 from ..fhir import FhirClient
 from ..fhir.bulk import Listener, open_export
 from ..settings import Settings
-from .gap_rules import Rule, load_rules
+from .gap_rules import Rule, load_rules, rule_env
 from .labels import reference_of, resource_label
 from .rows import Rows
 
@@ -226,16 +226,17 @@ def references_in(value: Any) -> set[str]:
     return found
 
 
-def evaluate(rules: list[Rule], lists: dict[str, list[dict[str, Any]]], today: date) -> list[Gap]:
-    """Every gap the rules find in already-fetched lists; linear in the caseload, then one sort."""
-    now = datetime.combine(today, datetime.min.time(), tzinfo=timezone.utc).isoformat()
+def evaluate(
+    rules: list[Rule], lists: dict[str, list[dict[str, Any]]], today: date, now: datetime | None = None
+) -> list[Gap]:
+    """Every gap the rules find in already-fetched lists; linear in the caseload, then one sort.
+    ``now`` defaults to the clock's time of day on ``today`` (the clock's now when today is today)."""
+    now = now or datetime.combine(today, clock.now().astimezone(UTC).timetz())
     index = CaseloadIndex.build(lists)
     empty: dict[str, list[dict[str, Any]]] = {name: [] for name in SOURCES}
     gaps = []
     for rule in rules:
-        env: dict[str, Any] = {"today": today.isoformat(), "now": now, **rule.params}
-        if "days" in rule.params:
-            env["cutoff"] = (today - timedelta(days=int(rule.params["days"]))).isoformat()
+        env = rule_env(rule, today, now)
         compiled = fhirpathpy.compile(rule.where)
         for resource in lists[BY_TYPE[rule.resource]]:
             ref = f"{rule.resource}/{resource.get('id')}"

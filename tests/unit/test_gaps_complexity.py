@@ -31,6 +31,30 @@ def _coded(system: str, code: str) -> dict[str, Any]:
     return {"coding": [{"system": system, "code": code}]}
 
 
+def _sent_to_partner(i: int, patient: dict[str, Any], request: str) -> dict[str, Any]:
+    """A referral Task sent to a partner (the exchange link on it), in each exchange gap's shapes."""
+    link = [
+        {"url": "partner", "valueString": "food-bank"},
+        {"url": "remote", "valueUri": f"https://partner.example/fhir/Task/r{i}"},
+        {"url": "synced-at", "valueInstant": _day(2 if i % 2 else -1) + "T08:00:00.000Z"},
+    ]
+    if i % 10 == 3:
+        link.append({"url": "conflict", "extension": [{"url": "remote-status", "valueString": "completed"}]})
+    return {
+        "resourceType": "Task",
+        "id": f"x{i}",
+        "status": ("requested", "rejected", "accepted")[i % 3],
+        "intent": "order",
+        "for": patient,
+        "focus": {"reference": request},
+        "authoredOn": _day(i % 7) + "T09:00:00Z",
+        "code": _coded(TASK_CODES, "fulfill"),
+        "extension": [
+            {"url": "https://fhircare.example/StructureDefinition/exchange-link", "extension": link}
+        ],
+    }
+
+
 def synthetic_caseload(patients: int) -> dict[str, list[dict[str, Any]]]:
     """A caseload in which every rule fires for some patients and not for others."""
     lists: dict[str, list[dict[str, Any]]] = {
@@ -110,6 +134,18 @@ def synthetic_caseload(patients: int) -> dict[str, list[dict[str, Any]]]:
                     "participant": [{"actor": patient, "status": "accepted"}],
                 }
             )
+        if i % 5 == 3:
+            lists["requests"].append(
+                {
+                    "resourceType": "ServiceRequest",
+                    "id": f"xr{i}",
+                    "status": "active",
+                    "intent": "order",
+                    "subject": patient,
+                    "authoredOn": _day(i % 6),
+                }
+            )
+            lists["tasks"].append(_sent_to_partner(i, patient, f"ServiceRequest/xr{i}"))
         lists["coverages"].append(
             {
                 "resourceType": "Coverage",
