@@ -15,7 +15,7 @@ from typing import Any
 from flask import session
 
 #: intents a session remembers (the oldest are forgotten first)
-KEPT = 40
+KEPT = 24
 
 
 def _key(intent: str) -> str:
