@@ -40,8 +40,12 @@ class WorkflowHooks:
         access: AccessGuard | None = None,
         namespaces: Namespaces | None = None,
         structure_checks: bool = True,
+        organization: str | None = None,
     ) -> None:
         self.client = client
+        #: our Organization (``Organization/<id>``): the Provenance agent's ``onBehalfOf`` when the acting
+        #: Practitioner has no role and the payload names no ``on_behalf_of`` (US Core provenance-1)
+        self.organization = organization
         #: fhircare's own systems (request ids, workflow codes, ...) under the deployment's base
         self.namespaces = namespaces or Namespaces()
         #: check every entry against the FHIR R4 model too (off by default through Settings: what

@@ -30,6 +30,12 @@ PROVENANCE_PROFILE = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-pr
 R4_BASE_PROFILE = "http://hl7.org/fhir/StructureDefinition/"
 
 
+def _practitioner(reference: str | None) -> bool:
+    """``Practitioner/<id>`` (or its absolute URL): a person acting with no role."""
+    parts = (reference or "").split("/")
+    return len(parts) >= 2 and parts[-2] == "Practitioner"
+
+
 class Planner(WorkflowHooks):
     """Turns what a run read and its payload into transaction entries (pure)."""
 
@@ -99,9 +105,13 @@ class Planner(WorkflowHooks):
                 }
             ],
         }
-        # US Core 7.0.0 provenance-1: a Practitioner agent acts on behalf of an organization
-        if actor and state.payload.get("on_behalf_of"):
-            resource["agent"][0]["onBehalfOf"] = {"reference": str(state.payload["on_behalf_of"])}
+        # US Core 7.0.0 provenance-1: a Practitioner agent acts on behalf of an organization: the
+        # payload's, else ours (FHIRCARE_ORGANIZATION or the partners file's self.organization)
+        on_behalf_of = state.payload.get("on_behalf_of") or (
+            self.organization if _practitioner(actor) else None
+        )
+        if actor and on_behalf_of:
+            resource["agent"][0]["onBehalfOf"] = {"reference": str(on_behalf_of)}
         patient_entry = next((e.full_url for e in created if e.resource["resourceType"] == "Patient"), None)
         patient = state.patient or self.patient(state.payload) or patient_entry
         entities = [{"role": "source", "what": {"reference": patient}}] if patient else []
