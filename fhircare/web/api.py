@@ -201,4 +201,9 @@ def readyz() -> tuple[Response, int]:
         if isinstance(exc, TransientError):
             return jsonify({"status": "unavailable", "reason": "the FHIR server cannot be reached"}), 503
         return jsonify({"status": "unavailable", "reason": "the FHIR server answered with an error"}), 502
+    from .exchange_runtime import sidecar_exchange
+
+    ok, partners = sidecar_exchange().ready()  # the in-sidecar sync loop: partners down too long
+    if not ok:
+        return jsonify({"status": "unavailable", "reason": "a partner is unreachable", **partners}), 503
     return jsonify({"status": "ready"}), 200

@@ -119,6 +119,11 @@ def create_app(settings: Settings | None = None, host: str = "127.0.0.1", **over
     init_hardening(app, settings)
     FhirAccess(settings).init_app(app)
     app.register_blueprint(api)
+    from .exchange_api import exchange_api
+    from .exchange_runtime import init_exchange
+
+    init_exchange(app, settings)  # partners, /metrics (FHIRCARE_METRICS), the sync loop (opt-in)
+    app.register_blueprint(exchange_api)
     if settings.auth_mode == "smart":
         from .smart import init_sessions, smart
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from flask import current_app
 
-from ..errors import ScopeDenied, UnresolvedReference
+from ..errors import Conflict, FhircareError, IllegalTransition, ScopeDenied, UnresolvedReference
+from ..fhir import FhirClient
 from ..settings import Settings
 from ..workflows import WorkflowResult, get_workflow
 from .compartment import OUTSIDE, PatientGuard, literal
@@ -30,12 +31,23 @@ def run_workflow(
     require_write_scopes(
         creates if creates is not None else workflow.created_types(), workflow.updated_types()
     )
+    holder = current_app.extensions.get("fhircare.exchange")
     try:
+        if name == "task" and not dry_run:
+            guard_owner_transition(workflow, payload, client)
         result = workflow.run(payload, dry_run=dry_run)
     except UnresolvedReference:
+        if holder is not None:
+            holder.count_run(name, "refused")
         if guard is None:
             raise
         raise ScopeDenied(OUTSIDE) from None
+    except FhircareError as exc:
+        if holder is not None:
+            holder.count_run(name, run_outcome(exc))
+        raise
+    if holder is not None:
+        holder.count_run(name, "dry_run" if dry_run else "repeated" if result.repeated else "written")
     if guard is not None and result.repeated:
         # an earlier run with this request id answered: its references must be this patient's too
         named = {
@@ -43,3 +55,41 @@ def run_workflow(
         }
         guard.check_references(named)
     return result
+
+
+def run_outcome(exc: FhircareError) -> str:
+    """The fixed outcome word a failed run is counted under (exchange_runtime.RUN_OUTCOMES)."""
+    if isinstance(exc, Conflict | IllegalTransition):
+        return "conflict"
+    return "refused" if exc.status < 500 else "failed"
+
+
+def guard_owner_transition(workflow: Any, payload: Mapping[str, Any], client: FhirClient) -> None:
+    """The light pattern: a caller acting for the Task's owner (``on_behalf_of`` = ``Task.owner``) may
+    change only status, statusReason and output (the performer's guard); nothing is written otherwise."""
+    acting = payload.get("on_behalf_of")
+    task = payload.get("task")
+    if not isinstance(acting, str) or not isinstance(task, str):
+        return
+    before = client.read_reference(task)
+    if (before.get("owner") or {}).get("reference") != acting:
+        return
+    from ..exchange.performer import guard_owner_change
+
+    planned = workflow.run(payload, dry_run=True).details.get("bundle") or {}
+    for entry in planned.get("entry") or []:
+        if (entry.get("request") or {}).get("url") == task:
+            guard_owner_change(before, _literal_references(entry["resource"]))
+
+
+def _literal_references(node: Any) -> Any:
+    """``Type?_id=X`` (how a run that verifies references names what it read) back to ``Type/X``."""
+    if isinstance(node, dict):
+        out = {k: _literal_references(v) for k, v in node.items()}
+        ref = out.get("reference")
+        if isinstance(ref, str) and "?_id=" in ref and "&" not in ref:
+            out["reference"] = ref.replace("?_id=", "/", 1)
+        return out
+    if isinstance(node, list):
+        return [_literal_references(v) for v in node]
+    return node

@@ -1,0 +1,225 @@
+"""``/api/v1/exchange``: referrals between organizations, as ``fhircare exchange`` has them.
+
+- ``POST /api/v1/exchange/send`` ``{"task": "Task/<id>"}`` -> ``{"task", "partner", "remote", "created"}``
+  (201 when the partner's Task was created, 200 when it was already there);
+- ``GET /api/v1/exchange/status[?partner=P]`` -> the rows of ``exchange status --json`` (a patient
+  session: its patient's rows only); ``Fhircare-Conflicts`` says how many rows hold an open conflict;
+- ``POST /api/v1/exchange/cancel`` ``{"task", "reason"}`` -> 200 cancelled, 202 pending (partner down),
+  409 conflict (an OperationOutcome naming both sides' status and version);
+- ``POST /api/v1/exchange/resolve`` ``{"task", "take": "local"|"remote"}``;
+- ``POST /api/v1/exchange/hook/<partner>``: a partner's notification. ``Authorization: Bearer
+  <the partner's secret>`` or 401 and nothing runs; it only wakes that partner's sync.
+
+Errors map as the CLI's exit codes do: bad input (exit 2) -> 400 naming the JSON path; an unknown
+Task -> 404, an unknown partner -> 404; a clash (exit 4) -> 409. In a patient session a Task of another
+patient, or none, is one 403 and nothing is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from ..errors import FhircareError, Issue, NotFound, PayloadError, ScopeDenied, UnresolvedReference
+from .api import json_body, settings
+from .app import error_response, outcome_response
+from .compartment import OUTSIDE, PatientGuard
+from .exchange_runtime import sidecar_exchange
+from .fhir_access import access, patient_in_context, require_scopes
+from .policy import POLICY, Rule
+
+if TYPE_CHECKING:
+    from ..exchange import Exchange
+
+exchange_api = Blueprint("exchange_api", __name__)
+PREFIX = "/api/v1/exchange"
+CONFLICTS_HEADER = "Fhircare-Conflicts"
+
+# the access policy of these routes (policy.py's one table): writes are checked here, as workflow runs
+POLICY.update(
+    {
+        "exchange_api.send": Rule("guard"),
+        "exchange_api.cancel": Rule("guard"),
+        "exchange_api.resolve": Rule("guard"),
+        "exchange_api.status": Rule("own", frozenset({"Task"})),
+        "exchange_api.hook": Rule("public"),  # the partner's secret is checked by the route
+        "metrics": Rule("public"),  # only served with FHIRCARE_METRICS=1
+    }
+)
+
+
+@exchange_api.errorhandler(PayloadError)
+@exchange_api.errorhandler(UnresolvedReference)
+def bad_input(exc: FhircareError) -> Response:
+    """Bad input is 400 here (the CLI's exit 2), naming the JSON path where one is known."""
+    response = error_response(exc)
+    response.status_code = 400
+    return response
+
+
+def _text(body: dict[str, Any], name: str, limit: int = 1000) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise PayloadError(
+            f"{name} is required (a non-empty string)", [Issue("error", "required", name, (f"$.{name}",))]
+        )
+    if len(value) > limit:
+        raise PayloadError(f"{name} is too long", [Issue("error", "too-long", name, (f"$.{name}",))])
+    return value
+
+
+def _task_of(body: dict[str, Any]) -> str:
+    """The id of ``$.task`` (``Task/<id>``)."""
+    reference = _text(body, "task", 200)
+    kind, _, rid = reference.partition("/")
+    if kind != "Task" or not rid or "/" in rid or not all(c.isalnum() or c in "-." for c in rid):
+        raise PayloadError(
+            f"expected Task/<id>, got {reference!r}", [Issue("error", "value", "Task/<id>", ("$.task",))]
+        )
+    return rid
+
+
+def _known_fields(body: dict[str, Any], allowed: set[str]) -> None:
+    extra = sorted(set(body) - allowed)
+    if extra:
+        raise PayloadError(
+            "unknown fields", [Issue("error", "structure", "not allowed", (f"$.{k}",)) for k in extra]
+        )
+
+
+@contextmanager
+def _exchange(client: Any | None = None) -> Iterator[Exchange]:
+    """The caller's Exchange: our server through the caller's client, the partners' through theirs."""
+    from ..exchange import Exchange, check_organizations
+
+    holder = sidecar_exchange()
+    partners = holder.require()
+    local = client if client is not None else access().client_for_request()
+    with Exchange(settings(), partners, local) as exchange:
+        if not holder.checked:  # a file naming an Organization we lack is refused (once per process)
+            check_organizations(partners, local)
+            holder.checked = True
+        yield exchange
+
+
+def _own_task(task_id: str) -> None:
+    """A patient session acts only on its patient's Tasks: another patient's, or none, is one 403."""
+    patient = patient_in_context()
+    if patient is None:
+        return
+    try:
+        PatientGuard(access().client_for_request(), patient).check_references({f"Task/{task_id}"})
+    except FhircareError:
+        raise ScopeDenied(OUTSIDE) from None
+
+
+def _write_checks(body: dict[str, Any], fields: set[str], creates: set[str]) -> str:
+    """Scopes ('u' on Task, 'c' on what the action creates), the payload, then the patient rule."""
+    require_scopes({"Task"}, "ru")
+    require_scopes(creates, "c")
+    _known_fields(body, fields)
+    task_id = _task_of(body)
+    _own_task(task_id)
+    return task_id
+
+
+def _partner_of(name: str | None) -> str | None:
+    if name is not None and name not in sidecar_exchange().require().partners:
+        raise NotFound(f"no partner named {name!r}")
+    return name
+
+
+@exchange_api.post(f"{PREFIX}/send")
+def send() -> tuple[Response, int]:
+    from ..exchange import send as send_task
+
+    body = json_body()
+    task_id = _write_checks(body, {"task"}, set())
+    with _exchange() as exchange:
+        sent = send_task(exchange, task_id)
+    sidecar_exchange().count_sent(sent.partner, sent.created)
+    return jsonify(sent.to_json()), 201 if sent.created else 200
+
+
+@exchange_api.get(f"{PREFIX}/status")
+def status() -> Response:
+    from ..exchange import referrals
+
+    partner = _partner_of(request.args.get("partner") or None)
+    # a patient session reads through the compartment filter: other patients' Tasks never reach the rows
+    with _exchange(access().view_client()) as exchange:
+        rows = referrals(exchange, partner)
+    answer = jsonify(rows)
+    answer.headers[CONFLICTS_HEADER] = str(sum(1 for row in rows if row["conflict"]))
+    return answer
+
+
+@exchange_api.post(f"{PREFIX}/cancel")
+def cancel() -> tuple[Response, int]:
+    from ..exchange import cancel as cancel_task
+
+    body = json_body()
+    task_id = _write_checks(body, {"task", "reason"}, {"Provenance"})
+    reason = _text(body, "reason", 200)
+    with _exchange() as exchange:
+        result = cancel_task(exchange, task_id, reason)
+    if result.outcome == "conflict" and result.conflict is not None:
+        clash = result.conflict.to_json()
+        return conflict_answer(
+            f"Task/{task_id}: the partner's Task is already {clash['remote']['status']} "
+            f"(version {clash['remote']['version']}); ours is {clash['local']['status']} "
+            f"(version {clash['local']['version']}). Nothing changed; resolve the conflict."
+        ), 409
+    return jsonify(result.to_json()), 202 if result.outcome == "pending" else 200
+
+
+@exchange_api.post(f"{PREFIX}/resolve")
+def resolve() -> Response:
+    from ..exchange import resolve as resolve_task
+
+    body = json_body()
+    task_id = _write_checks(body, {"task", "take"}, {"Provenance"})
+    take = body.get("take")
+    if take not in ("local", "remote"):
+        raise PayloadError(
+            "take must be local or remote", [Issue("error", "value", "local | remote", ("$.take",))]
+        )
+    with _exchange() as exchange:
+        return jsonify(resolve_task(exchange, task_id, str(take)))
+
+
+@exchange_api.route(f"{PREFIX}/hook/<partner>", methods=["POST", "PUT"])
+def hook(partner: str) -> tuple[Response, int]:
+    """A notification: the partner's secret or 401; its content is never read, it only wakes a sync."""
+    holder = sidecar_exchange()
+    partners = holder.require()
+    if partner not in partners.partners:
+        raise NotFound("no such hook")
+    import hmac
+
+    expected = dict(settings().partner_tokens).get(partners.get(partner).notify_secret_env or "")
+    sent = request.headers.get("Authorization", "")
+    if (
+        not expected
+        or not sent.startswith("Bearer ")
+        or not hmac.compare_digest(sent[7:].strip().encode(), expected.encode())
+    ):
+        holder.count_notification(partner, "refused")
+        return outcome_response(401, _outcome("login", "wrong or missing secret")), 401
+    holder.count_notification(partner, "accepted")
+    holder.wake(partner)
+    return jsonify({}), 200
+
+
+def conflict_answer(text: str) -> Response:
+    return outcome_response(409, _outcome("conflict", text))
+
+
+def _outcome(code: str, text: str) -> dict[str, Any]:
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": code, "diagnostics": text}],
+    }

@@ -1,0 +1,280 @@
+"""The exchange through the real sidecar (HTTP on loopback), on both partner pairs: send, status, a
+partner's change synced, cancel and resolve, 409 on a conflict, the hook's secret, a patient session
+kept to its patient (nothing sent for another's Task: the partner's server is read), /metrics without
+PHI, the owner's guard on the task-transition route and the sync loop inside the sidecar."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from fhircare.exchange import sync_once, work
+from fhircare.server.launcher import free_port
+from fhircare.settings import Settings
+from tests.exchange.conftest import World
+from tests.integration.sidecar_harness import Sidecar, smart_settings
+from tests.integration.smart_server import Client
+from tests.security.conftest import AttackedAuthServer, login
+
+HOOK_SECRET = "sidecar-hook-secret-for-tests"
+API = "/api/v1/exchange"
+
+
+def _partners_with_hook(world: World, tmp_path: Path) -> Path:
+    document = yaml.safe_load(world.partners_file.read_text(encoding="utf-8"))
+    document["partners"][world.partner]["notify_secret_env"] = "FB_HOOK_TOKEN"
+    path = tmp_path / "partners-hook.yaml"
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    return path
+
+
+def _settings(world: World, tmp_path: Path, **extra: Any) -> Settings:
+    return Settings(
+        base_url=world.ours.base_url,
+        partners_file=_partners_with_hook(world, tmp_path),
+        partner_tokens=(("FB_HOOK_TOKEN", HOOK_SECRET),),
+        retries=1,
+        backoff_factor=0.01,
+        **extra,
+    )
+
+
+@pytest.fixture()
+def sidecar(world: World, tmp_path: Path) -> Iterator[Sidecar]:
+    with Sidecar(_settings(world, tmp_path, metrics=True)) as running:
+        yield running
+
+
+def _wait(predicate: Callable[[], bool], seconds: float = 30.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _row(sidecar: Sidecar, task_id: str) -> dict[str, Any]:
+    rows = requests.get(f"{sidecar.url}{API}/status", timeout=30).json()
+    return next(r for r in rows if r["task"] == f"Task/{task_id}")
+
+
+def test_send_status_a_partner_change_synced_then_cancel(world: World, sidecar: Sidecar) -> None:
+    task_id, request_id = world.refer()
+    first = requests.post(f"{sidecar.url}{API}/send", json={"task": f"Task/{task_id}"}, timeout=30)
+    assert first.status_code == 201, first.text
+    assert first.json()["created"] is True and first.json()["partner"] == world.partner
+    again = requests.post(f"{sidecar.url}{API}/send", json={"task": f"Task/{task_id}"}, timeout=30)
+    assert (again.status_code, again.json()["created"]) == (200, False)
+    assert len(world.remote_tasks(task_id)) == 1
+    row = _row(sidecar, task_id)
+    assert (row["local_status"], row["remote_status"], row["conflict"]) == ("requested", "requested", None)
+    work(world.theirs, world.remote_of(task_id)["id"], "accepted")
+    sync_once(world.exchange, world.partner)
+    assert _row(sidecar, task_id)["local_status"] == "accepted"
+    cancelled = requests.post(
+        f"{sidecar.url}{API}/cancel", json={"task": f"Task/{task_id}", "reason": "moved away"}, timeout=30
+    )
+    assert cancelled.status_code == 200 and cancelled.json()["outcome"] == "cancelled", cancelled.text
+    assert world.remote_of(task_id)["status"] == "cancelled"
+    assert world.ours.read("Task", task_id)["status"] == "cancelled"
+    assert world.ours.read("ServiceRequest", request_id)["status"] == "revoked"
+
+
+def test_a_conflict_is_409_and_resolve_ends_it(world: World, sidecar: Sidecar) -> None:
+    task_id, request_id = world.refer()
+    requests.post(f"{sidecar.url}{API}/send", json={"task": f"Task/{task_id}"}, timeout=30).raise_for_status()
+    remote_id = world.remote_of(task_id)["id"]
+    for status in ("accepted", "in-progress"):
+        work(world.theirs, remote_id, status)
+    work(world.theirs, remote_id, "completed", outcome="Delivered")
+    ours_before = world.ours.read("Task", task_id)["meta"]["versionId"]
+    clash = requests.post(
+        f"{sidecar.url}{API}/cancel", json={"task": f"Task/{task_id}", "reason": "not needed"}, timeout=30
+    )
+    assert clash.status_code == 409, clash.text
+    outcome = clash.json()
+    assert outcome["resourceType"] == "OperationOutcome" and outcome["issue"][0]["code"] == "conflict"
+    assert "completed" in outcome["issue"][0]["diagnostics"]
+    assert world.remote_of(task_id)["status"] == "completed"
+    assert world.ours.read("ServiceRequest", request_id)["status"] == "active"
+    status = requests.get(f"{sidecar.url}{API}/status", timeout=30)
+    assert int(status.headers["Fhircare-Conflicts"]) >= 1
+    assert ours_before  # our Task kept its status; the conflict is on its link
+    bad = requests.post(
+        f"{sidecar.url}{API}/resolve", json={"task": f"Task/{task_id}", "take": "both"}, timeout=30
+    )
+    assert bad.status_code == 400 and bad.json()["issue"][0]["expression"] == ["$.take"]
+    resolved = requests.post(
+        f"{sidecar.url}{API}/resolve", json={"task": f"Task/{task_id}", "take": "remote"}, timeout=30
+    )
+    assert resolved.status_code == 200, resolved.text
+    assert world.ours.read("Task", task_id)["status"] == "completed"
+    assert _row(sidecar, task_id)["conflict"] is None
+
+
+def test_bad_input_is_400_naming_the_path_and_unknown_ones_are_404(world: World, sidecar: Sidecar) -> None:
+    before = world.partner_requests()
+    cases = [
+        ({"task": "Patient/1"}, 400, "$.task"),
+        ({}, 400, "$.task"),
+        ({"task": "Task/x", "extra": 1}, 400, "$.extra"),
+    ]
+    for body, code, path in cases:
+        answer = requests.post(f"{sidecar.url}{API}/send", json=body, timeout=30)
+        assert answer.status_code == code, answer.text
+        assert answer.json()["issue"][0]["expression"] == [path]
+    missing = requests.post(f"{sidecar.url}{API}/send", json={"task": "Task/does-not-exist"}, timeout=30)
+    assert missing.status_code == 404
+    cancel = requests.post(f"{sidecar.url}{API}/cancel", json={"task": "Task/x"}, timeout=30)
+    assert cancel.status_code == 400 and cancel.json()["issue"][0]["expression"] == ["$.reason"]
+    unknown = requests.get(f"{sidecar.url}{API}/status", params={"partner": "nobody"}, timeout=30)
+    assert unknown.status_code == 404
+    # a Task no partner owns: the CLI's exit 2
+    own = {
+        "resourceType": "Task",
+        "status": "requested",
+        "intent": "order",
+        "for": {"reference": world.patient},
+    }
+    task = "Task/" + world.ours.create({**own, "owner": {"reference": world.coordinator}})["id"]
+    assert requests.post(f"{sidecar.url}{API}/send", json={"task": task}, timeout=30).status_code == 400
+    assert world.partner_requests() == before
+
+
+def test_the_hook_needs_the_partners_secret_and_only_wakes_its_sync(world: World, sidecar: Sidecar) -> None:
+    task_id, _ = world.refer()
+    hook = f"{sidecar.url}{API}/hook/{world.partner}"
+    for header in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": HOOK_SECRET}):
+        answer = requests.post(hook, json={"resourceType": "Bundle"}, headers=header, timeout=30)
+        assert answer.status_code == 401 and answer.json()["resourceType"] == "OperationOutcome"
+    time.sleep(1.0)
+    assert world.remote_tasks(task_id) == [] and world.partner_requests() == 0
+    assert requests.post(f"{sidecar.url}{API}/hook/nobody", headers={}, timeout=30).status_code == 404
+    woken = requests.post(hook, json={}, headers={"Authorization": f"Bearer {HOOK_SECRET}"}, timeout=30)
+    assert woken.status_code == 200
+    assert _wait(lambda: len(world.remote_tasks(task_id)) == 1)  # the woken cycle sent the unsent
+
+
+def test_metrics_parse_and_hold_no_phi_and_are_off_unless_enabled(
+    world: World, sidecar: Sidecar, tmp_path: Path
+) -> None:
+    task_id, _ = world.refer()
+    requests.post(f"{sidecar.url}{API}/send", json={"task": f"Task/{task_id}"}, timeout=30).raise_for_status()
+    requests.post(
+        f"{sidecar.url}{API}/hook/{world.partner}", headers={"Authorization": "Bearer x"}, timeout=30
+    )
+    requests.post(f"{sidecar.url}/api/v1/workflows/refer", json={"patient": "nope"}, timeout=30)
+    requests.get(f"{sidecar.url}{API}/status", timeout=30)
+    answer = requests.get(f"{sidecar.url}/metrics", timeout=30)
+    assert answer.status_code == 200 and answer.headers["Content-Type"].startswith("text/plain")
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(answer.text)
+        for s in family.samples
+    }
+    assert samples[("fhircare_exchange_sent_total", (("partner", world.partner),))] == 1
+    assert samples[("fhircare_exchange_reachable", (("partner", world.partner),))] == 1
+    assert (
+        samples[
+            ("fhircare_exchange_notifications_total", (("outcome", "refused"), ("partner", world.partner)))
+        ]
+        == 1
+    )
+    assert samples[("fhircare_workflow_runs_total", (("outcome", "refused"), ("workflow", "refer")))] == 1
+    assert (
+        samples[("fhircare_sidecar_requests_total", (("endpoint", "exchange_api.send"), ("status", "201")))]
+        == 1
+    )
+    patient = world.ours.read_reference(world.patient)
+    for secret in (world.patient.split("/")[1], task_id, patient["name"][0]["family"], "Task/", "Patient/"):
+        assert secret not in answer.text
+    outcomes = {dict(labels)["outcome"] for name, labels in samples if name == "fhircare_workflow_runs_total"}
+    assert outcomes <= {"written", "repeated", "dry_run", "refused", "conflict", "failed"}
+    with Sidecar(Settings(base_url=world.ours.base_url)) as plain:  # FHIRCARE_METRICS unset: no /metrics
+        assert requests.get(f"{plain.url}/metrics", timeout=30).status_code == 404
+
+
+def test_a_patient_session_sees_and_acts_on_its_own_patients_referrals_only(
+    world: World, our_server: Any, tmp_path: Path
+) -> None:
+    other = world.ours.create({"resourceType": "Patient", "name": [{"family": "Otherpatient"}]})
+    theirs_id, _ = world.refer("other's")
+    task = world.ours.read("Task", theirs_id)
+    world.ours.update({**task, "for": {"reference": f"Patient/{other['id']}"}})
+    mine_id, _ = world.refer("mine")
+    auth = AttackedAuthServer(our_server.base_url)
+    auth.start()
+    port = free_port()
+    auth.register(Client("fhircare-test", [f"http://127.0.0.1:{port}/callback"]))
+    settings = smart_settings(
+        auth.iss,
+        port,
+        partners_file=_partners_with_hook(world, tmp_path),
+        retries=1,
+        backoff_factor=0.01,
+    )
+    try:
+        with Sidecar(settings, port) as smart:
+            browser = login(smart, auth, patient=world.patient)
+            refused = browser.post(f"{smart.url}{API}/send", json={"task": f"Task/{theirs_id}"}, timeout=30)
+            assert refused.status_code == 403, refused.text
+            for body in (
+                {"task": f"Task/{theirs_id}", "reason": "x"},
+                {"task": "Task/nothing-here", "reason": "x"},
+            ):
+                assert browser.post(f"{smart.url}{API}/cancel", json=body, timeout=30).status_code == 403
+            assert world.remote_tasks(theirs_id) == [] and world.partner_requests() == 0
+            mine = browser.post(f"{smart.url}{API}/send", json={"task": f"Task/{mine_id}"}, timeout=30)
+            assert mine.status_code == 201, mine.text
+            from fhircare.exchange import send
+
+            send(world.exchange, theirs_id)  # sent by someone else: exists, but not this session's
+            rows = browser.get(f"{smart.url}{API}/status", timeout=30).json()
+            assert [r["task"] for r in rows] == [f"Task/{mine_id}"]
+            other_rows = browser.get(
+                f"{smart.url}{API}/status", params={"patient": f"Patient/{other['id']}"}, timeout=30
+            )
+            assert other_rows.status_code == 403
+            reader = login(smart, auth, patient=world.patient, scope="launch openid patient/Task.rs")
+            again = reader.post(f"{smart.url}{API}/send", json={"task": f"Task/{mine_id}"}, timeout=30)
+            assert again.status_code == 403  # no write scope on Task
+    finally:
+        auth.stop()
+
+
+def test_the_owner_acting_through_the_transition_route_changes_only_its_fields(
+    world: World, sidecar: Sidecar
+) -> None:
+    task_id, _ = world.refer()
+    url = f"{sidecar.url}/api/v1/tasks/{task_id}/transition"
+    version = world.ours.read("Task", task_id)["meta"]["versionId"]
+    refused = requests.post(url, json={"note": "we changed the plan", "on_behalf_of": world.org}, timeout=30)
+    assert refused.status_code == 422, refused.text
+    assert "$.note" in refused.json()["issue"][0]["expression"]
+    assert world.ours.read("Task", task_id)["meta"]["versionId"] == version
+    taken = requests.post(url, json={"to": "accepted", "on_behalf_of": world.org}, timeout=30)
+    assert taken.status_code == 201, taken.text
+    assert world.ours.read("Task", task_id)["status"] == "accepted"
+
+
+def test_the_sync_loop_runs_inside_the_sidecar_and_stops_cleanly(world: World, tmp_path: Path) -> None:
+    task_id, _ = world.refer()
+    running = Sidecar(_settings(world, tmp_path, sync_in_sidecar=True, metrics=True))
+    with running:
+        holder = running.app.extensions["fhircare.exchange"]
+        assert holder.running
+        assert _wait(lambda: len(world.remote_tasks(task_id)) == 1)
+        work(world.theirs, world.remote_of(task_id)["id"], "accepted")
+        assert _wait(lambda: world.ours.read("Task", task_id)["status"] == "accepted")
+        assert requests.get(f"{running.url}/readyz", timeout=30).status_code == 200
+        thread = holder.thread
+        holder.stop()
+        assert not thread.is_alive() and not holder.running
