@@ -76,6 +76,7 @@ class SidecarExchange:
         self.thread: threading.Thread | None = None
         self.cycle_lock = threading.Lock()  # one cycle at a time on the worker's clients
         self.checked = False
+        self._made = threading.Lock()
 
     def require(self) -> Partners:
         if self.partners is None:
@@ -85,6 +86,10 @@ class SidecarExchange:
         return self.partners
 
     def get_worker(self) -> Worker:
+        with self._made:  # request threads may ask at once: one worker, one client of our server
+            return self._get_worker()
+
+    def _get_worker(self) -> Worker:
         if self.worker is None:
             from ..exchange import Exchange
             from ..exchange.listen import Worker
@@ -92,7 +97,7 @@ class SidecarExchange:
 
             local = FhirAccess(self.settings).shared_client()  # the sidecar's own identity
             exchange = Exchange(self.settings, self.require(), local)
-            self.worker = Worker(exchange, sorted(exchange.partners.partners), UNREADY_AFTER)
+            self.worker = Worker(exchange, sorted(exchange.partners.partners), unready_after())
         return self.worker
 
     @property
@@ -194,6 +199,10 @@ class SidecarExchange:
 def sidecar_exchange() -> SidecarExchange:
     found: SidecarExchange = current_app.extensions["fhircare.exchange"]
     return found
+
+
+def unready_after() -> timedelta:
+    return UNREADY_AFTER
 
 
 def init_exchange(app: Flask, settings: Settings) -> SidecarExchange:

@@ -278,3 +278,26 @@ def test_the_sync_loop_runs_inside_the_sidecar_and_stops_cleanly(world: World, t
         thread = holder.thread
         holder.stop()
         assert not thread.is_alive() and not holder.running
+
+
+def test_readyz_fails_when_the_in_sidecar_sync_finds_a_partner_down_too_long(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from fhircare.web import exchange_runtime
+
+    monkeypatch.setattr(exchange_runtime, "unready_after", lambda: timedelta(seconds=0))
+    world.proxy.inject("503", times=10_000)
+    task_id, _ = world.refer()
+    with Sidecar(_settings(world, tmp_path, sync_in_sidecar=True)) as running:
+        holder = running.app.extensions["fhircare.exchange"]
+        assert _wait(lambda: requests.get(f"{running.url}/readyz", timeout=30).status_code == 503)
+        answer = requests.get(f"{running.url}/readyz", timeout=30).json()
+        assert (
+            answer["reason"] == "a partner is unreachable" and world.partner in answer["unreachable_seconds"]
+        )
+        assert world.ours.read("Task", task_id)["status"] == "requested"  # down is no business event
+        world.proxy.clear()
+        assert _wait(lambda: requests.get(f"{running.url}/readyz", timeout=30).status_code == 200, 60)
+        holder.stop()
