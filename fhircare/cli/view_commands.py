@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from .context import Context, pass_context
 from .output import emit_json, render_rows
+
+if TYPE_CHECKING:
+    from ..fhir import FhirClient
+    from ..views.rows import Rows
+    from ..views.worklist import WorklistRow
 
 FORMATS = click.Choice(["table", "json", "csv"])
 
@@ -36,6 +43,7 @@ def worklist_command(
     from ..views.rows import truncated
     from ..views.worklist import COLUMNS, OPEN_STATUSES, worklist
 
+    columns: tuple[str, ...] = COLUMNS
     with obj.client() as client:
         rows = worklist(
             client,
@@ -45,7 +53,45 @@ def worklist_command(
             due_before=due_before,
             page_size=page_size or obj.settings.page_size,
         )
-    render_rows([r.as_dict() for r in rows], COLUMNS, fmt, truncated=truncated(rows))
+        if obj.settings.partners_file is not None or obj.settings.organization:
+            rows = _with_incoming(obj, client, rows, owners, statuses or OPEN_STATUSES, patient, due_before)
+            columns = (*COLUMNS[:2], "requester_name", *COLUMNS[2:])
+    render_rows([r.as_dict() for r in rows], columns, fmt, truncated=truncated(rows))
+
+
+def _with_incoming(
+    obj: Context,
+    client: FhirClient,
+    rows: list[WorklistRow],
+    owners: tuple[str, ...],
+    statuses: tuple[str, ...],
+    patient: str | None,
+    due_before: str | None,
+) -> Rows[WorklistRow]:
+    """The worklist at an organization that receives referrals (FHIRCARE_PARTNERS or
+    FHIRCARE_ORGANIZATION): referral Tasks partners created here, unowned until claimed, listed under our
+    Organization too, and every absolutely referenced patient and requester named by reading it where it
+    lives, with that partner's credentials (one batch per partner; held for this listing only)."""
+    from .. import clock
+    from ..exchange import Exchange, load_partners
+    from ..exchange.incoming import incoming_tasks, names_of
+    from ..views.rows import Rows, truncated
+    from ..views.worklist import WorklistRow, absolute_references, named, row_of
+
+    partners = load_partners(obj.settings)
+    listed = list(rows)
+    with Exchange(obj.settings, partners, client) as exchange:
+        if not patient and owners and partners.organization in owners:
+            seen, today = {row.task for row in rows}, clock.today()
+            for task, _ in incoming_tasks(exchange):
+                row = row_of(task, {}, today)
+                if row.task in seen or row.owner is not None or row.status not in statuses:
+                    continue
+                if due_before and (row.due is None or row.due >= due_before):
+                    continue
+                listed.append(row)
+        names = names_of(exchange, absolute_references(listed))
+    return Rows(sorted(named(listed, names), key=WorklistRow.sort_key), truncated(rows))
 
 
 @click.command("summary")

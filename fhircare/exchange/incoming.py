@@ -24,7 +24,7 @@ def _partner_for(exchange: Exchange, url: str) -> str | None:
     return None
 
 
-def _names(exchange: Exchange, urls: set[str]) -> dict[str, str]:
+def names_of(exchange: Exchange, urls: set[str]) -> dict[str, str]:
     """Absolute URL -> a display name, read in one batch per partner (unreadable ones left out)."""
     by_partner: dict[str, list[str]] = defaultdict(list)
     for url in urls:
@@ -46,19 +46,27 @@ def _names(exchange: Exchange, urls: set[str]) -> dict[str, str]:
     return found
 
 
+def incoming_tasks(exchange: Exchange) -> list[tuple[dict[str, Any], str]]:
+    """(Task, the URL of the Task that sent it) for every open referral Task on our server that another
+    organization's Task names (its identifier is an absolute URL elsewhere), oldest first."""
+    found = []
+    statuses = ",".join(s for s in OPEN_STATUSES if s not in ("draft", "received", "ready"))
+    for task in exchange.local.search("Task", [("status", statuses), ("_sort", "_lastUpdated")]):
+        origin = identifier_value(task, URL_SYSTEM)
+        if origin and exchange.partners.local(origin) is None:
+            found.append((task, origin))
+    return found
+
+
 def incoming(exchange: Exchange) -> list[dict[str, Any]]:
     """Open referral Tasks on our server that another organization's Task names (its identifier is an
     absolute URL elsewhere), oldest first."""
     rows, wanted = [], set()
-    statuses = ",".join(s for s in OPEN_STATUSES if s not in ("draft", "received", "ready"))
-    for task in exchange.local.search("Task", [("status", statuses), ("_sort", "_lastUpdated")]):
-        origin = identifier_value(task, URL_SYSTEM)
-        if not origin or exchange.partners.local(origin) is not None:
-            continue
+    for task, origin in incoming_tasks(exchange):
         refs = {k: str((task.get(k) or {}).get("reference") or "") for k in ("for", "requester")}
         wanted |= {r for r in refs.values() if r.startswith(("http://", "https://"))}
         rows.append((task, origin, refs))
-    names = _names(exchange, wanted)
+    names = names_of(exchange, wanted)
     return [
         {
             "task": f"Task/{task['id']}",

@@ -8,7 +8,7 @@ reads per page instead.
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -48,6 +48,8 @@ class WorklistRow:
     age_days: int | None
     overdue: bool
     owner: str | None
+    requester: str | None = None
+    requester_name: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,6 +68,7 @@ def due_of(task: dict[str, Any]) -> str | None:
 
 def row_of(task: dict[str, Any], related: dict[str, dict[str, Any]], today: date) -> WorklistRow:
     patient_ref = reference_of(task.get("for"))
+    requester_ref = reference_of(task.get("requester"))
     based_on = [reference_of(b) for b in task.get("basedOn") or []]
     focus_ref = reference_of(task.get("focus")) or next((b for b in based_on if b), None)
     due = due_of(task)
@@ -84,7 +87,28 @@ def row_of(task: dict[str, Any], related: dict[str, dict[str, Any]], today: date
         age_days=age,
         overdue=bool(due and due[:10] < today.isoformat()),
         owner=reference_of(task.get("owner")),
+        requester=requester_ref,
+        requester_name=resource_label(related.get(requester_ref or "")) if requester_ref else "",
     )
+
+
+def absolute_references(rows: Sequence[WorklistRow]) -> set[str]:
+    """The patients and requesters rows name by absolute URL (Tasks another organization created here)."""
+    refs = {ref for row in rows for ref in (row.patient, row.requester) if ref}
+    return {ref for ref in refs if ref.startswith(("http://", "https://"))}
+
+
+def named(rows: Sequence[WorklistRow], names: dict[str, str]) -> list[WorklistRow]:
+    """Rows with the names of their absolutely referenced patient and requester (``names``: URL -> name,
+    read where those references point), instead of a blank."""
+    return [
+        replace(
+            row,
+            patient_name=row.patient_name or names.get(row.patient or "", ""),
+            requester_name=row.requester_name or names.get(row.requester or "", ""),
+        )
+        for row in rows
+    ]
 
 
 def task_query(

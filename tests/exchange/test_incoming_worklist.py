@@ -1,0 +1,89 @@
+"""The performer's worklist (issue 21 item 7): referral Tasks a partner created on our server show in
+``fhircare worklist --owner Organization/<us>`` with the patient's and requester's names read through
+the absolute references, from the requester's server; nothing of them is written to disk. On both
+partner pairs (the performer's server is the partner fixture's: embedded or Medplum's router)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fhircare.exchange import send, work
+from tests.exchange.conftest import World
+
+FHIRCARE = str(Path(sys.executable).with_name("fhircare"))
+
+
+def _worklist(world: World, tmp_path: Path, *args: str, partners: bool = True) -> list[dict[str, Any]]:
+    """``fhircare worklist ... --format json`` at the performer (the partner's server)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FHIRCARE_")}
+    env["FHIRCARE_CACHE_DIR"] = str(tmp_path / "cache")
+    if partners:
+        env["FHIRCARE_PARTNERS"] = str(tmp_path / "performer.yaml")
+    answer = subprocess.run(
+        [FHIRCARE, "--base", world.theirs.base_url, "worklist", *args, "--format", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    printed = json.loads(answer.stdout)
+    return printed["rows"] if isinstance(printed, dict) else printed
+
+
+def _performer(world: World, tmp_path: Path) -> str:
+    """The performer's partners file (the clinic, our server, as its partner); its own Organization."""
+    us = world.theirs.create({"resourceType": "Organization", "name": "Food bank"})
+    clinic = world.theirs.create({"resourceType": "Organization", "name": "Clinic"})
+    document = {
+        "self": {"base": world.theirs.base_url, "organization": f"Organization/{us['id']}"},
+        "partners": {
+            "clinic": {"organization": f"Organization/{clinic['id']}", "base": world.ours.base_url},
+        },
+    }
+    (tmp_path / "performer.yaml").write_text(yaml.safe_dump(document), encoding="utf-8")
+    return f"Organization/{us['id']}"
+
+
+def test_incoming_referrals_show_in_the_performers_worklist_with_names(world: World, tmp_path: Path) -> None:
+    task_id, _ = world.refer()
+    send(world.exchange, task_id)
+    remote_id = world.remote_of(task_id)["id"]
+    us = _performer(world, tmp_path)
+    family = world.ours.read_reference(world.patient)["name"][0]["family"]
+
+    rows = {row["task"]: row for row in _worklist(world, tmp_path, "--owner", us)}
+    row = rows[f"Task/{remote_id}"]
+    assert row["patient"] == f"{world.ours.base_url}/{world.patient}"
+    assert family in row["patient_name"]
+    assert row["requester"] == f"{world.ours.base_url}/{world.coordinator}"
+    assert "Coord" in row["requester_name"]
+    assert row["status"] == "requested"
+
+    work(world.theirs, remote_id, "accepted")
+    rows = {row["task"]: row for row in _worklist(world, tmp_path, "--owner", us, "--status", "accepted")}
+    assert rows[f"Task/{remote_id}"]["status"] == "accepted"
+    assert family in rows[f"Task/{remote_id}"]["patient_name"]
+    # another owner's worklist does not get them; nothing of the names reached the disk
+    assert f"Task/{remote_id}" not in {r["task"] for r in _worklist(world, tmp_path, "--owner", world.org)}
+    cached = [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    assert all(family not in p.read_text(encoding="utf-8", errors="replace") for p in cached)
+
+
+def test_without_partners_the_worklist_is_unchanged(world: World, tmp_path: Path) -> None:
+    task_id, _ = world.refer()
+    send(world.exchange, task_id)
+    remote_id = world.remote_of(task_id)["id"]
+    us = _performer(world, tmp_path)
+    assert f"Task/{remote_id}" not in {
+        r["task"] for r in _worklist(world, tmp_path, "--owner", us, partners=False)
+    }
+    everyone = {r["task"]: r for r in _worklist(world, tmp_path, partners=False)}
+    assert everyone[f"Task/{remote_id}"]["patient_name"] == ""  # no partner to read it from
+    assert not everyone[f"Task/{remote_id}"]["requester_name"]
