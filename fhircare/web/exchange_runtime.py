@@ -55,8 +55,6 @@ class SidecarMetrics:
             ["workflow", "outcome"],
             registry=self.registry,
         )
-        for outcome in RUN_OUTCOMES:  # every outcome is there from the start, at 0
-            self.runs.labels("any", outcome)
 
     def render(self) -> bytes:
         from ..exchange.metrics import _prometheus
@@ -155,7 +153,7 @@ class SidecarExchange:
         threading.Thread(target=once, name="fhircare-sync-once", daemon=True).start()
 
     def count_run(self, workflow: str, outcome: str) -> None:
-        if self.metrics is not None:
+        if self.metrics is not None and outcome in RUN_OUTCOMES:
             self.metrics.runs.labels(workflow, outcome).inc()
 
     def count_notification(self, partner: str, outcome: str) -> None:

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from ..settings import Settings
+from .openapi_exchange import exchange_paths
 from .openapi_views import view_paths
 
 DEFS_ID = "urn:fhircare:defs"
@@ -140,6 +141,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         }
     }
     paths.update(view_paths(errors))
+    paths.update(exchange_paths(errors))
     for path, summary in (("/healthz", "Process up"), ("/readyz", "FHIR server reachable")):
         paths[path] = {
             "get": {

@@ -301,3 +301,22 @@ def test_readyz_fails_when_the_in_sidecar_sync_finds_a_partner_down_too_long(
         world.proxy.clear()
         assert _wait(lambda: requests.get(f"{running.url}/readyz", timeout=30).status_code == 200, 60)
         holder.stop()
+
+
+def test_a_cancel_while_the_partner_is_down_is_pending_and_openapi_describes_the_routes(
+    world: World, sidecar: Sidecar
+) -> None:
+    task_id, _ = world.refer()
+    requests.post(f"{sidecar.url}{API}/send", json={"task": f"Task/{task_id}"}, timeout=30).raise_for_status()
+    world.proxy.inject("503", times=10_000)
+    pending = requests.post(
+        f"{sidecar.url}{API}/cancel", json={"task": f"Task/{task_id}", "reason": "moved"}, timeout=60
+    )
+    assert pending.status_code == 202 and pending.json()["outcome"] == "pending", pending.text
+    assert world.ours.read("Task", task_id)["status"] == "requested"  # no business event
+    assert _row(sidecar, task_id)["cancel_pending"] is True
+    world.proxy.clear()
+    assert world.remote_of(task_id)["status"] == "requested"
+    document = requests.get(f"{sidecar.url}/api/v1/openapi.json", timeout=30).json()
+    for route in ("send", "status", "cancel", "resolve", "hook/{partner}"):
+        assert f"{API}/{route}" in document["paths"], route
