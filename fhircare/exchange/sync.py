@@ -66,7 +66,8 @@ def _ours(exchange: Exchange, remote_tasks: list[dict[str, Any]]) -> dict[str, d
             focus = exchange.partners.local(str((task.get("focus") or {}).get("reference") or ""))
             if task.get("status") == "completed" and focus and focus.startswith("ServiceRequest/"):
                 wanted.append(focus)
-    return exchange.local.read_found(wanted) if wanted else {}
+    # our Task refused (403) is no absence: the cycle stops rather than moving past the change
+    return exchange.local.read_found(wanted, forbidden_hidden=False) if wanted else {}
 
 
 def _apply_one(

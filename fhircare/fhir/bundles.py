@@ -10,8 +10,8 @@ from typing import Any
 import requests
 
 from ..errors import FhirServerError
-from .entries import MISSING, entry_error, failure_kind
-from .ratelimit import is_throttled
+from .entries import ACCESS, MISSING, entry_error, failure_kind
+from .ratelimit import is_throttled, status_code
 from .throttle import Throttle, install
 from .transaction import is_idempotent_bundle
 from .transport import FhirTransport
@@ -44,17 +44,23 @@ class BundleTransport(FhirTransport):
             self.batch({"resourceType": "Bundle", "type": "batch", "entry": entries}).get("entry") or []
         )
 
-    def read_found(self, references: Iterable[str]) -> dict[str, dict[str, Any]]:
+    def read_found(
+        self, references: Iterable[str], forbidden_hidden: bool = True
+    ) -> dict[str, dict[str, Any]]:
         """``Type/id`` -> resource for the references that exist, read in one batch.
 
-        Only a 404/410 entry means "not there": any other failed entry (throttled past the budget,
-        no access, the server failed) raises the error it stands for
-        (:func:`~fhircare.fhir.entries.entry_error`), so no caller takes a failure for an absence
-        (a sync would skip a partner's change and move past it)."""
+        A 404/410 entry means "not there"; so does a 403 while ``forbidden_hidden`` (a view: what these
+        credentials may not see is not shown; the sidecar's patient compartment answers another
+        patient's resource so). Any other failed entry (401, throttled past the budget, the server
+        failed; a 403 too with ``forbidden_hidden=False``) raises the error it stands for
+        (:func:`~fhircare.fhir.entries.entry_error`), so no caller takes a failure for an absence (a
+        sync would skip a partner's change and move past it)."""
         wanted = list(references)
         found = {}
         for reference, entry in zip(wanted, self.read_batch(wanted), strict=False):
-            if failure_kind(entry) not in (None, MISSING):
+            kind = failure_kind(entry)
+            hidden = forbidden_hidden and kind == ACCESS and status_code(entry) == 403
+            if kind not in (None, MISSING) and not hidden:
                 raise entry_error(f"reading {reference.split('/')[0].split('?')[0]}", entry)
             resource = entry.get("resource")
             if (
