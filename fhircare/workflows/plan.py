@@ -53,9 +53,10 @@ class Planner(WorkflowHooks):
         ctx.scope["derived"] = derived(list(names), state, self.mappings.codes)
         created_entries = self.entries(state, ctx)
         by_name = {e.name: e for e in created_entries}
+        matched = {e.full_url: state.matched[e.name] for e in created_entries if e.name in state.matched}
         update_entries = self.updates(state, by_name) + [
             update_entry(u.resource, u.name, profile=u.profile)
-            for u in plan_updates(self.mappings.mapping(self.name), ctx, state.found)
+            for u in plan_updates(self.mappings.mapping(self.name), ctx, state.found, matched)
         ]
         # an update that changes nothing is not sent (a resend finds the activity already added)
         update_entries = [e for e in update_entries if not _unchanged(e, state.found)]

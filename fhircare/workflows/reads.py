@@ -14,6 +14,7 @@ from ..errors import (
 )
 from ..fhir.entries import MISSING, REFUSED, entry_error, failure_kind
 from ..mapping.entries import request_token
+from ..mapping.updates import entry_lookups, matched_entries
 from ..mapping.validate import json_path
 from ..namespaces import REQUEST_ID, Namespaces
 from .plan import Planner
@@ -46,6 +47,12 @@ class Reader(Planner):
         literal = literal or []
         checks = sorted({value for _, value in literal})
         entries += [_existence_check(reference) for reference in checks]
+        lookups = (
+            entry_lookups(self.mappings.mapping(self.name), state.payload, state.request_id, self.namespaces)
+            if reads
+            else []
+        )
+        entries += [{"request": {"method": "GET", "url": url}} for url in lookups]
         if reads:
             entries.append(
                 {"request": {"method": "GET", "url": provenance_search(state.request_id, self.namespaces)}}
@@ -62,6 +69,11 @@ class Reader(Planner):
             missing = _missing(checks, results[start : start + len(checks)])
             self.client.known_references.add([*(ref for ref in checks if ref not in missing), *state.found])
             _refuse_missing(literal, missing)
+        if lookups:  # what an earlier attempt with this request id left written (updates.py)
+            start = len(conditional) + len(reads) + len(checks)
+            state.matched = matched_entries(
+                state.request_id, _searchsets(lookups, results[start : start + len(lookups)]), self.namespaces
+            )
         if reads:
             provenances = _matches(results[-1])
             if provenances:
@@ -141,6 +153,18 @@ def _provenance_written(provenance: dict[str, Any]) -> list[str]:
     """What an earlier run wrote, from its Provenance: every target, then the Provenance itself."""
     targets = [t["reference"] for t in provenance.get("target", []) if t.get("reference")]
     return [*targets, f"Provenance/{provenance['id']}"]
+
+
+def _searchsets(searches: list[str], results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The searchsets of ``searches``' answers; a search the server refused finds nothing, any other
+    failure raises what it is."""
+    found = []
+    for search, result in zip(searches, results, strict=False):
+        if failure_kind(result) not in (None, MISSING, REFUSED):
+            raise entry_error(f"searching {search.split('?')[0]}", result)
+        if isinstance(result.get("resource"), dict):
+            found.append(result["resource"])
+    return found
 
 
 def _is_request_criteria(criteria: str, namespaces: Namespaces) -> bool:

@@ -112,11 +112,6 @@ def test_the_same_request_after_a_complete_undo_writes_each_resource_once(projec
     assert [a["reference"]["reference"] for a in plan["activity"]] == [done.written[0]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="undo.py:184-191 advises re-running after an incomplete undo; the re-run appends a second "
-    "CarePlan.activity for the same ServiceRequest (append_unique compares urn:uuid to the stored id)",
-)
 def test_the_re_run_an_incomplete_undo_advises_does_not_duplicate_the_plan_activity(
     projects, uid, monkeypatch
 ):
