@@ -69,29 +69,12 @@ def _with_incoming(
     due_before: str | None,
 ) -> Rows[WorklistRow]:
     """The worklist at an organization that receives referrals (FHIRCARE_PARTNERS or
-    FHIRCARE_ORGANIZATION): referral Tasks partners created here, unowned until claimed, listed under our
-    Organization too, and every absolutely referenced patient and requester named by reading it where it
-    lives, with that partner's credentials (one batch per partner; held for this listing only)."""
-    from .. import clock
+    FHIRCARE_ORGANIZATION): see :func:`fhircare.exchange.incoming.with_incoming`."""
     from ..exchange import Exchange, load_partners
-    from ..exchange.incoming import incoming_tasks, names_of
-    from ..views.rows import Rows, truncated
-    from ..views.worklist import WorklistRow, absolute_references, named, row_of
+    from ..exchange.incoming import with_incoming
 
-    partners = load_partners(obj.settings)
-    listed = list(rows)
-    with Exchange(obj.settings, partners, client) as exchange:
-        if not patient and owners and partners.organization in owners:
-            seen, today = {row.task for row in rows}, clock.today()
-            for task, _ in incoming_tasks(exchange):
-                row = row_of(task, {}, today)
-                if row.task in seen or row.owner is not None or row.status not in statuses:
-                    continue
-                if due_before and (row.due is None or row.due >= due_before):
-                    continue
-                listed.append(row)
-        names = names_of(exchange, absolute_references(listed))
-    return Rows(sorted(named(listed, names), key=WorklistRow.sort_key), truncated(rows))
+    with Exchange(obj.settings, load_partners(obj.settings), client) as exchange:
+        return with_incoming(exchange, rows, owners, statuses, patient, due_before)
 
 
 @click.command("summary")

@@ -6,10 +6,14 @@ server with that partner's credentials. Names are held in memory for one listing
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
+from .. import clock
 from ..care.task_states import OPEN_STATUSES
 from ..views.labels import person_name, resource_label
+from ..views.rows import Rows, truncated
+from ..views.worklist import WorklistRow, absolute_references, named, row_of
 from .context import Exchange, PartnerAnswerError, PartnerUnreachable
 from .links import URL_SYSTEM, identifier_value
 
@@ -78,3 +82,30 @@ def incoming(exchange: Exchange) -> list[dict[str, Any]]:
         }
         for task, origin, refs in rows
     ]
+
+
+def with_incoming(
+    exchange: Exchange,
+    rows: list[WorklistRow],
+    owners: Sequence[str],
+    statuses: Sequence[str],
+    patient: str | None = None,
+    due_before: str | None = None,
+) -> Rows[WorklistRow]:
+    """A worklist's rows (``views.worklist``) at an organization that receives referrals: the open
+    referral Tasks partners created here, unowned until claimed, added when ``owners`` name our
+    Organization (and no patient filter is set), and every absolutely referenced patient and requester
+    named by reading it where it lives, with that partner's credentials (one batch per partner; held
+    for this listing only). Sorted as the worklist sorts; ``truncated`` kept from ``rows``."""
+    listed = list(rows)
+    if not patient and owners and exchange.partners.organization in owners:
+        seen, today = {row.task for row in rows}, clock.today()
+        for task, _ in incoming_tasks(exchange):
+            row = row_of(task, {}, today)
+            if row.task in seen or row.owner is not None or row.status not in statuses:
+                continue
+            if due_before and (row.due is None or row.due >= due_before):
+                continue
+            listed.append(row)
+    names = names_of(exchange, absolute_references(listed))
+    return Rows(sorted(named(listed, names), key=WorklistRow.sort_key), truncated(rows))
