@@ -1,0 +1,29 @@
+"""A re-run after an undo that could not complete (the referral and the plan's new activity stayed,
+the rest was undone and the Provenance withdrawn) completes the request without a second plan
+activity: the run finds what its conditional create will match and does not append it again. The
+state is made by hand here so that both suite servers run it (an incomplete undo itself needs a
+non-atomic server: tests/integration/test_review_issue20.py)."""
+
+from __future__ import annotations
+
+from fhircare.workflows import run
+from tests.support.cases import basics, referral_payload
+
+
+def test_a_re_run_whose_referral_is_already_on_the_plan_adds_no_second_activity(client, server_requests, uid):
+    b = basics(client, uid)
+    payload = referral_payload(b, uid, care_plan=b["plan"], request_id=f"rerun-{uid}")
+    first = run("refer", payload, client)
+    referral = first.written[0]
+    assert referral.startswith("ServiceRequest/")
+    for reference in first.written:  # what an incomplete undo leaves: the referral and the plan's activity
+        if reference.startswith(("Task/", "Provenance/")):
+            client.delete(*reference.split("/"))
+    before = server_requests()
+    done = run("refer", payload, client)
+    assert server_requests() - before == 2  # one read batch (the plan, the lookups), one transaction
+    plan = client.read_reference(b["plan"])
+    assert not done.repeated and done.written[0] == referral
+    assert [a["reference"]["reference"] for a in plan["activity"]] == [referral]
+    task = client.read_reference(next(r for r in done.written if r.startswith("Task/")))
+    assert task["focus"]["reference"] == referral
