@@ -55,6 +55,8 @@ POLICY.update(
 @exchange_api.errorhandler(UnresolvedReference)
 def bad_input(exc: FhircareError) -> Response:
     """Bad input is 400 here (the CLI's exit 2), naming the JSON path where one is known."""
+    if not exc.issues:  # the body as a whole (not JSON, not an object)
+        exc.issues = (Issue("error", exc.code, exc.message, ("$",)),)
     response = error_response(exc)
     response.status_code = 400
     return response

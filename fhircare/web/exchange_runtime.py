@@ -83,6 +83,12 @@ class SidecarExchange:
             )
         return self.partners
 
+    def partner_organizations(self) -> set[str]:
+        """Our Organizations standing for partners (a Task they own is a referral to them)."""
+        if self.partners is None:
+            return set()
+        return {p.organization for p in self.partners.partners.values()}
+
     def get_worker(self) -> Worker:
         with self._made:  # request threads may ask at once: one worker, one client of our server
             return self._get_worker()

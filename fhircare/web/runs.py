@@ -33,8 +33,8 @@ def run_workflow(
     )
     holder = current_app.extensions.get("fhircare.exchange")
     try:
-        if name == "task" and not dry_run:
-            guard_owner_transition(workflow, payload, client)
+        if name == "task" and not dry_run and holder is not None:
+            guard_owner_transition(workflow, payload, client, holder.partner_organizations())
         result = workflow.run(payload, dry_run=dry_run)
     except UnresolvedReference:
         if holder is not None:
@@ -64,12 +64,15 @@ def run_outcome(exc: FhircareError) -> str:
     return "refused" if exc.status < 500 else "failed"
 
 
-def guard_owner_transition(workflow: Any, payload: Mapping[str, Any], client: FhirClient) -> None:
-    """The light pattern: a caller acting for the Task's owner (``on_behalf_of`` = ``Task.owner``) may
-    change only status, statusReason and output (the performer's guard); nothing is written otherwise."""
+def guard_owner_transition(
+    workflow: Any, payload: Mapping[str, Any], client: FhirClient, partners: set[str]
+) -> None:
+    """The light pattern: a caller acting for a partner's Organization (``on_behalf_of``, one of
+    ``partners``) that owns the Task may change only status, statusReason and output (the performer's
+    guard); nothing is written otherwise."""
     acting = payload.get("on_behalf_of")
     task = payload.get("task")
-    if not isinstance(acting, str) or not isinstance(task, str):
+    if acting not in partners or not isinstance(task, str):
         return
     before = client.read_reference(task)
     if (before.get("owner") or {}).get("reference") != acting:

@@ -131,6 +131,10 @@ def test_bad_input_is_400_naming_the_path_and_unknown_ones_are_404(world: World,
         answer = requests.post(f"{sidecar.url}{API}/send", json=body, timeout=30)
         assert answer.status_code == code, answer.text
         assert answer.json()["issue"][0]["expression"] == [path]
+    not_json = requests.post(
+        f"{sidecar.url}{API}/send", data="task", headers={"Content-Type": "application/json"}, timeout=30
+    )
+    assert not_json.status_code == 400 and not_json.json()["issue"][0]["expression"] == ["$"]
     missing = requests.post(f"{sidecar.url}{API}/send", json={"task": "Task/does-not-exist"}, timeout=30)
     assert missing.status_code == 404
     cancel = requests.post(f"{sidecar.url}{API}/cancel", json={"task": "Task/x"}, timeout=30)
@@ -263,6 +267,9 @@ def test_the_owner_acting_through_the_transition_route_changes_only_its_fields(
     taken = requests.post(url, json={"to": "accepted", "on_behalf_of": world.org}, timeout=30)
     assert taken.status_code == 201, taken.text
     assert world.ours.read("Task", task_id)["status"] == "accepted"
+    clinic = world.exchange.partners.organization  # the requester acting: its fields are its own
+    noted = requests.post(url, json={"note": "call first", "on_behalf_of": clinic}, timeout=30)
+    assert noted.status_code == 201, noted.text
 
 
 def test_the_sync_loop_runs_inside_the_sidecar_and_stops_cleanly(world: World, tmp_path: Path) -> None:
