@@ -6,6 +6,9 @@ non-atomic server: tests/integration/test_review_issue20.py)."""
 
 from __future__ import annotations
 
+import pytest
+
+from fhircare.errors import Conflict
 from fhircare.workflows import run
 from tests.support.cases import basics, referral_payload
 
@@ -27,3 +30,18 @@ def test_a_re_run_whose_referral_is_already_on_the_plan_adds_no_second_activity(
     assert [a["reference"]["reference"] for a in plan["activity"]] == [referral]
     task = client.read_reference(next(r for r in done.written if r.startswith("Task/")))
     assert task["focus"]["reference"] == referral
+
+
+def test_a_repeat_whose_earlier_run_is_not_whole_is_refused_and_writes_nothing(client, fhir_server, uid):
+    """The request id's Provenance is there but a resource it names is not (its run failed and is
+    being undone, or it was deleted since): the same request is not told "done"; nothing is written."""
+    b = basics(client, uid)
+    payload = referral_payload(b, uid, care_plan=b["plan"], request_id=f"whole-{uid}")
+    first = run("refer", payload, client)
+    task = next(r for r in first.written if r.startswith("Task/"))
+    client.delete(*task.split("/"))
+    counts = fhir_server.resource_counts()
+    with pytest.raises(Conflict) as refused:
+        run("refer", payload, client)
+    assert f"{task} missing" in str(refused.value) and "nothing was written" in str(refused.value)
+    assert fhir_server.resource_counts() == counts
