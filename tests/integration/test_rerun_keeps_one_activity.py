@@ -1,8 +1,11 @@
-"""A re-run after an undo that could not complete (the referral and the plan's new activity stayed,
+"""Runs of a request id an earlier attempt left in part (both suite servers).
+
+A re-run after an undo that could not complete (the referral and the plan's new activity stayed,
 the rest was undone and the Provenance withdrawn) completes the request without a second plan
 activity: the run finds what its conditional create will match and does not append it again. The
 state is made by hand here so that both suite servers run it (an incomplete undo itself needs a
-non-atomic server: tests/integration/test_review_issue20.py)."""
+non-atomic server: tests/integration/test_review_issue20.py). A repeat whose Provenance names a
+resource that is gone is refused, never told "done"."""
 
 from __future__ import annotations
 
