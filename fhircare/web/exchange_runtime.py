@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, current_app, request
 
-from ..errors import ConfigurationError, FhircareError
+from ..errors import ConfigurationError, FhircareError, NotFound
 from ..settings import Settings
 
 if TYPE_CHECKING:
@@ -77,9 +77,10 @@ class SidecarExchange:
         self._made = threading.Lock()
 
     def require(self) -> Partners:
+        """The partners; a sidecar without them has no exchange routes (404, saying why)."""
         if self.partners is None:
-            raise ConfigurationError(
-                "no partners configured: set FHIRCARE_PARTNERS (or FHIRCARE_ORGANIZATION)"
+            raise NotFound(
+                "no partners configured on this sidecar (FHIRCARE_PARTNERS or FHIRCARE_ORGANIZATION)"
             )
         return self.partners
 
@@ -236,6 +237,7 @@ def init_exchange(app: Flask, settings: Settings) -> SidecarExchange:
 
         app.add_url_rule("/metrics", "metrics", serve_metrics, methods=["GET"])
     if settings.sync_in_sidecar:
-        holder.require()
+        if partners is None or not partners.partners:
+            raise ConfigurationError("FHIRCARE_SYNC_IN_SIDECAR needs partners (FHIRCARE_PARTNERS)")
         holder.start()
     return holder

@@ -204,6 +204,8 @@ def test_metrics_parse_and_hold_no_phi_and_are_off_unless_enabled(
     assert outcomes <= {"written", "repeated", "dry_run", "refused", "conflict", "failed"}
     with Sidecar(Settings(base_url=world.ours.base_url)) as plain:  # FHIRCARE_METRICS unset: no /metrics
         assert requests.get(f"{plain.url}/metrics", timeout=30).status_code == 404
+        unset = requests.post(f"{plain.url}{API}/send", json={"task": f"Task/{task_id}"}, timeout=30)
+        assert unset.status_code == 404 and "FHIRCARE_PARTNERS" in unset.text  # no partners: no exchange
 
 
 def test_a_patient_session_sees_and_acts_on_its_own_patients_referrals_only(
