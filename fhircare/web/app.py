@@ -170,6 +170,7 @@ def _register_pages(app: Flask) -> None:
             actions,
             banners,
             coordinators,
+            decision_pages,
             new_patient,
             patient_pages,
             report_pages,

@@ -104,6 +104,7 @@ POLICY: dict[str, Rule] = {
     "pages.task_page": TASK,
     "pages.task_note": RUN,
     "pages.task_status": RUN,
+    "pages.task_decision": RUN,
     "pages.record_authorization": RUN,
     "pages.static": PUBLIC,
     # SMART

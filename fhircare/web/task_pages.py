@@ -22,6 +22,15 @@ from .pages import pages
 from .patient_pages import cards_for
 from .runs import run_workflow
 
+#: a payer's decision taken by hand (the form in _decision.html, its route in decision_pages.py)
+DECISIONS = {
+    "approved": "Approved",
+    "partial": "Partially approved",
+    "denied": "Denied",
+    "pended": "Pended (still under review)",
+}
+CHANNELS = {"phone": "By phone", "fax": "By fax"}
+
 #: how each status reads on a button
 VERBS = {
     "received": "Mark received",
@@ -77,6 +86,9 @@ def _render(
         note_request=request_id_for(_intent("note", detail)),
         status_request=request_id_for(_intent("status", detail)),
         note_done=already_done(_intent("note", detail)),
+        decision_request=request_id_for(_intent("decision", detail)),
+        decisions=DECISIONS,
+        channels=CHANNELS,
     )
 
 

@@ -55,6 +55,47 @@ def requests(state: RunState, codes: dict[str, dict[str, Any]]) -> bool:
     return bool(state.payload.get("action", "request") != "record-decision")
 
 
+# a decision taken by hand -> (X12 306 review action code, ClaimResponse.outcome)
+MANUAL_DECISION = {
+    "approved": ("A1", "complete"),
+    "partial": ("A2", "partial"),
+    "denied": ("A3", "complete"),
+    "pended": ("A4", "queued"),
+}
+MANUAL_WORDS = {
+    "approved": "Approved",
+    "partial": "Partially approved",
+    "denied": "Denied",
+    "pended": "Pended",
+}
+
+
+def manual_decision(state: RunState, codes: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """prior-auth record-decision with ``manual``: what the hand-made ClaimResponse takes from the Task
+    read (its Claim, patient, payer) and the decision's codes; empty for any other run."""
+    manual = state.payload.get("manual")
+    if state.payload.get("action") != "record-decision" or not isinstance(manual, dict):
+        return {}
+    task = next((r for key, r in state.found.items() if key.startswith("Task/")), {})
+    claim_ref = (task.get("focus") or {}).get("reference")
+    claim = state.found.get(str(claim_ref), {})
+    x12, outcome = MANUAL_DECISION[manual["decision"]]
+    said = f"{MANUAL_WORDS[manual['decision']]} by {manual['channel']}: {manual['said_by']} for the payer"
+    return {
+        "request": {"reference": claim_ref} if claim_ref else None,
+        "patient": task.get("for") or claim.get("patient"),
+        "insurer": claim.get("insurer") or task.get("owner"),
+        "requestor": claim.get("provider") or task.get("requester"),
+        "type": claim.get("type")
+        or {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/claim-type", "code": "professional"}]
+        },
+        "x12": x12,
+        "outcome": outcome,
+        "said": said,
+    }
+
+
 def activity_of(item: dict[str, Any], codes: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """A CarePlan.activity from a payload activity: a reference, or an inline detail."""
     if "reference" in item:
@@ -86,6 +127,7 @@ DERIVATIONS: dict[str, Derivation] = {
     "new_plan": new_plan,
     "activities": activities,
     "requests": requests,
+    "manual": manual_decision,
 }
 
 

@@ -10,10 +10,15 @@ batch, checks that the response answers that Claim, and updates the Task with If
 ends the Task (approved, partial, modified, not required, denied -> completed; cancelled ->
 cancelled; error -> failed). A pending decision leaves the Task open. Requests create the Task
 ``ready`` (the payer's review is a given), so each decision is one legal R4 Task transition.
+
+A decision given by phone or fax comes as ``manual`` instead of ``claim_response``: the mapping's
+``claim_response`` entry writes that ClaimResponse (its shape in ``mappings/prior-auth.yaml``) and the
+Task's update points at it, in the same transaction as the run's Provenance.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +30,7 @@ from ..mapping.transforms import iso
 from .base import RunState, Workflow, update_entry
 from .task_transition import found_task, task_query
 
+PARTICIPANT_TYPE = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 DECISION_OUTPUT = {"text": "Payer decision"}
 AUTH_NUMBER_OUTPUT = {"text": "Authorization number"}
 
@@ -48,7 +54,9 @@ class PriorAuth(Workflow):
         return payload.get("action") == "record-decision"
 
     def check(self, payload: dict[str, Any], now: datetime | None = None) -> list[Issue]:
-        if self._recording(payload) or isinstance(payload.get("service"), str) or payload.get("category"):
+        if self._recording(payload):
+            return _manual_issues(payload.get("manual"))
+        if isinstance(payload.get("service"), str) or payload.get("category"):
             return []
         # the category defaults from the service's table key; a service given as a code needs its own
         message = "a service given as a code needs a category (X12 1365 service type; Da Vinci PAS Claim.item.category)"
@@ -57,6 +65,8 @@ class PriorAuth(Workflow):
     def reads(self, payload: dict[str, Any]) -> list[str]:
         if not self._recording(payload):
             return []
+        if payload.get("manual"):
+            return [task_query(payload["task"])]
         return [task_query(payload["task"]), str(payload["claim_response"])]
 
     def actor(self, payload: dict[str, Any]) -> str | None:
@@ -67,15 +77,40 @@ class PriorAuth(Workflow):
     def patient(self, payload: dict[str, Any]) -> str | None:
         return None if self._recording(payload) else super().patient(payload)
 
+    def _provenance(
+        self,
+        state: RunState,
+        created: list[PlannedEntry],
+        updated: list[PlannedEntry],
+        new_uuid: Callable[[], str],
+    ) -> PlannedEntry:
+        """A decision taken by hand names, besides the coordinator who took it (the author), the payer's
+        person who gave it and how, as an informant acting for the payer."""
+        entry = super()._provenance(state, created, updated, new_uuid)
+        response = next((e.resource for e in created if e.name == "claim_response"), None)
+        if response is not None:
+            informant: dict[str, Any] = {
+                "type": {"coding": [{"system": PARTICIPANT_TYPE, "code": "informant"}]},
+                "who": {"display": str(response.get("disposition"))},
+            }
+            if response.get("insurer"):
+                informant["onBehalfOf"] = response["insurer"]
+            entry.resource["agent"].append(informant)
+        return entry
+
     def updates(self, state: RunState, created: dict[str, PlannedEntry]) -> list[PlannedEntry]:
         if not self._recording(state.payload):
             return []
         task = dict(found_task(state))
-        response_ref = str(state.payload["claim_response"])
-        response = state.resource(response_ref)
         claim = _reference(task.get("focus"))
         if claim is None or not claim.startswith("Claim/"):
             raise _refused("the Task is not a prior-authorization Task: its focus is not a Claim", "$.task")
+        if "claim_response" in created:  # taken down by hand: the response this run writes
+            response_ref = created["claim_response"].full_url
+            response = created["claim_response"].resource
+        else:
+            response_ref = str(state.payload["claim_response"])
+            response = state.resource(response_ref)
         if response.get("use") not in (None, "preauthorization"):
             raise _refused(
                 f"{response_ref} is a {response.get('use')} response, not a preauthorization",
@@ -120,3 +155,20 @@ class PriorAuth(Workflow):
         task["lastModified"] = stamp
         state.patient = _reference(task.get("for"))
         return [update_entry(task, "task")]
+
+
+def _manual_issues(manual: Any) -> list[Issue]:
+    """What a decision taken by hand must hold beyond its schema: a number when it grants something,
+    and a period that does not end before it starts."""
+    if not isinstance(manual, dict):
+        return []
+    issues = []
+    if manual.get("decision") in ("approved", "partial") and not manual.get("number"):
+        message = "an approved or partially approved decision needs the authorization number the payer gave"
+        issues.append(Issue("error", "required", message, ("$.manual.number",)))
+    period = manual.get("period") or {}
+    start, end = period.get("start"), period.get("end")
+    if isinstance(start, str) and isinstance(end, str) and end < start:
+        message = f"the authorization period ends ({end}) before it starts ({start})"
+        issues.append(Issue("error", "business-rule", message, ("$.manual.period.end",)))
+    return issues
