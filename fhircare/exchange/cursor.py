@@ -173,6 +173,23 @@ def load_cursor(exchange: Exchange, partner: str) -> Cursor:
     return _from_resource(partner, created, url)
 
 
+def read_cursors(exchange: Exchange, partners: set[str]) -> dict[str, Cursor]:
+    """The named partners' states as they stand, in one search; one never saved is absent (nothing is
+    created: for pages that only show reachability)."""
+    if not partners:
+        return {}
+    system = _system(exchange)
+    wanted = ",".join(f"{system}|{name}" for name in sorted(partners))
+    url = f"{exchange.namespace_base.rstrip('/')}/{STATE}"
+    found: dict[str, Cursor] = {}
+    for resource in exchange.local.search("Basic", {"identifier": wanted}):
+        for ident in resource.get("identifier") or []:
+            name = ident.get("value") if ident.get("system") == system else None
+            if name in partners:
+                found[name] = _from_resource(name, resource, url)
+    return found
+
+
 def _merge(mine: Cursor, theirs: Cursor) -> Cursor:
     """Two savers at once: keep the newer cursor and every seen version of both."""
     merged = Cursor(mine.partner, resource=theirs.resource)

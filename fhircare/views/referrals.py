@@ -4,7 +4,7 @@ the Gravity SDOH referral shape; Tasks in a final status), one batch of reads fo
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
@@ -27,9 +27,15 @@ class Referral:
     due: str | None
     outcome: str
     written: str
+    owner: str | None = None  # the Task's owner (a partner's Organization for a referral out)
+    # the Task's extensions, where the exchange keeps its link to the partner's Task (read by
+    # fhircare.exchange.links.read_link one layer up; not part of the row's JSON)
+    extension: tuple[dict[str, Any], ...] = field(default=(), repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        found = asdict(self)
+        found.pop("extension")
+        return found
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,8 @@ def patient_referrals(client: FhirClient, patient: str) -> tuple[list[Referral],
                 due=(due_of(task) or "")[:10] or None,
                 outcome=outcome_text(task, named),
                 written=str(task.get("authoredOn") or ""),
+                owner=owner,
+                extension=tuple(e for e in task.get("extension") or [] if isinstance(e, dict)),
             )
         )
     referrals.sort(key=lambda r: (r.written, r.task), reverse=True)

@@ -112,6 +112,11 @@ def worklist_page() -> str:
             due_before=due_before,
         )
         incomplete = truncated(rows)
+        from .incoming_rows import with_partners_incoming
+
+        rows = with_partners_incoming(
+            rows, tab, owner, [status] if status else OPEN_STATUSES, patient, due_before
+        )
     except FhircareError as exc:
         problem = exc.message
     if tab == "mine" and not owner:
@@ -122,7 +127,10 @@ def worklist_page() -> str:
         rows = [r for r in rows if r.priority == priority]
     if overdue_only:
         rows = [r for r in rows if r.overdue]
-    patients = sorted({(r.patient, r.patient_name) for r in rows if r.patient}, key=lambda p: p[1].lower())
+    patients = sorted(
+        {(r.patient, r.patient_name) for r in rows if r.patient and r.patient.count("/") == 1},
+        key=lambda p: p[1].lower(),
+    )
     with_gap = request.args.get("gap") == "1"
     if with_gap and rows:
         from ..views.gaps import find_gaps
@@ -146,11 +154,12 @@ def worklist_page() -> str:
     from .patient_pages import cards_for
     from .pickers import care_teams
 
-    teams = care_teams(access().view_client(), {r.patient for r in shown if r.patient})
+    ours = [r.patient for r in shown if r.patient and r.patient.count("/") == 1]  # not a partner's
+    teams = care_teams(access().view_client(), set(ours))
     return render_template(
         "worklist.html",
         rows=shown,
-        cards=cards_for(r.patient for r in shown),
+        cards=cards_for(ours),
         incomplete=incomplete,
         teams=teams,
         total=total,
@@ -222,6 +231,8 @@ def summary_page(patient_id: str) -> str:
     client = access().view_client()
     summary = patient_summary(client, f"Patient/{patient_id}")
     referrals, closed = patient_referrals(client, summary.patient)
+    from .partner_status import partner_words
+
     timeline, older = patient_timeline(client, summary.patient, settings().namespaces())
     from ..views.eligibility import eligibility_asked
     from ..views.tasks import task_words
@@ -232,6 +243,7 @@ def summary_page(patient_id: str) -> str:
         "summary.html",
         s=summary,
         referrals=referrals,
+        partner_states=partner_words(referrals),
         closed=closed,
         timeline=timeline,
         older=older,
