@@ -55,6 +55,11 @@ class PriorAuth(Workflow):
 
     def check(self, payload: dict[str, Any], now: datetime | None = None) -> list[Issue]:
         if self._recording(payload):
+            if payload.get("manual") and payload.get("claim_response"):
+                message = (
+                    "give either the payer's ClaimResponse or a decision taken by hand (manual), not both"
+                )
+                return [Issue("error", "business-rule", message, ("$.claim_response",))]
             return _manual_issues(payload.get("manual"))
         if isinstance(payload.get("service"), str) or payload.get("category"):
             return []

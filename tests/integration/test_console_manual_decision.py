@@ -174,3 +174,27 @@ def test_the_task_page_takes_the_decision_marks_a_refusal_at_its_field_and_write
     after = browser.get(dev.url + page, timeout=30).text
     assert "Payer&#39;s decision recorded" in after or "Payer's decision recorded" in after
     assert 'action="' + action + '"' not in after  # a closed Task takes no second decision
+
+
+def test_the_api_takes_a_manual_decision_and_refuses_one_given_with_a_claim_response(dev, client, asked):
+    url = f"{dev.url}/api/v1/workflows/prior-auth"
+    both = {
+        "action": "record-decision",
+        "task": asked["task"],
+        "claim_response": "ClaimResponse/x1",
+        "manual": _manual(),
+    }
+    refused = requests.post(url, json=both, timeout=30)
+    assert refused.status_code == 422  # a payload the schema refuses: OperationOutcome at the field
+    assert "$.claim_response" in refused.text
+    assert _responses(client, asked["claim"]) == []
+    manual = _manual(decision="denied", number=None, units=None, period=None, channel="fax")
+    manual = {k: v for k, v in manual.items() if v is not None}
+    payload = {"action": "record-decision", "task": asked["task"], "manual": manual}
+    sent = requests.post(url, json=payload, timeout=30)
+    assert sent.status_code == 201, sent.text[-1500:]
+    [response] = _responses(client, asked["claim"])
+    assert response["outcome"] == "complete" and "fax" in response["disposition"]
+    task = _read(client, asked["task"])
+    assert task["status"] == "completed"
+    assert "denied" in [c["code"] for c in task["businessStatus"]["coding"]]

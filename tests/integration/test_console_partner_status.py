@@ -88,3 +88,20 @@ def test_the_receiving_worklist_lists_incoming_referrals_named_and_never_linked_
         assert family in row
         assert "from " in row and "Coord" in row  # the requester, named on the clinic's server
         assert "/patients/" not in row  # the patient lives on the clinic's server: no page of ours
+
+
+def test_a_conflict_is_said_with_both_statuses(world: World) -> None:
+    from dataclasses import replace
+
+    from fhircare.exchange.links import Conflict, write_link
+
+    sent, _ = world.refer()
+    send(world.exchange, sent)
+    ours = world.ours.read("Task", sent)
+    link = read_link(ours, world.exchange.namespace_base)
+    assert link is not None
+    clash = Conflict("cancelled", "3", "completed", "4")  # what sync records when both sides moved
+    written = write_link(ours, replace(link, conflict=clash), world.exchange.namespace_base)
+    world.ours.update(written, if_match=ours["meta"]["versionId"])
+    cell = _cell(_page(world), f"Task/{sent}")
+    assert "conflict: the partner says completed, we say cancelled" in cell
