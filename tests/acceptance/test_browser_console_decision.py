@@ -14,6 +14,7 @@ from fhircare.settings import Settings
 from fhircare.workflows import run
 from tests.acceptance.test_browser import ARGS, CHROMIUM
 from tests.acceptance.test_browser_morning import check_accessibility, fits, shoot
+from tests.exchange import conftest as two_organizations
 from tests.integration.sidecar_harness import Sidecar
 from tests.integration.test_console_patients import letters, patient
 from tests.support.cases import basics, make, prior_auth_case, referral_payload
@@ -24,6 +25,11 @@ pytestmark = pytest.mark.skipif(
     reason="Debian chromium is not installed (scripts/system-deps.sh installs it as root)",
 )
 WIDTHS = (1280, 390)
+# the exchange's fixtures: our server, the partner's (embedded or Medplum's router) behind the fault proxy
+our_server = two_organizations.our_server
+partner_server = two_organizations.partner_server
+proxy = two_organizations.proxy
+world = two_organizations.world
 
 
 def _browser(playwright: Any) -> Any:
@@ -133,6 +139,47 @@ def test_patient_search_new_patient_and_timeline_pages(fhir_server, client, uid,
         fits(page, f"patient page at {width}px")
         if width == 1280 and fhir_server.kind == "embedded":
             timeline.screenshot(path=str(_shots() / "timeline.png"))
+        browser.close()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_partner_status_and_incoming_referrals_read_well_on_a_laptop_and_a_phone(world, tmp_path, width):
+    """The referrals section with the partner's state, and the receiving organization's worklist with an
+    incoming referral (named from the requester's server, not linked here), both axe-clean and fitting."""
+    import yaml
+    from playwright.sync_api import sync_playwright
+
+    from fhircare.exchange import sync_once
+
+    sent, _ = world.refer()
+    sync_once(world.exchange, world.partner)  # sends it and reads the partner's side
+    world.refer("not sent yet")
+    remote = world.remote_of(sent)
+    us = world.theirs.create({"resourceType": "Organization", "name": "Food bank"})
+    clinic = world.theirs.create({"resourceType": "Organization", "name": "Clinic"})
+    performer = {
+        "self": {"base": world.theirs.base_url, "organization": f"Organization/{us['id']}"},
+        "partners": {"clinic": {"organization": f"Organization/{clinic['id']}", "base": world.ours.base_url}},
+    }
+    (tmp_path / "performer.yaml").write_text(yaml.safe_dump(performer), encoding="utf-8")
+    ours = Settings(base_url=world.ours.base_url, partners_file=world.partners_file)
+    theirs = Settings(base_url=world.theirs.base_url, partners_file=tmp_path / "performer.yaml")
+    with Sidecar(ours) as here, Sidecar(theirs) as there, sync_playwright() as playwright:
+        browser = _browser(playwright)
+        page = browser.new_page(viewport={"width": width, "height": 900})
+        page.goto(f"{here.url}/patients/{world.patient.split('/')[1]}")
+        states = page.locator(".partner-state").all_inner_texts()
+        assert any(s.startswith("partner: requested · synced") for s in states), states
+        assert "not sent" in states
+        check_accessibility(page, "referrals with the partner's state")
+        fits(page, f"referrals with the partner's state at {width}px")
+        page.goto(f"{there.url}/?tab=unassigned")
+        row = page.locator(f"tr[data-task='Task/{remote['id']}']")
+        assert row.get_attribute("data-incoming") == "1"
+        assert "Coord" in row.locator(".requester").inner_text()
+        assert row.locator("a[href*='/patients/']").count() == 0
+        check_accessibility(page, "worklist with an incoming referral")
+        fits(page, f"worklist with an incoming referral at {width}px")
         browser.close()
 
 
