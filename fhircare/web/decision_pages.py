@@ -19,7 +19,7 @@ from .intents import mark_done
 from .pages import pages
 from .patient_pages import cards_for
 from .runs import run_workflow
-from .task_pages import _actor, _detail, _render
+from .task_pages import add_actor, patient_task, render_task_page
 
 #: the workflow's JSON path (under $.) -> the form's field
 ALIASES = {
@@ -57,7 +57,7 @@ def _manual(form: Any) -> dict[str, Any]:
 def task_decision(patient_id: str, task_id: str) -> Response | tuple[str, int]:
     """Record the payer's decision given by phone or fax onto this prior-authorization Task."""
     check_csrf()
-    detail = _detail(patient_id, task_id)
+    detail = patient_task(patient_id, task_id)
     values = {k: v for k, v in request.form.items() if k != "csrf"}
     payload: dict[str, Any] = {
         "action": "record-decision",
@@ -65,7 +65,7 @@ def task_decision(patient_id: str, task_id: str) -> Response | tuple[str, int]:
         "manual": _manual(request.form),
         "request_id": request.form.get("request_id") or None,
     }
-    _actor(payload)
+    add_actor(payload)
     payload = {k: v for k, v in payload.items() if v is not None}
     card = cards_for([f"Patient/{patient_id}"]).get(f"Patient/{patient_id}")
     who = card.name if card else "the patient"
@@ -77,7 +77,9 @@ def task_decision(patient_id: str, task_id: str) -> Response | tuple[str, int]:
         errors, general = field_errors_in_words(exc, "prior-auth", shown=FIELDS, aliases=ALIASES)
         marked = f" {len(errors)} field{'s' if len(errors) != 1 else ''} marked below." if errors else ""
         problem = f"Not done: the payer's decision on “{detail.what}” for {who} was not recorded.{marked} "
-        return _render(patient_id, task_id, errors, (problem + " ".join(general)).strip(), values), 422
+        return render_task_page(
+            patient_id, task_id, errors, (problem + " ".join(general)).strip(), values
+        ), 422
     if payload.get("request_id"):
         mark_done(payload["request_id"])
     session["flash"] = f"Payer's decision recorded: “{detail.what}” for {who}" + (

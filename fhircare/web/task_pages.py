@@ -46,7 +46,7 @@ VERBS = {
 }
 
 
-def _detail(patient_id: str, task_id: str) -> TaskDetail:
+def patient_task(patient_id: str, task_id: str) -> TaskDetail:
     """The task, when it is this patient's (404 otherwise: the page never shows another patient's task)."""
     try:
         detail = task_detail(access().view_client(), f"Task/{task_id}")
@@ -61,14 +61,15 @@ def _intent(kind: str, detail: TaskDetail) -> str:
     return f"{kind}|{detail.reference}|{detail.version}"
 
 
-def _render(
+def render_task_page(
     patient_id: str,
     task_id: str,
     errors: dict[str, list[str]] | None = None,
     problem: str | None = None,
     values: dict[str, str] | None = None,
 ) -> str:
-    detail = _detail(patient_id, task_id)
+    """The task's page, with a refused form's errors, banner and values when there are some."""
+    detail = patient_task(patient_id, task_id)
     patient = f"Patient/{patient_id}"
     card = cards_for([patient]).get(patient)
     return render_template(
@@ -96,10 +97,11 @@ def _render(
 def task_page(patient_id: str, task_id: str) -> str:
     """The task; ``?to=completed`` (the worklist's *Complete…*) opens it with that status chosen."""
     chosen = request.args.get("to", "")
-    return _render(patient_id, task_id, values={"to": chosen} if chosen in VERBS else None)
+    return render_task_page(patient_id, task_id, values={"to": chosen} if chosen in VERBS else None)
 
 
-def _actor(payload: dict[str, Any]) -> None:
+def add_actor(payload: dict[str, Any]) -> None:
+    """The coordinator using the page (SMART's fhirUser or the development-mode choice) as the actor."""
     from .actions import me
 
     who = me()
@@ -115,13 +117,13 @@ def _run(patient_id: str, task_id: str, payload: dict[str, Any], done: str) -> R
         if exc.status in (401, 403):
             raise
         errors, general = field_errors_in_words(exc, "task")
-        detail = _detail(patient_id, task_id)
+        detail = patient_task(patient_id, task_id)
         card = cards_for([f"Patient/{patient_id}"]).get(f"Patient/{patient_id}")
         who = card.name if card else "the patient"
         problem = f"Not done: “{detail.what}” for {who} was not changed. " + " ".join(general)
-        return _render(patient_id, task_id, errors, problem.strip(), values), 422
+        return render_task_page(patient_id, task_id, errors, problem.strip(), values), 422
     mark_done(payload["request_id"])
-    detail = _detail(patient_id, task_id)
+    detail = patient_task(patient_id, task_id)
     card = cards_for([f"Patient/{patient_id}"]).get(f"Patient/{patient_id}")
     session["flash"] = f"{done} “{detail.what}” for {card.name if card else 'the patient'}" + (
         " (already done)" if result.repeated else ""
@@ -137,7 +139,7 @@ def task_note(patient_id: str, task_id: str) -> Response | tuple[str, int]:
         "note": request.form.get("note", "").strip(),
         "request_id": request.form.get("request_id") or "",
     }
-    _actor(payload)
+    add_actor(payload)
     payload = {k: v for k, v in payload.items() if v}
     if "note" not in payload:
         return _refuse(patient_id, task_id, "note", "Write the note first: it is empty.")
@@ -165,9 +167,9 @@ def task_status(patient_id: str, task_id: str) -> Response | tuple[str, int]:
         payload["reason"] = reason
     if outcome and target == "completed":
         # a referral keeps what was done as its output (and a note); any other task as a note
-        referral = _detail(patient_id, task_id).referral
+        referral = patient_task(patient_id, task_id).referral
         payload.update({"outcome": {"note": outcome}} if referral else {"note": outcome})
-    _actor(payload)
+    add_actor(payload)
     payload = {k: v for k, v in payload.items() if v}
     return _run(patient_id, task_id, payload, f"Task {target}:")
 
@@ -177,6 +179,6 @@ def _refuse(patient_id: str, task_id: str, name: str, text: str) -> tuple[str, i
     error = PayloadError(text, [Issue("error", "required", text, (f"$.{name}",))])
     errors, _ = field_errors_in_words(error, "task")
     values = {k: v for k, v in request.form.items() if k != "csrf"}
-    detail = _detail(patient_id, task_id)
+    detail = patient_task(patient_id, task_id)
     problem = f"Not done: “{detail.what}” was not changed. See the marked field."
-    return _render(patient_id, task_id, errors, problem, values), 422
+    return render_task_page(patient_id, task_id, errors, problem, values), 422
