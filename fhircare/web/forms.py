@@ -170,7 +170,7 @@ def fields_of(schema: Mapping[str, Any], defs: Mapping[str, Any], prefix: str = 
 WORKFLOW_TABLES = {"prior-auth": {"service": "prior-auth-services", "category": "prior-auth-categories"}}
 #: per workflow, fields the form does not show: the prior-auth request form asks for a request; the
 #: payer's answer is recorded from the authorizations page
-WORKFLOW_HIDES = {"prior-auth": frozenset({"action", "task", "claim_response", "actor"})}
+WORKFLOW_HIDES = {"prior-auth": frozenset({"action", "task", "claim_response", "manual", "actor"})}
 
 
 def form_fields(workflows_dir: Path, workflow: str) -> list[Field]:

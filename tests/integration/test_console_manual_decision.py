@@ -198,3 +198,9 @@ def test_the_api_takes_a_manual_decision_and_refuses_one_given_with_a_claim_resp
     task = _read(client, asked["task"])
     assert task["status"] == "completed"
     assert "denied" in [c["code"] for c in task["businessStatus"]["coding"]]
+
+
+def test_the_request_form_asks_nothing_of_a_decision_taken_by_hand(dev, asked):
+    pid = asked["patient"].split("/")[1]
+    form = requests.get(f"{dev.url}/patients/{pid}/do/prior-auth", timeout=30).text
+    assert 'name="manual' not in form and "said_by" not in form
