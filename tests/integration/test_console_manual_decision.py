@@ -204,3 +204,11 @@ def test_the_request_form_asks_nothing_of_a_decision_taken_by_hand(dev, asked):
     pid = asked["patient"].split("/")[1]
     form = requests.get(f"{dev.url}/patients/{pid}/do/prior-auth", timeout=30).text
     assert 'name="manual' not in form and "said_by" not in form
+
+
+def test_a_manual_decision_costs_one_read_and_one_transaction(client, asked, server_requests, include_batch):
+    payload = {"action": "record-decision", "task": asked["task"], "manual": _manual()}
+    before = server_requests()
+    run("prior-auth", payload, client)
+    # the Task with its Claim (one more batch where _include is ignored), then the transaction
+    assert server_requests() - before == 2 + include_batch
