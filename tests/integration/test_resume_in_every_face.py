@@ -98,4 +98,6 @@ def test_the_page(dev, client, uid):
     assert versions(client, task) == 2 + len(STEPS)
     refused = send("in-progress", f"page-{uuid.uuid4().hex}")
     # the refusal is marked at the field it is about, in words (not the engine's message)
-    assert refused.status_code == 422 and "completed -&gt; in-progress is not a Task transition" in refused.text
+    assert (
+        refused.status_code == 422 and "completed -&gt; in-progress is not a Task transition" in refused.text
+    )
