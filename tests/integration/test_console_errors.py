@@ -5,27 +5,14 @@ names the patient or task. Nothing is written by a refused form."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
-import pytest
 import requests
 
-from fhircare.settings import Settings
 from fhircare.workflows import run
-from tests.integration.sidecar_harness import Sidecar
 from tests.support.cases import basics, make, referral_payload
+from tests.support.console import hidden
 
 LEAKS = ("$.", "'^", "pattern", "anyOf", "oneOf", "is not valid under", "Patient/", "Task/", "Organization/")
-
-
-@pytest.fixture(scope="module")
-def dev(fhir_server) -> Iterator[Sidecar]:
-    with Sidecar(Settings(base_url=fhir_server.base_url)) as running:
-        yield running
-
-
-def hidden(html: str) -> dict[str, str]:
-    return dict(re.findall(r'<input type="hidden" name="(csrf|request_id)" value="([^"]+)"', html))
 
 
 def field_error(html: str, name: str) -> str:

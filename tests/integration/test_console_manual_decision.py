@@ -6,26 +6,17 @@ nothing. Checked on the FHIR server."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 
 from fhircare.errors import PayloadError
-from fhircare.settings import Settings
 from fhircare.workflows import run
-from tests.integration.sidecar_harness import Sidecar
 from tests.support.cases import prior_auth_case
 from tests.support.clock import day
 
 PAS = "http://hl7.org/fhir/us/davinci-pas/StructureDefinition/"
-
-
-@pytest.fixture(scope="module")
-def dev(fhir_server) -> Iterator[Sidecar]:
-    with Sidecar(Settings(base_url=fhir_server.base_url)) as running:
-        yield running
 
 
 @pytest.fixture()

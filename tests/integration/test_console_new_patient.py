@@ -5,25 +5,12 @@ Checked on the FHIR server."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
-import pytest
 import requests
 
-from fhircare.settings import Settings
-from tests.integration.sidecar_harness import Sidecar
 from tests.integration.test_console_patients import born_years_ago, letters, patient
 from tests.support.cases import make
-
-
-@pytest.fixture(scope="module")
-def dev(fhir_server) -> Iterator[Sidecar]:
-    with Sidecar(Settings(base_url=fhir_server.base_url)) as running:
-        yield running
-
-
-def hidden(html: str) -> dict[str, str]:
-    return dict(re.findall(r'<input type="hidden" name="(csrf|request_id)" value="([^"]+)"', html))
+from tests.support.console import hidden
 
 
 def value_of(html: str, name: str) -> str:

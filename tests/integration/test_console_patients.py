@@ -4,22 +4,12 @@ and two patients of the same name are told apart (birth date, age, record number
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import date
 
-import pytest
 import requests
 
-from fhircare.settings import Settings
-from tests.integration.sidecar_harness import Sidecar
 from tests.support.cases import make
 from tests.support.clock import day, today
-
-
-@pytest.fixture(scope="module")
-def dev(fhir_server) -> Iterator[Sidecar]:
-    with Sidecar(Settings(base_url=fhir_server.base_url)) as running:
-        yield running
 
 
 def letters(uid: str) -> str:

@@ -5,21 +5,12 @@ the page it writes the Claim and the Task."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
-import pytest
 import requests
 
 from fhircare.settings import Settings
 from fhircare.workflows import mappings_for
-from tests.integration.sidecar_harness import Sidecar
 from tests.support.cases import prior_auth_case
-
-
-@pytest.fixture(scope="module")
-def dev(fhir_server) -> Iterator[Sidecar]:
-    with Sidecar(Settings(base_url=fhir_server.base_url)) as running:
-        yield running
 
 
 def options(html: str, name: str) -> list[str]:

@@ -3,27 +3,12 @@ form fetched again) and resubmit, or a double submit, is one action; doing it ag
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
-
-import pytest
 import requests
 
-from fhircare.settings import Settings
 from fhircare.workflows import run
-from tests.integration.sidecar_harness import Sidecar
 from tests.support.cases import basics, referral_payload
 from tests.support.clock import day
-
-
-@pytest.fixture(scope="module")
-def dev(fhir_server) -> Iterator[Sidecar]:
-    with Sidecar(Settings(base_url=fhir_server.base_url)) as running:
-        yield running
-
-
-def hidden(html: str) -> dict[str, str]:
-    return dict(re.findall(r'<input type="hidden" name="(csrf|request_id)" value="([^"]+)"', html))
+from tests.support.console import hidden
 
 
 def follow_ups(client, referral: str, uid: str) -> list[dict]:

@@ -4,26 +4,13 @@ ride to the same appointment, or a pick-up days before it, is asked about before
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
 import requests
 
-from fhircare.settings import Settings
-from tests.integration.sidecar_harness import Sidecar
 from tests.support.cases import basics, booked_appointment, make
 from tests.support.clock import local, moment
-
-
-@pytest.fixture(scope="module")
-def dev(fhir_server) -> Iterator[Sidecar]:
-    with Sidecar(Settings(base_url=fhir_server.base_url)) as running:
-        yield running
-
-
-def hidden(html: str) -> dict[str, str]:
-    return dict(re.findall(r'<input type="hidden" name="(csrf|request_id)" value="([^"]+)"', html))
+from tests.support.console import hidden
 
 
 def rides_to(client, patient: str, appointment: str) -> list[dict]:

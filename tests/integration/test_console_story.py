@@ -4,22 +4,11 @@ the reason. Compared with what the FHIR server holds."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 import requests
 
-from fhircare.settings import Settings
 from fhircare.workflows import run
-from tests.integration.sidecar_harness import Sidecar
 from tests.support.cases import basics, referral_payload
 from tests.support.clock import day
-
-
-@pytest.fixture(scope="module")
-def dev(fhir_server) -> Iterator[Sidecar]:
-    with Sidecar(Settings(base_url=fhir_server.base_url)) as running:
-        yield running
 
 
 def _section(html: str, marker: str) -> str:

@@ -5,21 +5,13 @@ task stays reachable (and takes notes); Back-and-resubmit is one action. Checked
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 import requests
 
-from fhircare.settings import Settings
 from fhircare.workflows import run
 from tests.integration.sidecar_harness import Sidecar
 from tests.support.cases import basics, referral_payload
-
-
-@pytest.fixture(scope="module")
-def dev(fhir_server) -> Iterator[Sidecar]:
-    with Sidecar(Settings(base_url=fhir_server.base_url)) as running:
-        yield running
 
 
 class Browser:

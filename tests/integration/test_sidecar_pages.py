@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
-import pytest
 import requests
 
-from fhircare.settings import Settings
 from fhircare.workflows import run
 from tests.integration.sidecar_harness import Sidecar
 from tests.integration.test_prior_auth_decision import _pas_response
 from tests.support.cases import make, prior_auth_case
 from tests.support.clock import day
-
-
-@pytest.fixture(scope="module")
-def dev(fhir_server) -> Iterator[Sidecar]:
-    with Sidecar(Settings(base_url=fhir_server.base_url)) as running:
-        yield running
 
 
 def _page(dev: Sidecar, path: str, **params: str) -> str:
