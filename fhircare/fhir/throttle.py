@@ -22,7 +22,7 @@ from ..errors import FhirServerError, Issue, PartialWrite, RateLimited, RateLimi
 from .outcome import issues_of
 from .pacing import Clock, Pacer
 from .ratelimit import MAX_NAMED_WAIT, entry_outcome, header_wait, is_throttled, outcome_wait, status_code
-from .transaction import entry_reference
+from .transaction import entry_reference, replace_references
 
 #: seconds fhircare waits out throttling for one request, by default (FHIRCARE_THROTTLE_BUDGET)
 DEFAULT_BUDGET = 60.0
@@ -86,7 +86,7 @@ class Throttle:
             self.pacer.hold(wait)
             again = [entries[i] for i in throttled]
             if kind == "transaction" and committed:
-                again = _literal(again, _committed_references(entries, results, committed))
+                again = replace_references(again, _committed_references(entries, results, committed))
             try:
                 answered = send({"resourceType": "Bundle", "type": kind, "entry": again}).get("entry") or []
             except FhirServerError as exc:
@@ -281,15 +281,3 @@ def _references(node: Any) -> set[str]:
         for child in node:
             found |= _references(child)
     return found
-
-
-def _literal(node: Any, mapping: dict[str, str]) -> Any:
-    """``node`` with every reference to a key of ``mapping`` replaced by its value."""
-    if isinstance(node, dict):
-        out = {k: _literal(v, mapping) for k, v in node.items()}
-        if isinstance(node.get("reference"), str) and node["reference"] in mapping:
-            out["reference"] = mapping[node["reference"]]
-        return out
-    if isinstance(node, list):
-        return [_literal(v, mapping) for v in node]
-    return node

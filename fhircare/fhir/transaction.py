@@ -220,23 +220,25 @@ def as_plain_creates(entries: Sequence[dict[str, Any]], existing: dict[str, str]
             continue
         request = {k: v for k, v in (entry.get("request") or {}).items() if k != "ifNoneExist"}
         plain.append({**entry, "request": request})
-    return [_replace_references(entry, existing) for entry in plain] if existing else plain
+    return [replace_references(entry, existing) for entry in plain] if existing else plain
 
 
 def literal_as_conditional(entries: Sequence[dict[str, Any]], references: set[str]) -> list[dict[str, Any]]:
     """The entries with ``{"reference": "Type/id"}`` sent as ``Type?_id=id`` for the given references:
     a server that resolves conditional references then refuses the transaction if one names nothing."""
     mapping = {ref: f"{ref.partition('/')[0]}?_id={ref.partition('/')[2]}" for ref in references}
-    return [_replace_references(entry, mapping) for entry in entries]
+    return [replace_references(entry, mapping) for entry in entries]
 
 
-def _replace_references(node: Any, mapping: dict[str, str]) -> Any:
+def replace_references(node: Any, mapping: Mapping[str, str]) -> Any:
+    """A copy of ``node`` with every ``reference`` that is a key of ``mapping`` replaced by its value
+    (a literal reference by its conditional form, a transaction's ``urn:uuid`` by the id the server gave
+    it or by what a conditional create matched)."""
     if isinstance(node, dict):
-        out = {k: _replace_references(v, mapping) for k, v in node.items()}
-        value = node.get("reference")
-        if isinstance(value, str) and value in mapping:
-            out["reference"] = mapping[value]
+        out = {k: replace_references(v, mapping) for k, v in node.items()}
+        if isinstance(node.get("reference"), str) and node["reference"] in mapping:
+            out["reference"] = mapping[node["reference"]]
         return out
     if isinstance(node, list):
-        return [_replace_references(v, mapping) for v in node]
+        return [replace_references(v, mapping) for v in node]
     return node

@@ -35,6 +35,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from ..errors import ConfigurationError
+from ..fhir.transaction import replace_references
 from ..namespaces import REQUEST_ID, Namespaces
 from .engine import BuildContext, lookup, render
 from .entries import request_token
@@ -93,7 +94,11 @@ def apply(
         )
         current = list(resource.get(path) or [])
         for item in items or []:
-            if item is not None and item not in current and _resolved(item, matched or {}) not in current:
+            if (
+                item is not None
+                and item not in current
+                and replace_references(item, matched or {}) not in current
+            ):
                 current.append(item)
         if current:
             resource[path] = current
@@ -165,18 +170,6 @@ def _entry_names(node: Any) -> list[str]:
 def _as_list(value: Any) -> list[dict[str, Any]]:
     items = value if isinstance(value, list) else [value] if isinstance(value, dict) else []
     return [item for item in items if isinstance(item, dict)]
-
-
-def _resolved(node: Any, matched: dict[str, str]) -> Any:
-    """``node`` with every reference to a matched ``urn:uuid`` replaced by what it will match."""
-    if isinstance(node, dict):
-        out = {k: _resolved(v, matched) for k, v in node.items()}
-        if isinstance(node.get("reference"), str) and node["reference"] in matched:
-            out["reference"] = matched[node["reference"]]
-        return out
-    if isinstance(node, list):
-        return [_resolved(v, matched) for v in node]
-    return node
 
 
 def _skipped(resource: dict[str, Any], skip_if: dict[str, list[Any]]) -> bool:
