@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import clock
-from ..errors import ConfigurationError, FhirServerError, TransientError
+from ..errors import ConfigurationError, FhirServerError, TransientError, Unauthorized
 from ..fhir import FhirClient
 from ..fhir.auth import BearerAuth
 from ..settings import Settings
@@ -50,8 +50,21 @@ def partner_auth(settings: Settings, partner: Partner) -> Any:
         partner.auth["client_id"],
         key,
         scope=partner.auth.get("scope", "system/Task.cru system/*.rs"),
+        algorithm=_algorithm(key),
     )
     return auth
+
+
+def _algorithm(pem: str) -> str:
+    """ES384 for an EC private key, else RS384 (the two SMART Backend Services allows)."""
+    from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        key = load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError):
+        return "RS384"  # not a readable key: the token request fails with the endpoint's answer
+    return "ES384" if isinstance(key, EllipticCurvePrivateKey) else "RS384"
 
 
 class PartnerUnreachable(TransientError):
@@ -65,11 +78,17 @@ class PartnerAnswerError(FhirServerError):
 class PartnerClient(FhirClient):
     """A client for a partner's server: its transport failures are told apart from our server's."""
 
+    partner: str = ""  # the partner's name, for refusals
+
     def request(self, method: str, path_or_url: str, **kwargs: Any) -> Any:
         try:
             return super().request(method, path_or_url, **kwargs)
         except PartnerUnreachable:
             raise
+        except Unauthorized as exc:  # its token endpoint or its server refused our credentials
+            raise Unauthorized(
+                f"partner {self.partner}: {exc.message}", exc.issues, exc.http_status
+            ) from None
         except TransientError as exc:
             raise PartnerUnreachable(exc.message, exc.issues, exc.http_status) from None
         except FhirServerError as exc:
@@ -102,9 +121,12 @@ class Exchange:
         if name not in self.remotes:
             partner = self.partners.get(name)
             base = partner_base(partner, self.local)
-            self.remotes[name] = PartnerClient.from_settings(
+            client = PartnerClient.from_settings(
                 self.settings, auth=partner_auth(self.settings, partner), base_url=base
             )
+            assert isinstance(client, PartnerClient)
+            client.partner = name
+            self.remotes[name] = client
         return self.remotes[name]
 
     def remote_base(self, name: str) -> str:
