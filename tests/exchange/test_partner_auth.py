@@ -257,7 +257,10 @@ def test_a_wrong_key_is_refused_at_send_naming_the_partner_and_nothing_is_writte
     assert guarded.world.remote_tasks(task_id) == []
     task = guarded.world.ours.read("Task", task_id)
     assert not any("exchange-link" in e["url"] for e in task.get("extension", []))
-    _secret_free(_logs(caplog) + out.output, pem)
+    synced = guarded.cli(["sync", "--once", "--partner", guarded.world.partner], path)
+    assert synced.exit_code == 5 and guarded.world.partner in synced.output
+    assert guarded.proxy.log.seen == [] and guarded.smart.tokens == {}
+    _secret_free(_logs(caplog) + out.output + synced.output, pem)
 
 
 def test_bearer_mode_sends_the_token_from_its_variable_and_never_logs_it(
