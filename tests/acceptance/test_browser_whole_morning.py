@@ -48,11 +48,16 @@ def ok(page: Any, starts: str) -> None:
     assert page.get_by_role("status").first.inner_text().startswith(starts)
 
 
+def go(target: Any) -> None:
+    """Click a link or button and wait for the page it leads to."""
+    target.click()
+    target.page.wait_for_load_state()
+
+
 def again(page: Any) -> None:
     """A second, deliberate action from a form already used: the page says so and offers a new one."""
     assert "You have done this already" in page.get_by_role("note").inner_text()
-    page.get_by_role("link", name="Start a new one").click()
-    page.wait_for_load_state()
+    go(page.get_by_role("link", name="Start a new one"))
 
 
 def refused_at(page: Any, name: str, where: str) -> str:
@@ -91,29 +96,24 @@ def test_a_coordinators_whole_morning_through_the_page(fhir_server, client, uid,
         # the start page; who I am (development mode)
         page.goto(f"{sidecar.url}/")
         page.get_by_label("Development mode: I am").select_option(value=me)
-        page.get_by_role("button", name="Use").click()
-        page.wait_for_load_state()
+        go(page.get_by_role("button", name="Use"))
 
         # 1. find a patient by name and birth date, from the header's search box
         page.get_by_label("Find a patient by name, birth date or record number").fill(
             f"Ana {family} {born_years_ago(31)}"
         )
-        page.get_by_role("button", name="Find", exact=True).click()
-        page.wait_for_load_state()
+        go(page.get_by_role("button", name="Find", exact=True))
         assert page.locator("tr[data-patient]").count() == 1
-        page.locator(f"tr[data-patient='{known}'] a").first.click()
-        page.wait_for_load_state()
+        go(page.locator(f"tr[data-patient='{known}'] a").first)
         assert f"record number MRN-{uid}-2" in page.locator("p.identity").inner_text()
         looks_right("the found patient's page")
         assert len(list(client.search("Patient", {"family": family}))) == 2  # a search writes nothing
 
         # 2. enroll a new patient with a caregiver (New patient)
         page.get_by_label("Find a patient by name, birth date or record number").fill(newcomer)
-        page.get_by_role("button", name="Find", exact=True).click()
-        page.wait_for_load_state()
+        go(page.get_by_role("button", name="Find", exact=True))
         assert page.locator("tr[data-patient]").count() == 0
-        page.get_by_role("link", name="New patient").first.click()
-        page.wait_for_load_state()
+        go(page.get_by_role("link", name="New patient").first)
         field(page, "patient.identifier.value").fill(f"NEW-{uid}")
         field(page, "patient.name.family").fill(newcomer)
         field(page, "patient.name.given").fill("Luis")
@@ -132,17 +132,14 @@ def test_a_coordinators_whole_morning_through_the_page(fhir_server, client, uid,
         assert kin["relationship"][0]["coding"][0]["code"] == "DAU"
 
         # 3. refer to a directory service; a missing reason is refused at its field first
-        page.get_by_role("link", name="Find a service in the directory").click()
-        page.wait_for_load_state()
+        go(page.get_by_role("link", name="Find a service in the directory"))
         if not page.get_by_label("Category").is_visible():  # on a phone the filters start folded
             page.locator("details.fold > summary").first.click()
         page.get_by_label("Category").select_option(label="Food pantry")
         page.get_by_label("Postal code or city").fill("02139")
-        page.get_by_role("button", name="Search").click()
-        page.wait_for_load_state()
+        go(page.get_by_role("button", name="Search"))
         looks_right("directory")
-        page.locator(f"tr[data-service='{pantry_ref}']").get_by_role("link", name="Refer").click()
-        page.wait_for_load_state()
+        go(page.locator(f"tr[data-service='{pantry_ref}']").get_by_role("link", name="Refer"))
         assert field(page, "performer").input_value() == pantry_ref
         field(page, "service").select_option(label="Assistance with application for food pantry program")
         page.get_by_role("button", name="Refer to a service").click()
@@ -160,8 +157,7 @@ def test_a_coordinators_whole_morning_through_the_page(fhir_server, client, uid,
         assert client.read_reference(referral_task)["focus"]["reference"] == referral
 
         # 4. book the appointment (a time in the past is asked about first), then move it
-        page.get_by_role("link", name="Book or change an appointment").click()
-        page.wait_for_load_state()
+        go(page.get_by_role("link", name="Book or change an appointment"))
         field(page, "referral").select_option(referral)
         field(page, "start").fill(local(-2, "14:30"))
         page.get_by_role("button", name="Book or change an appointment").click()
@@ -174,8 +170,7 @@ def test_a_coordinators_whole_morning_through_the_page(fhir_server, client, uid,
         [first] = written(page, "Appointment")
         assert client.read_reference(first)["start"].startswith(local(5, "14:30"))
 
-        page.get_by_role("link", name="Book or change an appointment").click()
-        page.wait_for_load_state()
+        go(page.get_by_role("link", name="Book or change an appointment"))
         again(page)
         if not field(page, "action").count() or not field(page, "appointment").count():
             pytest.xfail("the appointment form offers no way to move (reschedule) a booked appointment")
@@ -192,8 +187,7 @@ def test_a_coordinators_whole_morning_through_the_page(fhir_server, client, uid,
         assert [f"Appointment/{a['id']}" for a in booked] == [moved]
 
         # 5. the ride to the moved appointment, its time taken from it; a second ride is asked about
-        page.locator(f"li[data-appointment='{moved}']").get_by_role("link", name="Ride").click()
-        page.wait_for_load_state()
+        go(page.locator(f"li[data-appointment='{moved}']").get_by_role("link", name="Ride"))
         assert field(page, "appointment").input_value() == moved
         assert field(page, "when").input_value() == local(6, "08:45")  # 45 minutes before
         pick(page, "vendor", "Reliable", world.organizations["rides"])
@@ -216,8 +210,7 @@ def test_a_coordinators_whole_morning_through_the_page(fhir_server, client, uid,
             if first in str(r.get("supportingInfo"))
         ]  # none to the appointment that moved
         assert rides()[0]["occurrenceDateTime"].startswith(local(6, "08:45"))
-        page.locator(f"li[data-appointment='{moved}']").get_by_role("link", name="Ride").click()
-        page.wait_for_load_state()
+        go(page.locator(f"li[data-appointment='{moved}']").get_by_role("link", name="Ride"))
         again(page)
         pick(page, "vendor", "Reliable", world.organizations["rides"])
         page.get_by_role("button", name="Arrange a ride").click()
@@ -226,8 +219,7 @@ def test_a_coordinators_whole_morning_through_the_page(fhir_server, client, uid,
         assert len(rides()) == 1
 
         # 6. check coverage; the payer's system answers; the answer is on the page
-        page.locator("p.crumbs a, a[href$='/patients/" + person.split("/")[1] + "']").first.click()
-        page.wait_for_load_state()
+        go(page.locator("p.crumbs a").first)
         page.get_by_role("link", name="Check coverage").click()
         page.wait_for_load_state()
         pick(page, "payor", "Blue Lake", world.organizations["payer-a"])
@@ -239,30 +231,19 @@ def test_a_coordinators_whole_morning_through_the_page(fhir_server, client, uid,
         assert "awaiting the payer" in page.locator(f"li[data-coverage='{coverage}']").inner_text()
         [asked] = list(client.search("CoverageEligibilityRequest", {"patient": person}))
         assert asked["insurance"][0]["coverage"]["reference"] == coverage
-        client.create(
-            {
-                "resourceType": "CoverageEligibilityResponse",
-                "status": "active",
-                "purpose": ["validation"],
-                "patient": {"reference": person},
-                "created": asked["created"],
-                "request": {"reference": f"CoverageEligibilityRequest/{asked['id']}"},
-                "insurer": {"reference": world.organizations["payer-a"]},
-                "outcome": "complete",
-                "disposition": "Policy is currently in effect",
-                "insurance": [{"coverage": {"reference": coverage}, "inforce": True}],
-            }
+        answered = {"coverage": {"reference": coverage}, "inforce": True}
+        client.create(  # the payer's system answers
+            {"resourceType": "CoverageEligibilityResponse", "status": "active", "purpose": ["validation"]}
+            | {"patient": {"reference": person}, "created": asked["created"], "outcome": "complete"}
+            | {"request": {"reference": f"CoverageEligibilityRequest/{asked['id']}"}, "insurance": [answered]}
+            | {"insurer": {"reference": world.organizations["payer-a"]}}
         )
-        page.get_by_role("link", name="Check coverage").click()  # any link back to her page reloads it
-        page.wait_for_load_state()
-        page.locator("p.crumbs a").first.click()
-        page.wait_for_load_state()
+        page.reload()  # she looks again later
         answer = page.locator(f"li[data-coverage='{coverage}']").inner_text()
         assert "eligibility: complete" in answer and "awaiting" not in answer
 
         # 7. request a prior authorization, then record the payer's decision given by phone
-        page.get_by_role("link", name="Request a prior authorization").click()
-        page.wait_for_load_state()
+        go(page.get_by_role("link", name="Request a prior authorization"))
         field(page, "coverage").select_option(coverage)
         pick(page, "payer", "Blue Lake", world.organizations["payer-a"])
         field(page, "service_request").select_option(referral)
@@ -272,8 +253,7 @@ def test_a_coordinators_whole_morning_through_the_page(fhir_server, client, uid,
         [claim] = written(page, "Claim")
         prior_auth = next(r for r in written(page, "Task") if r != referral_task)
         assert client.read_reference(claim)["insurance"][0]["coverage"]["reference"] == coverage
-        page.locator(f"li[data-task='{prior_auth}'] a").first.click()
-        page.wait_for_load_state()
+        go(page.locator(f"li[data-task='{prior_auth}'] a").first)
         form = page.get_by_role("form", name="Record the payer's decision")
         form.get_by_label("Approved", exact=True).check()
         page.get_by_label("Authorized from").fill(day(1))
@@ -299,8 +279,7 @@ def test_a_coordinators_whole_morning_through_the_page(fhir_server, client, uid,
         assert f"Dana Whitfield {uid}" in str(said["agent"])
 
         # 8. the referral task: a note, accepted, started, held (a reason is asked for), resumed
-        page.locator("p.crumbs a").first.click()
-        page.wait_for_load_state()
+        go(page.locator("p.crumbs a").first)
         page.locator(f"tr[data-referral='{referral_task}'] a").first.click()
         page.wait_for_load_state()
 
@@ -310,8 +289,7 @@ def test_a_coordinators_whole_morning_through_the_page(fhir_server, client, uid,
                 page.get_by_label("Reason", exact=False).fill(reason)
             if outcome:
                 page.get_by_label("What was done (when completing)").fill(outcome)
-            page.get_by_role("button", name="Change the status").click()
-            page.wait_for_load_state()
+            go(page.get_by_role("button", name="Change the status"))
 
         # a 5,000-character note: the field says its limit and takes no more than 4,000
         box = page.get_by_label("Note (kept with your name", exact=False)
@@ -341,21 +319,17 @@ def test_a_coordinators_whole_morning_through_the_page(fhir_server, client, uid,
         looks_right("referral task page")
 
         # 9. reassign it from the worklist to a colleague, then complete it with its outcome
-        page.get_by_role("link", name="Worklist").first.click()
-        page.wait_for_load_state()
+        go(page.get_by_role("link", name="Worklist").first)
         row = page.locator(f"tr[data-task='{referral_task}']")
         if not row.count():
-            page.get_by_role("link", name="Team").first.click()
-            page.wait_for_load_state()
+            go(page.get_by_role("link", name="Team").first)
         if not row.count():
             pytest.xfail("the referral task is not on the worklist's first page: no way to reach Reassign")
         row.locator("select[name='new_owner']").select_option(colleague)
-        row.get_by_role("button", name="Reassign").click()
-        page.wait_for_load_state()
+        go(row.get_by_role("button", name="Reassign"))
         assert page.get_by_role("alert").count() == 0
         assert client.read_reference(referral_task)["owner"]["reference"] == colleague
-        page.locator(f"tr[data-task='{referral_task}']").get_by_role("link", name="Complete").click()
-        page.wait_for_load_state()
+        go(page.locator(f"tr[data-task='{referral_task}']").get_by_role("link", name="Complete"))
         status("completed", outcome=f"Signed up at the pantry {uid}")
         stored = client.read_reference(referral_task)
         assert stored["status"] == "completed"
@@ -363,8 +337,7 @@ def test_a_coordinators_whole_morning_through_the_page(fhir_server, client, uid,
         assert f"Signed up at the pantry {uid}" in page.locator("dd.outcome").inner_text()
 
         # 10. the patient's timeline shows the morning
-        page.locator("p.crumbs a").first.click()
-        page.wait_for_load_state()
+        go(page.locator("p.crumbs a").first)
         timeline = page.locator("table.timeline").inner_text()
         assert f"In hospital until Friday {uid}" in timeline
         rows = page.locator("table.timeline tbody tr")
