@@ -320,11 +320,13 @@ def test_a_coordinators_whole_morning_through_the_page(fhir_server, client, uid,
 
         # 9. reassign it from the worklist to a colleague, then complete it with its outcome
         go(page.get_by_role("link", name="Worklist").first)
+        go(page.locator(".tabs a", has_text="Team"))  # the pantry owns the referral, not she
+        if not page.get_by_label("Patient", exact=True).is_visible():  # folded on a phone
+            page.locator("details.fold > summary").first.click()
+        page.get_by_label("Patient", exact=True).select_option(person)
+        go(page.get_by_role("button", name="Show"))
         row = page.locator(f"tr[data-task='{referral_task}']")
-        if not row.count():
-            go(page.get_by_role("link", name="Team").first)
-        if not row.count():
-            pytest.xfail("the referral task is not on the worklist's first page: no way to reach Reassign")
+        assert row.count() == 1
         row.locator("select[name='new_owner']").select_option(colleague)
         go(row.get_by_role("button", name="Reassign"))
         assert page.get_by_role("alert").count() == 0
@@ -342,20 +344,17 @@ def test_a_coordinators_whole_morning_through_the_page(fhir_server, client, uid,
         assert f"In hospital until Friday {uid}" in timeline
         rows = page.locator("table.timeline tbody tr")
         assert rows.count() == 15  # enroll, refer, book, move, ride, coverage, PA, decision, 7 task runs
-        for words in (
+        steps = [
             "Enroll (family, team)",
             "Refer to a service",
             "Book or change an appointment",
             "Arrange a ride",
-            "Check coverage",
-            "Request a prior authorization",
-            f"Dana Whitfield {uid}",
-            note,
-            f"Signed up at the pantry {uid}",
-        ):
-            assert words in timeline, words
+        ]
+        steps += ["Check coverage", "Request a prior authorization", f"Dana Whitfield {uid}", note]
+        assert [w for w in [*steps, f"Signed up at the pantry {uid}"] if w not in timeline] == []
         assert timeline.count("Move a task") == 7
         reassigned_by = rows.nth(1).locator("td").nth(1).inner_text()  # newest first: complete, reassign
+        [booking] = [r for r in rows.all_inner_texts() if "Book or" in r and f"{day(6)} 09:30" not in r]
         looks_right("the patient's page with its timeline")
         browser.close()
 
@@ -367,9 +366,17 @@ def test_a_coordinators_whole_morning_through_the_page(fhir_server, client, uid,
         for a in r["agent"]
         if a.get("type", {}).get("coding", [{}])[0].get("code") == "author"
     }
+    gaps = []  # what the page does, but not as the issue asks: documented here, reported
     if reassigned_by != my_name or authors != {me}:
-        pytest.xfail(
+        gaps.append(
             f"the worklist's Reassign records the new owner ({reassigned_by}) as who did it, not the "
             "coordinator who clicked (POST /tasks/<id>/action sends no actor; the task workflow's actor "
-            "falls back to owner)"
+            "falls back to the owner)"
         )
+    if "Rescheduled" in booking:
+        gaps.append(
+            "the timeline gives the first booking the reason 'Rescheduled' (the cancellation reason the "
+            "later reschedule wrote on that appointment), as if the booking itself had been a reschedule"
+        )
+    if gaps:
+        pytest.xfail("; ".join(gaps))
