@@ -18,7 +18,7 @@ from ..errors import IllegalTransition, PreconditionFailed
 from ..fhir.transport import weak_etag
 from .apply import apply_remote, write_version
 from .conflicts import conflict_task_entry
-from .context import Exchange, PartnerUnreachable, stamp
+from .context import Exchange, PartnerThrottled, PartnerUnreachable, stamp
 from .cursor import update_pending
 from .links import Conflict, Link, read_link, updated_of, version_of, write_link
 
@@ -150,12 +150,12 @@ def cancel(exchange: Exchange, task_id: str, reason: str) -> Cancelled:
         return _local_only(exchange, ours, reason)
     try:
         done = _cancel_remote(exchange, ours, link, reason)
-    except PartnerUnreachable:
+    except (PartnerUnreachable, PartnerThrottled):  # down, or throttling past the budget: queued
         waiting = {**ours, "businessStatus": pending_status(exchange)}
         waiting = write_link(waiting, replace(link, cancel_reason=reason[:200]), exchange.namespace_base)
         write_version(exchange, waiting)
         update_pending(exchange, link.partner, task_id, True)
-        log.warning("cancel pending: partner unreachable", extra={"partner": link.partner})
+        log.warning("cancel pending: partner not answering now", extra={"partner": link.partner})
         return Cancelled(f"Task/{task_id}", "pending")
     return _settle(exchange, done, reason)
 
@@ -176,6 +176,6 @@ def retry_cancel(exchange: Exchange, task_id: str) -> str:
     reason = link.cancel_reason
     try:
         done = _cancel_remote(exchange, ours, link, reason)
-    except PartnerUnreachable:
+    except (PartnerUnreachable, PartnerThrottled):
         return "pending"
     return _settle(exchange, done, reason).outcome

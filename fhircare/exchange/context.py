@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import clock
-from ..errors import ConfigurationError, FhirServerError, TransientError, Unauthorized
+from ..errors import ConfigurationError, FhirServerError, RateLimited, TransientError, Unauthorized
 from ..fhir import FhirClient
 from ..fhir.auth import BearerAuth
 from ..settings import Settings
@@ -71,6 +71,15 @@ class PartnerUnreachable(TransientError):
     """A partner's server did not answer (after the client's retries): no business event."""
 
 
+class PartnerThrottled(RateLimited):
+    """A partner's server throttled us past the budget: it is there and answering, so it is not
+    unreachable; the cycle stops for that partner (its cursor stays before what it did not read)."""
+
+
+def _partner_throttled(partner: str, exc: RateLimited) -> PartnerThrottled:
+    return PartnerThrottled(f"partner {partner}: {exc.message}", exc.issues, exc.retry_after, exc.written)
+
+
 class PartnerAnswerError(FhirServerError):
     """A partner's server answered with something that is not FHIR."""
 
@@ -83,8 +92,10 @@ class PartnerClient(FhirClient):
     def request(self, method: str, path_or_url: str, **kwargs: Any) -> Any:
         try:
             return super().request(method, path_or_url, **kwargs)
-        except PartnerUnreachable:
+        except (PartnerUnreachable, PartnerThrottled):
             raise
+        except RateLimited as exc:
+            raise _partner_throttled(self.partner, exc) from None
         except Unauthorized as exc:  # its token endpoint or its server refused our credentials
             raise Unauthorized(
                 f"partner {self.partner}: {exc.message}", exc.issues, exc.http_status
@@ -95,6 +106,14 @@ class PartnerClient(FhirClient):
             if (exc.http_status or 0) >= 500:  # a 500 that retries did not cover: down, not an answer
                 raise PartnerUnreachable(exc.message, exc.issues, exc.http_status) from None
             raise
+
+    def batch(self, bundle: Any) -> dict[str, Any]:
+        try:
+            return super().batch(bundle)
+        except PartnerThrottled:
+            raise
+        except RateLimited as exc:  # its entries throttled past the budget
+            raise _partner_throttled(self.partner, exc) from None
 
     def _resource(self, response: Any, expect_type: str | None = None) -> dict[str, Any]:
         try:

@@ -14,7 +14,7 @@ from ..care.task_states import OPEN_STATUSES
 from ..views.labels import person_name, resource_label
 from ..views.rows import Rows, truncated
 from ..views.worklist import WorklistRow, absolute_references, named, row_of
-from .context import Exchange, PartnerAnswerError, PartnerUnreachable
+from .context import Exchange, PartnerAnswerError, PartnerThrottled, PartnerUnreachable
 from .links import URL_SYSTEM, identifier_value
 
 COLUMNS = ("task", "status", "from", "patient", "requester", "description")
@@ -41,7 +41,7 @@ def names_of(exchange: Exchange, urls: set[str]) -> dict[str, str]:
         relative = [u[len(client.base_url) + 1 :] for u in wanted]
         try:
             resources = client.read_found(relative)
-        except (PartnerUnreachable, PartnerAnswerError):
+        except (PartnerUnreachable, PartnerThrottled, PartnerAnswerError):
             continue
         for url, ref in zip(wanted, relative, strict=True):
             resource = resources.get(ref)

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import PreconditionFailed, TransientError
 from .apply import apply_remote
-from .context import Exchange, PartnerAnswerError, PartnerUnreachable, stamp
+from .context import Exchange, PartnerAnswerError, PartnerThrottled, PartnerUnreachable, stamp
 from .cursor import Cursor, load_cursor, save_cursor, update_pending
 from .links import identifier_value, updated_of, version_of
 from .paging import ServerTime, keyset_pages
@@ -157,6 +157,10 @@ def sync_partner(exchange: Exchange, partner: Partner) -> CycleReport:
         poll(exchange, partner, cursor, report)
         cursor.unreachable_since = None
         cursor.last_error = None
+    except PartnerThrottled as exc:  # there and answering, only not now: no business event, not down
+        report.errors += 1  # the cursor is not past what it did not read: the next cycle applies it
+        cursor.last_error = type(exc).__name__
+        log.warning("partner throttled", extra={"partner": partner.name, "retry_after": exc.retry_after})
     except PartnerUnreachable:
         report.reachable = False
         cursor.unreachable_since = cursor.unreachable_since or stamp()

@@ -157,19 +157,10 @@ def test_referrals_sent_and_worked_there_sync_through_a_partner_that_throttles(
     assert all(not r.get("not_applied") for r in rows), rows
 
 
-UNREACHABLE = (
-    "product defect: fhircare/exchange/context.py PartnerClient.request turns every TransientError, "
-    "RateLimited included, into PartnerUnreachable, so a partner that answers a whole 429 past the "
-    "throttle budget is reported unreachable (reachable: false, unreachable_since set) - it answered"
-)
-
-
 @pytest.mark.parametrize(
     "points",
     [
-        pytest.param(
-            10, id="the search answered 429 whole", marks=pytest.mark.xfail(strict=True, reason=UNREACHABLE)
-        ),
+        pytest.param(10, id="the search answered 429 whole"),
         pytest.param(25, id="the history batch answered 429 per entry"),
     ],
 )
