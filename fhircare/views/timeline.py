@@ -33,8 +33,9 @@ def _reason(resource: dict[str, Any], workflow: str) -> str:
     kind = resource.get("resourceType")
     if kind == "ServiceRequest" and workflow in ("refer", "transport", "transition"):
         return concept_text(resource.get("reasonCode"))
-    if kind == "Appointment" and resource.get("status") in ("cancelled", "noshow"):
-        return concept_text(resource.get("cancelationReason")) or str(resource.get("comment") or "")
+    # an Appointment's cancellation reason belongs to the run that cancelled it (an update, read from
+    # the version it wrote by _change_reason), never to the booking that created it: the current
+    # version of a moved booking says "Rescheduled", which the booking itself never said
     return ""
 
 

@@ -193,18 +193,19 @@ def task_action(task_id: str) -> Response:
     check_csrf()
     action = request.form.get("action", "")
     payload: dict[str, Any] = {"task": f"Task/{task_id}"}
+    from .actions import me
+
     if action == "reassign":
         payload["owner"] = request.form.get("new_owner", "").strip()
     elif action == "claim":
-        from .actions import me
-
         payload.update(owner=me() or "", claim=True)
     elif action in ACTIONS:
         payload["to"] = ACTIONS[action]
     else:
         abort(400, "unknown action")
-    if g.get("smart_session") is not None and g.smart_session.user:
-        payload["actor"] = g.smart_session.user
+    acting = me()  # who clicked (SMART fhirUser, or the development-mode choice), never the new owner
+    if acting:
+        payload["actor"] = acting
     from .banners import refusal_words, say_done, say_refused, task_subject
 
     try:
