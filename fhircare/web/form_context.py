@@ -160,9 +160,26 @@ def role_first(name: str, rows: list[dict[str, str]]) -> list[dict[str, str]]:
     known = cache[group]
     if not known:
         return rows
+    rows = rows + _unlisted(known, rows)
     first = [{**r, "group": group} for r in rows if r["reference"] in known]
     rest = [{**r, "group": "Other organizations"} for r in rows if r["reference"] not in known]
     return first + rest if first else rows
+
+
+def _unlisted(known: set[str], rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Rows for organizations that played the role but are not among the picker's rows (a picker
+    lists the server's first organizations, and a busy server has more): read in one batch."""
+    from .pickers import LIMIT, label_of
+
+    listed = {r["reference"] for r in rows}
+    missing = sorted(r for r in known if r not in listed)[:LIMIT]
+    if not missing:
+        return []
+    found = access().view_client().read_found(missing)
+    return sorted(
+        ({"reference": ref, "label": label_of(res, {})} for ref, res in found.items()),
+        key=lambda r: r["label"].lower(),
+    )
 
 
 def one_per_person(rows: list[dict[str, str]]) -> list[dict[str, str]]:

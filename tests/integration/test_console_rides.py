@@ -58,8 +58,18 @@ def test_the_ride_is_timed_by_its_appointment_and_a_second_ride_is_asked_about(d
 
 
 def test_payer_and_vendor_pickers_offer_those_on_file_first(dev, client, uid):
+    from fhircare.web.pickers import LIMIT
     from tests.support.cases import active_coverage
 
+    # a busy server: more organizations than a picker lists, the payer and the vendor among the last
+    crowd = [
+        {
+            "request": {"method": "POST", "url": "Organization"},
+            "resource": {"resourceType": "Organization", "name": f"Crowd {n}"},
+        }
+        for n in range(LIMIT + 1)
+    ]
+    client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": crowd})
     b = basics(client, uid)
     active_coverage(client, b)  # b["payer"] pays a coverage
     appointment = booked_appointment(client, b, uid)
