@@ -39,6 +39,7 @@ from fhircare.exchange import Exchange, parse_partners, sync_partner, work
 from fhircare.fhir import FhirClient
 from fhircare.settings import Settings
 from fhircare.workflows import run
+from tests.support.cases import referral_payload
 from tests.support.clock import day
 
 HERE = Path(__file__).resolve().parent
@@ -107,16 +108,8 @@ class Pair:
             self.ours.transaction({"resourceType": "Bundle", "type": "transaction", "entry": entries})
 
     def refer(self, n: int) -> str:
-        payload = {
-            "patient": self.patient,
-            "service": "diabetes-education",
-            "performer": self.org,
-            "requester": self.coordinator,
-            "reason": "diabetes",
-            "priority": "routine",
-            "due": day(14),
-            "note": f"bench {n} {uuid.uuid4().hex[:6]}",
-        }
+        people = {"patient": self.patient, "org": self.org, "coordinator": self.coordinator}
+        payload = referral_payload(people, "", due=day(14), note=f"bench {n} {uuid.uuid4().hex[:6]}")
         return next(r for r in run("refer", payload, self.ours).written if r.startswith("Task/")).split("/")[
             1
         ]

@@ -14,6 +14,7 @@ from hypothesis import settings as hypothesis_settings
 
 from fhircare.fhir import FhirClient
 from fhircare.server import EmbeddedServer
+from tests.support.servers import new_server, wanted_servers
 
 # CI must not turn red on a random draw nobody can replay: the default profile is derandomized (the same
 # examples every run). `HYPOTHESIS_PROFILE=explore pytest ...` draws fresh examples when hunting bugs.
@@ -23,11 +24,6 @@ hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fhircare"
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "corpus"
-
-
-#: the FHIR servers every server-facing test runs on: the embedded SEKMET server and Medplum's FHIR
-#: router (Node, in memory; tests/servers/medplum). ``FHIRCARE_TEST_SERVERS=embedded`` narrows it.
-SERVERS = ("embedded", "medplum")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -50,22 +46,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = kept
 
 
-def _servers() -> list[str]:
-    wanted = os.environ.get("FHIRCARE_TEST_SERVERS")
-    return [s for s in SERVERS if not wanted or s in wanted.split(",")]
-
-
-@pytest.fixture(scope="session", params=_servers())
+@pytest.fixture(scope="session", params=wanted_servers())
 def fhir_server(request: pytest.FixtureRequest) -> Iterator[Any]:
     """A real FHIR server for the session, once per implementation in ``SERVERS``."""
-    if request.param == "embedded":
-        server: Any = EmbeddedServer()
-    else:
-        from tests.servers.medplum import MedplumServer
-
-        server = MedplumServer()
-    with server:
-        server.kind = request.param
+    with new_server(request.param) as server:
         with FhirClient(server.base_url) as warm:
             # learn once, up front, what fhircare probes for, so tests count only their own requests
             warm.resolves_conditional_references()

@@ -3,7 +3,6 @@ embedded server, or Medplum's router), the partner reached through the fault pro
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,14 +18,9 @@ from fhircare.server import EmbeddedServer
 from fhircare.settings import Settings
 from fhircare.workflows import run
 from tests.faults.proxy import FaultProxy
+from tests.support.cases import referral_payload
 from tests.support.clock import day
-
-PARTNER_KINDS = ("embedded", "medplum")
-
-
-def _kinds() -> list[str]:
-    wanted = os.environ.get("FHIRCARE_TEST_SERVERS")
-    return [k for k in PARTNER_KINDS if not wanted or k in wanted.split(",")]
+from tests.support.servers import new_server, wanted_servers
 
 
 @pytest.fixture(scope="session")
@@ -35,16 +29,9 @@ def our_server() -> Iterator[EmbeddedServer]:
         yield server
 
 
-@pytest.fixture(scope="session", params=_kinds())
+@pytest.fixture(scope="session", params=wanted_servers())
 def partner_server(request: pytest.FixtureRequest) -> Iterator[Any]:
-    if request.param == "embedded":
-        server: Any = EmbeddedServer()
-    else:
-        from tests.servers.medplum import MedplumServer
-
-        server = MedplumServer()
-    with server:
-        server.kind = request.param
+    with new_server(request.param) as server:
         yield server
 
 
@@ -70,17 +57,8 @@ class World:
 
     def refer(self, note: str = "referral") -> tuple[str, str]:
         """A referral on our server owned by the partner: (Task id, ServiceRequest id)."""
-        payload = {
-            "patient": self.patient,
-            "service": "diabetes-education",
-            "performer": self.org,
-            "requester": self.coordinator,
-            "reason": "diabetes",
-            "priority": "routine",
-            "due": day(14),
-            "note": note,
-        }
-        written = run("refer", payload, self.ours).written
+        people = {"patient": self.patient, "org": self.org, "coordinator": self.coordinator}
+        written = run("refer", referral_payload(people, "", due=day(14), note=note), self.ours).written
         task = next(r for r in written if r.startswith("Task/"))
         request = next(r for r in written if r.startswith("ServiceRequest/"))
         return task.split("/")[1], request.split("/")[1]

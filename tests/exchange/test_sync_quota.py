@@ -18,15 +18,16 @@ from fhircare.cli.main import cli
 from fhircare.exchange import referrals, work
 from fhircare.exchange.context import instant
 from fhircare.server import EmbeddedServer
-from tests.exchange.conftest import World, _kinds
+from tests.exchange.conftest import World
 from tests.exchange.invariants import check_loop, statuses
 from tests.faults import quota_proxy
 from tests.faults.quota_proxy import QuotaProxy
+from tests.support.servers import wanted_servers
 
 REFERRALS = 3
 
 
-@pytest.fixture(scope="module", params=_kinds())
+@pytest.fixture(scope="module", params=wanted_servers())
 def partner_server(request: pytest.FixtureRequest) -> Iterator[Any]:
     """The partner's server, with a quota: Medplum's router its own (off until a test sets it), the
     embedded one none (the quota proxy in front of it brings one)."""

@@ -2,9 +2,34 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from fhircare.fhir import FhirClient
+
+#: the FHIR servers every server-facing test runs on: the embedded SEKMET server and Medplum's FHIR
+#: router (Node, in memory; tests/servers/medplum). ``FHIRCARE_TEST_SERVERS=embedded`` narrows it.
+SERVERS = ("embedded", "medplum")
+
+
+def wanted_servers() -> list[str]:
+    """The kinds in ``SERVERS`` that ``FHIRCARE_TEST_SERVERS`` (comma-separated; unset: all) asks for."""
+    wanted = os.environ.get("FHIRCARE_TEST_SERVERS")
+    return [s for s in SERVERS if not wanted or s in wanted.split(",")]
+
+
+def new_server(kind: str) -> Any:
+    """An unstarted server of that kind (a context manager with ``base_url``), tagged with its kind."""
+    if kind == "embedded":
+        from fhircare.server import EmbeddedServer
+
+        server: Any = EmbeddedServer()
+    else:
+        from tests.servers.medplum import MedplumServer
+
+        server = MedplumServer()
+    server.kind = kind
+    return server
 
 
 def versions(client: FhirClient, reference: str) -> int:
