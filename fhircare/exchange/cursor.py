@@ -89,6 +89,18 @@ class Cursor:
         self.seen = {k: v for k, v in self.seen.items() if instant(v[1]) >= floor}
 
 
+#: the state's single-valued fields: sub-extension url -> Cursor attribute (in the order they are written)
+SCALARS = {
+    "cursor": "value",
+    "local": "local",
+    "subscription": "subscription",
+    "horizon": "horizon",
+    "local-horizon": "local_horizon",
+    "unreachable-since": "unreachable_since",
+    "last-error": "last_error",
+}
+
+
 def _text(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -104,8 +116,8 @@ def _from_resource(partner: str, resource: dict[str, Any], url: str) -> Cursor:
             continue
         for sub in ext.get("extension") or []:
             key, value = sub.get("url"), str(sub.get("valueString") or "")
-            if key == "cursor":
-                cursor.value = value
+            if key in SCALARS:
+                setattr(cursor, SCALARS[key], value)
             elif key == "seen" and value.count("|") == 2:
                 rid, version, updated = value.split("|")
                 cursor.seen[rid] = (version, updated)
@@ -115,18 +127,6 @@ def _from_resource(partner: str, resource: dict[str, Any], url: str) -> Cursor:
                 cursor.conflicts.add(value)
             elif key == "forwarded":
                 cursor.forwarded.add(value)
-            elif key == "local":
-                cursor.local = value
-            elif key == "subscription":
-                cursor.subscription = value
-            elif key == "horizon":
-                cursor.horizon = value
-            elif key == "local-horizon":
-                cursor.local_horizon = value
-            elif key == "unreachable-since":
-                cursor.unreachable_since = value
-            elif key == "last-error":
-                cursor.last_error = value
     return cursor
 
 
@@ -138,18 +138,11 @@ def _to_resource(exchange: Exchange, cursor: Cursor) -> dict[str, Any]:
     subs += [{"url": "pending", "valueString": t} for t in sorted(cursor.pending)]
     subs += [{"url": "conflict", "valueString": t} for t in sorted(cursor.conflicts)]
     subs += [{"url": "forwarded", "valueString": t} for t in sorted(cursor.forwarded)]
-    if cursor.local:
-        subs.append({"url": "local", "valueString": cursor.local})
-    if cursor.subscription:
-        subs.append({"url": "subscription", "valueString": cursor.subscription})
-    if cursor.horizon:
-        subs.append({"url": "horizon", "valueString": cursor.horizon})
-    if cursor.local_horizon:
-        subs.append({"url": "local-horizon", "valueString": cursor.local_horizon})
-    if cursor.unreachable_since:
-        subs.append({"url": "unreachable-since", "valueString": cursor.unreachable_since})
-    if cursor.last_error:
-        subs.append({"url": "last-error", "valueString": cursor.last_error})
+    subs += [
+        {"url": key, "valueString": value}
+        for key, attr in SCALARS.items()
+        if key != "cursor" and (value := getattr(cursor, attr))
+    ]
     resource: dict[str, Any] = {
         "resourceType": "Basic",
         "identifier": [{"system": _system(exchange), "value": cursor.partner}],
