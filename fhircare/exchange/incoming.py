@@ -52,10 +52,15 @@ def names_of(exchange: Exchange, urls: set[str]) -> dict[str, str]:
 
 def incoming_tasks(exchange: Exchange) -> list[tuple[dict[str, Any], str]]:
     """(Task, the URL of the Task that sent it) for every open referral Task on our server that another
-    organization's Task names (its identifier is an absolute URL elsewhere), oldest first."""
+    organization's Task names (its identifier is an absolute URL elsewhere), oldest first.
+
+    The server is asked only for Tasks with an identifier in the RFC 3986 system (``identifier=<system>|``,
+    a token search for any value in that system: both the embedded server and Medplum's router support
+    it), so our own open Tasks are never fetched; Python only drops those naming one of our own URLs."""
     found = []
     statuses = ",".join(s for s in OPEN_STATUSES if s not in ("draft", "received", "ready"))
-    for task in exchange.local.search("Task", [("status", statuses), ("_sort", "_lastUpdated")]):
+    params = [("status", statuses), ("identifier", f"{URL_SYSTEM}|"), ("_sort", "_lastUpdated")]
+    for task in exchange.local.search("Task", params):
         origin = identifier_value(task, URL_SYSTEM)
         if origin and exchange.partners.local(origin) is None:
             found.append((task, origin))

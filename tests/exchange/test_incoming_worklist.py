@@ -87,3 +87,45 @@ def test_without_partners_the_worklist_is_unchanged(world: World, tmp_path: Path
     everyone = {r["task"]: r for r in _worklist(world, tmp_path, partners=False)}
     assert everyone[f"Task/{remote_id}"]["patient_name"] == ""  # no partner to read it from
     assert not everyone[f"Task/{remote_id}"]["requester_name"]
+
+
+def test_the_incoming_search_asks_the_server_only_for_tasks_another_organization_sent(
+    world: World, tmp_path: Path, partner_server: Any
+) -> None:
+    """The filter on the RFC 3986 identifier is the server's: the performer's own open Tasks (none with
+    such an identifier) never travel, however many there are; one search, no read per Task."""
+    from fhircare.exchange import Exchange, parse_partners
+    from fhircare.exchange.incoming import incoming_tasks
+    from fhircare.fhir import FhirClient
+    from fhircare.settings import Settings
+
+    task_id, _ = world.refer()
+    send(world.exchange, task_id)
+    remote_id = world.remote_of(task_id)["id"]
+    _performer(world, tmp_path)
+    own = {"resourceType": "Task", "status": "requested", "intent": "order", "description": "our own"}
+    unrelated = {world.theirs.create(own)["id"] for _ in range(30)}
+    unrelated.add(world.theirs.create({**own, "identifier": [{"system": "urn:other", "value": "x"}]})["id"])
+    document = yaml.safe_load((tmp_path / "performer.yaml").read_text(encoding="utf-8"))
+    settings = Settings.from_env({}, base_url=world.theirs.base_url)
+    with FhirClient(world.theirs.base_url) as local:
+        sent: list[dict[str, Any]] = []  # every Task the server answered with
+        pages: list[str] = []
+        ask = local.request
+
+        def watched(method: str, path: str, **kwargs: Any) -> Any:
+            response = ask(method, path, **kwargs)
+            pages.append(path)
+            sent.extend(e.get("resource") or {} for e in response.json().get("entry") or [])
+            return response
+
+        local.request = watched  # type: ignore[method-assign]
+        exchange = Exchange(settings, parse_partners(document, str(tmp_path / "performer.yaml")), local)
+        start = partner_server.counter.count
+        found = {task["id"]: origin for task, origin in incoming_tasks(exchange)}
+        requests = partner_server.counter.count - start
+    assert found[remote_id] == f"{world.ours.base_url}/Task/{task_id}"
+    assert not unrelated & {r.get("id") for r in sent}  # never sent by the server
+    assert all(any(i.get("system") == "urn:ietf:rfc:3986" for i in r["identifier"]) for r in sent)
+    assert len(sent) == len(found)  # nothing left for Python to filter out
+    assert requests == len(pages)  # search pages only, no read per Task
