@@ -1,0 +1,340 @@
+"""Adversary review of the exchange: a hostile partner's sync input and the sidecar's exchange routes.
+
+Every reference a partner's payload carries is a way into another patient's record until a test proves
+otherwise. Two real FHIR servers as two organizations (tests/exchange/conftest.py: ours embedded, the
+partner embedded or Medplum's router, behind the fault proxy); the sidecar over real HTTP.
+
+Tests marked ``xfail(strict=True)`` prove a defect found today: when it is fixed the marker must come
+off. The plain tests are attacks that held, kept as regressions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from fhircare.exchange import referrals, send, sync_once, work
+from fhircare.exchange.links import URL_SYSTEM
+from fhircare.exchange.send import source_tag
+from fhircare.server.launcher import free_port
+from fhircare.settings import Settings
+from tests.exchange.conftest import (  # noqa: F401 - the two-organization fixtures, used here too
+    World,
+    our_server,
+    partner_server,
+    proxy,
+    world,
+)
+from tests.faults.proxy import FaultProxy
+from tests.integration.sidecar_harness import Sidecar, smart_settings
+from tests.integration.smart_server import Client
+from tests.security.conftest import AttackedAuthServer, login
+
+API = "/api/v1/exchange"
+HOOK_SECRET = "adversary-hook-secret"
+
+
+def _sync(w: World) -> dict[str, Any]:
+    return sync_once(w.exchange, w.partner)["partners"][w.partner]
+
+
+def _other_patient(w: World, family: str = "Victim") -> str:
+    created = w.ours.create({"resourceType": "Patient", "name": [{"family": family, "given": ["Bea"]}]})
+    return f"Patient/{created['id']}"
+
+
+def _ours_absolute(w: World, reference: str) -> str:
+    return f"{w.exchange.partners.base}/{reference}"
+
+
+def _outputs(task: dict[str, Any]) -> list[str]:
+    return [str((o.get("valueReference") or {}).get("reference")) for o in task.get("output") or []]
+
+
+def _sent(w: World) -> tuple[str, str, dict[str, Any]]:
+    """A referral of the World's patient, sent: (our Task id, our ServiceRequest id, the partner's Task)."""
+    task_id, request_id = w.refer()
+    send(w.exchange, task_id)
+    return task_id, request_id, w.remote_of(task_id)
+
+
+def _resulting(reference: str) -> dict[str, Any]:
+    return {"type": {"text": "resulting-activity"}, "valueReference": {"reference": reference}}
+
+
+# --- sync input from a hostile partner ------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="apply.copied_outputs: a remote output naming OUR server's resource is linked as is, "
+    "without checking whose it is: our Task of patient A points at patient B's Procedure",
+)
+def test_a_remote_output_naming_another_patients_resource_on_our_server_is_not_linked(w: World) -> None:
+    victim = _other_patient(w)
+    theirs = w.ours.create(
+        {
+            "resourceType": "Procedure",
+            "status": "completed",
+            "code": {"text": "B's confidential procedure"},
+            "subject": {"reference": victim},
+        }
+    )
+    task_id, request_id, remote = _sent(w)
+    remote["status"] = "completed"
+    remote["output"] = [_resulting(_ours_absolute(w, f"Procedure/{theirs['id']}"))]
+    w.theirs.update(remote)
+    _sync(w)
+    ours = w.ours.read("Task", task_id)
+    assert f"Procedure/{theirs['id']}" not in _outputs(ours), "our Task now points at B's Procedure"
+    assert ours["status"] == "requested"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="copies.copy_of: a copied output keeps the subject the partner wrote; a subject naming "
+    "another of OUR patients is rebased to Patient/<B> and the copy lands in B's record",
+)
+def test_a_copied_procedure_naming_another_patient_is_not_written_into_that_patients_record(
+    w: World,
+) -> None:
+    victim = _other_patient(w)
+    task_id, _, remote = _sent(w)
+    planted = w.theirs.create(
+        {
+            "resourceType": "Procedure",
+            "status": "completed",
+            "code": {"text": "planted in another record"},
+            "subject": {"reference": _ours_absolute(w, victim)},
+        }
+    )
+    remote["status"] = "completed"
+    remote["output"] = [_resulting(f"Procedure/{planted['id']}")]
+    w.theirs.update(remote)
+    _sync(w)
+    in_victims_record = list(w.ours.search("Procedure", {"subject": victim}))
+    assert in_victims_record == [], "a partner wrote a Procedure into another patient's record"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="sync.poll/apply_remote: the remote Task's identifier alone picks our Task; a partner naming "
+    "any of our Tasks (not sent to it, another patient's) moves that Task's status",
+)
+def test_a_remote_task_naming_one_of_our_tasks_it_was_never_sent_moves_nothing(w: World) -> None:
+    victim_patient = _other_patient(w)
+    victim = w.ours.create(
+        {
+            "resourceType": "Task",
+            "status": "requested",
+            "intent": "order",
+            "for": {"reference": victim_patient},
+            "owner": {"reference": w.coordinator},
+            "description": "an internal follow-up, never sent anywhere",
+        }
+    )
+    before = w.ours.read("Task", victim["id"])
+    system, code = source_tag(w.exchange)
+    w.theirs.create(
+        {
+            "resourceType": "Task",
+            "meta": {"tag": [{"system": system, "code": code}]},
+            "identifier": [{"system": URL_SYSTEM, "value": _ours_absolute(w, f"Task/{victim['id']}")}],
+            "status": "rejected",
+            "statusReason": {"text": "hijacked"},
+            "intent": "order",
+        }
+    )
+    _sync(w)
+    after = w.ours.read("Task", victim["id"])
+    assert after["status"] == "requested", "a partner moved a Task it was never sent"
+    assert after["meta"]["versionId"] == before["meta"]["versionId"]
+
+
+def test_a_remote_output_on_a_third_server_is_never_fetched_nor_linked(w: World) -> None:
+    """Held: an output on a server that is neither ours nor the partner's is 'an output pointing
+    nowhere': not applied, and no request (nor the partner's credentials) goes to the third server."""
+    with FaultProxy(w.theirs.base_url) as third:
+        task_id, request_id, remote = _sent(w)
+        remote["status"] = "completed"
+        remote["output"] = [_resulting(f"{third.base_url}/Procedure/anything")]
+        w.theirs.update(remote)
+        _sync(w)
+        assert third.log.seen == []
+    ours = w.ours.read("Task", task_id)
+    assert ours["status"] == "requested" and not ours.get("output")
+    assert w.ours.read("ServiceRequest", request_id)["status"] == "active"
+    row = next(r for r in referrals(w.exchange, w.partner) if r["task"] == f"Task/{task_id}")
+    assert any("output points nowhere" in why for why in row["not_applied"])
+
+
+def test_a_remote_for_and_focus_moved_to_another_patient_are_not_applied(w: World) -> None:
+    """Held: the partner re-points its Task at patient B (for) and B's referral (focus), then completes
+    it: our Task keeps A and its own ServiceRequest; B's ServiceRequest is not touched."""
+    victim = _other_patient(w)
+    b_request = w.ours.create(
+        {
+            "resourceType": "ServiceRequest",
+            "status": "active",
+            "intent": "order",
+            "subject": {"reference": victim},
+        }
+    )
+    b_version = b_request["meta"]["versionId"]
+    task_id, request_id, remote = _sent(w)
+    remote["for"] = {"reference": _ours_absolute(w, victim)}
+    remote["focus"] = {"reference": _ours_absolute(w, f"ServiceRequest/{b_request['id']}")}
+    remote["status"] = "accepted"
+    w.theirs.update(remote)
+    _sync(w)
+    ours = w.ours.read("Task", task_id)
+    assert ours["for"]["reference"] == w.patient
+    assert ours["focus"]["reference"] == f"ServiceRequest/{request_id}"
+    assert ours["status"] == "accepted"
+    latest = w.theirs.read("Task", remote["id"])
+    latest["status"] = "completed"
+    w.theirs.update(latest)
+    _sync(w)
+    assert w.ours.read("Task", task_id)["for"]["reference"] == w.patient
+    assert w.ours.read("ServiceRequest", b_request["id"])["meta"]["versionId"] == b_version
+    assert w.ours.read("ServiceRequest", b_request["id"])["status"] == "active"
+    row = next(r for r in referrals(w.exchange, w.partner) if r["task"] == f"Task/{task_id}")
+    assert any("for is requester-owned" in why for why in row["not_applied"])
+
+
+def test_a_status_outside_the_value_set_carrying_markup_is_not_applied_nor_echoed(w: World) -> None:
+    """Held: a status that is not a referral status is not applied, and what is recorded of it is cut
+    short (no partner-supplied text of any length reaches the link)."""
+    task_id, _, remote = _sent(w)
+    remote["status"] = "ready"
+    w.theirs.update(remote)
+    _sync(w)
+    ours = w.ours.read("Task", task_id)
+    assert ours["status"] == "requested"
+    row = next(r for r in referrals(w.exchange, w.partner) if r["task"] == f"Task/{task_id}")
+    assert any("not a referral status" in why for why in row["not_applied"])
+
+
+# --- the sidecar's exchange routes ----------------------------------------------------------------
+
+
+def _partners_with_hook(w: World, tmp_path: Path) -> Path:
+    document = yaml.safe_load(w.partners_file.read_text(encoding="utf-8"))
+    document["partners"][w.partner]["notify_secret_env"] = "ADV_HOOK_TOKEN"
+    path = tmp_path / "partners-adversary.yaml"
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    return path
+
+
+@pytest.fixture()
+def dev_sidecar(w: World, tmp_path: Path) -> Any:
+    settings = Settings(
+        base_url=w.ours.base_url,
+        partners_file=_partners_with_hook(w, tmp_path),
+        partner_tokens=(("ADV_HOOK_TOKEN", HOOK_SECRET),),
+        retries=1,
+        backoff_factor=0.01,
+        metrics=True,
+    )
+    with Sidecar(settings) as running:
+        yield running
+
+
+@pytest.fixture()
+def w(world: World) -> World:  # noqa: F811 - the imported fixture
+    return world
+
+
+def test_the_hook_refuses_huge_malformed_or_unknown_and_wakes_nothing(w: World, dev_sidecar: Sidecar) -> None:
+    """Held: a body over the limit, a body that is not JSON, a secret that is a prefix or an extension
+    of the right one, a partner name that does not exist: nothing runs, the partner hears nothing, and
+    /metrics gains no label for the unknown name."""
+    task_id, _ = w.refer()
+    hook = f"{dev_sidecar.url}{API}/hook/{w.partner}"
+    for header in (
+        f"Bearer {HOOK_SECRET[:-1]}",
+        f"Bearer {HOOK_SECRET}x",
+        f"bearer {HOOK_SECRET}",
+        f"Basic {HOOK_SECRET}",
+    ):
+        answer = requests.post(hook, data=b"{", headers={"Authorization": header}, timeout=30)
+        assert answer.status_code == 401, header
+    huge = requests.post(
+        hook, data=b"x" * 3_000_000, headers={"Content-Type": "application/json"}, timeout=60
+    )
+    assert huge.status_code in (401, 413)
+    for name in ("nobody", "..%2F..%2Fmetrics", "a" * 300):
+        unknown = requests.post(
+            f"{dev_sidecar.url}{API}/hook/{name}",
+            headers={"Authorization": f"Bearer {HOOK_SECRET}"},
+            timeout=30,
+        )
+        assert unknown.status_code == 404, name
+    assert w.remote_tasks(task_id) == [] and w.partner_requests() == 0
+    metrics = requests.get(f"{dev_sidecar.url}/metrics", timeout=30).text
+    assert "nobody" not in metrics and "a" * 50 not in metrics
+    assert HOOK_SECRET not in metrics
+
+
+def test_metrics_labels_stay_bounded_under_random_paths_and_workflow_names(
+    w: World, dev_sidecar: Sidecar
+) -> None:
+    """Held: 50 random paths and workflow names add no label value (endpoint names are Flask's)."""
+    for n in range(50):
+        requests.get(f"{dev_sidecar.url}/random-{n}-{w.partner}", timeout=30)
+        requests.post(f"{dev_sidecar.url}/api/v1/workflows/wf-{n}", json={}, timeout=30)
+    text = requests.get(f"{dev_sidecar.url}/metrics", timeout=30).text
+    assert "random-" not in text and "wf-" not in text
+    lines = [line for line in text.splitlines() if line.startswith("fhircare_sidecar_requests_total{")]
+    assert len(lines) < 15, lines
+
+
+def test_a_patient_session_cannot_resolve_another_patients_conflict(w: World, tmp_path: Path) -> None:
+    """Held: resolve (as send and cancel) is one 403 for another patient's Task and for none, and the
+    conflict stays open; the same session's scope without Provenance.c cannot resolve its own."""
+    other = _other_patient(w, "Otherpat")
+    theirs_id, _ = w.refer("other's")
+    task = w.ours.read("Task", theirs_id)
+    w.ours.update({**task, "for": {"reference": other}})
+    send(w.exchange, theirs_id)
+    remote_id = w.remote_of(theirs_id)["id"]
+    for status in ("accepted", "in-progress"):
+        work(w.theirs, remote_id, status)
+    work(w.theirs, remote_id, "completed", outcome="done")
+    mine = w.ours.read("Task", theirs_id)
+    w.ours.update({**mine, "status": "cancelled"}, if_match=mine["meta"]["versionId"])
+    assert _sync(w)["conflicts"] >= 1
+    before = w.ours.read("Task", theirs_id)["meta"]["versionId"]
+    auth = AttackedAuthServer(w.ours.base_url)
+    auth.start()
+    port = free_port()
+    auth.register(Client("fhircare-test", [f"http://127.0.0.1:{port}/callback"]))
+    settings = smart_settings(
+        auth.iss, port, partners_file=_partners_with_hook(w, tmp_path), retries=1, backoff_factor=0.01
+    )
+    try:
+        with Sidecar(settings, port) as smart:
+            browser = login(smart, auth, patient=w.patient)
+            for body in (
+                {"task": f"Task/{theirs_id}", "take": "remote"},
+                {"task": "Task/not-there", "take": "local"},
+            ):
+                answer = browser.post(f"{smart.url}{API}/resolve", json=body, timeout=30)
+                assert answer.status_code == 403, answer.text
+            rows = browser.get(f"{smart.url}{API}/status", timeout=30)
+            assert rows.headers["Fhircare-Conflicts"] == "0"
+            assert all(r["task"] != f"Task/{theirs_id}" for r in rows.json())
+            no_provenance = login(smart, auth, patient=w.patient, scope="launch openid patient/Task.rus")
+            refused = no_provenance.post(
+                f"{smart.url}{API}/resolve", json={"task": f"Task/{theirs_id}", "take": "remote"}, timeout=30
+            )
+            assert refused.status_code == 403
+    finally:
+        auth.stop()
+    assert w.ours.read("Task", theirs_id)["meta"]["versionId"] == before
+    row = next(r for r in referrals(w.exchange, w.partner) if r["task"] == f"Task/{theirs_id}")
+    assert row["conflict"] is not None
