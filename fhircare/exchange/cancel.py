@@ -32,6 +32,9 @@ class Cancelled:
     task: str
     outcome: str  # cancelled | pending | conflict
     conflict: Conflict | None = None
+    #: the link holds an open conflict afterwards: this cancel's, or one the catch-up before it recorded
+    #: (a remote version that clashed with the pending cancel) - counted in the partner's state either way
+    conflict_open: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -130,14 +133,16 @@ def _settle(exchange: Exchange, done: Outcome, reason: str) -> Cancelled:
             [conflict_task_entry(exchange, ours, link.partner, clash)],
         )
         update_pending(exchange, link.partner, task_id, True, kind="conflict")
-        return Cancelled(f"Task/{task_id}", "conflict", clash)
+        return Cancelled(f"Task/{task_id}", "conflict", clash, conflict_open=True)
     updated = {**ours, "status": "cancelled", "statusReason": {"text": reason}}
     updated.pop("businessStatus", None)
     updated = write_link(
         updated, replace(link, cancel_reason=None, synced_at=stamp()), exchange.namespace_base
     )
     write_version(exchange, updated, [provenance(exchange, task_id, "cancel"), *_revoke(exchange, ours)])
-    return Cancelled(f"Task/{task_id}", "cancelled")
+    if link.conflict is not None:  # recorded while catching up (apply_remote): counted like any conflict
+        update_pending(exchange, link.partner, task_id, True, kind="conflict")
+    return Cancelled(f"Task/{task_id}", "cancelled", conflict_open=link.conflict is not None)
 
 
 def cancel(exchange: Exchange, task_id: str, reason: str) -> Cancelled:
@@ -167,15 +172,15 @@ def _local_only(exchange: Exchange, ours: dict[str, Any], reason: str) -> Cancel
     return Cancelled(f"Task/{task_id}", "cancelled")
 
 
-def retry_cancel(exchange: Exchange, task_id: str) -> str:
-    """A pending cancel, tried again (sync): cancelled | conflict | pending."""
+def retry_cancel(exchange: Exchange, task_id: str) -> Cancelled:
+    """A pending cancel, tried again (sync): outcome cancelled | conflict | pending."""
     ours = exchange.local.read("Task", task_id)
     link = read_link(ours, exchange.namespace_base)
     if link is None or not link.cancel_reason:
-        return "cancelled"
+        return Cancelled(f"Task/{task_id}", "cancelled", conflict_open=bool(link and link.conflict))
     reason = link.cancel_reason
     try:
         done = _cancel_remote(exchange, ours, link, reason)
     except (PartnerUnreachable, PartnerThrottled):
-        return "pending"
-    return _settle(exchange, done, reason).outcome
+        return Cancelled(f"Task/{task_id}", "pending", conflict_open=link.conflict is not None)
+    return _settle(exchange, done, reason)

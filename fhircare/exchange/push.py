@@ -6,7 +6,7 @@ overwritten on either side."""
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..care.task_states import TERMINAL
 from ..errors import PreconditionFailed
@@ -23,15 +23,25 @@ def pushed_digests(exchange: Exchange, ours: dict[str, Any]) -> tuple[str, ...]:
     return field_digests(remote_task(exchange, ours), COPIED)
 
 
-def push_if_changed(exchange: Exchange, partner: Partner, ours: dict[str, Any]) -> tuple[str, int]:
-    """(unchanged | pushed | conflict, remote versions applied while catching up). Raises
-    PreconditionFailed when our Task moved meanwhile."""
+class Pushed(NamedTuple):
+    """What putting our edit on the partner's Task did."""
+
+    outcome: str  # unchanged | pushed | conflict
+    applied: int  # remote versions applied while catching up
+    #: the link holds an open conflict afterwards: the partner's Task final, or a remote version the
+    #: catch-up met that clashed with ours (recorded by apply_remote) - to be counted in the sync state
+    conflict_open: bool = False
+
+
+def push_if_changed(exchange: Exchange, partner: Partner, ours: dict[str, Any]) -> Pushed:
+    """Put our edited requester-owned fields on the partner's Task, after catching up with its versions.
+    Raises PreconditionFailed when our Task moved meanwhile."""
     link = read_link(ours, exchange.namespace_base)
     if link is None or not link.pushed:
-        return "unchanged", 0
+        return Pushed("unchanged", 0)
     wanted = pushed_digests(exchange, ours)
     if wanted == link.pushed:
-        return "unchanged", 0
+        return Pushed("unchanged", 0)
     applied = 0
     remote = exchange.remote(partner.name)
     rid = link.remote.rstrip("/").rsplit("/", 1)[1]
@@ -46,7 +56,7 @@ def push_if_changed(exchange: Exchange, partner: Partner, ours: dict[str, Any]) 
                 write_link(ours, marked, exchange.namespace_base),
                 [conflict_task_entry(exchange, ours, partner.name, clash)],
             )
-            return "conflict", applied
+            return Pushed("conflict", applied, True)
         caught, ours = apply_remote(exchange, partner, current, ours)  # catch up first
         applied += caught.applied
         link = read_link(ours, exchange.namespace_base) or link
@@ -69,5 +79,5 @@ def push_if_changed(exchange: Exchange, partner: Partner, ours: dict[str, Any]) 
             updated=updated_of(written),
         )
         write_version(exchange, write_link(ours, done, exchange.namespace_base))
-        return "pushed", applied
+        return Pushed("pushed", applied, done.conflict is not None)
     raise PreconditionFailed("the partner's Task kept changing while our edit was being put on it")

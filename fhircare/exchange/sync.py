@@ -133,9 +133,9 @@ def sync_partner(exchange: Exchange, partner: Partner) -> CycleReport:
                     report.sent += send(exchange, str(task["id"]), task).created
             else:
                 try:
-                    outcome, applied = push_if_changed(exchange, partner, task)
-                    report.applied += applied
-                    if outcome == "conflict":
+                    pushed = push_if_changed(exchange, partner, task)
+                    report.applied += pushed.applied
+                    if pushed.conflict_open:  # the edit's own conflict, or one its catch-up recorded
                         cursor.conflict(str(task["id"]))
                 except PreconditionFailed:
                     break  # our Task moved meanwhile: the next cycle sees it again (cursor not past it)
@@ -146,13 +146,14 @@ def sync_partner(exchange: Exchange, partner: Partner) -> CycleReport:
         for task_id, reason in cancels_from_upstream(exchange, cursor.forwarded):
             pair = next(p for p in cursor.forwarded if p.startswith(f"{task_id}|"))
             if reason is not None:  # taken, a conflict, or pending (then retried below like any cancel)
-                cancel(exchange, task_id, reason)
+                if cancel(exchange, task_id, reason).conflict_open:
+                    cursor.conflict(task_id)
             update_pending(exchange, partner.name, pair, False, kind="forwarded")
         for task_id in sorted(cursor.pending):
-            outcome = retry_cancel(exchange, task_id)
-            if outcome != "pending":
+            retried = retry_cancel(exchange, task_id)
+            if retried.outcome != "pending":
                 update_pending(exchange, partner.name, task_id, False)
-            if outcome == "conflict":
+            if retried.conflict_open:  # the cancel's conflict, or one its catch-up recorded
                 cursor.conflict(task_id)
         poll(exchange, partner, cursor, report)
         cursor.unreachable_since = None
