@@ -155,6 +155,8 @@ class Settings:
     # exchange sync Worker run in a background thread of the sidecar (FHIRCARE_SYNC_IN_SIDECAR=1)
     metrics: bool = False
     sync_in_sidecar: bool = False
+    # minutes a task's completion may be undone after it was made (FHIRCARE_UNDO_WINDOW_MINUTES; 0: never)
+    undo_window_minutes: float = 10.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -230,6 +232,10 @@ class Settings:
             values["organization"] = env["FHIRCARE_ORGANIZATION"]
         values["metrics"] = env.get("FHIRCARE_METRICS", "") in ("1", "true", "yes")
         values["sync_in_sidecar"] = env.get("FHIRCARE_SYNC_IN_SIDECAR", "") in ("1", "true", "yes")
+        if env.get("FHIRCARE_UNDO_WINDOW_MINUTES"):
+            values["undo_window_minutes"] = _seconds(
+                env, "FHIRCARE_UNDO_WINDOW_MINUTES", "a number of minutes, 0 or more"
+            )
         values["partner_tokens"] = tuple(sorted((k, v) for k, v in env.items() if k.endswith("_TOKEN") and v))
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from ..errors import IllegalTransition, Issue
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ..errors import Conflict, IllegalTransition, Issue
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     "draft": frozenset({"requested", "cancelled"}),
@@ -41,3 +44,101 @@ def check_transition(current: str, target: str) -> None:
             f"a Task cannot go from {current} to {target} (allowed from {current}: {options})",
             [Issue("error", "business-rule", f"{current} -> {target} is not a Task transition", ("$.to",))],
         )
+
+
+# -- undoing a completion ------------------------------------------------------------------------
+# R4's state machine has no way out of ``completed``. A completion made by mistake may be undone for a
+# short window (Settings.undo_window_minutes), by putting back the version before it; after that it
+# stands, and only a new Task (or entered-in-error) reverses it.
+
+#: the extension our Task carries once sent to a partner (``fhircare.exchange.links.LINK``, the exchange's
+#: own; named here because exchange sits above this layer): the partner's status then owns the Task
+PARTNER_LINK = "/StructureDefinition/exchange-link"
+
+
+def sent_to_partner(task: dict[str, Any]) -> bool:
+    """True when the Task was sent to a partner organization (it carries the exchange link)."""
+    return any(
+        isinstance(ext, dict) and str(ext.get("url") or "").endswith(PARTNER_LINK)
+        for ext in task.get("extension") or []
+    )
+
+
+def completion_time(current: dict[str, Any], before: dict[str, Any] | None) -> datetime | None:
+    """When ``current`` (the newest version) completed the Task, the version ``before`` it not being
+    completed; None when ``current`` is not that completion (not completed, or changed since).
+
+    The time is ``Task.lastModified`` as the completing run wrote it from fhircare's clock, else the
+    server's ``meta.lastUpdated``."""
+    if current.get("status") != "completed" or not before or before.get("status") == "completed":
+        return None
+    stamp = current.get("lastModified") or (current.get("meta") or {}).get("lastUpdated")
+    try:
+        moment = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def check_undo(
+    current: dict[str, Any],
+    before: dict[str, Any] | None,
+    now: datetime,
+    window: timedelta,
+    version: str | None = None,
+) -> None:
+    """Refuse undoing the completion of ``current`` (``before``: the version before it) unless it is
+    the newest version (and ``version``, when given), was not sent to a partner, and ``now`` is within
+    ``window`` of the completion. Each refusal names its rule."""
+    status = current.get("status")
+    if status != "completed":
+        raise IllegalTransition(
+            f"the Task is {status}, not completed: there is no completion to undo",
+            [
+                Issue(
+                    "error",
+                    "business-rule",
+                    "only a completed Task can have its completion undone",
+                    ("$.task",),
+                )
+            ],
+        )
+    if sent_to_partner(current):
+        raise IllegalTransition(
+            "the Task was sent to a partner organization: its status is the partner's, so its completion "
+            "cannot be undone here; nothing was written",
+            [
+                Issue(
+                    "error",
+                    "business-rule",
+                    "a Task sent to a partner follows the partner's status",
+                    ("$.task",),
+                )
+            ],
+        )
+    newest = str((current.get("meta") or {}).get("versionId") or "")
+    completed = completion_time(current, before)
+    if completed is None or (version is not None and version != newest):
+        raise Conflict(
+            "the Task changed after it was completed (a note, a new owner or another change): undo only "
+            "takes back a completion nothing has followed; nothing was written",
+            [Issue("error", "conflict", "the Task changed since its completion", ("$.version",))],
+        )
+    closes = completed + window
+    if now >= closes:
+        minutes = f"{window.total_seconds() / 60:g}"
+        raise IllegalTransition(
+            f"a completion can be undone for {minutes} minutes only: this one was made at {_utc(completed)} "
+            f"and its undo window closed at {_utc(closes)}; nothing was written (a completion that stands "
+            "is reversed by a new task, or marked entered-in-error when it was never true)",
+            [Issue("error", "business-rule", f"the {minutes}-minute undo window has closed", ("$.task",))],
+        )
+
+
+def undo_closes(completed: datetime | None, window: timedelta) -> datetime | None:
+    """When the undo window of a completion made at ``completed`` closes (None: no completion)."""
+    return None if completed is None else completed + window
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

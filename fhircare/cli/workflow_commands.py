@@ -1,4 +1,4 @@
-"""``fhircare run``, ``fhircare workflows``: the workflow face of the CLI."""
+"""``fhircare run``, ``fhircare workflows``, ``fhircare undo-complete``: the workflow face of the CLI."""
 
 from __future__ import annotations
 
@@ -60,4 +60,30 @@ def workflows_command(obj: Context, workflow: str | None, schema: bool, fmt: str
         sys.stdout.flush()
 
 
-COMMANDS = [run_command, workflows_command]
+@click.command("undo-complete")
+@click.argument("task")
+@click.option("--actor", help="Who undoes it (Practitioner/<id>): the Provenance's agent.")
+@click.option("--reason", help="Why the completion is undone (kept in the note saying so).")
+@click.option("--version", help="Refuse unless the Task is still at this version (the one completed).")
+@click.option("--request-id", help="Idempotency key: the same id never undoes twice.")
+@pass_context
+def undo_complete_command(
+    obj: Context,
+    task: str,
+    actor: str | None,
+    reason: str | None,
+    version: str | None,
+    request_id: str | None,
+) -> None:
+    """Undo the completion of TASK (Task/<id>) within the undo window (FHIRCARE_UNDO_WINDOW_MINUTES):
+    the status before it comes back, a referral's ServiceRequest is active again."""
+    from ..workflows import get_workflow
+
+    given = {"actor": actor, "reason": reason, "version": version, "request_id": request_id}
+    payload = {"task": task, **{k: v for k, v in given.items() if v}}
+    with obj.client() as client:
+        result = get_workflow("undo-complete", client, obj.settings).run(payload)
+    emit_json(result.to_json())
+
+
+COMMANDS = [run_command, workflows_command, undo_complete_command]

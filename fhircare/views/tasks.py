@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from ..care.task_states import REASONED, TERMINAL, TRANSITIONS
+from ..care.task_states import REASONED, TERMINAL, TRANSITIONS, completion_time, sent_to_partner
 from ..errors import NotFound
 from ..fhir import FhirClient
 from .labels import concept_text, person_name, reference_of, resource_label
@@ -68,6 +68,10 @@ class TaskDetail:
     focus_label: str
     outcome: str
     referral: bool = False  # a fulfilment Task of a ServiceRequest: completing it records an output
+    #: when the newest version completed the Task (ISO 8601; "" when it is not a completion nothing
+    #: followed): what an undo of the completion is timed from
+    completed_at: str = ""
+    sent: bool = False  # sent to a partner organization: the partner's status owns it
     notes: list[Note] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
 
@@ -104,7 +108,9 @@ def _change(before: dict[str, Any], after: dict[str, Any], names: dict[str, str]
     reason = ""
     if not before:
         return f"created ({after.get('status')})", concept_text(after.get("statusReason"))
-    if before.get("status") != after.get("status"):
+    if before.get("status") == "completed" and after.get("status") not in ("completed", "entered-in-error"):
+        what.append(f"completion undone: status completed → {after.get('status')}")
+    elif before.get("status") != after.get("status"):
         what.append(f"status {before.get('status')} → {after.get('status')}")
         reason = concept_text(after.get("statusReason"))
     old_owner, new_owner = reference_of(before.get("owner")), reference_of(after.get("owner"))
@@ -207,7 +213,13 @@ def task_detail(client: FhirClient, task: str) -> TaskDetail:
             for n in _notes(current)
         ],
         changes=list(reversed(changes)),
+        completed_at=_iso(completion_time(current, versions[-2] if len(versions) > 1 else None)),
+        sent=sent_to_partner(current),
     )
+
+
+def _iso(moment: Any) -> str:
+    return moment.isoformat() if moment is not None else ""
 
 
 @dataclass(frozen=True)

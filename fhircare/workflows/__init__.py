@@ -32,7 +32,7 @@ def get_workflow(
     cls = known.get(name)
     if cls is None:
         raise UnknownWorkflow(f"unknown workflow {name!r}; known: {', '.join(sorted(known))}")
-    return cls(
+    workflow = cls(
         client,
         mappings,
         settings.profiles_dir,
@@ -42,6 +42,8 @@ def get_workflow(
         structure_checks=settings.structure_checks,
         organization=our_organization(settings),
     )
+    workflow.configure(settings)
+    return workflow
 
 
 def our_organization(settings: Settings) -> str | None:

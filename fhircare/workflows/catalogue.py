@@ -16,9 +16,12 @@ from .base import Workflow
 from .prior_auth import PriorAuth
 from .schedule import Schedule
 from .task_transition import TaskTransition
+from .undo_complete import UndoCompletion
 
 #: built-in workflows whose rules need Python (state machines, the payer's answer, plan revisions)
-GUARDED: dict[str, type[Workflow]] = {cls.name: cls for cls in (PriorAuth, Schedule, TaskTransition)}
+GUARDED: dict[str, type[Workflow]] = {
+    cls.name: cls for cls in (PriorAuth, Schedule, TaskTransition, UndoCompletion)
+}
 
 
 def from_mapping(name: str, mapping: dict[str, Any]) -> type[Workflow]:

@@ -14,6 +14,7 @@ from ..errors import (
 from ..fhir import FhirClient
 from ..mapping import BuildContext, MappingSet, PlannedEntry, build_entries
 from ..namespaces import Namespaces
+from ..settings import Settings
 from .derive import DERIVATIONS
 from .guards import GUARDS
 from .state import VERIFY_MODES, AccessGuard, RunState
@@ -71,6 +72,9 @@ class WorkflowHooks:
             raise ConfigurationError(f"verify_references must be one of {', '.join(VERIFY_MODES)}")
         self.verify_references = verify_references
         self.access = access
+
+    def configure(self, settings: Settings) -> None:
+        """Take what this workflow needs from the deployment's settings (most need nothing)."""
 
     def created_types(self) -> set[str]:
         """Resource types a run may create: the mapping's entries and the Provenance."""

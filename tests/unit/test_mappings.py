@@ -83,7 +83,7 @@ def test_an_unknown_code_key_names_the_payload_path():
 
 def test_every_builtin_mapping_and_code_table_loads():
     loaded = load_mappings(BUILTIN)
-    assert len(loaded.mappings) == 12 and "services" in loaded.codes
+    assert len(loaded.mappings) == 13 and "services" in loaded.codes
 
 
 def test_cli_prints_a_workflows_input_schema():

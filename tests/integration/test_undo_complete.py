@@ -1,0 +1,167 @@
+"""Issue 22 item 5: a completion made by mistake is undone within the undo window, in one transaction
+(the Task's status before it, the referral's ServiceRequest active again, a Provenance saying so), and
+refused with nothing written after the window, after another change, or for a Task sent to a partner.
+Checked on the FHIR server, on both servers."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from click.testing import CliRunner
+
+from fhircare import clock
+from fhircare.cli.main import cli
+from fhircare.errors import Conflict, IllegalTransition
+from fhircare.exchange.links import Link, write_link
+from fhircare.settings import Settings
+from fhircare.workflows import run
+from tests.support.cases import basics, referral_payload
+from tests.support.clock import moment
+from tests.support.servers import versions
+
+
+@pytest.fixture()
+def world(client, uid) -> dict[str, str]:
+    b = basics(client, uid)
+    written = run("refer", referral_payload(b, uid), client).written
+    task = next(r for r in written if r.startswith("Task/"))
+    request = next(r for r in written if r.startswith("ServiceRequest/"))
+    for status in ("accepted", "in-progress"):
+        run("task", {"task": task, "to": status, "actor": b["coordinator"]}, client)
+    return {**b, "task": task, "request": request}
+
+
+def complete(client, world, uid: str) -> None:
+    payload = {
+        "task": world["task"],
+        "to": "completed",
+        "actor": world["coordinator"],
+        "outcome": {"note": f"Attended the first class {uid}"},
+    }
+    run("task", payload, client)
+
+
+def undo_provenances(client, task: str) -> list[dict]:
+    found = list(client.search("Provenance", [("target", task), ("_count", "100")]))
+    return [p for p in found if any(r.get("text") == "undo completion" for r in p.get("reason") or [])]
+
+
+def state(client, world) -> tuple[str, str, int, int]:
+    task, request = client.read_reference(world["task"]), client.read_reference(world["request"])
+    return task["status"], request["status"], versions(client, world["task"]), len(task.get("note") or [])
+
+
+def test_undo_puts_back_the_status_before_the_completion_and_reopens_the_referral(
+    client, world, uid, server_requests, include_batch
+):
+    complete(client, world, uid)
+    done = client.read_reference(world["task"])
+    assert done["status"] == "completed" and done["output"]
+    assert client.read_reference(world["request"])["status"] == "completed"
+
+    before = server_requests()
+    result = run(
+        "undo-complete",
+        {"task": world["task"], "actor": world["coordinator"], "request_id": f"u-{uid}"},
+        client,
+    )
+    # one read batch (the Task and its focus, its history, its Provenance), one transaction
+    assert server_requests() - before == 2 + include_batch == result.requests
+
+    task = client.read_reference(world["task"])
+    assert task["status"] == "in-progress"
+    assert "output" not in task  # the completion's outcome is withdrawn
+    assert "end" not in task.get("executionPeriod", {})
+    notes = [n["text"] for n in task["note"]]
+    assert notes[-2] == f"Attended the first class {uid}"  # notes are append-only: kept...
+    assert notes[-1].startswith("Completion undone: back to in-progress")  # ...and marked
+    assert task["note"][-1]["authorReference"]["reference"] == world["coordinator"]
+    assert client.read_reference(world["request"])["status"] == "active"
+    (provenance,) = undo_provenances(client, world["task"])
+    assert provenance["agent"][0]["who"]["reference"] == world["coordinator"]
+    assert {t["reference"] for t in provenance["target"]} == {world["task"], world["request"]}
+    assert sorted(result.updated) == sorted([world["task"], world["request"]])
+
+
+def test_the_same_undo_sent_twice_is_one_action(client, world, uid, server_requests, include_batch):
+    complete(client, world, uid)
+    payload = {"task": world["task"], "actor": world["coordinator"], "request_id": f"u-{uid}"}
+    first = run("undo-complete", payload, client)
+    count = versions(client, world["task"])
+    before = server_requests()
+    again = run("undo-complete", payload, client)  # a double submit
+    assert again.repeated and not first.repeated
+    assert server_requests() - before == 2 + include_batch  # its reads, the earlier run found; no write
+    assert versions(client, world["task"]) == count
+    assert len(undo_provenances(client, world["task"])) == 1
+    assert client.read_reference(world["task"])["status"] == "in-progress"
+
+
+def test_after_the_window_the_undo_is_refused_and_nothing_is_written(client, world, uid, server_requests):
+    with clock.frozen(moment(0, "09:00")):
+        complete(client, world, uid)
+    unchanged = state(client, world)
+    within = Settings().undo_window_minutes
+    with clock.frozen(moment(0, "09:00") + timedelta(minutes=within)):
+        before = server_requests()
+        with pytest.raises(IllegalTransition) as refused:
+            run("undo-complete", {"task": world["task"], "actor": world["coordinator"]}, client)
+    assert "undo window closed" in refused.value.message and "10 minutes" in refused.value.message
+    assert server_requests() - before >= 1  # the reads only
+    assert state(client, world) == unchanged == ("completed", "completed", unchanged[2], unchanged[3])
+    assert undo_provenances(client, world["task"]) == []
+
+
+def test_within_the_window_under_a_frozen_clock_the_undo_goes_through(client, world, uid):
+    with clock.frozen(moment(0, "09:00")):
+        complete(client, world, uid)
+    with clock.frozen(moment(0, "09:09")):
+        run("undo-complete", {"task": world["task"], "actor": world["coordinator"]}, client)
+    assert state(client, world)[:2] == ("in-progress", "active")
+
+
+def test_a_change_after_the_completion_blocks_the_undo(client, world, uid):
+    complete(client, world, uid)
+    completed_version = client.read_reference(world["task"])["meta"]["versionId"]
+    run("task", {"task": world["task"], "note": "Called the program", "actor": world["coordinator"]}, client)
+    unchanged = state(client, world)
+    with pytest.raises(Conflict) as refused:
+        run("undo-complete", {"task": world["task"], "actor": world["coordinator"]}, client)
+    assert "changed after it was completed" in refused.value.message
+    with pytest.raises(Conflict):  # naming the version the caller saw completed changes nothing
+        run("undo-complete", {"task": world["task"], "version": completed_version}, client)
+    assert state(client, world) == unchanged and unchanged[:2] == ("completed", "completed")
+    assert undo_provenances(client, world["task"]) == []
+
+
+def test_a_task_sent_to_a_partner_is_not_undone_here(client, world, uid):
+    task = client.read_reference(world["task"])
+    link = Link(partner="partner-a", remote=f"https://partner.example.org/fhir/Task/{uid}")
+    client.update(write_link(task, link, Settings().namespace_base))
+    complete(client, world, uid)
+    unchanged = state(client, world)
+    with pytest.raises(IllegalTransition) as refused:
+        run("undo-complete", {"task": world["task"], "actor": world["coordinator"]}, client)
+    assert "sent to a partner" in refused.value.message
+    assert state(client, world) == unchanged
+
+
+def test_a_task_that_is_not_completed_has_nothing_to_undo(client, world):
+    with pytest.raises(IllegalTransition) as refused:
+        run("undo-complete", {"task": world["task"]}, client)
+    assert "not completed" in refused.value.message
+    assert client.read_reference(world["task"])["status"] == "in-progress"
+
+
+def test_the_cli_undoes_a_completion_and_refuses_a_second_time_with_exit_code_4(
+    fhir_server, client, world, uid
+):
+    complete(client, world, uid)
+    base = ["--base", fhir_server.base_url, "undo-complete", world["task"], "--actor", world["coordinator"]]
+    done = CliRunner().invoke(cli, base)
+    assert done.exit_code == 0, done.output
+    assert world["task"] in done.output
+    assert client.read_reference(world["task"])["status"] == "in-progress"
+    again = CliRunner().invoke(cli, [*base, "--request-id", f"again-{uid}"])
+    assert again.exit_code == 4 and "not completed" in again.output
