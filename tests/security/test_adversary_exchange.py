@@ -33,6 +33,7 @@ from tests.faults.proxy import FaultProxy
 from tests.integration.sidecar_harness import Sidecar, smart_settings
 from tests.integration.smart_server import Client
 from tests.security.conftest import AttackedAuthServer, login
+from tests.support.clock import at
 
 API = "/api/v1/exchange"
 HOOK_SECRET = "adversary-hook-secret"
@@ -395,3 +396,118 @@ def test_versions_of_a_second_remote_task_naming_a_linked_task_are_not_applied(w
     ours = w.ours.read("Task", task_id)
     assert ours["status"] == "requested", "a Task other than the linked one moved ours"
     assert w.ours.read("ServiceRequest", request_id)["status"] == "active"
+
+
+# --- a partner's server that answers searches as it likes ---------------------------------------------
+
+
+class HostilePartner:
+    """A partner 'FHIR server' (standard library HTTP) answering every Task search with ``body(n)`` for
+    the n-th search; after ``limit`` searches it answers 503, so a cycle that would never end does."""
+
+    def __init__(self, body: Any, limit: int = 200) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        owner = self
+        self.searches = 0
+        self.limit = limit
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                if self.path.split("?")[0].endswith("/metadata"):
+                    payload = b'{"resourceType":"CapabilityStatement","status":"active","kind":"instance","fhirVersion":"4.0.1","format":["json"]}'
+                    return self._send(200, payload)
+                owner.searches += 1
+                if owner.searches > owner.limit:
+                    return self._send(503, b"{}")
+                return self._send(200, body(owner.searches))
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                self._send(503, b"{}")
+
+            def _send(self, status: int, payload: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/fhir+json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/fhir"
+
+    def __enter__(self) -> HostilePartner:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _exchange_with(w: World, base: str) -> Any:
+    from fhircare.exchange import Exchange, parse_partners
+
+    document = yaml.safe_load(w.partners_file.read_text(encoding="utf-8"))
+    document["partners"][w.partner]["base"] = base
+    return Exchange(w.exchange.settings, parse_partners(document, str(w.partners_file)), w.ours)
+
+
+def _search_page(tasks: int, updated: str, padding: int = 0) -> bytes:
+    import json
+
+    entries = [
+        {
+            "resource": {
+                "resourceType": "Task",
+                "id": f"t{n}",
+                "meta": {"versionId": "1", "lastUpdated": updated},
+                "status": "requested",
+                "intent": "order",
+                "identifier": [{"system": URL_SYSTEM, "value": f"http://elsewhere.invalid/Task/{n}"}],
+            },
+            "search": {"mode": "match"},
+        }
+        for n in range(tasks)
+    ]
+    if padding:
+        entries[0]["resource"]["description"] = "x" * padding
+    return json.dumps({"resourceType": "Bundle", "type": "searchset", "entry": entries}).encode()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="paging.keyset_pages: a partner that ignores _offset and answers full pages at one instant "
+    "is asked again and again: one cycle never ends (here: until the partner stops answering)",
+)
+def test_a_partner_repeating_the_same_full_page_cannot_hold_the_cycle(w: World) -> None:
+    page = _search_page(100, at(-1, "09:00"))
+    with HostilePartner(lambda n: page) as hostile, _exchange_with(w, hostile.base_url) as exchange:
+        sync_once(exchange, w.partner)
+        assert hostile.searches <= 10, f"one cycle asked the partner {hostile.searches} times"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="fhir client/paging: a partner's answer is read whole, whatever its size: a 64 MB search page "
+    "is downloaded, parsed and applied (no limit on what a partner may make the worker hold)",
+)
+def test_an_enormous_search_page_from_a_partner_is_refused(w: World) -> None:
+    import tracemalloc
+
+    from fhircare.exchange.sync import sync_partner
+
+    huge = _search_page(1, at(-1, "09:00"), padding=64 * 1024 * 1024)
+    with HostilePartner(lambda n: huge, limit=5) as hostile, _exchange_with(w, hostile.base_url) as exchange:
+        tracemalloc.start()
+        try:
+            report = sync_partner(exchange, exchange.partners.get(w.partner))
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peak < 16 * 1024 * 1024, f"the worker held {peak // (1024 * 1024)} MiB for one partner answer"
+    assert report.errors == 1  # refused as a partner answer not applied, and said so
