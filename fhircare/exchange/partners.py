@@ -12,6 +12,8 @@ The shape (names as in issue 21, so partners' files are portable)::
         poll: 15m
         notify: auto                           # auto | subscription | poll
         disclosure: agreement                  # agreement | consent-required
+        callers: [Practitioner/cbo-nurse, cbo-intake-app]   # light pattern: who in the sidecar is them
+        callers_by_role: true                  # also SMART users with a PractitionerRole at `organization`
 
 Errors name the file, the JSON path and the reason; nothing is half-loaded.
 """
@@ -40,6 +42,8 @@ POLL_FLOOR = timedelta(minutes=15)
 DURATION = r"^[0-9]+(\.[0-9]+)?[smhd]$"
 ORGANIZATION = r"^Organization/[A-Za-z0-9\-.]{1,64}$"
 BASE = r"^https?://[^\s?#]+$"
+#: a SMART user's ``fhirUser`` (``Practitioner/<id>``) or a backend caller token's ``sub``
+CALLER = r"^(Practitioner/[A-Za-z0-9\-.]{1,64}|[A-Za-z0-9][A-Za-z0-9._:@\-]{0,127})$"
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -98,6 +102,14 @@ SCHEMA: dict[str, Any] = {
                     # the variable holding the secret the partner's notifications must carry
                     "notify_secret_env": {"type": "string", "pattern": r"^[A-Z][A-Z0-9_]*_TOKEN$"},
                     "disclosure": {"enum": ["agreement", "consent-required"]},
+                    # the light pattern: sidecar callers who are this partner's staff (their changes are
+                    # the performer's, on this partner's Tasks only)
+                    "callers": {
+                        "type": "array",
+                        "uniqueItems": True,
+                        "items": {"type": "string", "pattern": CALLER},
+                    },
+                    "callers_by_role": {"type": "boolean"},
                 },
             },
         },
@@ -119,6 +131,10 @@ class Partner:
     notify: str = "auto"
     disclosure: str = "agreement"
     notify_secret_env: str | None = None
+    #: sidecar callers who are this partner's staff: backend token subjects and SMART ``fhirUser``s
+    callers: frozenset[str] = frozenset()
+    #: a SMART user whose Practitioner has a PractitionerRole at ``organization`` is a caller too
+    callers_by_role: bool = False
 
 
 @dataclass(frozen=True)
@@ -143,6 +159,13 @@ class Partners:
         """The partner our ``Organization/<id>`` stands for (a Task's owner), if any."""
         for partner in self.partners.values():
             if partner.organization == organization:
+                return partner
+        return None
+
+    def of_caller(self, identity: str) -> Partner | None:
+        """The partner whose ``callers`` list ``identity`` (a token subject or a ``fhirUser``)."""
+        for partner in self.partners.values():
+            if identity in partner.callers:
                 return partner
         return None
 
@@ -187,12 +210,29 @@ def parse_partners(document: Any, source: str) -> Partners:
             notify=raw.get("notify", "auto"),
             disclosure=raw.get("disclosure", "agreement"),
             notify_secret_env=raw.get("notify_secret_env"),
+            callers=frozenset(raw.get("callers") or ()),
+            callers_by_role=bool(raw.get("callers_by_role", False)),
         )
     orgs = [p.organization for p in partners.values()]
     for name, partner in partners.items():
         if orgs.count(partner.organization) > 1 or partner.organization == own["organization"]:
             raise _fail(source, f"$.partners.{name}.organization", "names an Organization used twice")
+    _check_callers(document, source)
     return Partners(str(own["base"]).rstrip("/"), own["organization"], partners, source)
+
+
+def _check_callers(document: Any, source: str) -> None:
+    """A caller belongs to one partner only (a second listing would make its rights ambiguous)."""
+    seen: dict[str, str] = {}
+    for name, raw in (document.get("partners") or {}).items():
+        for index, caller in enumerate(raw.get("callers") or ()):
+            if caller in seen:
+                raise _fail(
+                    source,
+                    f"$.partners.{name}.callers[{index}]",
+                    f"already a caller of partner {seen[caller]}",
+                )
+            seen[caller] = name
 
 
 def load_partners(settings: Settings) -> Partners:

@@ -25,12 +25,16 @@ OWNER_STATUSES = ("accepted", "rejected", "in-progress", "on-hold", "failed", "c
 TEMPORARY_CODES = "http://hl7.org/fhir/us/sdoh-clinicalcare/CodeSystem/SDOHCC-CodeSystemTemporaryCodes"
 
 
-def guard_owner_change(before: dict[str, Any], after: dict[str, Any]) -> None:
-    """Refuse an owner's change outside status, statusReason and output (PayloadError, nothing written)."""
+def guard_owner_change(
+    before: dict[str, Any], after: dict[str, Any], derived: frozenset[str] = frozenset()
+) -> None:
+    """Refuse an owner's change outside status, statusReason and output (PayloadError, nothing written).
+    ``derived``: fields the writer itself sets along with the status (the task workflow's
+    ``executionPeriod``), never the owner's input."""
     changed = sorted(
         k
         for k in set(before) | set(after)
-        if k not in OWNER_FIELDS | SERVER_FIELDS and before.get(k) != after.get(k)
+        if k not in OWNER_FIELDS | SERVER_FIELDS | derived and before.get(k) != after.get(k)
     )
     if changed:
         raise PayloadError(

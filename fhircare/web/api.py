@@ -103,10 +103,12 @@ def transition_task(task_id: str) -> tuple[Response, int]:
 @api.get("/api/v1/worklist")
 def get_worklist() -> Response:
     from ..views.worklist import OPEN_STATUSES, worklist
+    from .callers import partner_caller
 
+    acting = partner_caller()  # a partner's staff: their Organization's Tasks only (policy.PARTNER_ROUTES)
     rows = worklist(
         access().view_client(),
-        owners=request.args.getlist("owner"),
+        owners=[acting.partner.organization] if acting else request.args.getlist("owner"),
         statuses=request.args.getlist("status") or OPEN_STATUSES,
         patient=patient_param(),
         due_before=request.args.get("due_before"),

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, g, request
 
 from ..errors import ConfigurationError, FhircareError, NotFound
 from ..settings import Settings
@@ -55,6 +55,12 @@ class SidecarMetrics:
             ["workflow", "outcome"],
             registry=self.registry,
         )
+        self.partner_answers = prom.Counter(
+            "fhircare_partner_caller_requests",
+            "Answers to callers who are a partner's staff (the light pattern) by partner, endpoint, status.",
+            ["partner", "endpoint", "status"],
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         from ..exchange.metrics import _prometheus
@@ -75,6 +81,8 @@ class SidecarExchange:
         self.cycle_lock = threading.Lock()  # one cycle at a time on the worker's clients
         self.checked = False
         self._made = threading.Lock()
+        #: (issuer, user) -> (expiry, partner name or ""): callers_by_role answers (web/callers.py)
+        self.role_cache: dict[tuple[str, str], tuple[float, str]] = {}
 
     def require(self) -> Partners:
         """The partners; a sidecar without them has no exchange routes (404, saying why)."""
@@ -225,7 +233,11 @@ def init_exchange(app: Flask, settings: Settings) -> SidecarExchange:
 
         @app.after_request
         def count_answer(response: Response) -> Response:
-            metrics.answers.labels(request.endpoint or "none", str(response.status_code)).inc()
+            endpoint, status = request.endpoint or "none", str(response.status_code)
+            metrics.answers.labels(endpoint, status).inc()
+            acting = g.get("partner_caller")
+            if acting is not None:  # a configured partner's name: a bounded label, no person in it
+                metrics.partner_answers.labels(acting.partner.name, endpoint, status).inc()
             return response
 
         from ..exchange.metrics import _prometheus

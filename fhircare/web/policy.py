@@ -8,15 +8,22 @@ cover what the answer shows (403), and the patient rule holds (403):
 - ``none``: the answer spans patients, so a patient session gets 403;
 - ``guard``: a workflow run; what it reads and writes is checked by the access guard (compartment.py);
 - ``public``: no session needed (health, discovery, the launch itself, assets).
+
+A caller who belongs to a partner (the light pattern: ``callers`` in the partners file, callers.py) may
+reach only PARTNER_ROUTES, and there only its partner's Tasks and worklist: every other route is 403
+before its view runs (so nothing is read for them, nothing written).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from flask import Flask, request
+from flask import Flask, redirect, request, url_for
+from werkzeug.wrappers import Response
 
-from ..errors import ScopeDenied
+from ..errors import FhircareError, ScopeDenied
+from .callers import PartnerCaller, partner_caller
 from .fhir_access import access, patient_in_context, require_scopes
 
 
@@ -104,6 +111,7 @@ POLICY: dict[str, Rule] = {
     "pages.task_page": TASK,
     "pages.task_note": RUN,
     "pages.task_status": RUN,
+    "pages.task_undo": RUN,
     "pages.task_decision": RUN,
     "pages.record_authorization": RUN,
     "pages.static": PUBLIC,
@@ -114,6 +122,19 @@ POLICY: dict[str, Rule] = {
 }
 
 
+#: what a partner's caller may reach: "task" routes name a Task its Organization owns; "owner" routes are
+#: its Organization's worklist. Runs (the task routes that write) are checked again in runs.py.
+PARTNER_ROUTES: dict[str, str] = {
+    "api.transition_task": "task",
+    "api.get_worklist": "owner",
+    "pages.worklist_page": "owner",
+    "pages.task_page": "task",
+    "pages.task_status": "task",
+    "pages.task_action": "task",
+}
+NOT_THEIRS = "this Task is not one your organization owns"
+
+
 def patient_asked() -> str | None:
     """The patient a request is about: the route's ``patient_id``, else its ``patient`` parameter."""
     args = request.view_args or {}
@@ -122,25 +143,67 @@ def patient_asked() -> str | None:
     return request.args.get("patient") or None
 
 
-def enforce() -> None:
+def enforce() -> Response | None:
     """Before every request: the endpoint's rule (a request to an endpoint without one is refused)."""
     endpoint = request.endpoint
     if endpoint is None:
-        return  # no route matched: 404 / 405 follow
+        return None  # no route matched: 404 / 405 follow
     rule = POLICY.get(endpoint)
     if rule is None:
         raise ScopeDenied("this route has no access rule")
     if rule.patient == "public":
-        return
+        return None
     access().authenticate()
     require_scopes(rule.reads, "rs")
+    acting = partner_caller()
+    if acting is not None:
+        moved = enforce_partner(endpoint, acting)
+        if moved is not None:
+            return moved
     own = patient_in_context()
     if own is None:
-        return
+        return None
     if rule.patient == "none":
         raise ScopeDenied("this answer spans patients; a patient-launch session cannot see it")
     if rule.patient == "own" and patient_asked() not in (None, own):
         raise ScopeDenied("this session is limited to its launch patient")
+    return None
+
+
+def enforce_partner(endpoint: str, acting: PartnerCaller) -> Response | None:
+    """A partner's caller: only PARTNER_ROUTES, only its Organization's Tasks (one read of the Task)."""
+    kind = PARTNER_ROUTES.get(endpoint)
+    if kind is None:
+        raise ScopeDenied("a partner's staff may only work the referrals their organization owns")
+    org = acting.partner.organization
+    if kind == "owner":
+        asked = request.args.getlist("owner")
+        if any(o != org for o in asked) or request.args.get("tab") not in (None, "mine"):
+            raise ScopeDenied("a partner's staff see only their organization's worklist")
+        if request.args.get("gap") or request.args.get("patient"):
+            raise ScopeDenied("a partner's staff see only their organization's worklist")
+        if endpoint == "pages.worklist_page" and not asked:  # the console opens on its worklist
+            return redirect(url_for("pages.worklist_page", owner=org, tab="mine"), code=302)
+        return None
+    task_of_partner(str((request.view_args or {}).get("task_id")), org)
+    return None
+
+
+def task_of_partner(task_id: str, org: str) -> dict[str, Any]:
+    """The Task, when ``org`` owns it (and it is the route's patient's); else one 403 for another's Task
+    and for none at all (no answer tells which)."""
+    try:
+        task = access().client_for_request().read("Task", task_id)
+    except FhircareError as exc:
+        if exc.status >= 500:
+            raise
+        raise ScopeDenied(NOT_THEIRS) from None
+    patient = (request.view_args or {}).get("patient_id")
+    if (task.get("owner") or {}).get("reference") != org or (
+        patient is not None and (task.get("for") or {}).get("reference") != f"Patient/{patient}"
+    ):
+        raise ScopeDenied(NOT_THEIRS)
+    return task
 
 
 def init_policy(app: Flask) -> None:

@@ -1,5 +1,10 @@
 """Running a workflow for a caller, the same way from the API and from the pages: write scopes first,
-then the run with the access guard of a patient session (compartment.PatientGuard)."""
+then the run with the access guard of a patient session (compartment.PatientGuard).
+
+A partner's caller (callers.py) runs only ``task`` on a Task its Organization owns, always on behalf of
+that Organization, moving it only to the performer's statuses and changing only status, statusReason and
+output (exchange.performer.guard_owner_change on the planned Task); anything else is refused before any
+write (403 for what is not theirs, 422 naming the fields for the rest)."""
 
 from __future__ import annotations
 
@@ -8,12 +13,26 @@ from typing import Any
 
 from flask import current_app
 
-from ..errors import Conflict, FhircareError, IllegalTransition, ScopeDenied, UnresolvedReference
+from ..errors import (
+    Conflict,
+    FhircareError,
+    IllegalTransition,
+    Issue,
+    PayloadError,
+    ScopeDenied,
+    UnresolvedReference,
+)
 from ..fhir import FhirClient
 from ..settings import Settings
 from ..workflows import WorkflowResult, get_workflow
+from .callers import PartnerCaller, partner_caller
 from .compartment import OUTSIDE, PatientGuard, literal
 from .fhir_access import access, patient_in_context, require_write_scopes
+
+#: the statuses a performer sets (Gravity SDOH CC: the owner's); cancelling is the requester's here
+PERFORMER_STATUSES = ("accepted", "rejected", "in-progress", "on-hold", "failed", "completed")
+#: what the task workflow itself writes along with a status (not the caller's choice)
+DERIVED_FIELDS = frozenset({"executionPeriod"})
 
 
 def run_workflow(
@@ -32,8 +51,12 @@ def run_workflow(
         creates if creates is not None else workflow.created_types(), workflow.updated_types()
     )
     holder = current_app.extensions.get("fhircare.exchange")
+    acting = partner_caller()
     try:
-        if name == "task" and not dry_run and holder is not None:
+        if acting is not None:
+            payload = partner_payload(name, payload, acting)
+            guard_owner_transition(workflow, payload, client, {acting.partner.organization}, strict=True)
+        elif name == "task" and not dry_run and holder is not None:
             guard_owner_transition(workflow, payload, client, holder.partner_organizations())
         result = workflow.run(payload, dry_run=dry_run)
     except UnresolvedReference:
@@ -64,25 +87,63 @@ def run_outcome(exc: FhircareError) -> str:
     return "refused" if exc.status < 500 else "failed"
 
 
+def partner_payload(name: str, payload: Mapping[str, Any], acting: PartnerCaller) -> dict[str, Any]:
+    """A partner's caller: only the task workflow, on a literal Task, on behalf of its own Organization
+    (none given: theirs; another: 403), naming no actor but themselves, to a performer's status."""
+    org = acting.partner.organization
+    task = payload.get("task")
+    if name != "task" or not isinstance(task, str) or not task.startswith("Task/") or "?" in task:
+        raise ScopeDenied("a partner's staff may only move the referrals their organization owns")
+    if payload.get("on_behalf_of") not in (None, org):
+        raise ScopeDenied(f"a partner's staff act on behalf of {org} only")
+    # the actor (Provenance.agent.who): a SMART user is themselves; a backend caller names one of the
+    # partner's listed Practitioners, or no one
+    staff = (
+        {acting.user} if acting.user else {c for c in acting.partner.callers if c.startswith("Practitioner/")}
+    )
+    actor = payload.get("actor") or acting.user
+    if actor is not None and actor not in staff:
+        raise ScopeDenied("a partner's staff may name no one else as the actor")
+    target = payload.get("to")
+    if target is not None and target not in PERFORMER_STATUSES:
+        raise PayloadError(
+            f"the performer may not set a referral to {target!r}",
+            [Issue("error", "business-rule", ", ".join(PERFORMER_STATUSES), ("$.to",))],
+        )
+    return {**payload, "on_behalf_of": org, **({"actor": actor} if actor else {})}
+
+
 def guard_owner_transition(
-    workflow: Any, payload: Mapping[str, Any], client: FhirClient, partners: set[str]
+    workflow: Any,
+    payload: Mapping[str, Any],
+    client: FhirClient,
+    partners: set[str],
+    strict: bool = False,
 ) -> None:
     """The light pattern: a caller acting for a partner's Organization (``on_behalf_of``, one of
     ``partners``) that owns the Task may change only status, statusReason and output (the performer's
-    guard); nothing is written otherwise."""
+    guard); nothing is written otherwise. ``strict`` (a partner's own caller): a Task that Organization
+    does not own, or none, is one 403."""
     acting = payload.get("on_behalf_of")
     task = payload.get("task")
     if acting not in partners or not isinstance(task, str):
         return
-    before = client.read_reference(task)
+    try:
+        before = client.read_reference(task)
+    except FhircareError as exc:
+        if not strict or exc.status >= 500:
+            raise
+        raise ScopeDenied("this Task is not one your organization owns") from None
     if (before.get("owner") or {}).get("reference") != acting:
+        if strict:
+            raise ScopeDenied("this Task is not one your organization owns")
         return
     from ..exchange.performer import guard_owner_change
 
     planned = workflow.run(payload, dry_run=True).details.get("bundle") or {}
     for entry in planned.get("entry") or []:
         if (entry.get("request") or {}).get("url") == task:
-            guard_owner_change(before, _literal_references(entry["resource"]))
+            guard_owner_change(before, _literal_references(entry["resource"]), DERIVED_FIELDS)
 
 
 def _literal_references(node: Any) -> Any:

@@ -130,3 +130,53 @@ def test_a_partner_without_a_base_is_found_through_its_organizations_endpoint(ou
         )
         partner = Partner("cbo", f"Organization/{org['id']}")
         assert partner_base(partner, client) == "https://cbo.example.org/fhir"
+
+
+LIGHT = """
+  ride-co:
+    organization: Organization/ride-co
+    pattern: light
+    callers: [Practitioner/driver-1, ride-intake-app]
+    callers_by_role: true
+"""
+
+
+def test_a_light_partners_callers_are_loaded_and_found_by_identity(tmp_path: Path) -> None:
+    partners = load_partners_file(_file(tmp_path, GOOD + LIGHT))
+    ride = partners.get("ride-co")
+    assert ride.callers == frozenset({"Practitioner/driver-1", "ride-intake-app"}) and ride.callers_by_role
+    assert partners.of_caller("ride-intake-app") is ride
+    assert partners.of_caller("Practitioner/driver-1") is ride
+    assert partners.of_caller("Practitioner/someone-else") is None
+    food = partners.get("food-bank")
+    assert food.callers == frozenset() and not food.callers_by_role  # a partner without callers: none
+
+
+@pytest.mark.parametrize(
+    ("change", "path", "reason"),
+    [
+        (
+            ("[Practitioner/driver-1, ride-intake-app]", "Practitioner/driver-1"),
+            "ride-co.callers",
+            "not of type",
+        ),
+        (("ride-intake-app]", "has space]"), "$.partners.ride-co.callers[1]", "does not match"),
+        (("ride-intake-app]", "Patient/1]"), "$.partners.ride-co.callers[1]", "does not match"),
+        (("ride-intake-app]", "17]"), "$.partners.ride-co.callers[1]", "is not of type"),
+        (("ride-intake-app]", "Practitioner/driver-1]"), "$.partners.ride-co.callers", "non-unique"),
+        (("callers_by_role: true", "callers_by_role: maybe"), "ride-co.callers_by_role", "not of type"),
+        (
+            ("disclosure: agreement", "disclosure: agreement\n    callers: [ride-intake-app]"),
+            "$.partners.ride-co.callers[1]",
+            "already a caller of partner food-bank",
+        ),
+    ],
+)
+def test_invalid_callers_fail_at_load_naming_file_path_and_reason(
+    tmp_path: Path, change: tuple[str, str], path: str, reason: str
+) -> None:
+    file = _file(tmp_path, (GOOD + LIGHT).replace(*change))
+    with pytest.raises(ConfigurationError) as caught:
+        load_partners_file(file)
+    text = str(caught.value)
+    assert str(file) in text and path in text and reason in text, text

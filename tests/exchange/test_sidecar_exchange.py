@@ -329,3 +329,47 @@ def test_a_cancel_while_the_partner_is_down_is_pending_and_openapi_describes_the
     document = requests.get(f"{sidecar.url}/api/v1/openapi.json", timeout=30).json()
     for route in ("send", "status", "cancel", "resolve", "hook/{partner}"):
         assert f"{API}/{route}" in document["paths"], route
+
+
+def test_a_partners_staff_reach_no_exchange_route_and_nothing_reaches_the_partner(
+    world: World, our_server: Any, tmp_path: Path
+) -> None:
+    """The light pattern's guard on the exchange routes: a SMART user listed under the partner's
+    ``callers`` may not send, cancel, resolve or read the status (403, nothing sent), and without
+    ``on_behalf_of`` is still the performer on the transition route."""
+    from tests.exchange.test_light_guard import _login
+
+    staff = world.ours.create({"resourceType": "Practitioner", "name": [{"family": "Partnerstaff"}]})
+    document = yaml.safe_load(_partners_with_hook(world, tmp_path).read_text(encoding="utf-8"))
+    document["partners"][world.partner]["callers"] = [f"Practitioner/{staff['id']}"]
+    path = tmp_path / "partners-callers.yaml"
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    task_id, _ = world.refer()
+    before = world.ours.read("Task", task_id)
+    auth = AttackedAuthServer(our_server.base_url)
+    auth.start()
+    port = free_port()
+    auth.register(Client("fhircare-test", [f"http://127.0.0.1:{port}/callback"]))
+    settings = smart_settings(auth.iss, port, partners_file=path, retries=1, backoff_factor=0.01)
+    try:
+        with Sidecar(settings, port) as smart:
+            browser = _login(smart, auth, f"Practitioner/{staff['id']}")
+            task = f"Task/{task_id}"
+            for route, body in (
+                ("send", {"task": task}),
+                ("cancel", {"task": task, "reason": "x"}),
+                ("resolve", {"task": task, "take": "local"}),
+            ):
+                answer = browser.post(f"{smart.url}{API}/{route}", json=body, timeout=30)
+                assert answer.status_code == 403, (route, answer.text)
+                assert answer.json()["resourceType"] == "OperationOutcome"
+            assert browser.get(f"{smart.url}{API}/status", timeout=30).status_code == 403
+            assert world.partner_requests() == 0 and world.remote_tasks(task_id) == []
+            url = f"{smart.url}/api/v1/tasks/{task_id}/transition"
+            noted = browser.post(url, json={"note": "we changed the plan"}, timeout=30)
+            assert noted.status_code == 422 and "$.note" in noted.json()["issue"][0]["expression"]
+            assert world.ours.read("Task", task_id) == before
+            taken = browser.post(url, json={"to": "accepted"}, timeout=30)
+            assert taken.status_code == 201, taken.text
+    finally:
+        auth.stop()

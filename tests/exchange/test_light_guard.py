@@ -1,0 +1,392 @@
+"""The light pattern's guard (issue 21, Deliver 7 and 9): a partner without a FHIR server works its
+referral Task on OUR server through the sidecar. A caller who belongs to a partner (a backend caller
+token's subject or a SMART user's fhirUser listed under the partner's ``callers``, or a Practitioner with
+a PractitionerRole at its Organization under ``callers_by_role``) always acts for that partner, changes
+only status, statusReason and output of Tasks its Organization owns, and reaches nothing else. Real
+sidecars over HTTP on both servers; the server is read back after every refusal."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+import requests
+import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from prometheus_client.parser import text_string_to_metric_families
+
+from fhircare.fhir import FhirClient
+from fhircare.server.launcher import free_port
+from fhircare.settings import Settings
+from fhircare.workflows import run
+from tests.integration.sidecar_harness import SECRET, Sidecar, smart_settings
+from tests.integration.smart_server import Client
+from tests.security.conftest import AttackedAuthServer, csrf_of
+from tests.support.cases import referral_payload
+from tests.support.clock import day
+
+AUDIENCE = "fhircare-sidecar"
+PARTNER_APP = "cbo-a-intake"  # the subject of partner A's backend caller token
+OTHER_APP = "cbo-b-intake"
+CLINIC_APP = "clinic-scheduler"  # one of ours: not listed anywhere
+
+
+def _ec_key() -> tuple[str, str]:
+    key = ec.generate_private_key(ec.SECP384R1())
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private, public
+
+
+@dataclass
+class Light:
+    """Our server with two partners' Organizations, their staff, and sidecars in front of it."""
+
+    client: FhirClient
+    server: Any
+    auth: AttackedAuthServer
+    backend: Sidecar
+    caller_key: str
+    clinic: str
+    org_a: str
+    org_b: str
+    patient: str
+    coordinator: str
+    staff: str  # partner A's nurse, listed under callers
+    role_staff: str  # partner A's worker, known by a PractitionerRole only
+    partners_file: Path
+
+    def headers(self, subject: str, scope: str = "system/*.cruds") -> dict[str, str]:
+        now = int(time.time())
+        claims = {"sub": subject, "aud": AUDIENCE, "iat": now, "exp": now + 300, "scope": scope}
+        return {"Authorization": f"Bearer {jwt.encode(claims, self.caller_key, algorithm='ES384')}"}
+
+    def refer(self, org: str) -> tuple[str, str]:
+        """A referral owned by ``org``: (Task id, ServiceRequest id)."""
+        people = {"patient": self.patient, "org": org, "coordinator": self.coordinator}
+        payload = referral_payload(people, uuid.uuid4().hex[:8], due=day(14))
+        written = run("refer", payload, self.client).written
+        task = next(r for r in written if r.startswith("Task/"))
+        request = next(r for r in written if r.startswith("ServiceRequest/"))
+        return task.split("/")[1], request.split("/")[1]
+
+    def transition(self, task_id: str, body: dict[str, Any], subject: str = PARTNER_APP) -> Any:
+        url = f"{self.backend.url}/api/v1/tasks/{task_id}/transition"
+        return requests.post(url, json=body, headers=self.headers(subject), timeout=30)
+
+
+def _make(client: FhirClient, resource: dict[str, Any]) -> str:
+    created = client.create(resource)
+    return f"{created['resourceType']}/{created['id']}"
+
+
+@pytest.fixture(scope="module")
+def light(fhir_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Light]:
+    folder = tmp_path_factory.mktemp("light")
+    uid = uuid.uuid4().hex[:8]
+    auth = AttackedAuthServer(fhir_server.base_url)
+    auth.start()
+    system_private, system_public = _ec_key()
+    auth.register(
+        Client(
+            "system-1",
+            [],
+            public_key_pem=system_public,
+            grant_types=("client_credentials",),
+            auth_method="client_assertion_jwt",
+        )
+    )
+    (folder / "system.pem").write_text(system_private)
+    caller_private, caller_public = _ec_key()
+    (folder / "callers.pem").write_text(caller_public)
+    with FhirClient(fhir_server.base_url, retries=2, backoff_factor=0.05) as client:
+        clinic = _make(client, {"resourceType": "Organization", "name": f"Clinic {uid}"})
+        org_a = _make(client, {"resourceType": "Organization", "name": f"Food bank {uid}"})
+        org_b = _make(client, {"resourceType": "Organization", "name": f"Ride co {uid}"})
+        patient = _make(client, {"resourceType": "Patient", "name": [{"family": f"Light{uid}"}]})
+        coordinator = _make(client, {"resourceType": "Practitioner", "name": [{"family": f"Coord{uid}"}]})
+        staff = _make(client, {"resourceType": "Practitioner", "name": [{"family": f"Nurse{uid}"}]})
+        role_staff = _make(client, {"resourceType": "Practitioner", "name": [{"family": f"Worker{uid}"}]})
+        _make(
+            client,
+            {
+                "resourceType": "PractitionerRole",
+                "active": True,
+                "practitioner": {"reference": role_staff},
+                "organization": {"reference": org_a},
+            },
+        )
+        document = {
+            "self": {"base": fhir_server.base_url, "organization": clinic},
+            "partners": {
+                "cbo-a": {
+                    "organization": org_a,
+                    "pattern": "light",
+                    "callers": [PARTNER_APP, staff],
+                    "callers_by_role": True,
+                },
+                "cbo-b": {"organization": org_b, "pattern": "light", "callers": [OTHER_APP]},
+            },
+        }
+        path = folder / "partners.yaml"
+        path.write_text(yaml.safe_dump(document), encoding="utf-8")
+        settings = Settings(
+            base_url=auth.iss,
+            auth_mode="backend",
+            secret_key=SECRET,
+            backend_token_url=f"{auth.base}/token",
+            backend_client_id="system-1",
+            backend_key_file=str(folder / "system.pem"),
+            caller_key_file=str(folder / "callers.pem"),
+            caller_audience=AUDIENCE,
+            partners_file=str(path),
+            metrics=True,
+            retries=1,
+            backoff_factor=0.01,
+        )
+        try:
+            with Sidecar(settings) as backend:
+                yield Light(
+                    client,
+                    fhir_server,
+                    auth,
+                    backend,
+                    caller_private,
+                    clinic,
+                    org_a,
+                    org_b,
+                    patient,
+                    coordinator,
+                    staff,
+                    role_staff,
+                    path,
+                )
+        finally:
+            auth.stop()
+
+
+def _login(console: Sidecar, auth: AttackedAuthServer, user: str) -> requests.Session:
+    """A browser signed in as ``user`` (its fhirUser) through the EHR launch; the console may then send
+    a partner's staff on to their worklist."""
+    auth.user, auth.grant_patient, auth.grant_scope = user, None, None
+    browser = requests.Session()
+    params = {"iss": auth.iss, "launch": "ehr-launch"}
+    answer = browser.get(f"{console.url}/launch", params=params, allow_redirects=True, timeout=30)
+    assert any(r.headers.get("Location") == "/" for r in answer.history), answer.text
+    return browser
+
+
+def _issues(answer: Any) -> list[str]:
+    return [e for issue in answer.json()["issue"] for e in issue.get("expression") or []]
+
+
+def test_a_partner_caller_without_on_behalf_of_changes_only_status_reason_and_output(light: Light) -> None:
+    task_id, request_id = light.refer(light.org_a)
+    before = light.client.read("Task", task_id)
+    counts = light.server.resource_counts()
+    refused = {
+        "note": ({"note": "we changed the plan"}, 422, "$.note"),
+        "owner": ({"owner": light.coordinator}, 422, "$.owner"),
+        "business status": ({"business_status": "waiting"}, 422, "$.businessStatus"),
+        "cancel": ({"to": "cancelled", "reason": "x"}, 422, "$.to"),
+        "description": ({"to": "accepted", "description": "other"}, 422, None),
+        "for": ({"to": "accepted", "for": light.coordinator}, 422, None),
+        "priority": ({"to": "accepted", "priority": "stat"}, 422, None),
+        "another org": ({"to": "accepted", "on_behalf_of": light.clinic}, 403, None),
+        "another actor": ({"to": "accepted", "actor": light.coordinator}, 403, None),
+    }
+    for case, (body, status, path) in refused.items():
+        answer = light.transition(task_id, body)
+        assert answer.status_code == status, (case, answer.text)
+        assert answer.json()["resourceType"] == "OperationOutcome", case
+        if path is not None:
+            assert path in _issues(answer), (case, answer.text)
+    assert light.client.read("Task", task_id) == before  # exactly what it held: same version, same fields
+    assert light.server.resource_counts() == counts
+    for body in (
+        {"to": "accepted", "actor": light.staff},  # one of the partner's listed people may be named
+        {"to": "in-progress"},
+        {"to": "completed", "outcome": {"code": "x1"}},
+    ):
+        answer = light.transition(task_id, body)
+        assert answer.status_code == 201, (body, answer.text)
+    after = light.client.read("Task", task_id)
+    assert after["status"] == "completed" and after["output"]
+    for name in ("description", "for", "priority", "focus", "requester", "owner", "note", "restriction"):
+        assert after.get(name) == before.get(name), name
+    assert light.client.read("ServiceRequest", request_id)["status"] == "completed"
+    provenance = light.client.search("Provenance", {"target": f"Task/{task_id}"})
+    behalf = {
+        (agent.get("onBehalfOf") or {}).get("reference") for p in provenance for agent in p.get("agent") or []
+    }
+    assert light.org_a in behalf  # treated as the partner's although the payload named no one
+
+
+def test_a_partner_caller_reaches_nothing_but_its_own_tasks(light: Light) -> None:
+    theirs, _ = light.refer(light.org_b)
+    open_one, _ = light.refer(light.org_a)
+    ours = light.client.read("Task", light.refer(light.org_a)[0])
+    ours = light.client.update({**ours, "owner": {"reference": light.coordinator}})
+    held = {tid: light.client.read("Task", tid) for tid in (theirs, ours["id"])}
+    counts = light.server.resource_counts()
+    for task_id in (theirs, ours["id"], "no-such-task"):
+        answer = light.transition(task_id, {"to": "accepted"})
+        assert answer.status_code == 403, answer.text
+    headers = light.headers(PARTNER_APP)
+    url = light.backend.url
+    people = {"patient": light.patient, "org": light.org_a, "coordinator": light.coordinator}
+    writes = [
+        ("/api/v1/workflows/refer", referral_payload(people, "x", due=day(14))),
+        ("/api/v1/workflows/enroll", {"patient": light.patient}),
+        ("/api/v1/workflows/task", {"task": f"Task/{theirs}", "to": "accepted"}),
+        ("/api/v1/exchange/send", {"task": f"Task/{theirs}"}),
+        ("/api/v1/exchange/cancel", {"task": f"Task/{theirs}", "reason": "x"}),
+        ("/api/v1/exchange/resolve", {"task": f"Task/{theirs}", "take": "local"}),
+    ]
+    for path, body in writes:
+        answer = requests.post(f"{url}{path}", json=body, headers=headers, timeout=30)
+        assert answer.status_code == 403, (path, answer.text)
+    reads = [
+        f"/api/v1/patients/{light.patient.split('/')[1]}/summary",
+        "/api/v1/gaps",
+        "/api/v1/caseload",
+        "/api/v1/authorizations",
+        "/api/v1/exchange/status",
+        f"/api/v1/worklist?owner={light.org_b}",
+        f"/api/v1/worklist?patient={light.patient}",
+    ]
+    for path in reads:
+        assert requests.get(f"{url}{path}", headers=headers, timeout=30).status_code == 403, path
+    for task_id, task in held.items():
+        assert light.client.read("Task", task_id) == task
+    assert light.server.resource_counts() == counts
+    rows = requests.get(f"{url}/api/v1/worklist", headers=headers, timeout=30)
+    assert rows.status_code == 200, rows.text
+    owners = {row["owner"] for row in rows.json()}
+    assert owners == {light.org_a}  # its Organization's Tasks only, whatever it asked
+    assert f"Task/{open_one}" in {row["task"] for row in rows.json()}
+
+
+def test_the_requesters_own_callers_are_unaffected(light: Light) -> None:
+    task_id, _ = light.refer(light.org_a)
+    noted = light.transition(task_id, {"note": "call first"}, subject=CLINIC_APP)
+    assert noted.status_code == 201, noted.text
+    assert light.client.read("Task", task_id)["note"][-1]["text"] == "call first"
+    theirs, _ = light.refer(light.org_b)  # the other partner's caller cannot touch A's
+    assert light.transition(task_id, {"to": "accepted"}, subject=OTHER_APP).status_code == 403
+    assert light.transition(theirs, {"to": "accepted"}, subject=OTHER_APP).status_code == 201
+    people = {"patient": light.patient, "org": light.org_a, "coordinator": light.coordinator}
+    referred = requests.post(
+        f"{light.backend.url}/api/v1/workflows/refer",
+        json=referral_payload(people, "y", due=day(14)),
+        headers=light.headers(CLINIC_APP),
+        timeout=30,
+    )
+    assert referred.status_code == 201, referred.text
+
+
+def test_partner_callers_are_counted_under_the_partners_name_only(light: Light) -> None:
+    task_id, _ = light.refer(light.org_b)
+    light.transition(task_id, {"to": "accepted"})
+    text = requests.get(f"{light.backend.url}/metrics", timeout=30).text
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    refused = (("endpoint", "api.transition_task"), ("partner", "cbo-a"), ("status", "403"))
+    assert samples[("fhircare_partner_caller_requests_total", refused)] >= 1
+    partners = {
+        dict(labels)["partner"]
+        for name, labels in samples
+        if name == "fhircare_partner_caller_requests_total"
+    }
+    assert partners <= {"cbo-a", "cbo-b"}
+    for secret in (task_id, PARTNER_APP, light.staff, light.patient, light.org_a):
+        assert secret not in text
+
+
+def test_smart_staff_of_a_partner_work_their_tasks_in_the_console_and_nothing_else(light: Light) -> None:
+    mine, _ = light.refer(light.org_a)
+    theirs, _ = light.refer(light.org_b)
+    patient_id = light.patient.split("/")[1]
+    port = free_port()
+    light.auth.register(Client("fhircare-test", [f"http://127.0.0.1:{port}/callback"]))
+    settings = smart_settings(light.auth.iss, port, partners_file=str(light.partners_file))
+    with Sidecar(settings, port) as console:
+        browser = _login(console, light.auth, light.staff)
+        home = browser.get(f"{console.url}/", allow_redirects=False, timeout=30)
+        assert home.status_code == 302 and "tab=mine" in home.headers["Location"]
+        assert browser.get(f"{console.url}{home.headers['Location']}", timeout=30).status_code == 200
+        page = f"/patients/{patient_id}/tasks/{mine}"
+        assert browser.get(f"{console.url}{page}", timeout=30).status_code == 200
+        for path in (
+            f"/patients/{patient_id}/tasks/{theirs}",
+            f"/patients/{patient_id}",
+            "/gaps",
+            "/patients",
+        ):
+            assert browser.get(f"{console.url}{path}", timeout=30).status_code == 403, path
+        csrf = csrf_of(browser, console, page)
+        held = light.client.read("Task", theirs)
+        refused = browser.post(
+            f"{console.url}/patients/{patient_id}/tasks/{theirs}/status",
+            data={"csrf": csrf, "to": "accepted", "request_id": uuid.uuid4().hex},
+            allow_redirects=False,
+            timeout=30,
+        )
+        assert refused.status_code == 403 and light.client.read("Task", theirs) == held
+        taken = browser.post(
+            f"{console.url}{page}/status",
+            data={"csrf": csrf, "to": "accepted", "request_id": uuid.uuid4().hex},
+            allow_redirects=False,
+            timeout=30,
+        )
+        assert taken.status_code == 303, taken.text
+        assert light.client.read("Task", mine)["status"] == "accepted"
+        # known by its PractitionerRole at the partner's Organization (callers_by_role), not listed
+        worker = _login(console, light.auth, light.role_staff)
+        other, _ = light.refer(light.org_a)
+        before = light.client.read("Task", other)
+        api = f"{console.url}/api/v1/tasks/{other}/transition"
+        assert worker.post(api, json={"priority": "stat"}, timeout=30).status_code == 422
+        assert worker.post(api, json={"note": "x"}, timeout=30).status_code == 422
+        assert (
+            worker.post(
+                f"{console.url}/api/v1/tasks/{theirs}/transition", json={"to": "accepted"}, timeout=30
+            ).status_code
+            == 403
+        )
+        assert light.client.read("Task", other) == before
+        people = {"patient": light.patient, "org": light.org_a, "coordinator": light.coordinator}
+        refer = worker.post(
+            f"{console.url}/api/v1/workflows/refer",
+            json=referral_payload(people, "z", due=day(14)),
+            timeout=30,
+        )
+        assert refer.status_code == 403
+        assert (
+            worker.post(api, json={"to": "rejected", "reason": "at capacity"}, timeout=30).status_code == 201
+        )
+        assert light.client.read("Task", other)["statusReason"]["text"] == "at capacity"
+        ours = _login(console, light.auth, light.coordinator)  # one of ours: the console is all theirs
+        assert ours.get(f"{console.url}/patients/{patient_id}", timeout=30).status_code == 200
+        assert (
+            ours.post(
+                f"{console.url}/api/v1/tasks/{theirs}/transition", json={"note": "ok"}, timeout=30
+            ).status_code
+            == 201
+        )
