@@ -1,5 +1,6 @@
 """The banner after a form: a success in green (role=status) naming the task or patient it was about, a
-refusal in red (role=alert) in plain words, naming them too. A failure is never shown as a success."""
+refusal in red (role=alert) in plain words, naming them too. A failure is never shown as a success.
+After a completion, the banner offers to undo it while the undo window is open (the task's page)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,17 @@ def say_done(text: str) -> None:
 
 def say_refused(text: str) -> None:
     session["problem"] = text
+
+
+def offer_undo(text: str, task: str) -> None:
+    """A success banner about ``task`` that offers to undo it (a completion): shown by the task's page."""
+    session["undo_banner"] = {"text": text, "task": task}
+
+
+def take_undo_banner(task: str) -> str | None:
+    """The text of the undo-offering banner about ``task``, once (one about another task is dropped)."""
+    held = session.pop("undo_banner", None)
+    return str(held.get("text")) if isinstance(held, dict) and held.get("task") == task else None
 
 
 @pages.app_template_global()

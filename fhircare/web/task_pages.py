@@ -2,18 +2,24 @@
 outcome and its changes (who, what, when, why); a note without a status change; a status form that
 offers only the statuses the Task state machine allows from here and asks the reason where one is due.
 
-Both forms run the ``task`` workflow through the same guarded path as the API."""
+Both forms run the ``task`` workflow through the same guarded path as the API. A completion can be
+undone while its undo window is open (``undo-complete``): from the banner after Complete, and from the
+page's *Undo completion*; both forms carry the same fixed request id, so a double submit is one undo."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import abort, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
-from ..care.task_states import REASONED
+from .. import clock
+from ..care.task_states import REASONED, undo_closes
 from ..errors import FhircareError, Issue, NotFound, PayloadError
 from ..views.tasks import TaskDetail, task_detail
+from .api import settings
+from .banners import offer_undo, refusal_words, take_undo_banner
 from .csrf import check_csrf
 from .fhir_access import access
 from .field_messages import field_errors_in_words
@@ -21,6 +27,7 @@ from .intents import already_done, mark_done, request_id_for
 from .pages import pages
 from .patient_pages import cards_for
 from .runs import run_workflow
+from .times import when
 
 #: a payer's decision taken by hand (the form in _decision.html, its route in decision_pages.py)
 DECISIONS = {
@@ -61,6 +68,19 @@ def _intent(kind: str, detail: TaskDetail) -> str:
     return f"{kind}|{detail.reference}|{detail.version}"
 
 
+def undo_window() -> timedelta:
+    """How long a completion may be undone (``FHIRCARE_UNDO_WINDOW_MINUTES``)."""
+    return timedelta(minutes=settings().undo_window_minutes)
+
+
+def undo_deadline(detail: TaskDetail) -> datetime | None:
+    """When the undo window of the task's completion closes; None when its newest version is no
+    completion, or it was sent to a partner (whose status owns it)."""
+    if not detail.completed_at or detail.sent:
+        return None
+    return undo_closes(datetime.fromisoformat(detail.completed_at), undo_window())
+
+
 def render_task_page(
     patient_id: str,
     task_id: str,
@@ -72,6 +92,8 @@ def render_task_page(
     detail = patient_task(patient_id, task_id)
     patient = f"Patient/{patient_id}"
     card = cards_for([patient]).get(patient)
+    closes = undo_deadline(detail)
+    undo_open = closes is not None and clock.now() < closes
     return render_template(
         "task.html",
         t=detail,
@@ -88,6 +110,11 @@ def render_task_page(
         status_request=request_id_for(_intent("status", detail)),
         note_done=already_done(_intent("note", detail)),
         decision_request=request_id_for(_intent("decision", detail)),
+        undo_banner=take_undo_banner(detail.reference),
+        undo_until=closes.isoformat() if closes else "",
+        undo_open=undo_open,
+        undo_request=request_id_for(_intent("undo", detail)) if undo_open else "",
+        undo_minutes=f"{undo_window().total_seconds() / 60:g}",
         decisions=DECISIONS,
         channels=CHANNELS,
     )
@@ -125,9 +152,13 @@ def _run(patient_id: str, task_id: str, payload: dict[str, Any], done: str) -> R
     mark_done(payload["request_id"])
     detail = patient_task(patient_id, task_id)
     card = cards_for([f"Patient/{patient_id}"]).get(f"Patient/{patient_id}")
-    session["flash"] = f"{done} “{detail.what}” for {card.name if card else 'the patient'}" + (
+    text = f"{done} “{detail.what}” for {card.name if card else 'the patient'}" + (
         " (already done)" if result.repeated else ""
     )
+    if payload.get("to") == "completed" and detail.status == "completed":
+        offer_undo(text, detail.reference)  # the task's page shows it with Undo while the window is open
+    else:
+        session["flash"] = text
     return redirect(url_for("pages.task_page", patient_id=patient_id, task_id=task_id), code=303)
 
 
@@ -172,6 +203,51 @@ def task_status(patient_id: str, task_id: str) -> Response | tuple[str, int]:
     add_actor(payload)
     payload = {k: v for k, v in payload.items() if v}
     return _run(patient_id, task_id, payload, f"Task {target}:")
+
+
+@pages.post("/patients/<patient_id>/tasks/<task_id>/undo")
+def task_undo(patient_id: str, task_id: str) -> Response | tuple[str, int]:
+    """Undo the task's completion (the banner's *Undo*, the page's *Undo completion*)."""
+    check_csrf()
+    patient_task(patient_id, task_id)  # 404 for another patient's task: nothing is written for it
+    payload: dict[str, Any] = {
+        "task": f"Task/{task_id}",
+        "version": request.form.get("version", ""),
+        "request_id": request.form.get("request_id", ""),
+    }
+    add_actor(payload)
+    payload = {k: v for k, v in payload.items() if v}
+    try:
+        result = run_workflow("undo-complete", payload, creates={"Provenance"})
+    except FhircareError as exc:
+        if exc.status in (401, 403) or exc.status >= 500:
+            raise
+        detail = patient_task(patient_id, task_id)
+        card = cards_for([f"Patient/{patient_id}"]).get(f"Patient/{patient_id}")
+        who = card.name if card else "the patient"
+        problem = f"Not undone: “{detail.what}” for {who} was not changed. {_undo_refusal(exc, detail)}"
+        return render_task_page(patient_id, task_id, problem=problem), 409
+    if "request_id" in payload:
+        mark_done(payload["request_id"])
+    detail = patient_task(patient_id, task_id)
+    card = cards_for([f"Patient/{patient_id}"]).get(f"Patient/{patient_id}")
+    session["flash"] = (
+        f"Completion undone: “{detail.what}” for {card.name if card else 'the patient'} is "
+        f"{detail.status} again" + (" (already done)" if result.repeated else "")
+    )
+    return redirect(url_for("pages.task_page", patient_id=patient_id, task_id=task_id), code=303)
+
+
+def _undo_refusal(error: FhircareError, detail: TaskDetail) -> str:
+    """Why an undo was refused, in words; the closed window with its time in the coordinator's zone."""
+    closes = undo_deadline(detail)
+    if closes is not None and clock.now() >= closes:
+        return (
+            f"A completion can be undone for {undo_window().total_seconds() / 60:g} minutes only: this "
+            f"one's undo window closed at {when(closes.isoformat())}. The completion stands."
+        )
+    words = error.message or refusal_words(error, "undo-complete")
+    return words[:1].upper() + words[1:] + ("" if words.endswith(".") else ".")
 
 
 def _refuse(patient_id: str, task_id: str, name: str, text: str) -> tuple[str, int]:

@@ -5,6 +5,7 @@ Checked on the FHIR server, on both servers."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -16,6 +17,7 @@ from fhircare.errors import Conflict, IllegalTransition
 from fhircare.exchange.links import Link, write_link
 from fhircare.settings import Settings
 from fhircare.workflows import run
+from tests.integration.test_console_tasks import Browser
 from tests.support.cases import basics, referral_payload
 from tests.support.clock import moment
 from tests.support.servers import versions
@@ -165,3 +167,56 @@ def test_the_cli_undoes_a_completion_and_refuses_a_second_time_with_exit_code_4(
     assert client.read_reference(world["task"])["status"] == "in-progress"
     again = CliRunner().invoke(cli, [*base, "--request-id", f"again-{uid}"])
     assert again.exit_code == 4 and "not completed" in again.output
+
+
+# -- the console ---------------------------------------------------------------------------------
+
+
+def console_complete(browser, world, uid: str) -> tuple[str, str]:
+    """Complete the task from its page with an outcome; (the page's path, the page after the redirect)."""
+    pid, tid = world["patient"].split("/")[1], world["task"].split("/")[1]
+    page = f"/patients/{pid}/tasks/{tid}"
+    hidden = browser.form(page, f"{page}/status")
+    sent = browser.post(
+        f"{page}/status", {"to": "completed", "outcome": f"Attended the first class {uid}"}, hidden
+    )
+    assert sent.status_code == 303, sent.text
+    return page, browser.get(page).text
+
+
+def test_the_console_banner_after_complete_offers_undo_and_a_double_submit_is_one_undo(
+    dev, client, world, uid
+):
+    browser = Browser(dev, world["coordinator"])
+    page, shown = console_complete(browser, world, uid)
+    banner = shown.split("data-undo-banner>", 1)[1].split("</div>", 1)[0]
+    assert "Task completed:" in banner and f"Case{uid}" in banner and ">Undo</button>" in banner
+    assert ">Undo completion</button>" in shown  # the page offers it too, while the window is open
+    hidden = browser.form(page, f"{page}/undo")
+    version = re.search(r'name="version" value="([^"]+)"', banner)
+    assert version and version.group(1) == client.read_reference(world["task"])["meta"]["versionId"]
+    hidden["version"] = version.group(1)
+    undone = browser.post(f"{page}/undo", {}, hidden)
+    assert undone.status_code == 303, undone.text
+    again = browser.post(f"{page}/undo", {}, hidden)  # double submit
+    assert again.status_code == 303
+    after = browser.get(page).text
+    assert 'data-status="in-progress"' in after and "completion undone" in after
+    assert state(client, world)[:2] == ("in-progress", "active")
+    assert len(undo_provenances(client, world["task"])) == 1
+
+
+def test_after_the_window_the_task_page_says_so_and_a_late_undo_is_refused(dev, client, world, uid):
+    browser = Browser(dev, world["coordinator"])
+    with clock.frozen(moment(0, "09:00")):
+        page, shown = console_complete(browser, world, uid)
+        hidden = browser.form(page, f"{page}/undo")
+        hidden["version"] = client.read_reference(world["task"])["meta"]["versionId"]
+    unchanged = state(client, world)
+    with clock.frozen(moment(0, "09:30")):
+        late = browser.get(page).text
+        assert "can no longer be undone" in late and ">Undo completion</button>" not in late
+        refused = browser.post(f"{page}/undo", {}, hidden)  # a page left open past the window
+    assert refused.status_code == 409
+    assert "Not undone" in refused.text and "undo window closed at" in refused.text
+    assert state(client, world) == unchanged and unchanged[:2] == ("completed", "completed")
