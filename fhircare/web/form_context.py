@@ -1,5 +1,6 @@
 """What a workflow form knows beyond its schema: the names of prefilled references its pickers do not
-list, the task statuses that are legal from where the task stands, dates in the past to confirm."""
+list, the organizations a payer or vendor picker offers, the task statuses that are legal from where the
+task stands, dates in the past to confirm."""
 
 from __future__ import annotations
 
@@ -128,58 +129,60 @@ def ride_questions(patient: str, payload: dict[str, Any]) -> dict[str, str]:
     return asks
 
 
-#: fields whose picker offers first the organizations that played that role: (group label, finder)
-ROLE_FIELDS = {"payer": "Payers on file", "payor": "Payers on file", "vendor": "Ride vendors on file"}
+#: fields whose picker offers only the organizations able to play a role: field name -> role
+ROLE_FIELDS = {"payer": "payer", "payor": "payer", "vendor": "vendor"}
+#: how a role is named on the page
+ROLE_WORDS = {"payer": "a payer", "vendor": "a transport vendor"}
+
+
+def role_of(name: str) -> str | None:
+    """The role the field ``name`` asks an organization to play (``payer``, ``vendor``), if any."""
+    return ROLE_FIELDS.get(name.rsplit(".", 1)[-1])
 
 
 def role_first(name: str, rows: list[dict[str, str]]) -> list[dict[str, str]]:
-    """A picker's rows with those that played the field's role first, each row given its group."""
-    group = ROLE_FIELDS.get(name.rsplit(".", 1)[-1])
-    if not group or not rows:
+    """A role field's picker: the organizations able to play the role (``pickers.role_organizations``:
+    typed so, or seen in the role on the server), then the picker's other organizations marked
+    ``other`` (the page offers those apart, as the way out for an organization not typed yet). Any
+    other field's rows unchanged; a caller that may not search roles gets the plain picker."""
+    role = role_of(name)
+    if role is None:
         return rows
+    able = _able(role)
+    if able is None:
+        return rows
+    listed = {r["reference"] for r in able}
+    words = ROLE_WORDS[role]
+    others = [
+        {**r, "other": words}
+        for r in rows
+        if r["reference"] not in listed and r["reference"].startswith("Organization/")
+    ]
+    return [{**r, "role": words} for r in able] + others
+
+
+def _able(role: str) -> list[dict[str, str]] | None:
+    """The organizations able to play ``role``, once per page (None: these credentials may not ask)."""
     from flask import g
 
     from ..errors import FhircareError
-    from ..views.roles import payers, ride_vendors
     from ..workflows import mappings_for
     from .api import settings
+    from .pickers import role_organizations
 
     cache = g.setdefault("fhircare_roles", {})
-    if group not in cache:
-        client = access().view_client()
+    if role not in cache:
+        ride = mappings_for(settings()).codes.get("services", {}).get("transportation") or {}
         try:
-            if group.startswith("Payers"):
-                cache[group] = payers(client)
-            else:
-                ride = mappings_for(settings()).codes.get("services", {}).get("transportation") or {}
-                cache[group] = ride_vendors(client, str(ride.get("system")), str(ride.get("code")))
-        except FhircareError as exc:  # a token that may not search these: plain, ungrouped picker
+            cache[role] = role_organizations(
+                access().view_client(), role, (str(ride.get("system")), str(ride.get("code")))
+            )
+        except FhircareError as exc:
             if exc.status == 401:
                 raise
-            cache[group] = set()
-    known = cache[group]
-    if not known:
-        return rows
-    rows = rows + _unlisted(known, rows)
-    first = [{**r, "group": group} for r in rows if r["reference"] in known]
-    rest = [{**r, "group": "Other organizations"} for r in rows if r["reference"] not in known]
-    return first + rest if first else rows
-
-
-def _unlisted(known: set[str], rows: list[dict[str, str]]) -> list[dict[str, str]]:
-    """Rows for organizations that played the role but are not among the picker's rows (a picker
-    lists the server's first organizations, and a busy server has more): read in one batch."""
-    from .pickers import LIMIT, label_of
-
-    listed = {r["reference"] for r in rows}
-    missing = sorted(r for r in known if r not in listed)[:LIMIT]
-    if not missing:
-        return []
-    found = access().view_client().read_found(missing)
-    return sorted(
-        ({"reference": ref, "label": label_of(res, {})} for ref, res in found.items()),
-        key=lambda r: r["label"].lower(),
-    )
+            cache[role] = None
+    found: list[dict[str, str]] | None = cache[role]
+    return found
 
 
 def one_per_person(rows: list[dict[str, str]]) -> list[dict[str, str]]:

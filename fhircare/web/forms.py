@@ -19,6 +19,8 @@ from typing import Any
 
 #: set by the page, never shown as fields
 HIDDEN = ("request_id", "on_behalf_of")
+#: suffix of the second control of a payer or vendor picker (an organization not marked for the role)
+OTHER = ":other"
 #: array items of objects rendered empty, for the coordinator to fill
 REPEATS = 2
 #: code fields -> the code table whose keys a select offers (by property name; the workflows' mappings
@@ -204,6 +206,9 @@ def _value(
     f: Field, form: Mapping[str, Any], keys: Callable[[str | None], set[str]], zone: tzinfo | None = None
 ) -> Any:
     getlist = getattr(form, "getlist", None)
+    other = str(form.get(f"{f.name}{OTHER}") or "").strip() if f.kind == "ref" and not f.many else ""
+    if other:  # a role picker's way out: an organization not (yet) marked for the role, chosen apart
+        return other
     raw_values = [str(v) for v in (getlist(f.name) if getlist else [form.get(f.name, "")])]
     values = [v.strip() for v in raw_values if v and v.strip()]
     if f.kind == "checkbox":

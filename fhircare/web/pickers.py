@@ -5,9 +5,12 @@ another resource), at most ``LIMIT`` choices, labelled the way the views label t
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from ..errors import FhircareError, PayloadError
 from ..fhir import FhirClient
+from ..fhir.entries import entry_error
+from ..fhir.ratelimit import status_code
 from ..views.directory import address_text, entry_of
 from ..views.labels import concept_text, person_name, reference_of, resource_label
 from ..views.related import related_resources
@@ -166,3 +169,107 @@ def care_teams(client: FhirClient, patients: set[str]) -> dict[str, list[dict[st
             raise
         return {}
     return found
+
+
+#: Organization.type (http://terminology.hl7.org/CodeSystem/organization-type) of one that pays for care
+ORG_TYPE = "http://terminology.hl7.org/CodeSystem/organization-type"
+PAYER_TYPES = ("pay", "ins")
+#: the latest coverages and rides read to learn which organizations paid or drove
+SEEN = 200
+
+
+def _query(kind: str, params: list[tuple[str, str]]) -> str:
+    return f"{kind}?{urlencode(params)}"
+
+
+def _answered(entry: dict[str, Any], what: str) -> list[dict[str, Any]]:
+    """The resources of one searchset answered in a batch; none when the caller may not search it."""
+    code = status_code(entry) or 200
+    if not 200 <= code < 300:
+        if code in (401, 429) or code >= 500:
+            raise entry_error(what, entry)
+        return []  # a search these credentials may not make, or a parameter the server does not know
+    bundle = entry.get("resource") or {}
+    return [e["resource"] for e in bundle.get("entry") or [] if isinstance(e.get("resource"), dict)]
+
+
+def role_searches(client: FhirClient, role: str, ride: tuple[str, str]) -> list[str]:
+    """The searches that name the organizations able to play ``role`` (``payer`` or ``vendor``)."""
+    if role == "payer":
+        types = ",".join(f"{ORG_TYPE}|{code}" for code in PAYER_TYPES)
+        return [
+            _query("Organization", [("type", types), ("_count", str(LIMIT))]),
+            _query("Coverage", [("_count", str(SEEN)), ("_sort", "-_lastUpdated")]),
+        ]
+    system, code = ride
+    services = [("service-type", f"{system}|{code}"), ("_count", str(LIMIT))]
+    if client.include_works("HealthcareService", "HealthcareService:organization"):
+        services.append(("_include", "HealthcareService:organization"))
+    return [
+        _query("HealthcareService", services),
+        _query(
+            "ServiceRequest",
+            [("code", f"{system}|{code}"), ("_count", str(SEEN)), ("_sort", "-_lastUpdated")],
+        ),
+    ]
+
+
+def role_organizations(
+    client: FhirClient, role: str, ride: tuple[str, str] = ("", "")
+) -> list[dict[str, str]]:
+    """``[{reference, label}]`` of the organizations that can play ``role``, by label.
+
+    A payer is an Organization typed ``pay`` or ``ins``, or the payor of one of the latest coverages; a
+    ride vendor provides a HealthcareService of the ride's service type (``ride``: system, code), or
+    performed one of the latest rides. One batch of searches, and one batch of reads for organizations
+    only referenced (none when every one came back in the searches)."""
+    found: dict[str, dict[str, Any]] = {}
+    named: set[str] = set()
+    for entry in client.read_batch(role_searches(client, role, ride)):
+        for resource in _answered(entry, f"searching the {role}s"):
+            kind = resource.get("resourceType")
+            if kind == "Organization":
+                found[f"Organization/{resource.get('id')}"] = resource
+            held = resource.get("payor") or resource.get("performer") or [resource.get("providedBy")]
+            named.update(
+                ref
+                for r in (held if isinstance(held, list) else [])
+                if (ref := reference_of(r)) and ref.startswith("Organization/") and ref.count("/") == 1
+            )
+    found.update(client.read_found(sorted(named - set(found))[:LIMIT]))
+    rows = [{"reference": ref, "label": label_of(res, {})} for ref, res in found.items()]
+    return sorted(rows, key=lambda r: r["label"].lower())
+
+
+#: practitioners a "who are you" page lists at a time
+PEOPLE_PAGE = 20
+
+
+def find_practitioners(
+    client: FhirClient, name: str = "", page: int = 1, page_size: int = PEOPLE_PAGE
+) -> tuple[list[dict[str, str]], bool]:
+    """One page of the practitioners whose name holds every word of ``name`` (all when empty), sorted by
+    name (``Practitioner?name=&_sort=family,given&_count=``), and whether another page follows: one
+    request for the first page, page ``n`` the requests of pages 1..n (next links or ``_offset``)."""
+    params = [("name", word) for word in name.strip()[:100].split()[:4]]
+    # one more than a page: the extra match says another page follows, without asking for it
+    params += [("_sort", "family,given"), ("_count", str(page_size + 1))]
+    skip = (max(page, 1) - 1) * page_size
+    found: list[dict[str, Any]] = []
+    for chunk in client.search("Practitioner", params).pages():
+        found += chunk.matches
+        if len(found) > skip + page_size:
+            break
+    more = len(found) > skip + page_size
+    return [
+        {"reference": f"Practitioner/{p['id']}", "label": person_name(p), "detail": _identifier(p)}
+        for p in found[skip : skip + page_size]
+    ], more
+
+
+def _identifier(person: dict[str, Any]) -> str:
+    """What tells two people of one name apart: their first identifier's value (an NPI)."""
+    for identifier in person.get("identifier") or []:
+        if isinstance(identifier, dict) and identifier.get("value"):
+            return str(identifier["value"])
+    return ""

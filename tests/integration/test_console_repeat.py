@@ -1,5 +1,6 @@
-"""Issue 22, item 5: a form's request id is fixed when it is first rendered for its intent. Back (the
-form fetched again) and resubmit, or a double submit, is one action; doing it again is asked for."""
+"""Issue 22, item 5: a form's request id is fixed when it is first rendered for its intent and consumed
+when its submission succeeds. Resubmitting it (Back then resubmit, a double submit) is one action; a
+second visit to the form is a new one."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ def follow_ups(client, referral: str, uid: str) -> list[dict]:
     return [t for t in client.search("Task", {"focus": referral}) if f"Call back {uid}" in str(t.get("note"))]
 
 
-def test_back_and_resubmit_is_one_follow_up_and_a_second_one_is_asked_for(dev, client, uid):
+def test_a_resubmit_is_one_follow_up_and_a_second_visit_is_a_new_one(dev, client, uid):
     b = basics(client, uid)
     referral = run("refer", referral_payload(b, uid), client).written[0]
     pid = b["patient"].split("/")[1]
@@ -26,18 +27,19 @@ def test_back_and_resubmit_is_one_follow_up_and_a_second_one_is_asked_for(dev, c
     sent = browser.post(form_url, data={**hidden(first), **data}, allow_redirects=False)
     assert sent.status_code == 303
 
-    back = browser.get(form_url, params={"about": referral}).text  # Back: the form again, same intent
-    assert hidden(back)["request_id"] == hidden(first)["request_id"]
-    assert "You have done this already" in back
-    again = browser.post(form_url, data={**hidden(back), **data})
+    # Back then resubmit, or a double submit: the form sent again with the id it was sent with
+    again = browser.post(form_url, data={**hidden(first), **data})
     assert again.status_code == 200 and "(already done)" in again.text
     assert len(follow_ups(client, referral, uid)) == 1
 
-    fresh = browser.get(form_url, params={"about": referral, "new": "1"}).text
-    assert hidden(fresh)["request_id"] != hidden(first)["request_id"]
-    assert "You have done this already" not in fresh
-    browser.post(form_url, data={**hidden(fresh), **data})
+    # the id was consumed by the success: a second visit is a new action, without a warning
+    second = browser.get(form_url, params={"about": referral}).text
+    assert hidden(second)["request_id"] != hidden(first)["request_id"]
+    assert "You have done this already" not in second
+    assert browser.post(form_url, data={**hidden(second), **data}, allow_redirects=False).status_code == 303
     assert len(follow_ups(client, referral, uid)) == 2
+    fresh = browser.get(form_url, params={"about": referral, "new": "1"}).text
+    assert hidden(fresh)["request_id"] not in (hidden(first)["request_id"], hidden(second)["request_id"])
 
 
 def test_a_refused_form_keeps_its_request_id(dev, client, uid):

@@ -39,4 +39,11 @@
       }, 150);
     });
   });
+  // a payer or vendor picker and its "another organization" control: one choice at a time
+  document.querySelectorAll("select[data-paired]").forEach(function (select) {
+    select.addEventListener("change", function () {
+      var other = document.getElementById(select.dataset.paired);
+      if (select.value && other) { other.value = ""; }
+    });
+  });
 })();
