@@ -220,6 +220,33 @@ def test_a_status_outside_the_value_set_carrying_markup_is_not_applied_nor_echoe
     assert any("not a referral status" in why for why in row["not_applied"])
 
 
+def test_a_hostile_partners_text_never_reaches_the_logs(w: World, caplog: pytest.LogCaptureFixture) -> None:
+    """Held: a partner writing PHI into requester-owned fields, an off-set status and a reason, then
+    moving a Task that is final here: every log record (message and fields, at DEBUG) names field names,
+    codes and the partner, never the text, the patient or our ids."""
+    import logging
+
+    phi = "Jane Roe 123-45-6789"
+    first, _, remote = _sent(w)
+    remote.update(status="ready", description=f"{phi} description", note=[{"text": phi}])
+    w.theirs.update(remote)
+    second, _, other = _sent(w)
+    final = w.ours.read("Task", second)
+    w.ours.update({**final, "status": "cancelled"}, if_match=final["meta"]["versionId"])
+    work(w.theirs, other["id"], "rejected", reason=f"{phi} reason")
+    family = w.ours.read_reference(w.patient)["name"][0]["family"]
+    with caplog.at_level(logging.DEBUG):
+        _sync(w)
+    ours = [r for r in caplog.records if r.name.startswith("fhircare")]
+    said = {r.getMessage() for r in ours}
+    assert "conflict with the partner" in said
+    assert "partner changed a requester-owned field; not applied" in said
+    for record in ours:
+        text = record.getMessage() + " " + " ".join(str(v) for v in vars(record).values())
+        for secret in ("Jane Roe", "123-45-6789", family, w.patient.split("/")[1], first, second):
+            assert secret not in text, (record.name, record.getMessage())
+
+
 # --- the sidecar's exchange routes ----------------------------------------------------------------
 
 
