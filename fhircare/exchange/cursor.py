@@ -39,6 +39,10 @@ class Cursor:
     local_horizon: str | None = None  # the same for the unsent search on our server (our server's clock)
     unreachable_since: str | None = None
     last_error: str | None = None
+    #: set once a cycle went through every Task the partner owns: each sent one then carries the
+    #: identifier naming its partner (links written by older versions had none), so ``exchange status``
+    #: may search by it
+    indexed: str | None = None
     resource: dict[str, Any] | None = None
 
     def advance(self, remote_id: str, version: str, updated: str) -> None:
@@ -98,6 +102,7 @@ SCALARS = {
     "local-horizon": "local_horizon",
     "unreachable-since": "unreachable_since",
     "last-error": "last_error",
+    "links-indexed": "indexed",
 }
 
 
@@ -202,6 +207,7 @@ def _merge(mine: Cursor, theirs: Cursor) -> Cursor:
     merged.local = max((v for v in (mine.local, theirs.local) if v), key=instant, default=None)
     merged.unreachable_since = mine.unreachable_since
     merged.last_error = mine.last_error
+    merged.indexed = mine.indexed or theirs.indexed
     return merged
 
 

@@ -18,6 +18,11 @@ from typing import Any
 #: the system of identifiers that name a resource by its absolute URL (RFC 3986)
 URL_SYSTEM = "urn:ietf:rfc:3986"
 LINK = "StructureDefinition/exchange-link"
+#: an identifier on our Task naming the partner it was sent to (value: the partner's name), written with
+#: every link: ``exchange status`` searches by it instead of paging through everything the partner owns.
+#: An identifier, not a meta tag: the workflows' If-Match PUTs send no meta.tag and both suite servers
+#: then drop it (measured), while identifiers travel with the body.
+SENT_TO = "sid/exchange-sent-to"
 CONFLICT = "StructureDefinition/exchange-conflict"
 PENDING_CANCEL = "cancel-pending"
 
@@ -143,7 +148,21 @@ def write_link(task: dict[str, Any], link: Link, namespace_base: str) -> dict[st
     out = dict(task)
     out["extension"] = [e for e in task.get("extension") or [] if e.get("url") != url]
     out["extension"].append({"url": url, "extension": subs})
+    system = _url(namespace_base, SENT_TO)
+    out["identifier"] = [i for i in task.get("identifier") or [] if i.get("system") != system]
+    out["identifier"].append({"system": system, "value": link.partner})
     return out
+
+
+def sent_to_search(namespace_base: str, partner: str) -> str:
+    """The ``identifier`` search value finding our Tasks sent to ``partner``."""
+    return f"{_url(namespace_base, SENT_TO)}|{partner}"
+
+
+def names_partner(task: dict[str, Any], namespace_base: str, partner: str) -> bool:
+    """Whether our Task carries the identifier of the partner it was sent to."""
+    system = _url(namespace_base, SENT_TO)
+    return any(i.get("system") == system and i.get("value") == partner for i in task.get("identifier") or [])
 
 
 def with_ignored(link: Link, why: str) -> Link:

@@ -21,6 +21,7 @@ from .links import (
     Link,
     field_digests,
     identifier_value,
+    names_partner,
     read_link,
     updated_of,
     version_of,
@@ -185,3 +186,12 @@ def owned_since(
 
 def is_sent(exchange: Exchange, task: dict[str, Any]) -> bool:
     return read_link(task, exchange.namespace_base) is not None
+
+
+def mark_sent(exchange: Exchange, task: dict[str, Any]) -> dict[str, Any]:
+    """Our sent Task with the identifier naming its partner (``links.SENT_TO``), written with If-Match
+    when a version before it linked the Task without one; raises PreconditionFailed when it moved."""
+    link = read_link(task, exchange.namespace_base)
+    if link is None or names_partner(task, exchange.namespace_base, link.partner):
+        return task
+    return exchange.local.update(write_link(task, link, exchange.namespace_base), if_match=version_of(task))

@@ -11,17 +11,23 @@ from .apply import copied_outputs, provenance_from, write_version
 from .cancel import provenance
 from .conflicts import close_conflict_task
 from .context import Exchange, stamp
-from .cursor import load_cursor, update_pending
-from .links import read_link, updated_of, version_of, write_link
+from .cursor import load_cursor, read_cursors, update_pending
+from .links import read_link, sent_to_search, updated_of, version_of, write_link
 
 
 def referrals(exchange: Exchange, only: str | None = None) -> list[dict[str, Any]]:
     """One row per sent referral (``exchange status --json``)."""
     rows = []
     names = [only] if only else sorted(exchange.partners.partners)
+    states = read_cursors(exchange, set(names))  # one search, for every partner
     for name in names:
         partner = exchange.partners.get(name)
-        for task in exchange.local.search("Task", {"owner": partner.organization, "_sort": "_lastUpdated"}):
+        state = states.get(name)
+        if state is not None and state.indexed:  # only our Tasks sent to it
+            params = {"identifier": sent_to_search(exchange.namespace_base, name), "_sort": "_lastUpdated"}
+        else:  # no cycle has yet given older links their identifier: everything the partner owns
+            params = {"owner": partner.organization, "_sort": "_lastUpdated"}
+        for task in exchange.local.search("Task", params):
             link = read_link(task, exchange.namespace_base)
             if link is None:
                 continue

@@ -18,7 +18,7 @@ from .cursor import Cursor, load_cursor, save_cursor, update_pending
 from .links import identifier_value, updated_of, version_of
 from .paging import ServerTime, keyset_pages
 from .partners import Partner
-from .send import is_sent, owned_since, send, source_tag
+from .send import is_sent, mark_sent, owned_since, send, source_tag
 
 log = logging.getLogger("fhircare.exchange")
 
@@ -113,6 +113,7 @@ def _snapshot(cursor: Cursor) -> tuple[Any, ...]:
         cursor.local,
         cursor.horizon,
         cursor.local_horizon,
+        cursor.indexed,
     )
 
 
@@ -127,21 +128,28 @@ def sync_partner(exchange: Exchange, partner: Partner) -> CycleReport:
     before = _snapshot(cursor)
     try:
         local_clock = ServerTime()
-        for task in owned_since(exchange, partner, cursor.since(partner.overlap, local=True), local_clock):
+        # once (first cycle, or the first after an upgrade): every owned Task, so each sent one gets the
+        # identifier naming its partner; a new state has no local cursor, so that pass costs nothing more
+        full = cursor.indexed is None
+        since = None if full else cursor.since(partner.overlap, local=True)
+        for task in owned_since(exchange, partner, since, local_clock):
             if not is_sent(exchange, task):
                 if task.get("status") == "requested":
                     report.sent += send(exchange, str(task["id"]), task).created
             else:
                 try:
-                    pushed = push_if_changed(exchange, partner, task)
+                    pushed = push_if_changed(exchange, partner, mark_sent(exchange, task) if full else task)
                     report.applied += pushed.applied
                     if pushed.conflict_open:  # the edit's own conflict, or one its catch-up recorded
                         cursor.conflict(str(task["id"]))
                 except PreconditionFailed:
+                    full = False  # not every Task seen: the pass is done again next cycle
                     break  # our Task moved meanwhile: the next cycle sees it again (cursor not past it)
             # the Task's time before our write: later ones are still to do; the written version
             # comes back in a later search and moves the cursor then
             cursor.sent(updated_of(task))
+        if full:
+            cursor.indexed = "1"
         cursor.searched_at(local_clock.value, partner.overlap, local=True)
         for task_id, reason in cancels_from_upstream(exchange, cursor.forwarded):
             pair = next(p for p in cursor.forwarded if p.startswith(f"{task_id}|"))
