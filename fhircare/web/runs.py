@@ -71,6 +71,9 @@ def run_workflow(
         raise
     if holder is not None:
         holder.count_run(name, "dry_run" if dry_run else "repeated" if result.repeated else "written")
+    if acting is not None and result.repeated:  # an earlier run with this request id: on this Task only
+        if payload.get("task") not in {literal(str(v)) for v in result.written}:
+            raise ScopeDenied("this Task is not one your organization owns")
     if guard is not None and result.repeated:
         # an earlier run with this request id answered: its references must be this patient's too
         named = {

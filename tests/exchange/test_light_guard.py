@@ -296,6 +296,11 @@ def test_the_requesters_own_callers_are_unaffected(light: Light) -> None:
         timeout=30,
     )
     assert referred.status_code == 201, referred.text
+    # the partner's caller replaying our coordinator's request id on its own Task learns nothing of it
+    mine, _ = light.refer(light.org_a)
+    replay = light.transition(mine, {"to": "accepted", "request_id": noted.json()["request_id"]})
+    assert replay.status_code == 403, replay.text
+    assert light.client.read("Task", mine)["status"] == "requested"
 
 
 def test_partner_callers_are_counted_under_the_partners_name_only(light: Light) -> None:
