@@ -29,6 +29,7 @@ from tests.exchange.conftest import (  # noqa: F401 - the two-organization fixtu
     proxy,
     world,
 )
+from tests.exchange.test_light_guard import light  # noqa: F401 - the light-pattern sidecar
 from tests.faults.proxy import FaultProxy
 from tests.integration.sidecar_harness import Sidecar, smart_settings
 from tests.integration.smart_server import Client
@@ -565,3 +566,40 @@ def test_an_enormous_search_page_from_a_partner_is_refused(w: World) -> None:
             tracemalloc.stop()
     assert peak < 16 * 1024 * 1024, f"the worker held {peak // (1024 * 1024)} MiB for one partner answer"
     assert report.errors == 1  # refused as a partner answer not applied, and said so
+
+
+# --- the light pattern: a partner's staff working its Task on our server through the sidecar -------
+
+
+@pytest.fixture(scope="module")
+def partner_staff(light: Any) -> Any:  # noqa: F811 - the light-pattern sidecar (test_light_guard.py)
+    return light
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="task workflow (light pattern): a partner's caller completing its own referral may name any "
+    "Procedure on our server as the outcome: another patient's Procedure becomes this referral's output",
+)
+def test_a_partner_caller_cannot_name_another_patients_procedure_as_its_outcome(partner_staff: Any) -> None:
+    staff = partner_staff
+    task_id, _ = staff.refer(staff.org_a)
+    other = staff.client.create({"resourceType": "Patient", "name": [{"family": "Elsewhere"}]})
+    procedure = staff.client.create(
+        {
+            "resourceType": "Procedure",
+            "status": "completed",
+            "code": {"text": "another patient's procedure"},
+            "subject": {"reference": f"Patient/{other['id']}"},
+        }
+    )
+    for status in ("accepted", "in-progress"):
+        assert staff.transition(task_id, {"to": status}).status_code == 201
+    before = staff.client.read("Task", task_id)
+    answer = staff.transition(
+        task_id, {"to": "completed", "outcome": {"reference": f"Procedure/{procedure['id']}"}}
+    )
+    after = staff.client.read("Task", task_id)
+    assert f"Procedure/{procedure['id']}" not in _outputs(after), "another patient's Procedure linked"
+    assert after["meta"]["versionId"] == before["meta"]["versionId"]
+    assert answer.status_code in (403, 422)
