@@ -98,7 +98,7 @@ def check_undo(
                 Issue(
                     "error",
                     "business-rule",
-                    "only a completed Task can have its completion undone",
+                    f"the Task is {status}, not completed: there is no completion to undo",
                     ("$.task",),
                 )
             ],
@@ -111,7 +111,7 @@ def check_undo(
                 Issue(
                     "error",
                     "business-rule",
-                    "a Task sent to a partner follows the partner's status",
+                    "the Task was sent to a partner organization: its status is the partner's, its completion cannot be undone here",
                     ("$.task",),
                 )
             ],
@@ -122,7 +122,14 @@ def check_undo(
         raise Conflict(
             "the Task changed after it was completed (a note, a new owner or another change): undo only "
             "takes back a completion nothing has followed; nothing was written",
-            [Issue("error", "conflict", "the Task changed since its completion", ("$.version",))],
+            [
+                Issue(
+                    "error",
+                    "conflict",
+                    "the Task changed after it was completed: undo only takes back a completion nothing has followed",
+                    ("$.version",),
+                )
+            ],
         )
     closes = completed + window
     if now >= closes:
@@ -131,7 +138,14 @@ def check_undo(
             f"a completion can be undone for {minutes} minutes only: this one was made at {_utc(completed)} "
             f"and its undo window closed at {_utc(closes)}; nothing was written (a completion that stands "
             "is reversed by a new task, or marked entered-in-error when it was never true)",
-            [Issue("error", "business-rule", f"the {minutes}-minute undo window has closed", ("$.task",))],
+            [
+                Issue(
+                    "error",
+                    "business-rule",
+                    f"the {minutes}-minute undo window closed at {_utc(closes)}: the completion stands",
+                    ("$.task",),
+                )
+            ],
         )
 
 

@@ -5,18 +5,20 @@ Checked on the FHIR server, on both servers."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 
 import pytest
+import requests
 from click.testing import CliRunner
 
 from fhircare import clock
 from fhircare.cli.main import cli
-from fhircare.errors import Conflict, IllegalTransition
+from fhircare.errors import ConfigurationError, Conflict, IllegalTransition
 from fhircare.exchange.links import Link, write_link
 from fhircare.settings import Settings
-from fhircare.workflows import run
+from fhircare.workflows import get_workflow, run
 from tests.integration.test_console_tasks import Browser
 from tests.support.cases import basics, referral_payload
 from tests.support.clock import moment
@@ -220,3 +222,37 @@ def test_after_the_window_the_task_page_says_so_and_a_late_undo_is_refused(dev, 
     assert refused.status_code == 409
     assert "Not undone" in refused.text and "undo window closed at" in refused.text
     assert state(client, world) == unchanged and unchanged[:2] == ("completed", "completed")
+
+
+# -- the API and the setting -----------------------------------------------------------------------
+
+
+def test_the_api_undoes_a_completion_and_answers_a_late_one_with_409(dev, client, world, uid):
+    with clock.frozen(moment(0, "09:00")):
+        complete(client, world, uid)
+    url = f"{dev.url}/api/v1/workflows/undo-complete"
+    body = {"task": world["task"], "actor": world["coordinator"]}
+    with clock.frozen(moment(0, "09:20")):
+        late = requests.post(url, json=body, timeout=30)
+    assert late.status_code == 409 and late.json()["resourceType"] == "OperationOutcome"
+    assert "undo window closed" in json.dumps(late.json())
+    assert state(client, world)[:2] == ("completed", "completed")
+    with clock.frozen(moment(0, "09:05")):
+        done = requests.post(url, json=body, timeout=30)
+    assert done.status_code == 201, done.text
+    assert world["task"] in done.json()["updated"]
+    assert state(client, world)[:2] == ("in-progress", "active")
+
+
+def test_the_undo_window_is_a_setting(client, world, uid):
+    assert Settings.from_env({"FHIRCARE_UNDO_WINDOW_MINUTES": "2"}).undo_window_minutes == 2
+    with pytest.raises(ConfigurationError) as wrong:
+        Settings.from_env({"FHIRCARE_UNDO_WINDOW_MINUTES": "soon"})
+    assert "FHIRCARE_UNDO_WINDOW_MINUTES" in wrong.value.message
+    with clock.frozen(moment(0, "09:00")):
+        complete(client, world, uid)
+    short = get_workflow("undo-complete", client, Settings(undo_window_minutes=2))
+    with clock.frozen(moment(0, "09:03")), pytest.raises(IllegalTransition) as refused:
+        short.run({"task": world["task"]})
+    assert "2 minutes only" in refused.value.message
+    assert state(client, world)[:2] == ("completed", "completed")
