@@ -256,3 +256,27 @@ def test_the_undo_window_is_a_setting(client, world, uid):
         short.run({"task": world["task"]})
     assert "2 minutes only" in refused.value.message
     assert state(client, world)[:2] == ("completed", "completed")
+
+
+def test_a_colleague_changing_the_task_while_the_undo_runs_wins_and_nothing_is_written(
+    client, world, uid, monkeypatch
+):
+    from fhircare.workflows.undo_complete import UndoCompletion
+
+    complete(client, world, uid)
+    original = UndoCompletion.updates
+
+    def colleague_notes_first(self, state, created):
+        planned = original(self, state, created)
+        theirs = client.read_reference(world["task"])
+        theirs["note"] = [*theirs.get("note", []), {"text": f"Colleague's note {uid}"}]
+        client.update(theirs)
+        return planned
+
+    monkeypatch.setattr(UndoCompletion, "updates", colleague_notes_first)
+    with pytest.raises(Conflict):
+        run("undo-complete", {"task": world["task"], "actor": world["coordinator"]}, client)
+    task = client.read_reference(world["task"])
+    assert task["status"] == "completed" and task["note"][-1]["text"] == f"Colleague's note {uid}"
+    assert client.read_reference(world["request"])["status"] == "completed"
+    assert undo_provenances(client, world["task"]) == []
