@@ -603,3 +603,29 @@ def test_a_partner_caller_cannot_name_another_patients_procedure_as_its_outcome(
     assert f"Procedure/{procedure['id']}" not in _outputs(after), "another patient's Procedure linked"
     assert after["meta"]["versionId"] == before["meta"]["versionId"]
     assert answer.status_code in (403, 422)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="undo-complete refuses only Tasks carrying the exchange link: a light-pattern referral the "
+    "partner's own staff completed on our server is reopened by our coordinator, overwriting the "
+    "performer-owned status",
+)
+def test_our_coordinator_cannot_undo_a_completion_the_partners_staff_made(partner_staff: Any) -> None:
+    from tests.exchange.test_light_guard import CLINIC_APP
+
+    staff = partner_staff
+    task_id, request_id = staff.refer(staff.org_a)
+    for body in ({"to": "accepted"}, {"to": "in-progress"}, {"to": "completed", "outcome": {"code": "x1"}}):
+        assert staff.transition(task_id, body).status_code == 201
+    completed = staff.client.read("Task", task_id)
+    answer = requests.post(
+        f"{staff.backend.url}/api/v1/workflows/undo-complete",
+        json={"task": f"Task/{task_id}", "actor": staff.coordinator},
+        headers=staff.headers(CLINIC_APP),
+        timeout=30,
+    )
+    after = staff.client.read("Task", task_id)
+    assert after["status"] == "completed", f"the partner's completion was undone ({answer.status_code})"
+    assert after["meta"]["versionId"] == completed["meta"]["versionId"]
+    assert staff.client.read("ServiceRequest", request_id)["status"] == "completed"
