@@ -8,8 +8,8 @@ write (403 for what is not theirs, 422 naming the fields for the rest)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 
@@ -22,9 +22,8 @@ from ..errors import (
     ScopeDenied,
     UnresolvedReference,
 )
-from ..fhir import FhirClient
 from ..settings import Settings
-from ..workflows import WorkflowResult, get_workflow
+from ..workflows import AccessGuard, WorkflowResult, get_workflow
 from .callers import PartnerCaller, partner_caller
 from .compartment import OUTSIDE, PatientGuard, literal
 from .fhir_access import access, patient_in_context, require_write_scopes
@@ -33,6 +32,10 @@ from .fhir_access import access, patient_in_context, require_write_scopes
 PERFORMER_STATUSES = ("accepted", "rejected", "in-progress", "on-hold", "failed", "completed")
 #: what the task workflow itself writes along with a status (not the caller's choice)
 DERIVED_FIELDS = frozenset({"executionPeriod"})
+NOT_THEIRS = "this Task is not one your organization owns"
+
+if TYPE_CHECKING:
+    from ..mapping import PlannedEntry
 
 
 def run_workflow(
@@ -46,25 +49,30 @@ def run_workflow(
     client = access().client_for_request()
     patient = patient_in_context()
     guard = PatientGuard(client, patient) if patient is not None else None
-    workflow = get_workflow(name, client, settings, guard)
+    holder = current_app.extensions.get("fhircare.exchange")
+    acting = partner_caller()
+    owner_guard = None
+    if acting is not None:
+        payload = partner_payload(name, payload, acting)
+        owner_guard = OwnerGuard(acting.partner.organization, str(payload["task"]), strict=True)
+    elif (
+        name == "task"
+        and holder is not None
+        and payload.get("on_behalf_of") in holder.partner_organizations()
+    ):
+        owner_guard = OwnerGuard(str(payload["on_behalf_of"]), str(payload.get("task")), strict=False)
+    workflow = get_workflow(name, client, settings, both(guard, owner_guard))
     require_write_scopes(
         creates if creates is not None else workflow.created_types(), workflow.updated_types()
     )
-    holder = current_app.extensions.get("fhircare.exchange")
-    acting = partner_caller()
     try:
-        if acting is not None:
-            payload = partner_payload(name, payload, acting)
-            guard_owner_transition(workflow, payload, client, {acting.partner.organization}, strict=True)
-        elif name == "task" and not dry_run and holder is not None:
-            guard_owner_transition(workflow, payload, client, holder.partner_organizations())
         result = workflow.run(payload, dry_run=dry_run)
     except UnresolvedReference:
         if holder is not None:
             holder.count_run(name, "refused")
-        if guard is None:
+        if guard is None and acting is None:
             raise
-        raise ScopeDenied(OUTSIDE) from None
+        raise ScopeDenied(OUTSIDE if acting is None else NOT_THEIRS) from None
     except FhircareError as exc:
         if holder is not None:
             holder.count_run(name, run_outcome(exc))
@@ -73,7 +81,7 @@ def run_workflow(
         holder.count_run(name, "dry_run" if dry_run else "repeated" if result.repeated else "written")
     if acting is not None and result.repeated:  # an earlier run with this request id: on this Task only
         if payload.get("task") not in {literal(str(v)) for v in result.written}:
-            raise ScopeDenied("this Task is not one your organization owns")
+            raise ScopeDenied(NOT_THEIRS)
     if guard is not None and result.repeated:
         # an earlier run with this request id answered: its references must be this patient's too
         named = {
@@ -116,37 +124,42 @@ def partner_payload(name: str, payload: Mapping[str, Any], acting: PartnerCaller
     return {**payload, "on_behalf_of": org, **({"actor": actor} if actor else {})}
 
 
-def guard_owner_transition(
-    workflow: Any,
-    payload: Mapping[str, Any],
-    client: FhirClient,
-    partners: set[str],
-    strict: bool = False,
-) -> None:
-    """The light pattern: a caller acting for a partner's Organization (``on_behalf_of``, one of
-    ``partners``) that owns the Task may change only status, statusReason and output (the performer's
-    guard); nothing is written otherwise. ``strict`` (a partner's own caller): a Task that Organization
-    does not own, or none, is one 403."""
-    acting = payload.get("on_behalf_of")
-    task = payload.get("task")
-    if acting not in partners or not isinstance(task, str):
-        return
-    try:
-        before = client.read_reference(task)
-    except FhircareError as exc:
-        if not strict or exc.status >= 500:
-            raise
-        raise ScopeDenied("this Task is not one your organization owns") from None
-    if (before.get("owner") or {}).get("reference") != acting:
-        if strict:
-            raise ScopeDenied("this Task is not one your organization owns")
-        return
-    from ..exchange.performer import guard_owner_change
+class OwnerGuard:
+    """The light pattern, inside the run (an access guard: it sees the Task as the run read it, the
+    version its If-Match names, and what the run plans): when ``organization`` (a partner's) owns the
+    Task, the planned Task may differ from it only in status, statusReason and output
+    (exchange.performer.guard_owner_change). ``strict`` (a partner's own caller): a Task that
+    Organization does not own, or none, is one 403."""
 
-    planned = workflow.run(payload, dry_run=True).details.get("bundle") or {}
-    for entry in planned.get("entry") or []:
-        if (entry.get("request") or {}).get("url") == task:
-            guard_owner_change(before, _literal_references(entry["resource"]), DERIVED_FIELDS)
+    def __init__(self, organization: str, task: str, strict: bool) -> None:
+        self.organization, self.task, self.strict = organization, task, strict
+
+    def __call__(self, found: Mapping[str, dict[str, Any]], planned: Sequence[PlannedEntry]) -> None:
+        from ..exchange.performer import guard_owner_change
+
+        tasks = [r for key, r in found.items() if key.startswith("Task/")]
+        before = found.get(self.task) if "?" not in self.task else (tasks[0] if len(tasks) == 1 else None)
+        if before is None or (before.get("owner") or {}).get("reference") != self.organization:
+            if self.strict:
+                raise ScopeDenied(NOT_THEIRS)
+            return
+        for entry in planned:
+            resource = entry.resource
+            if resource.get("resourceType") == "Task" and resource.get("id") == before.get("id"):
+                guard_owner_change(before, _literal_references(resource), DERIVED_FIELDS)
+
+
+def both(*guards: AccessGuard | None) -> AccessGuard | None:
+    """One access guard running every given one in turn (None when none is given)."""
+    present = [g for g in guards if g is not None]
+    if len(present) < 2:
+        return present[0] if present else None
+
+    def check(found: Mapping[str, dict[str, Any]], planned: Sequence[PlannedEntry]) -> None:
+        for one in present:
+            one(found, planned)
+
+    return check
 
 
 def _literal_references(node: Any) -> Any:
