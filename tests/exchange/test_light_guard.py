@@ -362,6 +362,23 @@ def test_smart_staff_of_a_partner_work_their_tasks_in_the_console_and_nothing_el
         )
         assert taken.status_code == 303, taken.text
         assert light.client.read("Task", mine)["status"] == "accepted"
+        # the worklist's quick actions: the same checks as the API's transition route
+        action = f"{console.url}/tasks/{{}}/action"
+        started = browser.post(
+            action.format(mine), data={"csrf": csrf, "action": "start"}, allow_redirects=False, timeout=30
+        )
+        assert started.status_code == 303 and light.client.read("Task", mine)["status"] == "in-progress"
+        # another's Task: 403; a reassign of its own: refused by the owner's guard (the page says so)
+        for task_id, form, status in (
+            (theirs, {"action": "accept"}, 403),
+            (mine, {"action": "reassign", "new_owner": light.staff}, 303),
+        ):
+            answer = browser.post(
+                action.format(task_id), data={"csrf": csrf, **form}, allow_redirects=False, timeout=30
+            )
+            assert answer.status_code == status, answer.text
+        assert light.client.read("Task", theirs) == held
+        assert light.client.read("Task", mine)["owner"] == {"reference": light.org_a}
         # known by its PractitionerRole at the partner's Organization (callers_by_role), not listed
         worker = _login(console, light.auth, light.role_staff)
         other, _ = light.refer(light.org_a)
