@@ -54,7 +54,9 @@ def run_workflow(
     owner_guard = None
     if acting is not None:
         payload = partner_payload(name, payload, acting)
-        owner_guard = OwnerGuard(acting.partner.organization, str(payload["task"]), strict=True)
+        outcome = payload.get("outcome")
+        echo = outcome.get("note") if isinstance(outcome, dict) and payload.get("to") == "completed" else None
+        owner_guard = OwnerGuard(acting.partner.organization, str(payload["task"]), True, echo)
     elif (
         name == "task"
         and holder is not None
@@ -129,10 +131,12 @@ class OwnerGuard:
     version its If-Match names, and what the run plans): when ``organization`` (a partner's) owns the
     Task, the planned Task may differ from it only in status, statusReason and output
     (exchange.performer.guard_owner_change). ``strict`` (a partner's own caller): a Task that
-    Organization does not own, or none, is one 403."""
+    Organization does not own, or none, is one 403. ``outcome_note``: a completion's outcome text, which
+    the workflow writes as the output and also appends as a note: that one note is the output's echo."""
 
-    def __init__(self, organization: str, task: str, strict: bool) -> None:
+    def __init__(self, organization: str, task: str, strict: bool, outcome_note: str | None = None) -> None:
         self.organization, self.task, self.strict = organization, task, strict
+        self.outcome_note = outcome_note
 
     def __call__(self, found: Mapping[str, dict[str, Any]], planned: Sequence[PlannedEntry]) -> None:
         from ..exchange.performer import guard_owner_change
@@ -146,7 +150,22 @@ class OwnerGuard:
         for entry in planned:
             resource = entry.resource
             if resource.get("resourceType") == "Task" and resource.get("id") == before.get("id"):
-                guard_owner_change(before, _literal_references(resource), DERIVED_FIELDS)
+                guard_owner_change(
+                    before, self._without_echo(before, _literal_references(resource)), DERIVED_FIELDS
+                )
+
+    def _without_echo(self, before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+        notes, earlier = after.get("note") or [], before.get("note") or []
+        if (
+            self.outcome_note
+            and len(notes) == len(earlier) + 1
+            and notes[:-1] == earlier
+            and notes[-1].get("text") == self.outcome_note
+        ):
+            after = {k: v for k, v in after.items() if k != "note"}
+            if "note" in before:
+                after["note"] = before["note"]
+        return after
 
 
 def both(*guards: AccessGuard | None) -> AccessGuard | None:

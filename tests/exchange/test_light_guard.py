@@ -219,10 +219,18 @@ def test_a_partner_caller_without_on_behalf_of_changes_only_status_reason_and_ou
     for body in (
         {"to": "accepted", "actor": light.staff},  # one of the partner's listed people may be named
         {"to": "in-progress"},
-        {"to": "completed", "outcome": {"code": "x1"}},
     ):
         answer = light.transition(task_id, body)
         assert answer.status_code == 201, (body, answer.text)
+    # a completion's outcome text is echoed as a note by the workflow; a note of its own is still refused
+    working = light.client.read("Task", task_id)
+    sneaky = light.transition(
+        task_id, {"to": "completed", "outcome": {"note": "done"}, "note": "plan changed"}
+    )
+    assert sneaky.status_code == 422 and "$.note" in _issues(sneaky), sneaky.text
+    assert light.client.read("Task", task_id) == working
+    answer = light.transition(task_id, {"to": "completed", "outcome": {"code": "x1"}})
+    assert answer.status_code == 201, answer.text
     after = light.client.read("Task", task_id)
     assert after["status"] == "completed" and after["output"]
     for name in ("description", "for", "priority", "focus", "requester", "owner", "note", "restriction"):
@@ -379,6 +387,23 @@ def test_smart_staff_of_a_partner_work_their_tasks_in_the_console_and_nothing_el
             assert answer.status_code == status, answer.text
         assert light.client.read("Task", theirs) == held
         assert light.client.read("Task", mine)["owner"] == {"reference": light.org_a}
+        done = browser.post(
+            f"{console.url}{page}/status",
+            data={
+                "csrf": csrf,
+                "to": "completed",
+                "outcome": "Groceries delivered",
+                "request_id": uuid.uuid4().hex,
+            },
+            allow_redirects=False,
+            timeout=30,
+        )
+        assert done.status_code == 303, done.text  # the outcome's text: the output (and its echo as a note)
+        completed = light.client.read("Task", mine)
+        assert completed["status"] == "completed"
+        assert [o.get("valueCodeableConcept", {}).get("text") for o in completed["output"]] == [
+            "Groceries delivered"
+        ]
         # known by its PractitionerRole at the partner's Organization (callers_by_role), not listed
         worker = _login(console, light.auth, light.role_staff)
         other, _ = light.refer(light.org_a)
