@@ -86,10 +86,12 @@ def check_undo(
     now: datetime,
     window: timedelta,
     version: str | None = None,
+    partners: frozenset[str] = frozenset(),
 ) -> None:
     """Refuse undoing the completion of ``current`` (``before``: the version before it) unless it is
-    the newest version (and ``version``, when given), was not sent to a partner, and ``now`` is within
-    ``window`` of the completion. Each refusal names its rule."""
+    the newest version (and ``version``, when given), was not sent to a partner, is not owned by one
+    of the ``partners``' Organizations (the light pattern: their staff work on our server), and ``now``
+    is within ``window`` of the completion. Each refusal names its rule."""
     status = current.get("status")
     if status != "completed":
         raise IllegalTransition(
@@ -116,6 +118,12 @@ def check_undo(
                 )
             ],
         )
+    if (current.get("owner") or {}).get("reference") in partners:
+        text = (
+            "the Task is owned by a partner organization, whose staff set its status: the completion is "
+            "theirs and cannot be undone here; nothing was written"
+        )
+        raise IllegalTransition(text, [Issue("error", "business-rule", text, ("$.task",))])
     newest = str((current.get("meta") or {}).get("versionId") or "")
     completed = completion_time(current, before)
     if completed is None or (version is not None and version != newest):

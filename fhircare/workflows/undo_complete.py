@@ -10,8 +10,8 @@ closed is active again. One transaction, If-Match on every resource, one Provena
 the one who completed: the Provenance says who did each.
 
 Refused, with nothing written: after the window; when the Task changed since the completion (or is
-not at the ``version`` the caller saw); when the Task was sent to a partner organization (the partner's
-status owns it). The reads are one batch: the Task and its focus, the Task's history (the version
+not at the ``version`` the caller saw); when the Task was sent to a partner organization, or is owned by
+one (the light pattern: the partner's staff set its status on our server): the partner's status owns it. The reads are one batch: the Task and its focus, the Task's history (the version
 before the completion) and the Provenance that targets it (what the completion changed).
 
 Not to be confused with :mod:`.undo`, which takes back what a non-atomic server applied of a failed run.
@@ -19,9 +19,13 @@ Not to be confused with :mod:`.undo`, which takes back what a non-atomic server 
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
+
+import yaml
 
 from ..care.task_states import check_undo
 from ..errors import Conflict, Issue, UnresolvedReference
@@ -46,9 +50,12 @@ class UndoCompletion(Workflow):
     )
     updates_types = ("Task", "ServiceRequest")
     window = DEFAULT_WINDOW
+    #: the Organizations that stand for partners (FHIRCARE_PARTNERS): a Task one of them owns is theirs
+    partners: frozenset[str] = frozenset()
 
     def configure(self, settings: Settings) -> None:
         self.window = timedelta(minutes=settings.undo_window_minutes)
+        self.partners = partner_organizations(settings)
 
     def check(self, payload: dict[str, Any], now: datetime | None = None) -> list[Issue]:
         if "?" in str(payload.get("task", "")):
@@ -93,7 +100,7 @@ class UndoCompletion(Workflow):
         reference = str(state.payload["task"])
         current = state.resource(reference)
         before = version_before(current, _versions(state, reference))
-        check_undo(current, before, state.now, self.window, state.payload.get("version"))
+        check_undo(current, before, state.now, self.window, state.payload.get("version"), self.partners)
         assert before is not None  # check_undo refuses a Task with no version before its completion
         task = {k: v for k, v in before.items() if k != "meta"}
         task["meta"] = current.get("meta") or {}  # If-Match on the completed version; its profiles
@@ -107,7 +114,7 @@ class UndoCompletion(Workflow):
         task["note"] = [*(current.get("note") or []), {"text": note, "time": stamp, **signed}]
         task["lastModified"] = stamp
         entries = [update_entry(task, "task")]
-        request = self._closed_request(state, current)
+        request = _closed_request(state, current, _completions(state, current))
         if request is not None:
             entries.append(update_entry({**request, "status": "active"}, "service_request"))
         patient = (current.get("for") or {}).get("reference")
@@ -115,32 +122,66 @@ class UndoCompletion(Workflow):
             state.patient = patient
         return entries
 
-    def _closed_request(self, state: RunState, task: dict[str, Any]) -> dict[str, Any] | None:
-        """The referral's ServiceRequest the completion closed: named by the completion's Provenance
-        (the one recorded when the Task was last modified) and still completed. A Task completed outside
-        fhircare has no such Provenance: then its fulfilment Task's completed ServiceRequest."""
-        focus = (task.get("focus") or {}).get("reference")
-        if not isinstance(focus, str) or not focus.startswith("ServiceRequest/"):
-            return None
-        request = state.found.get(focus)
-        if request is None or request.get("status") != "completed":
-            return None
-        stamp = task.get("lastModified")
-        completions = [
-            p
-            for key, p in state.found.items()
-            if key.startswith("Provenance/") and stamp and p.get("recorded") == stamp
-        ]
-        if completions:
-            targets = {str(t.get("reference")) for p in completions for t in p.get("target") or []}
-            return request if focus in targets else None
-        codes = {c.get("code") for c in (task.get("code") or {}).get("coding") or [] if isinstance(c, dict)}
-        return request if "fulfill" in codes else None
-
     def _provenance(self, state: RunState, *args: Any, **kwargs: Any) -> PlannedEntry:
         entry = super()._provenance(state, *args, **kwargs)
         entry.resource["reason"] = [{"text": REASON}]
         return entry
+
+
+def partner_organizations(settings: Settings) -> frozenset[str]:
+    """``partners.*.organization`` of the partners file (FHIRCARE_PARTNERS); none without one. Read
+    once per version of the file; fhircare.exchange validates the file and reports what is wrong."""
+    if settings.partners_file is None:
+        return frozenset()
+    path = Path(settings.partners_file)
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        return frozenset()
+    return _file_partners(str(path), stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _file_partners(path: str, stamp: int) -> frozenset[str]:
+    try:
+        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return frozenset()
+    partners = document.get("partners") if isinstance(document, dict) else None
+    if not isinstance(partners, dict):
+        return frozenset()
+    return frozenset(
+        str(p["organization"]) for p in partners.values() if isinstance(p, dict) and p.get("organization")
+    )
+
+
+def _completions(state: RunState, task: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Provenance of the Task's completion: recorded when the completing run stamped the Task."""
+    stamp = task.get("lastModified")
+    return [
+        p
+        for key, p in state.found.items()
+        if key.startswith("Provenance/") and stamp and p.get("recorded") == stamp
+    ]
+
+
+def _closed_request(
+    state: RunState, task: dict[str, Any], completions: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """The referral's ServiceRequest the completion closed: named by the completion's Provenance and
+    still completed. A Task completed outside fhircare has no such Provenance: then its fulfilment
+    Task's completed ServiceRequest."""
+    focus = (task.get("focus") or {}).get("reference")
+    if not isinstance(focus, str) or not focus.startswith("ServiceRequest/"):
+        return None
+    request = state.found.get(focus)
+    if request is None or request.get("status") != "completed":
+        return None
+    if completions:
+        targets = {str(t.get("reference")) for p in completions for t in p.get("target") or []}
+        return request if focus in targets else None
+    codes = {c.get("code") for c in (task.get("code") or {}).get("coding") or [] if isinstance(c, dict)}
+    return request if "fulfill" in codes else None
 
 
 def _versions(state: RunState, reference: str) -> list[dict[str, Any]]:

@@ -280,3 +280,21 @@ def test_a_colleague_changing_the_task_while_the_undo_runs_wins_and_nothing_is_w
     assert task["status"] == "completed" and task["note"][-1]["text"] == f"Colleague's note {uid}"
     assert client.read_reference(world["request"])["status"] == "completed"
     assert undo_provenances(client, world["task"]) == []
+
+
+def test_a_task_owned_by_a_partner_organization_is_not_undone_here(client, world, uid, tmp_path):
+    """The light pattern: the partner's staff set the status of the Tasks their Organization owns on our
+    server; the completion is theirs (FHIRCARE_PARTNERS names that Organization)."""
+    partners = tmp_path / "partners.yaml"
+    partners.write_text(
+        "self: {base: https://clinic.example.org/fhir, organization: Organization/clinic}\n"
+        f"partners:\n  program:\n    organization: {world['org']}\n    base: https://program.example.org/fhir\n",
+        encoding="utf-8",
+    )
+    complete(client, world, uid)
+    unchanged = state(client, world)
+    undo = get_workflow("undo-complete", client, Settings(partners_file=partners))
+    with pytest.raises(IllegalTransition) as refused:
+        undo.run({"task": world["task"], "actor": world["coordinator"]})
+    assert "owned by a partner organization" in refused.value.message
+    assert state(client, world) == unchanged
