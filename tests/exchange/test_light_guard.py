@@ -437,3 +437,28 @@ def test_smart_staff_of_a_partner_work_their_tasks_in_the_console_and_nothing_el
             ).status_code
             == 201
         )
+
+
+def test_every_route_but_the_partners_own_is_refused_to_a_partners_caller(light: Light) -> None:
+    """Deny by default: each route of both faces (a route added later too) that is not public and not
+    in PARTNER_ROUTES answers a partner's caller 403 before its view runs; nothing is written."""
+    from fhircare.web.policy import PARTNER_ROUTES, POLICY
+
+    app = light.backend.app
+    counts = light.server.resource_counts()
+    checked = []
+    for rule in app.url_map.iter_rules():
+        policy = POLICY.get(rule.endpoint)
+        if rule.endpoint in PARTNER_ROUTES or policy is None or policy.patient == "public":
+            continue
+        path = rule.rule
+        for name in rule.arguments:
+            path = path.replace(f"<{name}>", "x").replace(f"<path:{name}>", "x")
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            answer = requests.request(
+                method, f"{light.backend.url}{path}", json={}, headers=light.headers(PARTNER_APP), timeout=30
+            )
+            assert answer.status_code == 403, (method, path, answer.status_code)
+            checked.append(rule.endpoint)
+    assert {"api.run_workflow", "api.get_summary", "exchange_api.send", "pages.summary_page"} <= set(checked)
+    assert light.server.resource_counts() == counts
