@@ -53,7 +53,12 @@ def run_workflow(
     acting = partner_caller()
     owner_guard = None
     if acting is not None:
-        payload = partner_payload(name, payload, acting)
+        try:
+            payload = partner_payload(name, payload, acting)
+        except FhircareError:
+            if holder is not None:
+                holder.count_run(name, "refused")
+            raise
         outcome = payload.get("outcome")
         echo = outcome.get("note") if isinstance(outcome, dict) and payload.get("to") == "completed" else None
         owner_guard = OwnerGuard(acting.partner.organization, str(payload["task"]), True, echo)
