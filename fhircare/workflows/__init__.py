@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from datetime import datetime
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from ..errors import UnknownWorkflow
 from ..fhir import FhirClient
@@ -16,6 +12,7 @@ from ..mapping import MappingSet, load_mappings
 from ..settings import Settings
 from .base import AccessGuard, Workflow, WorkflowResult
 from .catalogue import WORKFLOWS, catalogue
+from .partners_file import our_organization
 
 
 def mappings_for(settings: Settings) -> MappingSet:
@@ -44,32 +41,6 @@ def get_workflow(
     )
     workflow.configure(settings)
     return workflow
-
-
-def our_organization(settings: Settings) -> str | None:
-    """Our Organization: the partners file's ``self.organization`` (FHIRCARE_PARTNERS), else
-    FHIRCARE_ORGANIZATION; None when neither names one."""
-    if settings.partners_file is not None:
-        path = Path(settings.partners_file)
-        try:
-            stamp = path.stat().st_mtime_ns
-        except OSError:
-            return settings.organization  # fhircare.exchange refuses the missing file where it is needed
-        return _file_organization(str(path), stamp) or settings.organization
-    return settings.organization
-
-
-@functools.lru_cache(maxsize=8)
-def _file_organization(path: str, stamp: int) -> str | None:
-    """``self.organization`` of a partners file (read once per version of the file; a file that
-    does not parse names none here: fhircare.exchange reports it, naming file, path and reason)."""
-    try:
-        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return None
-    own = document.get("self") if isinstance(document, dict) else None
-    value = own.get("organization") if isinstance(own, dict) else None
-    return value if isinstance(value, str) and value.startswith("Organization/") else None
 
 
 def run(

@@ -19,13 +19,9 @@ Not to be confused with :mod:`.undo`, which takes back what a non-atomic server 
 
 from __future__ import annotations
 
-import functools
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
-
-import yaml
 
 from ..care.task_states import check_undo
 from ..errors import Conflict, Issue, UnresolvedReference
@@ -34,6 +30,7 @@ from ..mapping import PlannedEntry
 from ..mapping.transforms import iso
 from ..settings import Settings
 from .base import RunState, Workflow, update_entry
+from .partners_file import partner_organizations
 from .task_transition import task_query
 
 #: Provenance.reason of every undo (R4 Provenance.reason, text: no code system says "undo")
@@ -126,33 +123,6 @@ class UndoCompletion(Workflow):
         entry = super()._provenance(state, *args, **kwargs)
         entry.resource["reason"] = [{"text": REASON}]
         return entry
-
-
-def partner_organizations(settings: Settings) -> frozenset[str]:
-    """``partners.*.organization`` of the partners file (FHIRCARE_PARTNERS); none without one. Read
-    once per version of the file; fhircare.exchange validates the file and reports what is wrong."""
-    if settings.partners_file is None:
-        return frozenset()
-    path = Path(settings.partners_file)
-    try:
-        stamp = path.stat().st_mtime_ns
-    except OSError:
-        return frozenset()
-    return _file_partners(str(path), stamp)
-
-
-@functools.lru_cache(maxsize=8)
-def _file_partners(path: str, stamp: int) -> frozenset[str]:
-    try:
-        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return frozenset()
-    partners = document.get("partners") if isinstance(document, dict) else None
-    if not isinstance(partners, dict):
-        return frozenset()
-    return frozenset(
-        str(p["organization"]) for p in partners.values() if isinstance(p, dict) and p.get("organization")
-    )
 
 
 def _completions(state: RunState, task: dict[str, Any]) -> list[dict[str, Any]]:
