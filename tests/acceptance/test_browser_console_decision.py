@@ -19,6 +19,7 @@ from tests.integration.sidecar_harness import Sidecar
 from tests.integration.test_console_patients import letters, patient
 from tests.support.cases import basics, make, prior_auth_case, referral_payload
 from tests.support.clock import day
+from tests.support.console import i_am
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
@@ -43,9 +44,7 @@ def _shoot(page: Any, kind: str, width: int, name: str) -> None:
 
 def _choose_me(page: Any, url: str, me: str) -> None:
     page.goto(f"{url}/")
-    page.get_by_label("Development mode: I am").select_option(value=me)
-    page.get_by_role("button", name="Use").click()
-    page.wait_for_load_state()
+    i_am(page, me, "Coord")  # the prior-auth case's provider (tests/support/cases.py basics)
 
 
 @pytest.mark.parametrize("width", WIDTHS)

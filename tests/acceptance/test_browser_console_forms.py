@@ -14,6 +14,7 @@ from tests.acceptance.test_browser_morning import check_accessibility, fits, pic
 from tests.integration.sidecar_harness import Sidecar
 from tests.integration.test_console_patients import letters
 from tests.support.cases import basics, make
+from tests.support.console import i_am
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
@@ -41,9 +42,7 @@ def test_assess_care_plan_educate_and_transition_go_through_the_page(fhir_server
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         page = browser.new_page(viewport={"width": width, "height": 900})
         page.goto(f"{sidecar.url}/")
-        page.get_by_label("Development mode: I am").select_option(value=b["coordinator"])
-        page.get_by_role("button", name="Use").click()
-        page.wait_for_load_state()
+        i_am(page, b["coordinator"], "Coord")
 
         page.goto(f"{sidecar.url}/patients/{pid}/do/assess")
         page.locator("[name='goals[0].description']").fill(f"Walk daily {uid}")

@@ -16,6 +16,7 @@ from tests.acceptance.test_browser_morning import check_accessibility, fits
 from tests.integration.sidecar_harness import Sidecar
 from tests.integration.test_console_patients import born_years_ago, letters, patient
 from tests.support.cases import basics, make, referral_payload
+from tests.support.console import i_am
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
@@ -73,9 +74,7 @@ def test_note_hold_resume_and_complete_a_task_then_find_it_closed(fhir_server, c
         browser = _browser(playwright)
         page = browser.new_page(viewport={"width": width, "height": 900})
         page.goto(f"{sidecar.url}/")
-        page.get_by_label("Development mode: I am").select_option(value=b["coordinator"])
-        page.get_by_role("button", name="Use").click()
-        page.wait_for_load_state()
+        i_am(page, b["coordinator"], "Coord")
         page.goto(f"{sidecar.url}/patients/{pid}")
         page.locator(f"li[data-task='{task}'] a").first.click()
         page.wait_for_load_state()

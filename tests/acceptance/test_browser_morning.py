@@ -21,6 +21,7 @@ from tests.acceptance.test_browser import ARGS, CHROMIUM
 from tests.integration.sidecar_harness import Sidecar
 from tests.integration.test_prior_auth_decision import _pas_response
 from tests.support.clock import local, today
+from tests.support.console import i_am
 
 REPO = Path(__file__).resolve().parents[2]
 AXE = REPO / "tests" / "browser" / "node_modules" / "axe-core" / "axe.min.js"
@@ -107,9 +108,7 @@ def test_a_coordinators_morning_through_the_page(fhir_server, client, uid):
         page.goto(f"{url}/")
         page.get_by_label("Find a coordinator by name").fill(COORDINATORS[0][1])  # asks /api/v1/lookup
         page.wait_for_selector(f"#me option[value='{me}']", state="attached")
-        page.get_by_label("Development mode: I am").select_option(value=me)
-        page.get_by_role("button", name="Use").click()
-        page.wait_for_load_state()
+        i_am(page, me, my_name)
         assert page.get_by_role("heading", name="My worklist").is_visible()
         assert page.locator("#me option:checked").inner_text() == my_name
         assert page.locator("tr[data-task]").count() > 0

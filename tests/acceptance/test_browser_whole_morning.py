@@ -22,7 +22,7 @@ from tests.acceptance.test_browser_morning import check_accessibility, field, fi
 from tests.integration.sidecar_harness import Sidecar
 from tests.integration.test_console_patients import born_years_ago, letters, patient
 from tests.support.clock import day, local, today
-from tests.support.console import choose_organization
+from tests.support.console import choose_organization, i_am
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
@@ -95,8 +95,7 @@ def test_a_coordinators_whole_morning_through_the_page(fhir_server, client, uid,
 
         # the start page; who I am (development mode)
         page.goto(f"{sidecar.url}/")
-        page.get_by_label("Development mode: I am").select_option(value=me)
-        go(page.get_by_role("button", name="Use"))
+        i_am(page, me, my_name)
 
         # 1. find a patient by name and birth date, from the header's search box
         page.get_by_label("Find a patient by name, birth date or record number").fill(

@@ -151,3 +151,42 @@ def test_the_vendor_picker_offers_transport_vendors_only(dev, client, uid, serve
     for ref in (pantry, b["payer"], b["org"]):
         assert f'value="{ref}"' not in offered
     assert "not marked as a transport vendor" in form
+
+
+def test_who_am_i_reaches_any_number_of_practitioners_by_name_and_page(dev, client, uid, server_requests):
+    from fhircare.web.pickers import find_practitioners
+    from tests.integration.test_console_patients import letters
+
+    family = f"Many{letters(uid)}"
+    crowd = [
+        {
+            "request": {"method": "POST", "url": "Practitioner"},
+            "resource": {
+                "resourceType": "Practitioner",
+                "name": [{"family": family, "given": [f"G{n:02d}"]}],
+            },
+        }
+        for n in range(45)
+    ]
+    client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": crowd})
+
+    start = server_requests()
+    first, more = find_practitioners(client, family, 1)
+    assert server_requests() - start == 1  # a page and one more match: whether another page follows
+    assert [r["label"] for r in first] == [f"G{n:02d} {family}" for n in range(20)] and more
+    start = server_requests()
+    last, more = find_practitioners(client, family, 3)
+    assert server_requests() - start <= 3  # page n costs the requests of pages 1..n
+    assert [r["label"] for r in last] == [f"G{n:02d} {family}" for n in range(40, 45)] and not more
+
+    browser = requests.Session()
+    page = browser.get(f"{dev.url}/me", params={"q": family, "page": "3"}).text
+    chosen = last[-1]["reference"]
+    assert page.count('name="me" value="Practitioner/') == 5 and 'rel="next"' not in page
+    token = page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+    assert (
+        browser.post(f"{dev.url}/me", data={"csrf": token, "me": chosen}, allow_redirects=False).status_code
+        == 303
+    )
+    header = browser.get(f"{dev.url}/").text.split('id="me"', 1)[1].split("</select>", 1)[0]
+    assert f'value="{chosen}" selected' in header
