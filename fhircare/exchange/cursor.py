@@ -18,6 +18,10 @@ from .links import version_of
 
 STATE = "StructureDefinition/exchange-state"
 STATE_ID = "sid/exchange-state"
+#: how stale ``polled-at`` may get before a complete poll writes it again: a fraction of the
+#: ``exchange-not-synced`` gap rule's window (6 h), so that an idle cycle writes nothing three times out
+#: of four at a 15-minute poll, and the rule is off by at most this much (see ``Cursor.polled``)
+POLLED_AT_EVERY = timedelta(hours=1)
 
 
 @dataclass
@@ -39,6 +43,9 @@ class Cursor:
     local_horizon: str | None = None  # the same for the unsent search on our server (our server's clock)
     unreachable_since: str | None = None
     last_error: str | None = None
+    #: our clock when a poll of the partner last read every page (kept to within POLLED_AT_EVERY):
+    #: "when we last heard from this partner", read by the exchange-not-synced gap rule
+    polled_at: str | None = None
     #: set once a cycle went through every Task the partner owns: each sent one then carries the
     #: identifier naming its partner (links written by older versions had none), so ``exchange status``
     #: may search by it
@@ -85,6 +92,14 @@ class Cursor:
         else:
             self.horizon = horizon
 
+    def polled(self, now: datetime) -> None:
+        """A poll read every page at ``now`` (our clock). Recorded only when the stored moment is
+        ``POLLED_AT_EVERY`` old, so most idle cycles still write nothing: the stored value may lag the
+        last complete poll by up to that much (the gap rule then flags after N - 1 to N hours of silence)."""
+        held = instant(self.polled_at) if self.polled_at else None
+        if held is None or not now - POLLED_AT_EVERY < held <= now:  # stale, or ahead of our clock
+            self.polled_at = _text(now)
+
     def prune(self, overlap: timedelta) -> None:
         """Forget versions older than the overlap window: the search will not return them again."""
         if self.value is None:
@@ -103,6 +118,7 @@ SCALARS = {
     "unreachable-since": "unreachable_since",
     "last-error": "last_error",
     "links-indexed": "indexed",
+    "polled-at": "polled_at",
 }
 
 
@@ -208,6 +224,7 @@ def _merge(mine: Cursor, theirs: Cursor) -> Cursor:
     merged.unreachable_since = mine.unreachable_since
     merged.last_error = mine.last_error
     merged.indexed = mine.indexed or theirs.indexed
+    merged.polled_at = max((v for v in (mine.polled_at, theirs.polled_at) if v), key=instant, default=None)
     return merged
 
 

@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from ..clock import now as clock_now
 from ..errors import PreconditionFailed, TransientError
 from .apply import apply_remote
 from .context import Exchange, PartnerAnswerError, PartnerThrottled, PartnerUnreachable, stamp
@@ -102,6 +103,7 @@ def poll(exchange: Exchange, partner: Partner, cursor: Cursor, report: CycleRepo
                     cursor.conflict(local.split("/")[1])
             cursor.advance(str(latest["id"]), version_of(latest), updated_of(latest))
     cursor.searched_at(clock.value, partner.overlap)  # every page read and applied
+    cursor.polled(clock_now())  # we heard from the partner (written at most once per POLLED_AT_EVERY)
 
 
 def _snapshot(cursor: Cursor) -> tuple[Any, ...]:
@@ -114,6 +116,7 @@ def _snapshot(cursor: Cursor) -> tuple[Any, ...]:
         cursor.horizon,
         cursor.local_horizon,
         cursor.indexed,
+        cursor.polled_at,
     )
 
 

@@ -17,6 +17,13 @@ from ..errors import ConfigurationError
 from ..settings import Settings
 
 RULES_FILE = "gaps.yaml"
+#: lists a rule may read whatever the patient (``%<name>`` in its ``where``): name -> the search, with
+#: ``{namespace}`` our namespace base. Fetched only when a loaded rule names it, as one more entry of
+#: the first batch of searches (no extra request; one search when the lists came from a bulk export).
+SHARED = {
+    # the exchange's per-partner sync states (fhircare/exchange/cursor.py): polled-at, reachability
+    "exchange_states": "Basic?identifier={namespace}/sid/exchange-state|&_count=1000",
+}
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,16 @@ def rule_env(rule: Rule, today: date, now: datetime) -> dict[str, Any]:
     if "hours" in rule.params:
         env["cutoff_hours"] = instant(now - timedelta(hours=float(rule.params["hours"])))
     return env
+
+
+def shared_searches(rules: list[Rule], settings: Settings) -> dict[str, str]:
+    """The ``SHARED`` lists the rules name: name -> search URL."""
+    namespace = settings.namespaces().base.rstrip("/")
+    return {
+        name: search.format(namespace=namespace)
+        for name, search in SHARED.items()
+        if any(f"%{name}" in rule.where for rule in rules)
+    }
 
 
 def _read_rules(path: Path, schema: dict[str, Any]) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from .. import clock
 from ..fhir import FhirClient
 from ..fhir.bulk import Listener, open_export
 from ..settings import Settings
-from .gap_rules import Rule, load_rules, rule_env
+from .gap_rules import SHARED, Rule, load_rules, rule_env, shared_searches
 from .labels import reference_of, resource_label
 from .rows import Rows
 
@@ -35,6 +35,7 @@ SOURCES: dict[str, tuple[str, str]] = {
     "goals": ("Goal", "patient"),
 }
 BY_TYPE = {rtype: name for name, (rtype, _) in SOURCES.items()}
+Searches = dict[str, str]  # list name -> search URL
 SUBJECT_ELEMENTS = ("subject", "for", "patient", "beneficiary")
 
 
@@ -85,17 +86,12 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
 
 
 def fetch(
-    client: FhirClient, patients: list[str] | None, page_size: int = 1000
-) -> dict[str, list[dict[str, Any]]]:
-    """Every list a rule may need, for these patients (None: everyone), one batch per group of patients."""
-    return _fetch(client, patients, page_size)[0]
-
-
-def _fetch(
-    client: FhirClient, patients: list[str] | None, page_size: int = 1000
+    client: FhirClient, patients: list[str] | None, page_size: int = 1000, shared: Searches | None = None
 ) -> tuple[dict[str, list[dict[str, Any]]], bool]:
-    """:func:`fetch`, and whether a search of it stopped before its end."""
-    lists: dict[str, list[dict[str, Any]]] = {name: [] for name in SOURCES}
+    """Every list a rule may need, for these patients (None: everyone), one batch per group of patients,
+    the ``shared`` searches in the first; and whether a search of it stopped before its end."""
+    shared = dict(shared or {})
+    lists: dict[str, list[dict[str, Any]]] = {name: [] for name in [*SOURCES, *shared]}
     truncated = False
     groups: list[list[str] | None] = (
         list(_chunks(patients, PATIENTS_PER_BATCH)) if patients is not None else [None]
@@ -109,7 +105,8 @@ def _fetch(
             if group is not None:
                 query.insert(0, (param, ",".join(group)))
             urls.append(f"{rtype}?{urlencode(query, safe='/,')}")
-        for name, result in zip(SOURCES, client.read_batch(urls), strict=False):
+        names, urls, shared = [*SOURCES, *shared], [*urls, *shared.values()], {}
+        for name, result in zip(names, client.read_batch(urls), strict=False):
             found = _resources(client, result.get("resource") or {})
             lists[name] += found
             truncated = truncated or found.truncated
@@ -232,11 +229,12 @@ def evaluate(
     """Every gap the rules find in already-fetched lists; linear in the caseload, then one sort.
     ``now`` defaults to the clock's time of day on ``today`` (the clock's now when today is today)."""
     now = now or datetime.combine(today, clock.now().astimezone(UTC).timetz())
-    index = CaseloadIndex.build(lists)
+    index = CaseloadIndex.build({name: found for name, found in lists.items() if name in SOURCES})
+    shared = {name: lists.get(name, []) for name in SHARED}
     empty: dict[str, list[dict[str, Any]]] = {name: [] for name in SOURCES}
     gaps = []
     for rule in rules:
-        env = rule_env(rule, today, now)
+        env = {**rule_env(rule, today, now), **shared}
         compiled = fhirpathpy.compile(rule.where)
         for resource in lists[BY_TYPE[rule.resource]]:
             ref = f"{rule.resource}/{resource.get('id')}"
@@ -289,8 +287,12 @@ def find_gaps(
         truncated = patients.truncated
     else:
         patients = None
+    shared = shared_searches(rules, settings)
     lists = fetch_exported(client, patients, listener) if bulk and not patient else None
     if lists is None:
-        lists, cut = _fetch(client, patients)
+        lists, cut = fetch(client, patients, shared=shared)
         truncated = truncated or cut
+    else:  # the shared lists are no export's: one batch
+        for name, result in zip(shared, client.read_batch(shared.values()), strict=False):
+            lists[name] = list(_resources(client, result.get("resource") or {}))
     return Rows(evaluate(rules, lists, today), truncated)
