@@ -90,3 +90,20 @@ def test_a_link_written_by_an_older_version_is_listed_and_indexed_by_the_next_cy
     version = world.ours.read("Task", task_id)["meta"]["versionId"]
     sync_once(world.exchange, world.partner)
     assert world.ours.read("Task", task_id)["meta"]["versionId"] == version
+
+
+def test_a_session_that_may_not_read_the_states_still_gets_every_row(world: World, monkeypatch: Any) -> None:
+    """A patient session's token may be refused the sync states (Basic): status then pages through the
+    Tasks the partner owns, as before the identifier, instead of failing."""
+    from fhircare.errors import Forbidden
+    from fhircare.exchange import status
+
+    task_id, _ = world.refer()
+    send(world.exchange, task_id)
+    sync_once(world.exchange, world.partner)
+
+    def refused(*_: Any) -> Any:
+        raise Forbidden("scope does not cover Basic")
+
+    monkeypatch.setattr(status, "read_cursors", refused)
+    assert {r["task"] for r in referrals(world.exchange, world.partner)} == {f"Task/{task_id}"}
