@@ -9,11 +9,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..care.task_states import TERMINAL
-from ..errors import NotFound
 from ..fhir.transport import etag_version, weak_etag
 from .conflicts import conflict_task_entry
 from .context import Exchange, instant, stamp
-from .copies import output_references, remote_url, store_copy
+from .copies import OUTCOME_TYPES, Refused, copied_outputs, output_references, remote_url, type_of
 from .forward import mirror_entries
 from .links import Conflict, Link, field_digests, read_link, updated_of, version_of, with_ignored, write_link
 from .partners import Partner
@@ -60,7 +59,7 @@ def remote_versions(
     consecutive = bool(old) and vid.isdigit() and old.isdigit() and int(vid) == int(old or 0) + 1  # type: ignore[union-attr]
     urls = [] if consecutive else [f"Task/{latest['id']}/_history?_count=1000"]
     outputs = [remote_url(r, base) for r in output_references(latest)]
-    wanted = [u for u in outputs if u.startswith(base + "/")]
+    wanted = [u for u in outputs if u.startswith(base + "/") and type_of(u) in OUTCOME_TYPES]
     urls += [u[len(base) + 1 :] for u in wanted]
     fetched: dict[str, dict[str, Any]] = {}
     versions = [latest]
@@ -68,8 +67,12 @@ def remote_versions(
         entries = remote.read_batch(urls)
         if not consecutive:
             bundle = entries[0].get("resource") or {}
-            history = [
-                e["resource"] for e in bundle.get("entry") or [] if (e.get("resource") or {}).get("id")
+            history = [  # only this Task's versions, whatever else the partner put in the answer
+                e["resource"]
+                for e in bundle.get("entry") or []
+                if isinstance(e.get("resource"), dict)
+                and e["resource"].get("resourceType") == "Task"
+                and e["resource"].get("id") == latest["id"]
             ]
             if history:
                 versions = history
@@ -139,34 +142,6 @@ def _link_only(exchange: Exchange, ours: dict[str, Any], link: Link) -> dict[str
     return write_version(exchange, write_link(ours, link, exchange.namespace_base))
 
 
-def copied_outputs(
-    exchange: Exchange, partner: Partner, version: dict[str, Any], fetched: dict[str, dict[str, Any]]
-) -> list[dict[str, Any]] | None:
-    """The version's outputs pointing at our copies (made here), or None when one points nowhere."""
-    remote = exchange.remote(partner.name)
-    out = []
-    for output in version.get("output") or []:
-        item = dict(output)
-        ref = (output.get("valueReference") or {}).get("reference")
-        if ref:
-            origin = remote_url(str(ref), remote.base_url)
-            local = exchange.partners.local(origin)
-            if local is None:
-                resource = fetched.get(origin)
-                if resource is None and origin.startswith(remote.base_url + "/"):
-                    try:
-                        resource = remote.read_reference(origin[len(remote.base_url) + 1 :])
-                    except NotFound:
-                        resource = None
-                if resource is None:
-                    return None
-                fetched[origin] = resource
-                local = store_copy(exchange.local, resource, origin, remote.base_url, exchange.partners.base)
-            item["valueReference"] = {"reference": local}
-        out.append(item)
-    return out
-
-
 def apply_version(
     exchange: Exchange,
     partner: Partner,
@@ -209,9 +184,10 @@ def apply_version(
         entry = conflict_task_entry(exchange, ours, partner.name, seen.conflict)
         written = write_version(exchange, write_link(ours, seen, exchange.namespace_base), [entry])
         return written, seen, "conflict"
-    outputs = copied_outputs(exchange, partner, version, fetched)
-    if outputs is None:
-        seen = with_ignored(seen, f"v{vid}: an output points nowhere")
+    outputs = copied_outputs(exchange, partner, version, fetched, ours)
+    if isinstance(outputs, Refused):
+        log.warning("partner output not applied", extra={"partner": partner.name, "why": outputs.why})
+        seen = with_ignored(seen, f"v{vid}: {outputs.why}")
         return _link_only(exchange, ours, seen), seen, "ignored"
     target_status = local_status if status == "requested" else status
     changed = (
@@ -275,9 +251,10 @@ def apply_remote(
     """Replay every not-yet-applied version of one remote Task onto our Task, in order (``known``: our
     resources already read with the page, ``Type/id`` -> resource)."""
     result = Applied()
-    link = read_link(ours, exchange.namespace_base) or Link(
-        partner.name, f"{exchange.remote_base(partner.name)}/Task/{latest['id']}"
-    )
+    link = read_link(ours, exchange.namespace_base)
+    url = f"{exchange.remote_base(partner.name)}/Task/{latest['id']}"
+    if link is None or link.partner != partner.name or link.remote != url:
+        return _not_linked(exchange, partner, ours, link), ours
     if link.version == version_of(latest):
         return result, ours
     versions, fetched = remote_versions(exchange, partner, latest, link)
@@ -287,3 +264,16 @@ def apply_remote(
         result.conflicts += kind == "conflict"
         result.ignored += kind == "ignored"
     return result, ours
+
+
+def _not_linked(exchange: Exchange, partner: Partner, ours: dict[str, Any], link: Link | None) -> Applied:
+    """A partner Task naming one of our Tasks it is not linked to (never sent to it, or a second Task
+    naming a sent one) moves nothing; on a sent Task it is recorded once under ``not_applied``."""
+    log.warning(
+        "partner Task not linked to the referral it names; not applied", extra={"partner": partner.name}
+    )
+    if link is not None:
+        noted = with_ignored(link, f"a Task of partner {partner.name} not linked to this referral names it")
+        if noted is not link:
+            _link_only(exchange, ours, noted)
+    return Applied(ignored=1)

@@ -7,12 +7,13 @@ from dataclasses import replace
 from typing import Any
 
 from ..errors import Forbidden, PayloadError
-from .apply import copied_outputs, provenance_from, write_version
+from .apply import REFERRAL_STATUSES, provenance_from, write_version
 from .cancel import provenance
 from .conflicts import close_conflict_task
-from .context import Exchange, stamp
+from .context import Exchange, instant, stamp
+from .copies import Refused, copied_outputs
 from .cursor import load_cursor, read_cursors, update_pending
-from .links import read_link, sent_to_search, updated_of, version_of, write_link
+from .links import Link, read_link, sent_to_search, updated_of, version_of, write_link
 
 
 def referrals(exchange: Exchange, only: str | None = None) -> list[dict[str, Any]]:
@@ -115,14 +116,23 @@ def resolve(exchange: Exchange, task_id: str, take: str) -> dict[str, Any]:
             ],
         )
     else:
-        outputs = copied_outputs(exchange, partner, current, {}) or []
+        current = _as_shown(exchange, remote, link, current)
+        outputs = copied_outputs(exchange, partner, current, {}, ours)
+        if isinstance(outputs, Refused):
+            raise PayloadError(f"Task/{task_id}: the partner's version cannot be taken ({outputs.why})")
         updated = {**ours, "status": current.get("status"), "output": outputs}
         if current.get("statusReason"):
             updated["statusReason"] = current["statusReason"]
         if not outputs:
             updated.pop("output")
-        settled = replace(link, conflict=None, version=version_of(current), updated=updated_of(current))
-        settled = replace(settled, remote_status=str(current.get("status")), synced_at=stamp())
+        settled = replace(link, conflict=None, synced_at=stamp())
+        if not link.updated or instant(link.updated) < instant(updated_of(current)):
+            settled = replace(  # the versions up to the one taken are settled with it
+                settled,
+                version=version_of(current),
+                updated=updated_of(current),
+                remote_status=str(current.get("status")),
+            )  # those after it the cycle treats as any others (seen already when the link is past it)
         what = f"{link.remote}/_history/{version_of(current)}"
         entry = {
             "resource": provenance_from(partner, f"Task/{task_id}", what),
@@ -136,3 +146,23 @@ def resolve(exchange: Exchange, task_id: str, take: str) -> dict[str, Any]:
         "took": take,
         "status": ours.get("status") if take == "local" else current.get("status"),
     }
+
+
+def _as_shown(exchange: Exchange, remote: Any, link: Link, current: dict[str, Any]) -> dict[str, Any]:
+    """The partner's Task as the conflict showed it to the coordinator: the version it recorded (read
+    again when the partner moved on since; the cycle treats the later versions as any others), and
+    refused unless it is a referral status - what is taken is exactly what was seen."""
+    assert link.conflict is not None
+    shown = link.conflict.remote_version
+    if version_of(current) != shown:
+        current = remote.vread("Task", str(current["id"]), shown)
+    status = str(current.get("status"))
+    if (
+        version_of(current) != shown
+        or status != link.conflict.remote_status
+        or status not in REFERRAL_STATUSES
+    ):
+        raise PayloadError(
+            "the partner's Task no longer holds the version the conflict showed; nothing taken"
+        )
+    return current
