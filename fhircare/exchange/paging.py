@@ -13,6 +13,7 @@ floored to its second): the caller's overlap window is anchored there, never on 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -23,6 +24,12 @@ from ..fhir import FhirClient
 from ..fhir.outcome import json_body
 from .context import PartnerAnswerError, PartnerClient
 from .links import updated_of
+
+log = logging.getLogger("fhircare.exchange")
+
+#: the most pages one partner search reads in one cycle (100 Tasks a page): a burst beyond it goes on
+#: in the next cycle, from the cursor the pages before it moved
+PARTNER_PAGES = 500
 
 
 @dataclass
@@ -74,9 +81,24 @@ def keyset_pages(
     size: int = 100,
     clock: ServerTime | None = None,
 ) -> Iterator[list[dict[str, Any]]]:
-    """Pages of matches, oldest first, from ``since`` (inclusive) on; ``clock`` gets the server's time."""
-    bound, skip = since, 0
+    """Pages of matches, oldest first, from ``since`` (inclusive) on; ``clock`` gets the server's time.
+
+    A partner's search may not hold the cycle: a page stepped over with ``_offset`` that brings nothing
+    new (a server ignoring ``_offset`` repeats its full page at one instant), or more than
+    ``PARTNER_PAGES`` pages in one cycle, ends it with a :class:`PartnerAnswerError` (logged, counted as
+    an error; what was applied stays applied and the next cycle goes on from the cursor)."""
+    partner = isinstance(client, PartnerClient)
+    kind = PartnerAnswerError if partner else FhirServerError
+    who = {"partner": client.partner} if isinstance(client, PartnerClient) else {}
+    bound, skip, pages = since, 0, 0
+    at_bound: set[str] = set()  # ids seen at the instant ``bound``
     while True:
+        pages += 1
+        if partner and pages > PARTNER_PAGES:
+            log.warning(
+                "partner search stopped: too many pages in one cycle", extra={**who, "pages": pages - 1}
+            )
+            raise kind(f"a search for {resource_type} ran past {PARTNER_PAGES} pages in one cycle")
         query = [*params, ("_sort", "_lastUpdated"), ("_count", str(size))]
         if bound:
             query.append(("_lastUpdated", f"ge{bound}"))
@@ -86,6 +108,10 @@ def keyset_pages(
         if clock is not None:
             clock.value = clock.value or stamped
             clock.pages.append(len(matches))
+        ids = {str(m.get("id")) for m in matches}
+        if skip and matches and ids <= at_bound:
+            log.warning("search stopped: a page stepped over with _offset came back the same", extra=who)
+            raise kind(f"a search for {resource_type} repeated a full page at one instant (_offset ignored?)")
         if matches:
             yield matches
         if len(matches) < size:
@@ -93,5 +119,7 @@ def keyset_pages(
         last = updated_of(matches[-1])
         if last == bound:
             skip += len(matches)  # a whole page at one instant: step over it
+            at_bound |= ids
         else:
             bound, skip = last, 0
+            at_bound = {str(m.get("id")) for m in matches if updated_of(m) == last}
