@@ -12,6 +12,7 @@ from .. import clock
 from ..errors import ConfigurationError, FhirServerError, RateLimited, TransientError, Unauthorized
 from ..fhir import FhirClient
 from ..fhir.auth import BearerAuth
+from ..fhir.prepare import AnswerTooLarge
 from ..settings import Settings
 from .partners import Partner, Partners, partner_base
 
@@ -84,10 +85,17 @@ class PartnerAnswerError(FhirServerError):
     """A partner's server answered with something that is not FHIR."""
 
 
+#: the largest answer a partner may send (a search page, a history, a batch of outputs): 100 Tasks or a
+#: thousand versions are well under 1 MiB; beyond this the answer is refused unread, not applied
+PARTNER_ANSWER_BYTES = 8 * 1024 * 1024
+
+
 class PartnerClient(FhirClient):
-    """A client for a partner's server: its transport failures are told apart from our server's."""
+    """A client for a partner's server: its transport failures are told apart from our server's, and
+    no answer of it larger than ``PARTNER_ANSWER_BYTES`` is read."""
 
     partner: str = ""  # the partner's name, for refusals
+    max_answer_bytes = PARTNER_ANSWER_BYTES
 
     def request(self, method: str, path_or_url: str, **kwargs: Any) -> Any:
         try:
@@ -102,6 +110,8 @@ class PartnerClient(FhirClient):
             ) from None
         except TransientError as exc:
             raise PartnerUnreachable(exc.message, exc.issues, exc.http_status) from None
+        except AnswerTooLarge as exc:
+            raise PartnerAnswerError(f"partner {self.partner}: {exc.message}") from None
         except FhirServerError as exc:
             if (exc.http_status or 0) >= 500:  # a 500 that retries did not cover: down, not an answer
                 raise PartnerUnreachable(exc.message, exc.issues, exc.http_status) from None

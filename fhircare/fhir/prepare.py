@@ -15,6 +15,8 @@ from requests.hooks import default_hooks, dispatch_hook
 from requests.structures import CaseInsensitiveDict
 from requests.utils import check_header_validity
 
+from ..errors import FhirServerError
+
 FHIR_JSON = "application/fhir+json"
 Params = Mapping[str, Any] | Iterable[tuple[str, Any]]
 
@@ -65,12 +67,14 @@ def send(
     stream: bool,
     proxies: dict[str, str],
     timeout: tuple[float, float],
+    limit: int | None = None,
 ) -> requests.Response:
     """``Session.send`` for a client that follows no redirects: the adapter's send, the cookies
-    the answer sets kept, and the response hooks (the sidecar's compartment filter) applied."""
+    the answer sets kept, and the response hooks (the sidecar's compartment filter) applied.
+    ``limit``: the most bytes of body read (streamed; beyond it :class:`AnswerTooLarge`)."""
     adapter = session.get_adapter(str(prepared.url))
     settings: dict[str, Any] = {
-        "stream": stream,
+        "stream": stream or limit is not None,
         "timeout": timeout,
         "verify": session.verify if session.verify is not None else True,
         "cert": session.cert,
@@ -82,9 +86,34 @@ def send(
     for answer in (*hooked.history, hooked):
         if "set-cookie" in answer.headers:
             extract_cookies_to_jar(session.cookies, answer.request, answer.raw)
-    if not stream:
+    if limit is not None and not stream:
+        read_bounded(hooked, limit)
+    elif not stream:
         hooked.content  # noqa: B018 - read now, as Session.send does, inside the error handling
     return hooked
+
+
+class AnswerTooLarge(FhirServerError):
+    """A server's answer larger than the client accepts: refused unread (no more than the limit held)."""
+
+
+def read_bounded(response: requests.Response, limit: int) -> None:
+    """Read the body (decoded) in chunks, refusing it once it passes ``limit`` bytes - at once when its
+    ``Content-Length`` says so - instead of holding whatever a server sends."""
+    declared = response.headers.get("Content-Length", "")
+    chunks: list[bytes] = []
+    size = int(declared) if declared.isdigit() else 0
+    if size <= limit:
+        size = 0
+        for chunk in response.iter_content(64 * 1024):
+            size += len(chunk)
+            if size > limit:
+                break
+            chunks.append(chunk)
+    if size > limit:
+        response.close()
+        raise AnswerTooLarge(f"{response.request.method} answered with more than {limit} bytes: refused")
+    response._content = b"".join(chunks)
 
 
 @lru_cache(maxsize=4096)

@@ -34,6 +34,9 @@ class FhirTransport:
     """One FHIR base URL over one ``requests.Session``; every non-2xx answer becomes one exception of
     :mod:`fhircare.errors`."""
 
+    #: the largest answer body read (None: any); a larger one is refused unread (``AnswerTooLarge``)
+    max_answer_bytes: int | None = None
+
     def __init__(
         self,
         base_url: str,
@@ -134,7 +137,7 @@ class FhirTransport:
             self.request_count += 1
         started = time.perf_counter()
         try:
-            response = send(self.session, prepared, stream, proxies, self.timeout)
+            response = send(self.session, prepared, stream, proxies, self.timeout, self.max_answer_bytes)
         except requests.exceptions.RetryError as exc:
             raise TransientError(
                 f"{method} {url.split('?')[0]}: retries exhausted ({exc.__class__.__name__})"
