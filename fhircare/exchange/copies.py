@@ -29,6 +29,8 @@ SKIPPED = ("id", "meta")
 OUTCOME_TYPES = frozenset(
     {"Procedure", "Observation", "QuestionnaireResponse", "DocumentReference", "Condition"}
 )
+#: outcome types whose ``identifier`` is one Identifier, not a list (R4)
+SINGLE_IDENTIFIER = frozenset({"QuestionnaireResponse"})
 _TYPE = re.compile(r"[A-Z][A-Za-z]{1,39}")
 
 
@@ -70,8 +72,12 @@ def copy_of(resource: dict[str, Any], origin: str, remote_base: str, our_base: s
     """Our copy of a partner's resource: no id, origin named in an identifier, references rebased."""
     body = {k: copy.deepcopy(v) for k, v in resource.items() if k not in SKIPPED}
     body = dict(_rebase(body, remote_base, our_base))
+    named = {"system": URL_SYSTEM, "value": origin}
+    if resource.get("resourceType") in SINGLE_IDENTIFIER:  # 0..1: the origin names it (the key of the copy)
+        body["identifier"] = named
+        return body
     identifiers = [i for i in body.get("identifier") or [] if i.get("system") != URL_SYSTEM]
-    body["identifier"] = [*identifiers, {"system": URL_SYSTEM, "value": origin}]
+    body["identifier"] = [*identifiers, named]
     return body
 
 

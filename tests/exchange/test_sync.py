@@ -251,3 +251,121 @@ def test_an_output_pointing_nowhere_is_not_applied(world: World) -> None:
     assert world.ours.read("ServiceRequest", request_id)["status"] == "active"
     row = next(r for r in referrals(world.exchange, world.partner) if r["task"] == f"Task/{task_id}")
     assert any("output points nowhere" in why for why in row["not_applied"])
+
+
+def test_outcomes_of_the_referral_outcome_types_are_copied_and_linked(world: World) -> None:
+    """An Observation and a QuestionnaireResponse about our patient are referral outcomes like a
+    Procedure: each copied once (its subject our Patient again) and linked from our completed Task."""
+    task_id, request_id = world.refer()
+    send(world.exchange, task_id)
+    remote = world.remote_of(task_id)
+    ours_patient = f"{world.exchange.partners.base}/{world.patient}"
+    made = [
+        world.theirs.create(
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"text": "food insecurity reassessed"},
+                "subject": {"reference": ours_patient},
+            }
+        ),
+        world.theirs.create(
+            {
+                "resourceType": "QuestionnaireResponse",
+                "status": "completed",
+                "subject": {"reference": ours_patient},
+            }
+        ),
+    ]
+    remote["status"] = "completed"
+    remote["output"] = [
+        {
+            "type": {"text": "resulting-activity"},
+            "valueReference": {"reference": f"{m['resourceType']}/{m['id']}"},
+        }
+        for m in made
+    ]
+    world.theirs.update(remote)
+    assert _sync(world)["applied"] == 1
+    ours = world.ours.read("Task", task_id)
+    assert ours["status"] == "completed"
+    copies = [world.ours.read_reference(o["valueReference"]["reference"]) for o in ours["output"]]
+    assert [c["resourceType"] for c in copies] == ["Observation", "QuestionnaireResponse"]
+    assert all(c["subject"]["reference"] == world.patient for c in copies)
+    assert world.ours.read("ServiceRequest", request_id)["status"] == "completed"
+
+
+def test_resolve_takes_the_version_shown_and_the_cycle_records_what_came_after(world: World) -> None:
+    """resolve --take remote after the partner moved on: ours gets the version the conflict showed (its
+    Provenance names that version); the later one reaches the cycle like any other (here: not a
+    referral status, so not applied and shown)."""
+    from fhircare.exchange import referrals, resolve
+
+    task_id, _ = world.refer()
+    send(world.exchange, task_id)
+    remote_id = world.remote_of(task_id)["id"]
+    for status in ("accepted", "in-progress"):
+        work(world.theirs, remote_id, status)
+    work(world.theirs, remote_id, "completed", outcome="done")
+    ours = world.ours.read("Task", task_id)
+    world.ours.update({**ours, "status": "cancelled"}, if_match=ours["meta"]["versionId"])
+    assert _sync(world)["conflicts"] == 1
+    row = next(r for r in referrals(world.exchange, world.partner) if r["task"] == f"Task/{task_id}")
+    shown = row["conflict"]["remote"]["version"]
+    moved = world.theirs.read("Task", remote_id)
+    world.theirs.update({**moved, "status": "entered-in-error"})
+    assert resolve(world.exchange, task_id, "remote")["status"] == "completed"
+    ours = world.ours.read("Task", task_id)
+    assert ours["status"] == "completed" and ours["output"][0]["valueReference"]["reference"].startswith(
+        "Procedure/"
+    )
+    what = f"{world.proxy.base_url}/Task/{remote_id}/_history/{shown}"
+    provenances = world.ours.search("Provenance", {"target": f"Task/{task_id}"})
+    assert any(p["entity"][0]["what"]["reference"] == what for p in provenances)
+    assert _sync(world)["conflicts"] == 0
+    assert world.ours.read("Task", task_id)["status"] == "completed"
+    row = next(r for r in referrals(world.exchange, world.partner) if r["task"] == f"Task/{task_id}")
+    assert any("not a referral status" in why for why in row["not_applied"])
+
+
+def test_a_partner_answer_over_the_limit_is_refused_while_streaming(world: World, monkeypatch) -> None:
+    """An answer with no Content-Length (close-delimited) is counted as it streams: past the limit the
+    cycle stops with one error, nothing applied; under it the same answer is read as usual."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from fhircare.exchange import Exchange, parse_partners
+    from fhircare.exchange.context import PartnerClient
+    from fhircare.exchange.sync import sync_partner
+
+    entry = {"resource": {"resourceType": "Task", "id": "x", "status": "requested", "intent": "order"}}
+    page = json.dumps({"resourceType": "Bundle", "type": "searchset", "entry": [entry], "x": "y" * 300_000})
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.0"  # no Content-Length: the body ends when the connection closes
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            self.send_response(200)
+            self.send_header("Content-Type", "application/fhir+json")
+            self.end_headers()
+            self.wfile.write(page.encode())
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    import yaml
+
+    document = yaml.safe_load(world.partners_file.read_text(encoding="utf-8"))
+    document["partners"][world.partner]["base"] = f"http://127.0.0.1:{server.server_address[1]}/fhir"
+    partners = parse_partners(document, str(world.partners_file))
+    try:
+        for limit, errors in ((100_000, 1), (1_000_000, 0)):
+            monkeypatch.setattr(PartnerClient, "max_answer_bytes", limit)
+            with Exchange(world.exchange.settings, partners, world.ours) as exchange:
+                report = sync_partner(exchange, partners.get(world.partner))
+            assert (report.errors, report.applied) == (errors, 0), limit
+    finally:
+        server.shutdown()
+        server.server_close()
