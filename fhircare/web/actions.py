@@ -239,6 +239,10 @@ def run_action(patient_id: str, workflow: str) -> Response | tuple[str, int]:
     names = {f.name for f in flatten(fields)}
     if "patient" in names:
         payload["patient"] = f"Patient/{patient_id}"  # the page's patient, whatever the form says
+    from .task_address import task_in_address, tasks_named
+
+    for task in tasks_named(payload):  # a Task the form names is this patient's, or 404: nothing written
+        task_in_address(patient_id, task)
     asks = {name: "This is in the past." for name in past_dates(fields, request.form)}
     if workflow == "transport":
         asks.update(ride_questions(f"Patient/{patient_id}", payload))
@@ -271,6 +275,9 @@ def run_action(patient_id: str, workflow: str) -> Response | tuple[str, int]:
             " was refused. " + (f"{marked} field{'s' if marked != 1 else ''} marked below." if marked else "")
         )
         return _render_form(patient_id, workflow, values, errors, [headline.strip(), *general]), 422
+    mark_done(payload["request_id"])
+    if workflow == "task" and payload.get("to") == "completed":  # its page, with Undo in the banner
+        return _completed(patient_id, payload["task"], result.repeated)
     from .patient_pages import cards_for
 
     about = f"Patient/{patient_id}"
@@ -280,6 +287,13 @@ def run_action(patient_id: str, workflow: str) -> Response | tuple[str, int]:
         + (" (already done)" if result.repeated else "")
         + f" for {card.name if card else 'the patient'}"
     )
-    mark_done(payload["request_id"])
     session["written"] = [ref for ref in result.written if not ref.startswith("Provenance/")]
     return redirect(url_for("pages.summary_page", patient_id=patient_id), code=303)
+
+
+def _completed(patient_id: str, task: str, repeated: bool) -> Response:
+    """*Move a task* completed one: its page, the banner offering Undo (as the page's own Complete)."""
+    from .banners import offer_undo, task_subject
+
+    offer_undo(f"Task completed: {task_subject(task)}" + (" (already done)" if repeated else ""), task)
+    return redirect(url_for("pages.task_page", patient_id=patient_id, task_id=task.split("/")[1]), code=303)

@@ -22,11 +22,10 @@ from .runs import run_workflow
 pages = Blueprint(
     "pages", __name__, template_folder="templates", static_folder="static", static_url_path="/static"
 )
-ACTIONS = {"accept": "accepted", "start": "in-progress", "complete": "completed"}
+ACTIONS = {"accept": "accepted", "start": "in-progress"}
 DONE = {
     "accept": "Task accepted",
     "start": "Task started",
-    "complete": "Task completed",
     "reassign": "Task handed over",
     "claim": "Task claimed",
 }
@@ -201,6 +200,8 @@ def task_action(task_id: str) -> Response:
         payload.update(owner=me() or "", claim=True)
     elif action in ACTIONS:
         payload["to"] = ACTIONS[action]
+    elif action == "complete":  # never in one click: the task's page asks what was done, then offers Undo
+        return _complete_on_its_page(payload["task"])
     else:
         abort(400, "unknown action")
     acting = me()  # who clicked (SMART fhirUser, or the development-mode choice), never the new owner
@@ -218,6 +219,21 @@ def task_action(task_id: str) -> Response:
             f"Not done: {task_subject(payload['task'])} was not changed. {refusal_words(exc, 'task')}"
         )
     return redirect(local_path(request.form.get("back"), url_for("pages.worklist_page")), code=303)
+
+
+def _complete_on_its_page(task: str) -> Response:
+    """A *Complete* posted from an older worklist: the task's page with *Complete* chosen (one read)."""
+    from ..views.labels import reference_of
+    from .task_address import local_patient
+
+    patient = local_patient(reference_of(access().view_client().read_reference(task).get("for")))
+    target = url_for(
+        "pages.task_page",
+        patient_id=patient.split("/")[1] if patient else None,
+        task_id=task.split("/")[1],
+        to="completed",
+    )
+    return redirect(f"{target}#status-h", code=303)
 
 
 @pages.get("/patients/<patient_id>")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import abort, redirect, render_template, request, session, url_for
+from flask import redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
 from .. import clock
@@ -27,6 +27,7 @@ from .intents import already_done, mark_done, request_id_for
 from .pages import pages
 from .patient_pages import cards_for
 from .runs import run_workflow
+from .task_address import check_task_patient, not_here, task_in_address
 from .times import when
 
 #: a payer's decision taken by hand (the form in _decision.html, its route in decision_pages.py)
@@ -53,15 +54,23 @@ VERBS = {
 }
 
 
-def patient_task(patient_id: str, task_id: str) -> TaskDetail:
-    """The task, when it is this patient's (404 otherwise: the page never shows another patient's task)."""
+def patient_task(patient_id: str | None, task_id: str) -> TaskDetail:
+    """The task, when the address may name it (``task_address``: this patient's, or under ``/tasks/``
+    one with no patient of ours); 404 otherwise: the page never shows another patient's task."""
     try:
         detail = task_detail(access().view_client(), f"Task/{task_id}")
     except NotFound:
-        abort(404, "no such task")
-    if detail.patient != f"Patient/{patient_id}":
-        abort(404, "no such task")
+        not_here(patient_id)
+    check_task_patient(patient_id, detail.patient)
     return detail
+
+
+def for_whom(patient_id: str | None) -> str:
+    """`` for Ana Okafor`` (the patient the address names), ``""`` for a task with no patient of ours."""
+    if not patient_id:
+        return ""
+    card = cards_for([f"Patient/{patient_id}"]).get(f"Patient/{patient_id}")
+    return f" for {card.name if card else 'the patient'}"
 
 
 def _intent(kind: str, detail: TaskDetail) -> str:
@@ -82,7 +91,7 @@ def undo_deadline(detail: TaskDetail) -> datetime | None:
 
 
 def render_task_page(
-    patient_id: str,
+    patient_id: str | None,
     task_id: str,
     errors: dict[str, list[str]] | None = None,
     problem: str | None = None,
@@ -90,8 +99,8 @@ def render_task_page(
 ) -> str:
     """The task's page, with a refused form's errors, banner and values when there are some."""
     detail = patient_task(patient_id, task_id)
-    patient = f"Patient/{patient_id}"
-    card = cards_for([patient]).get(patient)
+    patient = f"Patient/{patient_id}" if patient_id else None
+    card = cards_for([patient]).get(patient) if patient else None
     closes = undo_deadline(detail)
     undo_open = closes is not None and clock.now() < closes
     return render_template(
@@ -100,7 +109,7 @@ def render_task_page(
         patient_id=patient_id,
         task_id=task_id,
         card=card,
-        patient_name=card.name if card else patient,
+        patient_name=card.name if card else (patient or _no_patient(detail)),
         verbs=VERBS,
         reasoned=sorted(REASONED),
         errors=errors or {},
@@ -120,8 +129,13 @@ def render_task_page(
     )
 
 
+def _no_patient(detail: TaskDetail) -> str:
+    return "a patient of the referring organization" if detail.patient else "no patient"
+
+
+@pages.get("/tasks/<task_id>", defaults={"patient_id": None})
 @pages.get("/patients/<patient_id>/tasks/<task_id>")
-def task_page(patient_id: str, task_id: str) -> str:
+def task_page(patient_id: str | None, task_id: str) -> str:
     """The task; ``?to=completed`` (the worklist's *Complete…*) opens it with that status chosen."""
     chosen = request.args.get("to", "")
     return render_task_page(patient_id, task_id, values={"to": chosen} if chosen in VERBS else None)
@@ -136,7 +150,9 @@ def add_actor(payload: dict[str, Any]) -> None:
         payload["actor"] = who
 
 
-def _run(patient_id: str, task_id: str, payload: dict[str, Any], done: str) -> Response | tuple[str, int]:
+def _run(
+    patient_id: str | None, task_id: str, payload: dict[str, Any], done: str
+) -> Response | tuple[str, int]:
     values = {k: v for k, v in request.form.items() if k != "csrf"}
     try:
         result = run_workflow("task", payload, creates={"Provenance"})
@@ -145,16 +161,11 @@ def _run(patient_id: str, task_id: str, payload: dict[str, Any], done: str) -> R
             raise
         errors, general = field_errors_in_words(exc, "task")
         detail = patient_task(patient_id, task_id)
-        card = cards_for([f"Patient/{patient_id}"]).get(f"Patient/{patient_id}")
-        who = card.name if card else "the patient"
-        problem = f"Not done: “{detail.what}” for {who} was not changed. " + " ".join(general)
+        problem = f"Not done: “{detail.what}”{for_whom(patient_id)} was not changed. " + " ".join(general)
         return render_task_page(patient_id, task_id, errors, problem.strip(), values), 422
     mark_done(payload["request_id"])
     detail = patient_task(patient_id, task_id)
-    card = cards_for([f"Patient/{patient_id}"]).get(f"Patient/{patient_id}")
-    text = f"{done} “{detail.what}” for {card.name if card else 'the patient'}" + (
-        " (already done)" if result.repeated else ""
-    )
+    text = f"{done} “{detail.what}”{for_whom(patient_id)}" + (" (already done)" if result.repeated else "")
     if payload.get("to") == "completed" and detail.status == "completed":
         offer_undo(text, detail.reference)  # the task's page shows it with Undo while the window is open
     else:
@@ -162,9 +173,11 @@ def _run(patient_id: str, task_id: str, payload: dict[str, Any], done: str) -> R
     return redirect(url_for("pages.task_page", patient_id=patient_id, task_id=task_id), code=303)
 
 
+@pages.post("/tasks/<task_id>/note", defaults={"patient_id": None})
 @pages.post("/patients/<patient_id>/tasks/<task_id>/note")
-def task_note(patient_id: str, task_id: str) -> Response | tuple[str, int]:
+def task_note(patient_id: str | None, task_id: str) -> Response | tuple[str, int]:
     check_csrf()
+    task_in_address(patient_id, f"Task/{task_id}")  # 404 for another patient's task, nothing written
     payload: dict[str, Any] = {
         "task": f"Task/{task_id}",
         "note": request.form.get("note", "").strip(),
@@ -177,9 +190,11 @@ def task_note(patient_id: str, task_id: str) -> Response | tuple[str, int]:
     return _run(patient_id, task_id, payload, "Note added to")
 
 
+@pages.post("/tasks/<task_id>/status", defaults={"patient_id": None})
 @pages.post("/patients/<patient_id>/tasks/<task_id>/status")
-def task_status(patient_id: str, task_id: str) -> Response | tuple[str, int]:
+def task_status(patient_id: str | None, task_id: str) -> Response | tuple[str, int]:
     check_csrf()
+    task_in_address(patient_id, f"Task/{task_id}")  # 404 for another patient's task, nothing written
     target = request.form.get("to", "")
     reason = request.form.get("reason", "").strip()
     outcome = request.form.get("outcome", "").strip()
@@ -205,11 +220,12 @@ def task_status(patient_id: str, task_id: str) -> Response | tuple[str, int]:
     return _run(patient_id, task_id, payload, f"Task {target}:")
 
 
+@pages.post("/tasks/<task_id>/undo", defaults={"patient_id": None})
 @pages.post("/patients/<patient_id>/tasks/<task_id>/undo")
-def task_undo(patient_id: str, task_id: str) -> Response | tuple[str, int]:
+def task_undo(patient_id: str | None, task_id: str) -> Response | tuple[str, int]:
     """Undo the task's completion (the banner's *Undo*, the page's *Undo completion*)."""
     check_csrf()
-    patient_task(patient_id, task_id)  # 404 for another patient's task: nothing is written for it
+    task_in_address(patient_id, f"Task/{task_id}")  # 404 for another patient's task, nothing written
     payload: dict[str, Any] = {
         "task": f"Task/{task_id}",
         "version": request.form.get("version", ""),
@@ -223,16 +239,15 @@ def task_undo(patient_id: str, task_id: str) -> Response | tuple[str, int]:
         if exc.status in (401, 403) or exc.status >= 500:
             raise
         detail = patient_task(patient_id, task_id)
-        card = cards_for([f"Patient/{patient_id}"]).get(f"Patient/{patient_id}")
-        who = card.name if card else "the patient"
-        problem = f"Not undone: “{detail.what}” for {who} was not changed. {_undo_refusal(exc, detail)}"
+        problem = (
+            f"Not undone: “{detail.what}”{for_whom(patient_id)} was not changed. {_undo_refusal(exc, detail)}"
+        )
         return render_task_page(patient_id, task_id, problem=problem), 409
     if "request_id" in payload:
         mark_done(payload["request_id"])
     detail = patient_task(patient_id, task_id)
-    card = cards_for([f"Patient/{patient_id}"]).get(f"Patient/{patient_id}")
     session["flash"] = (
-        f"Completion undone: “{detail.what}” for {card.name if card else 'the patient'} is "
+        f"Completion undone: “{detail.what}”{for_whom(patient_id)} is "
         f"{detail.status} again" + (" (already done)" if result.repeated else "")
     )
     return redirect(url_for("pages.task_page", patient_id=patient_id, task_id=task_id), code=303)
@@ -250,7 +265,7 @@ def _undo_refusal(error: FhircareError, detail: TaskDetail) -> str:
     return words[:1].upper() + words[1:] + ("" if words.endswith(".") else ".")
 
 
-def _refuse(patient_id: str, task_id: str, name: str, text: str) -> tuple[str, int]:
+def _refuse(patient_id: str | None, task_id: str, name: str, text: str) -> tuple[str, int]:
     """A form refused before any run: the message at its field, the banner naming the task."""
     error = PayloadError(text, [Issue("error", "required", text, (f"$.{name}",))])
     errors, _ = field_errors_in_words(error, "task")
