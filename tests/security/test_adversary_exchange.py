@@ -696,3 +696,45 @@ def test_a_partner_task_with_a_lastupdated_that_is_no_instant_is_reported_not_ra
         except ValueError:
             report = None
     assert report is not None, "one partner's timestamp raised out of the whole sync"
+
+
+def test_each_partners_hook_takes_only_its_own_secret(w: World, tmp_path: Path) -> None:
+    """Held: with three partners - two with secrets, one without - a secret opens only its own
+    partner's hook; a partner without a secret variable refuses every notification."""
+    other = w.ours.create({"resourceType": "Organization", "name": "Other partner"})
+    silent = w.ours.create({"resourceType": "Organization", "name": "Silent partner"})
+    document = yaml.safe_load(w.partners_file.read_text(encoding="utf-8"))
+    mine = document["partners"][w.partner]
+    mine["notify_secret_env"] = "ADV_HOOK_TOKEN"
+    document["partners"]["other"] = {
+        **mine,
+        "organization": f"Organization/{other['id']}",
+        "notify_secret_env": "OTHER_HOOK_TOKEN",
+    }
+    document["partners"]["silent"] = {
+        k: v
+        for k, v in {**mine, "organization": f"Organization/{silent['id']}"}.items()
+        if k != "notify_secret_env"
+    }
+    path = tmp_path / "partners-three.yaml"
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    other_secret = "another-partners-secret"
+    settings = Settings(
+        base_url=w.ours.base_url,
+        partners_file=path,
+        partner_tokens=(("ADV_HOOK_TOKEN", HOOK_SECRET), ("OTHER_HOOK_TOKEN", other_secret)),
+        retries=1,
+        backoff_factor=0.01,
+    )
+    with Sidecar(settings) as running:
+
+        def hook(name: str, secret: str) -> int:
+            url = f"{running.url}{API}/hook/{name}"
+            return requests.post(url, headers={"Authorization": f"Bearer {secret}"}, timeout=30).status_code
+
+        assert hook("other", HOOK_SECRET) == 401
+        assert hook(w.partner, other_secret) == 401
+        assert hook("silent", HOOK_SECRET) == 401 and hook("silent", other_secret) == 401
+        assert hook("silent", "") == 401
+        assert hook("other", other_secret) == 200
+        assert hook(w.partner, HOOK_SECRET) == 200
