@@ -310,3 +310,60 @@ def test_a_task_form_posted_under_another_patients_address_writes_nothing(
         assert answer.status_code == 404, (case, answer.status_code)
         assert 'role="alert"' in answer.text and "Nothing was changed." in answer.text
         assert f"Case{uid}b" not in answer.text
+
+
+# --- who the record says did it ---------------------------------------------------------------------
+
+
+def _authors(client: Any, task: str) -> set[str]:
+    return {
+        str((agent.get("who") or {}).get("reference"))
+        for p in client.search("Provenance", {"target": task})
+        for agent in p.get("agent") or []
+    }
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="api.transition_task / run_workflow: a signed-in coordinator may name any Practitioner as "
+    "the actor, and the Provenance records that other person as the author (only a partner's caller is "
+    "held to itself, runs.py); the pages use fhirUser, the API does not",
+)
+def test_a_coordinator_cannot_record_a_colleague_as_the_author_of_their_change(
+    sidecar: Any, auth: Any, client: Any, records: Any
+) -> None:
+    a, b = records
+    me, colleague = a.basics["coordinator"], b.basics["coordinator"]
+    auth.user = me
+    browser = login(sidecar, auth)
+    answer = browser.post(
+        f"{sidecar.url}/api/v1/tasks/{a.task.split('/')[1]}/transition",
+        json={"to": "accepted", "actor": colleague},
+        timeout=60,
+    )
+    assert colleague not in _authors(client, a.task), (
+        f"the change is recorded as the colleague's ({answer.status_code})"
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="coordinators.choose_me: in a SMART session whose token names no fhirUser, POST /me (meant for "
+    "development mode) chooses any Practitioner as 'me', and every page action is recorded as theirs",
+)
+def test_a_smart_session_cannot_choose_to_be_a_colleague_on_the_page(
+    sidecar: Any, auth: Any, client: Any, records: Any
+) -> None:
+    a, b = records
+    colleague = b.basics["coordinator"]
+    auth.user = None  # a token without fhirUser
+    browser = login(sidecar, auth)
+    token = csrf_of(browser, sidecar, f"/patients/{a.patient.split('/')[1]}")
+    browser.post(f"{sidecar.url}/me", data={"csrf": token, "me": colleague}, timeout=30)
+    browser.post(
+        f"{sidecar.url}/tasks/{a.task.split('/')[1]}/action",
+        data={"csrf": token, "action": "accept", "back": "/"},
+        allow_redirects=False,
+        timeout=60,
+    )
+    assert colleague not in _authors(client, a.task), "the page recorded the colleague as the author"
