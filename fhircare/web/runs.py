@@ -35,6 +35,7 @@ DERIVED_FIELDS = frozenset({"executionPeriod"})
 NOT_THEIRS = "this Task is not one your organization owns"
 
 if TYPE_CHECKING:
+    from ..fhir import FhirClient
     from ..mapping import PlannedEntry
 
 
@@ -61,13 +62,13 @@ def run_workflow(
             raise
         outcome = payload.get("outcome")
         echo = outcome.get("note") if isinstance(outcome, dict) and payload.get("to") == "completed" else None
-        owner_guard = OwnerGuard(acting.partner.organization, str(payload["task"]), True, echo)
+        owner_guard = OwnerGuard(client, acting.partner.organization, str(payload["task"]), True, echo)
     elif (
         name == "task"
         and holder is not None
         and payload.get("on_behalf_of") in holder.partner_organizations()
     ):
-        owner_guard = OwnerGuard(str(payload["on_behalf_of"]), str(payload.get("task")), strict=False)
+        owner_guard = OwnerGuard(client, str(payload["on_behalf_of"]), str(payload.get("task")), strict=False)
     workflow = get_workflow(name, client, settings, both(guard, owner_guard))
     require_write_scopes(
         creates if creates is not None else workflow.created_types(), workflow.updated_types()
@@ -135,12 +136,21 @@ class OwnerGuard:
     """The light pattern, inside the run (an access guard: it sees the Task as the run read it, the
     version its If-Match names, and what the run plans): when ``organization`` (a partner's) owns the
     Task, the planned Task may differ from it only in status, statusReason and output
-    (exchange.performer.guard_owner_change). ``strict`` (a partner's own caller): a Task that
+    (exchange.performer.guard_owner_change), and an output it adds may name only this patient's outcome
+    or what the run itself writes (guard_owner_outputs: what the run did not read is read here, in one
+    batch, only when such an output is added). ``strict`` (a partner's own caller): a Task that
     Organization does not own, or none, is one 403. ``outcome_note``: a completion's outcome text, which
     the workflow writes as the output and also appends as a note: that one note is the output's echo."""
 
-    def __init__(self, organization: str, task: str, strict: bool, outcome_note: str | None = None) -> None:
-        self.organization, self.task, self.strict = organization, task, strict
+    def __init__(
+        self,
+        client: FhirClient,
+        organization: str,
+        task: str,
+        strict: bool,
+        outcome_note: str | None = None,
+    ) -> None:
+        self.client, self.organization, self.task, self.strict = client, organization, task, strict
         self.outcome_note = outcome_note
 
     def __call__(self, found: Mapping[str, dict[str, Any]], planned: Sequence[PlannedEntry]) -> None:
@@ -155,9 +165,27 @@ class OwnerGuard:
         for entry in planned:
             resource = entry.resource
             if resource.get("resourceType") == "Task" and resource.get("id") == before.get("id"):
-                guard_owner_change(
-                    before, self._without_echo(before, _literal_references(resource)), DERIVED_FIELDS
-                )
+                after = _literal_references(resource)
+                guard_owner_change(before, self._without_echo(before, after), DERIVED_FIELDS)
+                self._check_outputs(found, planned, before, after)
+
+    def _check_outputs(
+        self,
+        found: Mapping[str, dict[str, Any]],
+        planned: Sequence[PlannedEntry],
+        before: dict[str, Any],
+        after: dict[str, Any],
+    ) -> None:
+        from ..exchange.performer import added_output_references, guard_owner_outputs, outcome_reads
+
+        added = added_output_references(before, after)
+        if not added:
+            return
+        written = {e.full_url for e in planned if e.method == "POST"}
+        wanted = outcome_reads(added, written)
+        resolved = {ref: found[ref] for ref in wanted if ref in found}
+        resolved.update(self.client.read_found([ref for ref in wanted if ref not in found]))
+        guard_owner_outputs(before, added, written, resolved)
 
     def _without_echo(self, before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
         notes, earlier = after.get("note") or [], before.get("note") or []

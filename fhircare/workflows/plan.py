@@ -107,11 +107,12 @@ class Planner(WorkflowHooks):
             ],
         }
         # US Core 7.0.0 provenance-1: a Practitioner agent acts on behalf of an organization: the
-        # payload's, else ours (FHIRCARE_ORGANIZATION or the partners file's self.organization)
-        on_behalf_of = state.payload.get("on_behalf_of") or (
-            self.organization if _practitioner(actor) else None
-        )
-        if actor and on_behalf_of:
+        # payload's, else ours (FHIRCARE_ORGANIZATION or the partners file's self.organization). With
+        # no actor, fhircare itself is the agent, on behalf of the organization the payload names (a
+        # partner's backend caller in the light pattern: the partner's Organization)
+        named = state.payload.get("on_behalf_of")
+        on_behalf_of = named or (self.organization if _practitioner(actor) else None)
+        if on_behalf_of and (actor or named):
             resource["agent"][0]["onBehalfOf"] = {"reference": str(on_behalf_of)}
         patient_entry = next((e.full_url for e in created if e.resource["resourceType"] == "Patient"), None)
         patient = state.patient or self.patient(state.payload) or patient_entry

@@ -462,3 +462,73 @@ def test_every_route_but_the_partners_own_is_refused_to_a_partners_caller(light:
             checked.append(rule.endpoint)
     assert {"api.run_workflow", "api.get_summary", "exchange_api.send", "pages.summary_page"} <= set(checked)
     assert light.server.resource_counts() == counts
+
+
+def _procedure(light: Light, patient: str, kind: str = "Procedure") -> str:
+    subject = {"subject": {"reference": patient}}
+    if kind == "Procedure":
+        return _make(
+            light.client, {"resourceType": kind, "status": "completed", "code": {"text": "x"}, **subject}
+        )
+    return _make(
+        light.client, {"resourceType": kind, "status": "finished", "class": {"code": "AMB"}, **subject}
+    )
+
+
+def test_a_partner_callers_output_names_only_its_referrals_patients_outcome(
+    light: Light, server_requests: Any
+) -> None:
+    """An output the partner sets may name only an outcome (Procedure, Observation, ...) whose subject is
+    the Task's patient: another patient's, another type, or nothing at all is one 422 naming
+    ``$.output[0].valueReference``, nothing written; the check costs at most one batch read."""
+    other = _make(light.client, {"resourceType": "Patient", "name": [{"family": "Elsewhere"}]})
+    task_id, request_id = light.refer(light.org_a)
+    for status in ("accepted", "in-progress"):
+        assert light.transition(task_id, {"to": status}).status_code == 201
+    working = light.client.read("Task", task_id)
+    refused = {
+        "another patient's": _procedure(light, other),
+        "not an outcome type": _procedure(light, light.patient, "Encounter"),
+        "nothing there": "Procedure/no-such-procedure",
+    }
+    counts = light.server.resource_counts()
+    texts = set()
+    for case, reference in refused.items():
+        answer = light.transition(task_id, {"to": "completed", "outcome": {"reference": reference}})
+        assert answer.status_code == 422, (case, answer.text)
+        assert _issues(answer) == ["$.output[0].valueReference"], (case, answer.text)
+        texts.add(tuple(issue.get("diagnostics") for issue in answer.json()["issue"]))
+        assert light.client.read("Task", task_id) == working, case
+    assert len(texts) == 1  # no answer tells another patient's from none at all
+    assert light.server.resource_counts() == counts
+    assert light.client.read("ServiceRequest", request_id)["status"] == "active"
+    # the same completion with an outcome code, then with the patient's own Procedure: one batch more
+    coded, _ = light.refer(light.org_a)
+    for status in ("accepted", "in-progress"):
+        assert light.transition(coded, {"to": status}).status_code == 201
+    start = server_requests()
+    assert light.transition(coded, {"to": "completed", "outcome": {"code": "x1"}}).status_code == 201
+    by_code = server_requests() - start
+    own = _procedure(light, light.patient)
+    start = server_requests()
+    answer = light.transition(task_id, {"to": "completed", "outcome": {"reference": own}})
+    by_reference = server_requests() - start
+    assert answer.status_code == 201, answer.text
+    outputs = [
+        o.get("valueReference", {}).get("reference") for o in light.client.read("Task", task_id)["output"]
+    ]
+    assert outputs == [own]
+    assert by_code <= by_reference <= by_code + 1, (by_code, by_reference)
+
+
+def test_a_backend_partner_caller_naming_no_one_leaves_the_partners_organization_in_provenance(
+    light: Light,
+) -> None:
+    task_id, _ = light.refer(light.org_a)
+    answer = light.transition(task_id, {"to": "accepted"})  # no actor: the partner's app, no person
+    assert answer.status_code == 201, answer.text
+    written = answer.json()["written"]
+    provenance_id = next(r for r in written if r.startswith("Provenance/")).split("/")[1]
+    agents = light.client.read("Provenance", provenance_id)["agent"]
+    assert [a.get("onBehalfOf") for a in agents] == [{"reference": light.org_a}]
+    assert agents[0]["who"] == {"display": "fhircare"}
