@@ -53,8 +53,7 @@ pytest: $(STAMP)
 # clock moved ahead (Debian's faketime preloads into pytest and every server, CLI and browser it
 # starts), so a fixture bound to a calendar date fails the day it is written, not the day it expires.
 SHIFTS ?= +400d +10y
-# (acceptance first, as in the whole suite: the development-mode "I am" list holds the server's first
-# 100 practitioners, and the browser tests pick their coordinator from it)
+# (acceptance first, as in the whole suite)
 SHIFTED_TESTS := tests/acceptance tests/integration/workflows tests/integration/test_workflows_all.py \
 	tests/integration/test_workflows_core.py tests/integration/test_reliability.py \
 	tests/integration/test_hostile_input.py tests/integration/test_gaps_and_caseload.py

@@ -23,6 +23,8 @@ GIVEN: list[str] = list(DATA["given"])
 FAMILY: list[str] = list(DATA["family"])
 SERVICES: list[tuple[str, str, str]] = [tuple(s) for s in DATA["services"]]
 ORGANIZATIONS: dict[str, str] = dict(DATA["organizations"])
+ORGANIZATION_TYPES: dict[str, str] = dict(DATA.get("organization_types") or {})
+ORGANIZATION_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/organization-type"
 COORDINATORS: list[tuple[str, str, str]] = [tuple(c) for c in DATA["coordinators"]]
 CARE_HUB: tuple[str, str] = tuple(DATA["care_hub"])
 COORDINATOR_ROLE: dict[str, str] = dict(DATA["coordinator_role"])
@@ -65,7 +67,11 @@ def reference_data(client: FhirClient) -> DemoWorld:
             )
         )
     for key, name in {**ORGANIZATIONS, CARE_HUB[0]: CARE_HUB[1]}.items():
-        entries.append(conditional({"resourceType": "Organization", "name": name, "active": True}, key))
+        organization: dict[str, Any] = {"resourceType": "Organization", "name": name, "active": True}
+        if key in ORGANIZATION_TYPES:
+            code = {"system": ORGANIZATION_TYPE_SYSTEM, "code": ORGANIZATION_TYPES[key]}
+            organization["type"] = [{"coding": [code]}]
+        entries.append(conditional(organization, key))
     refs = create_all(client, entries)
     world = DemoWorld()
     world.coordinators = refs[: len(COORDINATORS)]
