@@ -738,3 +738,89 @@ def test_each_partners_hook_takes_only_its_own_secret(w: World, tmp_path: Path) 
         assert hook("silent", "") == 401
         assert hook("other", other_secret) == 200
         assert hook(w.partner, HOOK_SECRET) == 200
+
+
+class Scripted:
+    """A tiny HTTP server: ``answer(method, path) -> (status, body)``; records every request and the
+    Authorization header it carried."""
+
+    def __init__(self, answer: Any) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        owner = self
+        self.seen: list[tuple[str, str, str]] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _any(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                owner.seen.append((self.command, self.path, self.headers.get("Authorization", "")))
+                status, body = answer(self.command, self.path)
+                self.send_response(status)
+                self.send_header("Content-Type", "application/fhir+json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PUT = _any  # noqa: N815 - http.server's names
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/fhir"
+
+    def __enter__(self) -> Scripted:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("elsewhere_path", ["/fhir", "/other"])
+def test_a_partners_next_link_to_another_host_never_carries_its_token_there(
+    w: World, elsewhere_path: str
+) -> None:
+    """Held: the partner answers the conditional create with no body, then the search for the Task with
+    an empty page whose next link names a third host (under the same base path, or another): no request,
+    and so not the partner's bearer token, reaches the third host."""
+    import json
+
+    from fhircare.exchange import Exchange, parse_partners
+
+    with Scripted(lambda method, path: (200, b"{}")) as third:
+        elsewhere = third.base_url.replace("/fhir", elsewhere_path)
+
+        def partner(method: str, path: str) -> tuple[int, bytes]:
+            if method == "POST":
+                return 201, b""
+            page = {
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "entry": [],
+                "link": [{"relation": "next", "url": f"{elsewhere}/Task?page=2"}],
+            }
+            return 200, json.dumps(page).encode()
+
+        with Scripted(partner) as hostile:
+            document = yaml.safe_load(w.partners_file.read_text(encoding="utf-8"))
+            document["partners"][w.partner].update(
+                base=hostile.base_url, auth={"mode": "bearer", "token_env": "ADV_PARTNER_TOKEN"}
+            )
+            settings = Settings(
+                **{**w.exchange.settings.__dict__, "partner_tokens": (("ADV_PARTNER_TOKEN", "s3cret-token"),)}
+            )
+            task_id, _ = w.refer()
+            with Exchange(settings, parse_partners(document, str(w.partners_file)), w.ours) as exchange:
+                try:
+                    send(exchange, task_id)
+                except Exception:  # noqa: BLE001 - refusing is right; what matters is where requests went
+                    pass
+            assert any(auth == "Bearer s3cret-token" for _, _, auth in hostile.seen)  # the partner got it
+            assert any(method == "GET" for method, _, _ in hostile.seen)  # and was searched
+        assert third.seen == [], third.seen
