@@ -237,7 +237,7 @@ def test_a_coordinators_morning_through_the_page(fhir_server, client, uid):
         field(page, "to").select_option("completed")
         field(page, "business_status").fill("Reached the patient; new appointment booked")
         page.get_by_role("button", name="Move a task").click()
-        done("Move a task: done")
+        done("Task completed")  # its page, with the banner offering Undo
 
         page.get_by_role("link", name="Caseload").click()
         page.wait_for_load_state()

@@ -16,30 +16,44 @@ from tests.support.cases import basics, referral_payload
 from tests.support.clock import day
 
 
+def _loose_task(client, uid: str, patient: str | None = None) -> dict[str, str]:
+    """A task in progress owned by the coordinator, for no patient of ours (``patient``: an absolute
+    reference to a patient on another organization's server, as a partner's incoming referral names)."""
+    b = basics(client, uid)
+    task = {
+        "resourceType": "Task",
+        "status": "in-progress",
+        "intent": "order",
+        "description": f"Renew the fax line contract {uid}",
+        "owner": {"reference": b["coordinator"]},
+        "restriction": {"period": {"end": day(1)}},
+    }
+    if patient:
+        task["for"] = {"reference": patient}
+    return {**b, "task": f"Task/{client.create(task)['id']}"}
+
+
 @pytest.fixture()
 def admin_task(client, uid) -> dict[str, str]:
     """An administrative task (no patient) in progress, owned by the coordinator."""
-    b = basics(client, uid)
-    created = client.create(
-        {
-            "resourceType": "Task",
-            "status": "in-progress",
-            "intent": "order",
-            "description": f"Renew the fax line contract {uid}",
-            "owner": {"reference": b["coordinator"]},
-            "restriction": {"period": {"end": day(1)}},
-        }
-    )
-    return {**b, "task": f"Task/{created['id']}"}
+    return _loose_task(client, uid)
+
+
+@pytest.fixture(params=["administrative", "a partner's patient"])
+def loose_task(request, client, uid) -> dict[str, str]:
+    """A task with no patient of ours: administrative, or for a patient on a partner's server."""
+    if request.param == "administrative":
+        return _loose_task(client, uid)
+    return _loose_task(client, uid, "https://partner.invalid/fhir/Patient/p1")
 
 
 def _row(html: str, task: str) -> str:
     return html.split(f'data-task="{task}"', 1)[1].split("</tr>", 1)[0]
 
 
-def test_a_task_with_no_patient_is_completed_with_an_outcome_and_can_be_undone(dev, client, admin_task, uid):
-    task, tid = admin_task["task"], admin_task["task"].split("/")[1]
-    browser = Browser(dev, admin_task["coordinator"])
+def test_a_task_with_no_patient_is_completed_with_an_outcome_and_can_be_undone(dev, client, loose_task, uid):
+    task, tid = loose_task["task"], loose_task["task"].split("/")[1]
+    browser = Browser(dev, loose_task["coordinator"])
     row = _row(browser.get("/").text, task)
     assert 'value="complete"' not in row  # no one-click completion
     link = re.search(r'<a class="button" href="([^"]+)"[^>]*>Complete…</a>', row)
