@@ -14,7 +14,10 @@ Reported, never asserted:
   requests per change, and the same for a completion with a Procedure after accept and start (3
   versions per referral, replayed from history);
 - requests per hour at 500 open referrals: fhircare polling every 15 minutes against the reference
-  implementations' approach (GET every tracked Task every 10 s), from the measured idle cycle;
+  implementations' approach (GET every tracked Task every 10 s), from the measured idle cycle plus the
+  sync state's ``polled-at`` write (at most once per ``POLLED_AT_EVERY``, one hour);
+- ``exchange status`` with 500 Tasks owned by the partner of which 5 were sent: our server's requests
+  paging through every owned Task (before a cycle indexed the links) and by the sent-to identifier;
 - notification latency (embedded partner; the router has no subscription engine): a performer's change
   to our Task updated, woken by the partner's rest-hook while polling is hourly (median, p95);
 - memory: the peak Python heap (tracemalloc) of the first full catch-up, and what an idle cycle adds
@@ -35,7 +38,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fhircare.exchange import Exchange, parse_partners, sync_partner, work
+from fhircare.exchange import Exchange, parse_partners, referrals, send, sync_partner, work
+from fhircare.exchange.cursor import POLLED_AT_EVERY
 from fhircare.fhir import FhirClient
 from fhircare.settings import Settings
 from fhircare.workflows import run
@@ -87,14 +91,14 @@ class Pair:
         after = self.counts()
         return after[0] - before[0], after[1] - before[1], report
 
-    def bulk_tasks(self, count: int) -> None:
-        """``count`` open referral Tasks owned by the partner, written 100 to a transaction."""
+    def bulk_tasks(self, count: int, status: str = "requested") -> None:
+        """``count`` referral Tasks owned by the partner (open: sent by a cycle), 100 to a transaction."""
         for start in range(0, count, 100):
             entries = [
                 {
                     "resource": {
                         "resourceType": "Task",
-                        "status": "requested",
+                        "status": status,
                         "intent": "order",
                         "description": f"bench {start + i}",
                         "for": {"reference": self.patient},
@@ -144,6 +148,27 @@ def idle_and_memory(ours: Any, theirs: Any, open_count: int) -> dict[str, Any]:
         "first_cycle_peak_kib": round(first_peak / 1024),
         "idle_cycle_peak_kib": round(idle_peak / 1024),
     }
+
+
+def status_requests(ours: Any, theirs: Any, owned: int = 500, sent: int = 5) -> dict[str, Any]:
+    """``exchange status`` with ``owned`` Tasks owned by the partner of which ``sent`` were sent: our
+    server's requests paging through every owned Task (no cycle has indexed the links yet: what every
+    status cost before the sent-to identifier) and searching by the identifier (after one cycle)."""
+    pair = Pair(ours, theirs, overlap="1s")
+    pair.bulk_tasks(owned - sent, status="draft")  # owned, never sent
+    for n in range(sent):
+        send(pair.exchange, pair.refer(n))
+
+    def measured() -> tuple[int, int]:
+        before = pair.ours.request_count
+        rows = referrals(pair.exchange, pair.name)
+        return len(rows), pair.ours.request_count - before
+
+    scan_rows, scan = measured()
+    pair.cycle()
+    rows, indexed = measured()
+    assert scan_rows == rows == sent
+    return {"owned": owned, "sent": sent, "owner_scan": scan, "sent_to_identifier": indexed}
 
 
 def per_change(ours: Any, theirs: Any, changes: int) -> dict[str, Any]:
@@ -302,12 +327,14 @@ def main() -> None:
         results: dict[str, Any] = {"partner": args.partner}
         results["idle"] = [idle_and_memory(ours, theirs, n) for n in args.open]
         results["per_change"] = per_change(ours, theirs, args.changes)
+        results["status_500_owned_5_sent"] = status_requests(ours, theirs)
         if args.partner == "embedded" and args.notifications:  # the router has no subscription engine
             results["notification_latency"] = notification_latency(ours, theirs, args.notifications)
     idle_500 = next((r for r in results["idle"] if r["open_referrals"] == 500), results["idle"][0])
     per_cycle = idle_500["idle_cycle_requests"]["ours"] + idle_500["idle_cycle_requests"]["partner"]
+    polled_at_writes = round(3600 / POLLED_AT_EVERY.total_seconds())  # the sync state, once an hour
     results["requests_per_hour_at_500"] = {
-        "fhircare_poll_15m": 4 * per_cycle,
+        "fhircare_poll_15m": 4 * per_cycle + polled_at_writes,
         "fhircare_poll_15m_partner_only": 4 * idle_500["idle_cycle_requests"]["partner"],
         "reference_get_each_task_every_10s": 500 * 360,
     }
