@@ -221,9 +221,10 @@ def test_a_coordinators_whole_morning_through_the_page(fhir_server, client, uid,
         go(page.locator("p.crumbs a").first)
         page.get_by_role("link", name="Check coverage").click()
         page.wait_for_load_state()
-        # the demo's payers carry no Organization.type: before a coverage names one, it is found
-        # under "Another organization"
-        choose_organization(page, "payor", "Blue Lake", world.organizations["payer-a"])
+        # the demo's payers are typed (organization-type ins/pay): offered before any coverage names them
+        payer = world.organizations["payer-a"]
+        assert page.locator(f"select[name='payor'] option[value='{payer}']").count() == 1
+        choose_organization(page, "payor", "Blue Lake", payer)
         field(page, "subscriber_id").fill(f"SUB-{uid}")
         field(page, "service").select_option(label="Assistance with application for food pantry program")
         page.get_by_role("button", name="Check coverage").click()
