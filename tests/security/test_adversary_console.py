@@ -367,3 +367,43 @@ def test_a_smart_session_cannot_choose_to_be_a_colleague_on_the_page(
         timeout=60,
     )
     assert colleague not in _authors(client, a.task), "the page recorded the colleague as the author"
+
+
+def test_a_patient_session_reaches_no_task_through_the_address_without_a_patient(
+    sidecar: Any, auth: Any, client: Any, fhir_server: Any, records: Any, uid: str
+) -> None:
+    """Held: ``/tasks/<id>`` (the page of a task with no patient of ours) is no way out of a patient
+    session: its patient is the session's, so an administrative Task and B's Task are both refused
+    (403 or 404) on the page and its forms, naming nothing of them, and nothing is written."""
+    a, b = records
+    admin = client.create(
+        {
+            "resourceType": "Task",
+            "status": "in-progress",
+            "intent": "order",
+            "description": f"Office errand {uid}",
+            "owner": {"reference": b.basics["coordinator"]},
+        }
+    )
+    browser = login(sidecar, auth, patient=a.patient)
+    token = csrf_of(browser, sidecar, f"/patients/{a.patient.split('/')[1]}")
+    watched = [f"Task/{admin['id']}", b.task]
+    versions, counts = snapshot(client, watched), fhir_server.resource_counts()
+    for task in watched:
+        tid = task.split("/")[1]
+        page = browser.get(f"{sidecar.url}/tasks/{tid}", timeout=60)
+        assert page.status_code in (403, 404), (task, page.status_code)
+        for path, form in (
+            ("status", {"to": "completed", "outcome": "x"}),
+            ("note", {"note": "x"}),
+            ("undo", {}),
+        ):
+            answer = browser.post(
+                f"{sidecar.url}/tasks/{tid}/{path}",
+                data={"csrf": token, **form},
+                allow_redirects=False,
+                timeout=60,
+            )
+            assert answer.status_code in (403, 404), (task, path, answer.status_code)
+            assert f"Office errand {uid}" not in answer.text and f"Bravo{uid}" not in answer.text
+    assert snapshot(client, watched) == versions and fhir_server.resource_counts() == counts
