@@ -570,11 +570,6 @@ def partner_staff(light: Any) -> Any:  # noqa: F811 - the light-pattern sidecar 
     return light
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="task workflow (light pattern): a partner's caller completing its own referral may name any "
-    "Procedure on our server as the outcome: another patient's Procedure becomes this referral's output",
-)
 def test_a_partner_caller_cannot_name_another_patients_procedure_as_its_outcome(partner_staff: Any) -> None:
     staff = partner_staff
     task_id, _ = staff.refer(staff.org_a)
