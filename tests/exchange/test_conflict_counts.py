@@ -83,3 +83,27 @@ def test_a_conflict_met_by_a_cancel_from_the_command_line_is_counted(world: Worl
     assert _counted(world) == 1
     resolve(world.exchange, task_id, "local")
     assert _counted(world) == 0
+
+
+def test_a_conflict_met_by_a_cancel_the_partner_then_refuses_to_take_is_counted(world: World) -> None:
+    """The catch-up recorded a conflict, then the partner went down before taking the cancel: the cancel
+    stays pending on our Task as the catch-up left it (no stale write), and the conflict is counted."""
+    task_id, _ = world.refer()
+    send(world.exchange, task_id)
+    remote_id = world.remote_of(task_id)["id"]
+    world.proxy.inject("503", times=1000)
+    assert cancel(world.exchange, task_id, "duplicate referral").outcome == "pending"
+    world.proxy.clear()
+    for status in ("completed", "in-progress"):
+        current = world.theirs.read("Task", remote_id)
+        world.theirs.update({**current, "status": status}, if_match=current["meta"]["versionId"])
+    world.proxy.inject("503", method="PUT", times=1000)  # reads answer, the cancel's write does not
+    done = cancel(world.exchange, task_id, "duplicate referral")
+    assert done.outcome == "pending" and done.conflict_open
+    row = _row(world, task_id)
+    assert row["conflict"]["remote"]["status"] == "completed" and row["cancel_pending"] is True
+    assert world.ours.read("Task", task_id)["status"] == "in-progress"  # the catch-up's, kept
+    assert _counted(world) == 1
+    world.proxy.clear()
+    assert _sync(world)["conflicts"] == 1
+    assert world.remote_of(task_id)["status"] == "cancelled"  # the pending cancel went out
