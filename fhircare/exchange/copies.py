@@ -49,29 +49,41 @@ def type_of(url: str) -> str:
     return kind if _TYPE.fullmatch(kind) else "unknown"
 
 
-def _rebase(node: Any, remote_base: str, our_base: str) -> Any:
-    """References inside a copy: ours become relative again, the partner's become absolute."""
+def _rebase(node: Any, remote_base: str, our_base: str, keep: frozenset[str]) -> Any:
+    """References inside a copy: ours become relative again; any other (the partner's, a third
+    server's, ours spelled otherwise) becomes a logical reference - ``identifier`` naming the URL -
+    unless ``keep`` names it: servers file a reference by its ``Type/id`` tail whatever its base
+    (the embedded server does), so an absolute ``.../Patient/<one of ours>`` would land the copy in
+    that patient's record."""
     if isinstance(node, dict):
-        out = {}
+        out: dict[str, Any] = {}
         for key, value in node.items():
             if key == "reference" and isinstance(value, str) and not value.startswith(("#", "urn:")):
                 if value.startswith(our_base + "/"):
                     value = value[len(our_base) + 1 :]
                 elif not value.startswith(("http://", "https://")):
                     value = f"{remote_base}/{value}"
+                if value.startswith(("http://", "https://")) and value not in keep:
+                    out.setdefault("identifier", {"system": URL_SYSTEM, "value": value})
+                    continue
                 out[key] = value
+            elif key == "identifier" and "reference" in node and isinstance(value, dict):
+                out[key] = copy.deepcopy(value)  # a Reference's own identifier wins over the URL
             else:
-                out[key] = _rebase(value, remote_base, our_base)
+                out[key] = _rebase(value, remote_base, our_base, keep)
         return out
     if isinstance(node, list):
-        return [_rebase(item, remote_base, our_base) for item in node]
+        return [_rebase(item, remote_base, our_base, keep) for item in node]
     return node
 
 
-def copy_of(resource: dict[str, Any], origin: str, remote_base: str, our_base: str) -> dict[str, Any]:
-    """Our copy of a partner's resource: no id, origin named in an identifier, references rebased."""
+def copy_of(
+    resource: dict[str, Any], origin: str, remote_base: str, our_base: str, keep: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """Our copy of a partner's resource: no id, origin named in an identifier, references rebased
+    (``keep``: absolute references kept as they are - the referral's own, as our Task names them)."""
     body = {k: copy.deepcopy(v) for k, v in resource.items() if k not in SKIPPED}
-    body = dict(_rebase(body, remote_base, our_base))
+    body = dict(_rebase(body, remote_base, our_base, keep))
     named = {"system": URL_SYSTEM, "value": origin}
     if resource.get("resourceType") in SINGLE_IDENTIFIER:  # 0..1: the origin names it (the key of the copy)
         body["identifier"] = named
@@ -108,11 +120,8 @@ def referral_references(ours: dict[str, Any]) -> set[str]:
     }
 
 
-def store_copy(
-    local: FhirClient, resource: dict[str, Any], origin: str, remote_base: str, our_base: str
-) -> str:
-    """Conditional create of the copy on our server (a repeat finds the first): ``Type/id``."""
-    body = copy_of(resource, origin, remote_base, our_base)
+def store_copy(local: FhirClient, body: dict[str, Any], origin: str) -> str:
+    """Conditional create of the copy (``copy_of``) on our server (a repeat finds the first): ``Type/id``."""
     written = local.create(body, if_none_exist=f"identifier={URL_SYSTEM}|{origin}")
     return f"{written['resourceType']}/{written['id']}"
 
@@ -175,14 +184,14 @@ def copied_outputs(
         if resource is None or resource.get("resourceType") != kind:
             return Refused("an output points nowhere")
         fetched[origin] = resource
-        stray = references_here(copy_of(resource, origin, base, exchange.partners.base), allowed)
+        body = copy_of(resource, origin, base, exchange.partners.base, frozenset(allowed))
+        stray = references_here(body, allowed)
         if stray:
             return Refused(f"an output's {kind} names another record here ({', '.join(stray[:5])})")
-        planned.append((item, origin, resource))
+        planned.append((item, origin, body))
     out = []
-    for item, origin, resource in planned:
-        if resource is not None:
-            local_ref = store_copy(exchange.local, resource, origin, base, exchange.partners.base)
-            item["valueReference"] = {"reference": local_ref}
+    for item, origin, copied in planned:
+        if copied is not None:
+            item["valueReference"] = {"reference": store_copy(exchange.local, copied, origin)}
         out.append(item)
     return out

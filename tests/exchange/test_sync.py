@@ -369,3 +369,39 @@ def test_a_partner_answer_over_the_limit_is_refused_while_streaming(world: World
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_copy_naming_a_patient_of_ours_under_the_partners_base_lands_in_no_record(world: World) -> None:
+    """Servers file a reference by its Type/id tail whatever its base: a partner Procedure whose subject
+    is ``<partner base>/Patient/<another of our patients' id>`` is copied with that reference made
+    logical (identifier naming the URL), so it is in no record of ours; our Task still links it."""
+    victim = world.ours.create({"resourceType": "Patient", "name": [{"family": "Elsewhere"}]})
+    task_id, _ = world.refer()
+    send(world.exchange, task_id)
+    remote = world.remote_of(task_id)
+    named = f"{world.exchange.remote_base(world.partner)}/Patient/{victim['id']}"
+    planted = world.theirs.create(
+        {
+            "resourceType": "Procedure",
+            "status": "completed",
+            "code": {"text": "done"},
+            "subject": {"reference": f"Patient/{victim['id']}", "display": "someone"},
+        }
+    )
+    remote["status"] = "completed"
+    remote["output"] = [
+        {
+            "type": {"text": "resulting-activity"},
+            "valueReference": {"reference": f"Procedure/{planted['id']}"},
+        }
+    ]
+    world.theirs.update(remote)
+    _sync(world)
+    ours = world.ours.read("Task", task_id)
+    assert ours["status"] == "completed"
+    copy = world.ours.read_reference(ours["output"][0]["valueReference"]["reference"])
+    assert copy["subject"] == {
+        "identifier": {"system": "urn:ietf:rfc:3986", "value": named},
+        "display": "someone",
+    }
+    assert list(world.ours.search("Procedure", {"subject": f"Patient/{victim['id']}"})) == []

@@ -253,12 +253,6 @@ def test_resolving_to_remote_takes_only_what_the_conflict_showed(w: World) -> No
     assert w.ours.read("Task", task_id)["status"] in ("cancelled", "completed")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="copies: only references spelled exactly as our base are recognised as ours; another "
-    "spelling (localhost for 127.0.0.1, HTTP, a doubled slash) passes as a third server's, is kept "
-    "absolute, and our server files the copy under patient B all the same (Procedure?subject=Patient/B)",
-)
 def test_a_copy_naming_another_patient_through_another_spelling_of_our_base_stays_out_of_that_record(
     w: World,
 ) -> None:
