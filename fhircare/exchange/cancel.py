@@ -17,7 +17,7 @@ from ..care.task_states import TERMINAL
 from ..errors import IllegalTransition, PreconditionFailed
 from ..fhir.transport import weak_etag
 from .apply import apply_remote, write_version
-from .conflicts import conflict_task_entry
+from .conflicts import after_catch_up, conflict_task_entry
 from .context import Exchange, PartnerThrottled, PartnerUnreachable, stamp
 from .cursor import update_pending
 from .links import Conflict, Link, read_link, updated_of, version_of, write_link
@@ -156,7 +156,7 @@ def cancel(exchange: Exchange, task_id: str, reason: str) -> Cancelled:
     try:
         done = _cancel_remote(exchange, ours, link, reason)
     except (PartnerUnreachable, PartnerThrottled):  # down, or throttling past the budget: queued
-        ours, link = _after_catch_up(exchange, task_id, link)
+        ours, link = after_catch_up(exchange, task_id, link)
         waiting = {**ours, "businessStatus": pending_status(exchange)}
         waiting = write_link(waiting, replace(link, cancel_reason=reason[:200]), exchange.namespace_base)
         write_version(exchange, waiting)
@@ -183,16 +183,6 @@ def retry_cancel(exchange: Exchange, task_id: str) -> Cancelled:
     try:
         done = _cancel_remote(exchange, ours, link, reason)
     except (PartnerUnreachable, PartnerThrottled):
-        _, link = _after_catch_up(exchange, task_id, link)
+        _, link = after_catch_up(exchange, task_id, link)
         return Cancelled(f"Task/{task_id}", "pending", conflict_open=link.conflict is not None)
     return _settle(exchange, done, reason)
-
-
-def _after_catch_up(exchange: Exchange, task_id: str, link: Link) -> tuple[dict[str, Any], Link]:
-    """Our Task and its link as a cancel that stopped half-way left them (the catch-up before the
-    partner's write may have applied versions, or recorded a conflict: counted here like any other)."""
-    ours = exchange.local.read("Task", task_id)
-    link = read_link(ours, exchange.namespace_base) or link
-    if link.conflict is not None:
-        update_pending(exchange, link.partner, task_id, True, kind="conflict")
-    return ours, link

@@ -13,7 +13,8 @@ from typing import Any
 from .. import clock
 from ..fhir.transport import weak_etag
 from .context import Exchange
-from .links import Conflict, version_of
+from .cursor import update_pending
+from .links import Conflict, Link, read_link, version_of
 
 CONFLICT_ID = "sid/exchange-conflict"
 
@@ -69,3 +70,14 @@ def close_conflict_task(exchange: Exchange, task_id: str, conflict: Conflict) ->
             },
         }
     ]
+
+
+def after_catch_up(exchange: Exchange, task_id: str, link: Link) -> tuple[dict[str, Any], Link]:
+    """Our Task and its link as a cancel or a push that stopped half-way left them (its catch-up with
+    the partner's versions may have applied some, or recorded a conflict: counted here like any other
+    in the partner's sync state)."""
+    ours = exchange.local.read("Task", task_id)
+    link = read_link(ours, exchange.namespace_base) or link
+    if link.conflict is not None:
+        update_pending(exchange, link.partner, task_id, True, kind="conflict")
+    return ours, link

@@ -11,8 +11,8 @@ from typing import Any, NamedTuple
 from ..care.task_states import TERMINAL
 from ..errors import PreconditionFailed
 from .apply import apply_remote, write_version
-from .conflicts import conflict_task_entry
-from .context import Exchange
+from .conflicts import after_catch_up, conflict_task_entry
+from .context import Exchange, PartnerThrottled, PartnerUnreachable
 from .links import Conflict, field_digests, read_link, updated_of, version_of, write_link
 from .partners import Partner
 from .send import COPIED, OWNED, remote_task
@@ -35,7 +35,19 @@ class Pushed(NamedTuple):
 
 def push_if_changed(exchange: Exchange, partner: Partner, ours: dict[str, Any]) -> Pushed:
     """Put our edited requester-owned fields on the partner's Task, after catching up with its versions.
-    Raises PreconditionFailed when our Task moved meanwhile."""
+    Raises PreconditionFailed when our Task moved meanwhile (and the partner's errors): a conflict the
+    catch-up recorded before is counted all the same."""
+    caught_up: list[bool] = []
+    try:
+        return _push(exchange, partner, ours, caught_up)
+    except (PartnerUnreachable, PartnerThrottled, PreconditionFailed):
+        link = read_link(ours, exchange.namespace_base)
+        if caught_up and link is not None:
+            after_catch_up(exchange, str(ours["id"]), link)
+        raise
+
+
+def _push(exchange: Exchange, partner: Partner, ours: dict[str, Any], caught_up: list[bool]) -> Pushed:
     link = read_link(ours, exchange.namespace_base)
     if link is None or not link.pushed:
         return Pushed("unchanged", 0)
@@ -57,6 +69,7 @@ def push_if_changed(exchange: Exchange, partner: Partner, ours: dict[str, Any]) 
                 [conflict_task_entry(exchange, ours, partner.name, clash)],
             )
             return Pushed("conflict", applied, True)
+        caught_up.append(True)
         caught, ours = apply_remote(exchange, partner, current, ours)  # catch up first
         applied += caught.applied
         link = read_link(ours, exchange.namespace_base) or link

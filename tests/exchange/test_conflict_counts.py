@@ -107,3 +107,19 @@ def test_a_conflict_met_by_a_cancel_the_partner_then_refuses_to_take_is_counted(
     world.proxy.clear()
     assert _sync(world)["conflicts"] == 1
     assert world.remote_of(task_id)["status"] == "cancelled"  # the pending cancel went out
+
+
+def test_a_conflict_met_by_an_edit_the_partner_then_refuses_to_take_is_counted(world: World) -> None:
+    task_id, _ = world.refer()
+    send(world.exchange, task_id)
+    work(world.theirs, world.remote_of(task_id)["id"], "accepted")
+    ours = world.ours.read("Task", task_id)
+    world.ours.update(
+        {**ours, "status": "cancelled", "note": [{"text": "moved"}]}, if_match=ours["meta"]["versionId"]
+    )
+    world.proxy.inject("503", method="PUT", times=1000)  # the catch-up reads; our edit's write fails
+    report = _sync(world)
+    assert report["reachable"] is False
+    assert _row(world, task_id)["conflict"]["remote"]["status"] == "accepted"
+    assert report["conflicts"] == 1
+    assert _counted(world) == 1
