@@ -407,3 +407,25 @@ def test_a_patient_session_reaches_no_task_through_the_address_without_a_patient
             assert answer.status_code in (403, 404), (task, path, answer.status_code)
             assert f"Office errand {uid}" not in answer.text and f"Bravo{uid}" not in answer.text
     assert snapshot(client, watched) == versions and fhir_server.resource_counts() == counts
+
+
+def test_a_patient_session_finds_no_other_patient_by_any_search_box(
+    sidecar: Any, auth: Any, records: Any, uid: str
+) -> None:
+    """Held: the header's one box (name, birth date, record number read from one string), the three
+    fields, and the pickers' lookup: a patient session gets a refusal that names no other patient."""
+    a, b = records
+    browser = login(sidecar, auth, patient=a.patient)
+    probes = [
+        ("/patients", {"q": f"Bravo{uid}"}),
+        ("/patients", {"q": f"MRN-Bravo{uid}-{uid}b"}),
+        ("/patients", {"q": "Pat 1961-02-03"}),
+        ("/patients", {"name": f"Bravo{uid}", "birthdate": "1961-02-03"}),
+        ("/patients", {"identifier": f"urn:test:mrn|MRN-Bravo{uid}-{uid}b"}),
+        ("/api/v1/lookup", {"type": "Patient", "name": f"Bravo{uid}"}),
+        ("/api/v1/lookup", {"type": "RelatedPerson", "name": "Kin"}),
+    ]
+    for path, params in probes:
+        answer = browser.get(f"{sidecar.url}{path}", params=params, timeout=30)
+        assert answer.status_code in (400, 403, 422), (path, params, answer.status_code)
+        assert b.patient.split("/")[1] not in answer.text, (path, params)
