@@ -869,3 +869,20 @@ def test_the_listen_hook_drops_a_notification_whose_body_never_comes(w: World) -
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="task workflow / POST /api/v1/tasks/<id>/transition: our coordinator may set a performer-owned "
+    "status (accepted, completed) on a referral sent to a partner, behind the partner's back (the "
+    "field-ownership table says the requester may not; undo-complete already refuses a sent Task)",
+)
+def test_our_coordinator_cannot_set_the_partners_statuses_on_a_sent_referral(
+    w: World, dev_sidecar: Sidecar
+) -> None:
+    task_id, request_id, remote = _sent(w)
+    before = w.ours.read("Task", task_id)["meta"]["versionId"]
+    url = f"{dev_sidecar.url}/api/v1/tasks/{task_id}/transition"
+    answer = requests.post(url, json={"to": "accepted", "actor": w.coordinator}, timeout=30)
+    assert w.ours.read("Task", task_id)["meta"]["versionId"] == before, f"moved here ({answer.status_code})"
+    assert w.remote_of(task_id)["status"] == "requested"
