@@ -196,11 +196,13 @@ def _coverage_relationship(coverage: dict[str, Any], written: Written) -> list[s
 
 
 def _task_transitions(task: dict[str, Any], written: Written) -> list[str]:
-    statuses = written.task_statuses.get(f"Task/{task.get('id')}") or []
-    if not statuses:
-        statuses = next((s for r, s in written.task_statuses.items() if written.resolve(r) is task), [])
+    key = next((r for r in written.task_statuses if written.resolve(r) is task), f"Task/{task.get('id')}")
+    statuses = written.task_statuses.get(key) or []
+    steps = list(zip(statuses, statuses[1:], strict=False))
     problems = []
-    for before, after in zip(statuses, statuses[1:], strict=False):
+    for i, (before, after) in enumerate(steps):
+        if key in written.undone and i == len(steps) - 1 and before == "completed":
+            continue  # undo-complete: a completion taken back within its window (the workflow checks it)
         if before != after and after != "entered-in-error" and after not in R4_TASK_NEXT.get(before, set()):
             problems.append(f"{before} -> {after}")
     return problems

@@ -49,8 +49,12 @@ class Written:
 
     items: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     by_reference: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: Task reference -> its statuses, oldest first (history on a server, found -> planned in a case)
+    #: Task reference -> its statuses, oldest first (history on a server, found -> planned in a case:
+    #: there the key is "<workflow>/<case>|Task/<id>", as every case names its Task t1)
     task_statuses: dict[str, list[str]] = field(default_factory=dict)
+    #: keys of task_statuses whose last step is an undo of a completion (workflow undo-complete): the
+    #: one way out of completed fhircare allows, for a short window, outside R4's state machine
+    undone: set[str] = field(default_factory=set)
 
     def resolve(self, reference: str | None) -> dict[str, Any] | None:
         return self.by_reference.get(reference) if reference else None
@@ -85,7 +89,11 @@ def golden_written() -> Written:
                 before = (case.get("found") or {}).get(entry["url"])
                 written.by_reference[entry["url"]] = resource
                 if resource["resourceType"] == "Task" and before:
-                    written.task_statuses[entry["url"]] = [before["status"], resource["status"]]
+                    key = f"{workflow}/{path.stem}|{entry['url']}"
+                    written.by_reference[key] = resource
+                    written.task_statuses[key] = [before["status"], resource["status"]]
+                    if workflow == "undo-complete":
+                        written.undone.add(key)
     return written
 
 
