@@ -63,6 +63,7 @@ def partner_states(exchange: Exchange) -> dict[str, dict[str, Any]]:
             "conflicts": len(cursor.conflicts),
             "pending_cancels": len(cursor.pending),
             "last_error": cursor.last_error,
+            "last_poll": cursor.polled_at,  # our clock at the last complete poll (kept to within an hour)
             "polling_every": f"{int(partner.poll.total_seconds())}s",
         }
     return out
@@ -73,6 +74,8 @@ def render(rows: list[dict[str, Any]], states: dict[str, dict[str, Any]]) -> str
     for name, state in states.items():
         where = "reachable" if state["reachable"] else f"unreachable since {state['unreachable_since']}"
         line = f"{name}: {where}; polling every {state['polling_every']}; cursor {state['cursor']}"
+        if state.get("last_poll"):
+            line += f"; last complete poll {state['last_poll']}"
         if state["last_error"]:
             line += f"; last answer not applied ({state['last_error']})"
         lines.append(line)

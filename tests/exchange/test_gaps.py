@@ -7,10 +7,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fhircare import clock
-from fhircare.exchange import resolve, send, sync_once, work
+from fhircare.exchange import partner_states, resolve, send, sync_once, work
 from fhircare.exchange.context import instant
 from fhircare.exchange.cursor import Cursor, load_cursor
 from fhircare.exchange.links import read_link
+from fhircare.exchange.status import render
 from fhircare.server import EmbeddedServer
 from fhircare.views.gaps import find_gaps
 from tests.exchange.conftest import World
@@ -158,6 +159,9 @@ def test_polled_at_is_written_at_most_once_an_hour(world: World) -> None:
     assert instant(load_cursor(world.exchange, world.partner).polled_at) == first
     _cycle(world, first + timedelta(hours=1))
     assert instant(load_cursor(world.exchange, world.partner).polled_at) == first + timedelta(hours=1)
+    states = partner_states(world.exchange)
+    assert instant(states[world.partner]["last_poll"]) == first + timedelta(hours=1)
+    assert "last complete poll" in render([], states)
 
 
 def test_an_idle_poll_moves_nothing_in_the_state_within_the_hour() -> None:
