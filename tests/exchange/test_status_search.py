@@ -107,3 +107,20 @@ def test_a_session_that_may_not_read_the_states_still_gets_every_row(world: Worl
 
     monkeypatch.setattr(status, "read_cursors", refused)
     assert {r["task"] for r in referrals(world.exchange, world.partner)} == {f"Task/{task_id}"}
+
+
+def test_both_servers_find_a_linked_task_by_its_sent_to_identifier(world: World) -> None:
+    """The search ``exchange status`` makes, on the partner fixture's server (embedded or Medplum's
+    router) standing in for ours; the identifier survives a PUT that carries no meta (as the workflows')."""
+    from fhircare.exchange.links import Link, sent_to_search, write_link
+
+    namespace = world.exchange.namespace_base
+    plain = {"resourceType": "Task", "status": "requested", "intent": "order"}
+    other = world.theirs.create(plain)
+    linked = world.theirs.create(write_link(plain, Link(world.partner, "http://x/Task/1"), namespace))
+    body = {k: v for k, v in linked.items() if k != "meta"}
+    world.theirs.update({**body, "status": "accepted"}, if_match=linked["meta"]["versionId"])
+    found = [
+        t["id"] for t in world.theirs.search("Task", {"identifier": sent_to_search(namespace, world.partner)})
+    ]
+    assert found == [linked["id"]] and other["id"] not in found
