@@ -11,7 +11,7 @@ from typing import Any
 from ..care.task_states import TERMINAL
 from ..fhir.transport import etag_version, weak_etag
 from .conflicts import conflict_task_entry
-from .context import Exchange, instant, stamp
+from .context import Exchange, instant, is_instant, stamp
 from .copies import OUTCOME_TYPES, Refused, copied_outputs, output_references, remote_url, type_of
 from .forward import mirror_entries
 from .links import Conflict, Link, field_digests, read_link, updated_of, version_of, with_ignored, write_link
@@ -86,6 +86,7 @@ def remote_versions(
             ):
                 fetched[url] = resource
     floor = instant(link.updated) if link.updated else None
+    versions = [v for v in versions if is_instant(updated_of(v))]  # one that does not order is not applied
     versions = [
         v for v in versions if version_of(v) != old and (floor is None or instant(updated_of(v)) > floor)
     ]

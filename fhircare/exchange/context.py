@@ -27,6 +27,17 @@ def instant(text: str | None) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def is_instant(text: Any) -> bool:
+    """Whether a partner's timestamp can be ordered (what is not is never compared nor kept)."""
+    if not isinstance(text, str) or not text:
+        return False
+    try:
+        instant(text)
+    except ValueError:
+        return False
+    return True
+
+
 def stamp() -> str:
     """Our clock's now as a FHIR instant (only for ``synced_at`` and Provenance, never for cursors)."""
     return clock.now().astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -130,6 +141,8 @@ class PartnerClient(FhirClient):
             return super()._resource(response, expect_type)
         except FhirServerError as exc:
             raise PartnerAnswerError(exc.message, exc.issues, exc.http_status) from None
+        except RecursionError:  # JSON nested deeper than the parser goes: no FHIR answer
+            raise PartnerAnswerError(f"partner {self.partner} answered with JSON nested too deeply") from None
 
 
 @dataclass

@@ -22,7 +22,7 @@ from typing import Any
 from ..errors import FhirServerError
 from ..fhir import FhirClient
 from ..fhir.outcome import json_body
-from .context import PartnerAnswerError, PartnerClient
+from .context import PartnerAnswerError, PartnerClient, is_instant
 from .links import updated_of
 
 log = logging.getLogger("fhircare.exchange")
@@ -43,7 +43,7 @@ class ServerTime:
 def _server_time(body: dict[str, Any], date_header: str | None) -> str | None:
     stamped = (body.get("meta") or {}).get("lastUpdated")
     if stamped:
-        return str(stamped)
+        return str(stamped) if is_instant(stamped) else None
     if date_header:
         try:
             return parsedate_to_datetime(date_header).isoformat().replace("+00:00", "Z")
@@ -54,23 +54,38 @@ def _server_time(body: dict[str, Any], date_header: str | None) -> str | None:
 
 def _page(
     client: FhirClient, resource_type: str, query: list[tuple[str, str]]
-) -> tuple[list[dict[str, Any]], str | None]:
-    kind = PartnerAnswerError if isinstance(client, PartnerClient) else FhirServerError
+) -> tuple[list[dict[str, Any]], str | None, int]:
+    """One page: its matches, the server's time, and how many matches it held (dropped ones too)."""
+    partner = isinstance(client, PartnerClient)
+    kind = PartnerAnswerError if partner else FhirServerError
     response = client.request("GET", resource_type, params=query)
     try:
         body = json_body(response)
     except FhirServerError as exc:
         raise kind(exc.message, exc.issues, exc.http_status) from None
+    except RecursionError:  # JSON nested deeper than the parser goes
+        raise kind(f"a search for {resource_type} was answered with JSON nested too deeply") from None
     if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
         raise kind(f"a search for {resource_type} was answered without a Bundle")
+    raw = body.get("entry")
+    entries: list[Any] = raw if isinstance(raw, list) else []
     matches = [
         e["resource"]
-        for e in body.get("entry") or []
-        if isinstance(e.get("resource"), dict)
+        for e in entries
+        if isinstance(e, dict)
+        and isinstance(e.get("resource"), dict)
         and e["resource"].get("resourceType") == resource_type
         and (e.get("search") or {}).get("mode", "match") == "match"
     ]
-    return matches, _server_time(body, response.headers.get("Date"))
+    held = len(matches)
+    if partner:  # a partner's Task without a timestamp that orders is not applied (nor compared)
+        matches = [m for m in matches if is_instant(updated_of(m))]
+        if len(matches) < held:
+            log.warning(
+                "partner Task without a valid meta.lastUpdated; not applied",
+                extra={"partner": getattr(client, "partner", ""), "count": held - len(matches)},
+            )
+    return matches, _server_time(body, response.headers.get("Date")), held
 
 
 def keyset_pages(
@@ -104,7 +119,7 @@ def keyset_pages(
             query.append(("_lastUpdated", f"ge{bound}"))
         if skip:
             query.append(("_offset", str(skip)))
-        matches, stamped = _page(client, resource_type, query)
+        matches, stamped, held = _page(client, resource_type, query)
         if clock is not None:
             clock.value = clock.value or stamped
             clock.pages.append(len(matches))
@@ -114,7 +129,7 @@ def keyset_pages(
             raise kind(f"a search for {resource_type} repeated a full page at one instant (_offset ignored?)")
         if matches:
             yield matches
-        if len(matches) < size:
+        if held < size or not matches:
             return
         last = updated_of(matches[-1])
         if last == bound:
