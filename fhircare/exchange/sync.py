@@ -16,7 +16,7 @@ from ..errors import PreconditionFailed, TransientError
 from .apply import apply_remote
 from .context import Exchange, PartnerAnswerError, PartnerThrottled, PartnerUnreachable, stamp
 from .cursor import Cursor, load_cursor, save_cursor, update_pending
-from .links import identifier_value, updated_of, version_of
+from .links import identifier_value, read_link, updated_of, version_of
 from .paging import ServerTime, keyset_pages
 from .partners import Partner
 from .send import is_sent, mark_sent, owned_since, send, source_tag
@@ -81,8 +81,10 @@ def _apply_one(
     """Apply one remote Task; our Task moved meanwhile (another worker) -> read it again and redo."""
     for _ in range(5):
         try:
-            done, _task = apply_remote(exchange, partner, latest, ours, known)
-            return done.applied, done.conflicts
+            done, task = apply_remote(exchange, partner, latest, ours, known)
+            # an open conflict on the link counts, also one an attempt before this retry recorded
+            link = read_link(task, exchange.namespace_base)
+            return done.applied, done.conflicts or int(link is not None and link.conflict is not None)
         except PreconditionFailed:
             ours = exchange.local.read("Task", str(ours["id"]))
             known = {}
