@@ -72,3 +72,103 @@ def patient_history(
             )
         )
     return Rows(sorted(rows, key=lambda r: (r.recorded, r.stored, r.provenance)), search.truncated)
+
+
+#: the extension on our Task where the exchange keeps its link to the partner's Task (its ``remote`` URL
+#: and the remote ``version`` last applied; written by ``fhircare.exchange.links``, read here as data)
+EXCHANGE_LINK = "/StructureDefinition/exchange-link"
+
+
+@dataclass(frozen=True)
+class Writer:
+    """Who wrote one version of a resource, from the Provenance that names it."""
+
+    provenance: dict[str, Any] | None  # the run's Provenance; None when none names this version
+    agent: str | None = None  # ``Type/id`` of who acted
+    partner: str | None = None  # for a version sync applied: our Organization standing for the partner
+    remote_version: str = ""  # ... and the partner's version it applied (its absolute URL)
+    exchange: str = ""  # a version the exchange wrote with no run of its own: "sent", "link"
+
+
+def _link(task: dict[str, Any]) -> dict[str, Any] | None:
+    for ext in task.get("extension") or []:
+        if isinstance(ext, dict) and str(ext.get("url") or "").endswith(EXCHANGE_LINK):
+            return ext
+    return None
+
+
+def _link_key(task: dict[str, Any]) -> str:
+    """``<the partner's Task URL>/_history/<the version last applied>`` from our Task's link, or ""."""
+    link = _link(task) or {}
+    values = {
+        s.get("url"): next((v for k, v in s.items() if k.startswith("value")), None)
+        for s in link.get("extension") or []
+        if isinstance(s, dict)
+    }
+    remote, version = values.get("remote"), values.get("version")
+    return f"{remote}/_history/{version}" if remote and version else ""
+
+
+class VersionWriters:
+    """Which Provenance wrote which version of ``target``: a workflow run by the version it started from
+    (its ``revision`` entity), else by its ``recorded`` time stamped on the resource (``lastModified``); a
+    version sync applied from a partner by the partner's version its Provenance names (``entity`` role
+    ``source``) against the one our Task's exchange link says was applied."""
+
+    def __init__(self, target: str, provenances: list[dict[str, Any]]) -> None:
+        self.target = target
+        self.by_revision: dict[str, dict[str, Any]] = {}
+        self.by_recorded: dict[str, dict[str, Any]] = {}
+        self.by_source: dict[str, dict[str, Any]] = {}
+        self.creations: list[dict[str, Any]] = []  # runs that wrote the target with no version before
+        for p in provenances:
+            sources, revised = [], False
+            for entity in p.get("entity") or []:
+                what = reference_of(entity.get("what")) if isinstance(entity, dict) else None
+                if not what:
+                    continue
+                if entity.get("role") == "revision" and what.startswith(f"{target}/_history/"):
+                    self.by_revision[what.rsplit("/", 1)[1]] = p
+                    revised = True
+                elif entity.get("role") == "source" and what.startswith(("http://", "https://")):
+                    sources.append(what)
+            for source in sources:
+                self.by_source[source] = p
+            if not sources:
+                self.by_recorded.setdefault(str(p.get("recorded") or ""), p)
+            if not sources and not revised:
+                self.creations.append(p)
+        self.creations.sort(key=lambda p: str(p.get("recorded") or ""))
+
+    def agents(self) -> set[str]:
+        """Everyone the Provenance names as acting (``who`` and ``onBehalfOf``), to be read by name."""
+        every = [*self.by_revision.values(), *self.by_recorded.values(), *self.by_source.values()]
+        every += self.creations[:1]
+        return {
+            r
+            for p in every
+            for a in p.get("agent") or []
+            if isinstance(a, dict)
+            for r in (reference_of(a.get("who")), reference_of(a.get("onBehalfOf")))
+            if r
+        }
+
+    def writer(self, before: dict[str, Any], after: dict[str, Any]) -> Writer:
+        """Who wrote ``after`` (``before``: the version it followed, ``{}`` for the first)."""
+        key = _link_key(after)
+        if key and key != _link_key(before) and key in self.by_source:
+            synced = self.by_source[key]
+            agent = ((synced.get("agent") or [{}])[0]) or {}
+            partner = reference_of(agent.get("onBehalfOf")) or reference_of(agent.get("who"))
+            return Writer(synced, reference_of(agent.get("who")), partner, key)
+        run = self.by_revision.get(str((before.get("meta") or {}).get("versionId") or "")) if before else None
+        stamped = after.get("lastModified")
+        if run is None and not (before and stamped and stamped == before.get("lastModified")):
+            run = self.by_recorded.get(str(stamped or (after.get("meta") or {}).get("lastUpdated") or ""))
+        if run is None and not before and self.creations:
+            run = self.creations[0]  # the first version: the run that created it
+        if run is not None:
+            return Writer(run, reference_of(((run.get("agent") or [{}])[0] or {}).get("who")))
+        if _link(after) != _link(before):
+            return Writer(None, exchange="sent" if _link(before) is None else "link")
+        return Writer(None)

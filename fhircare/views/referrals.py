@@ -1,6 +1,7 @@
 """A patient's referrals (service, partner, status and why, due, outcome) and closed tasks, so nothing
 finished vanishes from the patient page. Two requests: one batch of two Task searches (fulfilment Tasks,
-the Gravity SDOH referral shape; Tasks in a final status), one batch of reads for what they name."""
+the Gravity SDOH referral shape; Tasks in a final status), one batch of reads for what they name (and
+one more for who did the outcomes, when the page names someone it has not read yet)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,16 @@ from urllib.parse import urlencode
 
 from ..care.task_states import TERMINAL
 from ..fhir import FhirClient
-from .labels import concept_text, person_name, reference_of, resource_label
+from .labels import (
+    Outcome,
+    concept_text,
+    outcome_references,
+    outcomes,
+    performer_references,
+    person_name,
+    reference_of,
+    resource_label,
+)
 from .worklist import due_of
 
 CLOSED_SHOWN = 20
@@ -28,6 +38,7 @@ class Referral:
     outcome: str
     written: str
     owner: str | None = None  # the Task's owner (a partner's Organization for a referral out)
+    outcomes: tuple[Outcome, ...] = ()  # the outcome in words: what was done, when, by whom, whose record
     # the Task's extensions, where the exchange keeps its link to the partner's Task (read by
     # fhircare.exchange.links.read_link one layer up; not part of the row's JSON)
     extension: tuple[dict[str, Any], ...] = field(default=(), repr=False, compare=False)
@@ -64,17 +75,9 @@ def _name(resource: dict[str, Any] | None) -> str:
     return str(resource.get("name") or "") or resource_label(resource)
 
 
-def outcome_text(task: dict[str, Any], names: dict[str, dict[str, Any]]) -> str:
-    """What a finished referral resulted in: its outputs (a concept, or the resource they name)."""
-    texts = []
-    for output in task.get("output") or []:
-        if not isinstance(output, dict):
-            continue
-        ref = reference_of(output.get("valueReference"))
-        texts.append(
-            concept_text(output.get("valueCodeableConcept")) or resource_label(names.get(ref or "")) or ""
-        )
-    return "; ".join(t for t in texts if t)
+def _outcomes(task: dict[str, Any], named: dict[str, dict[str, Any]]) -> tuple[Outcome, ...]:
+    """What a finished referral resulted in, in words (a concept, or what the resource it names says)."""
+    return tuple(outcomes(task, named, {ref: _name(r) for ref, r in named.items()}))
 
 
 def patient_referrals(client: FhirClient, patient: str) -> tuple[list[Referral], list[ClosedTask]]:
@@ -94,10 +97,11 @@ def patient_referrals(client: FhirClient, patient: str) -> tuple[list[Referral],
     wanted = set()
     for task in referral_tasks:
         wanted |= {reference_of(task.get("focus")), reference_of(task.get("owner"))}
-        wanted |= {
-            reference_of(o.get("valueReference")) for o in task.get("output") or [] if isinstance(o, dict)
-        }
+        wanted |= set(outcome_references(task))
     named = client.read_found(sorted(r for r in wanted if r and r.count("/") == 1))
+    done = [named.get(o) for t in referral_tasks for o in outcome_references(t)]
+    if missing := [r for r in performer_references(done) if r not in named and not r.startswith("Patient/")]:
+        named |= client.read_found(missing)  # who did the outcomes (one batch, only when someone is new)
     referrals = []
     for task in referral_tasks:
         request_ref = reference_of(task.get("focus"))
@@ -106,6 +110,7 @@ def patient_referrals(client: FhirClient, patient: str) -> tuple[list[Referral],
         request = named.get(request_ref) or {}
         performer = next((reference_of(p) for p in request.get("performer") or []), None)
         owner = reference_of(task.get("owner"))
+        said = _outcomes(task, named)
         referrals.append(
             Referral(
                 task=f"Task/{task.get('id')}",
@@ -115,7 +120,8 @@ def patient_referrals(client: FhirClient, patient: str) -> tuple[list[Referral],
                 status=str(task.get("status") or ""),
                 status_reason=concept_text(task.get("statusReason")),
                 due=(due_of(task) or "")[:10] or None,
-                outcome=outcome_text(task, named),
+                outcome="; ".join(o.text for o in said),
+                outcomes=said,
                 written=str(task.get("authoredOn") or ""),
                 owner=owner,
                 extension=tuple(e for e in task.get("extension") or [] if isinstance(e, dict)),

@@ -13,7 +13,17 @@ from urllib.parse import urlencode
 from ..care.task_states import REASONED, TERMINAL, TRANSITIONS, completion_time, sent_to_partner
 from ..errors import NotFound
 from ..fhir import FhirClient
-from .labels import concept_text, person_name, reference_of, resource_label
+from .history import VersionWriters, Writer
+from .labels import (
+    Outcome,
+    concept_text,
+    outcome_references,
+    outcomes,
+    performer_references,
+    person_name,
+    reference_of,
+    resource_label,
+)
 from .worklist import due_of
 
 #: the order a page offers next statuses in: the way forward, then pausing, then the ways out
@@ -49,6 +59,7 @@ class Change:
     what: str
     reason: str
     version: str
+    remote_version: str = ""  # the partner's version (absolute URL) sync applied, for one sync wrote
 
 
 @dataclass
@@ -67,6 +78,7 @@ class TaskDetail:
     focus: str | None
     focus_label: str
     outcome: str
+    outcomes: list[Outcome] = field(default_factory=list)  # the outcome in words, one per output
     referral: bool = False  # a fulfilment Task of a ServiceRequest: completing it records an output
     #: when the newest version completed the Task (ISO 8601; "" when it is not a completion nothing
     #: followed): what an undo of the completion is timed from
@@ -120,21 +132,39 @@ def _change(before: dict[str, Any], after: dict[str, Any], names: dict[str, str]
     if added:
         what.append("note added")
         reason = reason or " / ".join(str(n["text"]) for n in added)
+    if (after.get("output") or []) != (before.get("output") or []):
+        what.append("outcome recorded" if after.get("output") else "outcome withdrawn")
     if concept_text(before.get("businessStatus")) != concept_text(after.get("businessStatus")):
         what.append(f"progress: {concept_text(after.get('businessStatus'))}")
     return "; ".join(what) or "changed", reason
 
 
-def _outcome(task: dict[str, Any], names: dict[str, str]) -> str:
-    texts = []
-    for output in task.get("output") or []:
-        if not isinstance(output, dict):
-            continue
-        ref = reference_of(output.get("valueReference"))
-        texts.append(
-            concept_text(output.get("valueCodeableConcept")) or names.get(ref or "", "") or ref or ""
+def _story(before: dict[str, Any], after: dict[str, Any], writer: Writer, names: dict[str, str]) -> Change:
+    """One version as the page tells it: when, who (a coordinator, the partner through sync), what, why."""
+    what, reason = _change(before, after, names)
+    version = str((after.get("meta") or {}).get("versionId") or "")
+    stored = str((after.get("meta") or {}).get("lastUpdated") or "")
+    stamped = str(after.get("lastModified") or "")
+    when = stamped if stamped and stamped != before.get("lastModified") else stored
+    if writer.partner:  # applied by sync from the partner's version: their words, their reason
+        partner = names.get(writer.partner, "") or "the partner"
+        reason = reason or (
+            concept_text(after.get("statusReason"))
+            if after.get("statusReason") != before.get("statusReason")
+            else ""
         )
-    return "; ".join(t for t in texts if t)
+        recorded = str((writer.provenance or {}).get("recorded") or "")
+        return Change(
+            recorded or stored, f"{partner} (partner), via sync", what, reason, version, writer.remote_version
+        )
+    if writer.provenance is not None:
+        return Change(when, names.get(writer.agent or "", ""), what, reason, version)
+    if writer.exchange:
+        said = "sent to the partner" if writer.exchange == "sent" else "the partner's Task checked"
+        return Change(
+            stored, "fhircare exchange (sync)", what if what != "changed" else said, reason, version
+        )
+    return Change(when, "someone outside fhircare", what, reason, version)
 
 
 def task_detail(client: FhirClient, task: str) -> TaskDetail:
@@ -145,11 +175,14 @@ def task_detail(client: FhirClient, task: str) -> TaskDetail:
     if not versions or versions[-1].get("resourceType") != "Task":
         raise NotFound(f"no Task {task}")
     current = versions[-1]
-    runs = {
-        str(p.get("recorded") or ""): p
-        for e in (provenance_entry.get("resource") or {}).get("entry") or []
-        if isinstance(p := e.get("resource"), dict)
-    }
+    runs = VersionWriters(
+        task,
+        [
+            p
+            for e in (provenance_entry.get("resource") or {}).get("entry") or []
+            if isinstance(p := e.get("resource"), dict) and p.get("resourceType") == "Provenance"
+        ],
+    )
     people = {
         ref
         for v in versions
@@ -159,32 +192,25 @@ def task_detail(client: FhirClient, task: str) -> TaskDetail:
         )
         if ref
     }
-    agents = {reference_of((p.get("agent") or [{}])[0].get("who")) for p in runs.values() if p.get("agent")}
     focus = reference_of(current.get("focus"))
     wanted = {
-        r for r in people | agents | {focus} if r and r.count("/") == 1 and not r.startswith("Patient/")
+        r
+        for r in people | runs.agents() | {focus} | set(outcome_references(current))
+        if r and r.count("/") == 1 and not r.startswith("Patient/")
     }
     found = client.read_found(sorted(wanted))
+    done_by = [r for r in performer_references(found.get(o) for o in outcome_references(current))]
+    if missing := [r for r in done_by if r not in found and not r.startswith("Patient/")]:
+        found |= client.read_found(missing)  # who did the outcomes, when the page read nobody of them yet
     names = {
         ref: person_name(r) if r.get("resourceType") in NAMED else resource_label(r)
         for ref, r in found.items()
     }
-    changes = []
-    for before, after in zip([{}, *versions], versions, strict=False):
-        when = str(after.get("lastModified") or (after.get("meta") or {}).get("lastUpdated") or "")
-        run = runs.get(when) or {}
-        agent = reference_of(((run.get("agent") or [{}])[0]).get("who")) if run else None
-        what, reason = _change(before, after, names)
-        version = str((after.get("meta") or {}).get("versionId") or "")
-        changes.append(
-            Change(
-                when,
-                names.get(agent or "", "") or ("someone outside fhircare" if not run else ""),
-                what,
-                reason,
-                version,
-            )
-        )
+    changes = [
+        _story(before, after, runs.writer(before, after), names)
+        for before, after in zip([{}, *versions], versions, strict=False)
+    ]
+    said = outcomes(current, found, names)
     owner = reference_of(current.get("owner")) or ""
     return TaskDetail(
         reference=task,
@@ -200,7 +226,8 @@ def task_detail(client: FhirClient, task: str) -> TaskDetail:
         authored=str(current.get("authoredOn") or ""),
         focus=focus,
         focus_label=resource_label(found.get(focus or "")) if focus else "",
-        outcome=_outcome(current, names),
+        outcome="; ".join(o.text for o in said),
+        outcomes=said,
         referral=bool(focus and focus.startswith("ServiceRequest/"))
         and "fulfill"
         in {c.get("code") for c in (current.get("code") or {}).get("coding") or [] if isinstance(c, dict)},
