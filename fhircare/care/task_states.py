@@ -64,6 +64,28 @@ def sent_to_partner(task: dict[str, Any]) -> bool:
     )
 
 
+#: the rule a refused status on a sent referral names
+PARTNER_SETS = "the partner sets this status: it comes back by sync"
+
+
+def check_requester_status(task: dict[str, Any], target: str) -> None:
+    """On a referral sent to a partner the partner's server holds its status: the requester may only
+    mark it entered-in-error here; it cancels through the exchange (``fhircare exchange cancel``, which
+    goes to the partner first); every other status is the partner's, applied here by sync only."""
+    if target == "entered-in-error" or not sent_to_partner(task):
+        return
+    if target == "cancelled":
+        text = (
+            "the Task was sent to a partner organization: cancel it with `fhircare exchange cancel` "
+            "(POST /api/v1/exchange/cancel), which cancels the partner's Task first; nothing was written"
+        )
+        rule = "a sent referral is cancelled through the exchange, which goes to the partner first"
+    else:
+        text = f"{PARTNER_SETS} (the Task was sent to a partner organization); nothing was written"
+        rule = f"{PARTNER_SETS} ({target} on a referral sent to a partner)"
+    raise IllegalTransition(text, [Issue("error", "business-rule", rule, ("$.to",))])
+
+
 def completion_time(current: dict[str, Any], before: dict[str, Any] | None) -> datetime | None:
     """When ``current`` (the newest version) completed the Task, the version ``before`` it not being
     completed; None when ``current`` is not that completion (not completed, or changed since).

@@ -116,10 +116,40 @@ def _own_task(task_id: str) -> None:
     PatientGuard(access().client_for_request(), patient).check_references({f"Task/{task_id}"})
 
 
-def _write_checks(body: dict[str, Any], fields: set[str], creates: set[str]) -> str:
-    """Scopes ('u' on Task, 'c' on what the action creates), the payload, then the patient rule."""
-    require_scopes({"Task"}, "ru")
+#: fhircare's sync state per partner (cursor, pending cancels, open conflicts: cursor.py), on our server
+SYNC_STATE = "Basic"
+
+
+def writes(action: str) -> tuple[frozenset[str], frozenset[str]]:
+    """What each exchange route may write on our server, as (created types, updated types): the one
+    table the routes check scopes against, as a workflow's ``created_types``/``updated_types`` are.
+
+    - send: the link on our Task;
+    - cancel: the partner's versions caught up first (our Task, a copy of each outcome, our
+      ServiceRequest completed, a Provenance, a conflict Task for the requester, the sync state), then
+      our Task cancelled, our ServiceRequest revoked and a Provenance;
+    - resolve: our Task (the remote side's outputs copied), the conflict Task completed, a Provenance,
+      the sync state.
+    """
+    from ..exchange.copies import OUTCOME_TYPES
+
+    if action == "send":
+        return frozenset(), frozenset({"Task"})
+    caught_up = frozenset({"Provenance", "Task", SYNC_STATE}) | OUTCOME_TYPES
+    if action == "cancel":
+        return caught_up, frozenset({"Task", "ServiceRequest", SYNC_STATE})
+    if action == "resolve":
+        return frozenset({"Provenance", SYNC_STATE}) | OUTCOME_TYPES, frozenset({"Task", SYNC_STATE})
+    raise KeyError(action)
+
+
+def _write_checks(body: dict[str, Any], fields: set[str], action: str) -> str:
+    """Before anything is read or written, here or at the partner: the scopes of everything the action
+    may write ('r' and 'u' on Task, 'c' and 'u' as ``writes`` says), the payload, then the patient rule."""
+    creates, updates = writes(action)
+    require_scopes({"Task"}, "r")
     require_scopes(creates, "c")
+    require_scopes(updates, "u")
     _known_fields(body, fields)
     task_id = _task_of(body)
     _own_task(task_id)
@@ -137,7 +167,7 @@ def send() -> tuple[Response, int]:
     from ..exchange import send as send_task
 
     body = json_body()
-    task_id = _write_checks(body, {"task"}, set())
+    task_id = _write_checks(body, {"task"}, "send")
     with _exchange() as exchange:
         sent = send_task(exchange, task_id)
     sidecar_exchange().count_sent(sent.partner, sent.created)
@@ -162,7 +192,7 @@ def cancel() -> tuple[Response, int]:
     from ..exchange import cancel as cancel_task
 
     body = json_body()
-    task_id = _write_checks(body, {"task", "reason"}, {"Provenance"})
+    task_id = _write_checks(body, {"task", "reason"}, "cancel")
     reason = _text(body, "reason", 200)
     with _exchange() as exchange:
         result = cancel_task(exchange, task_id, reason)
@@ -181,7 +211,7 @@ def resolve() -> Response:
     from ..exchange import resolve as resolve_task
 
     body = json_body()
-    task_id = _write_checks(body, {"task", "take"}, {"Provenance"})
+    task_id = _write_checks(body, {"task", "take"}, "resolve")
     take = body.get("take")
     if take not in ("local", "remote"):
         raise PayloadError(

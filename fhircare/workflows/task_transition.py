@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from ..care.task_states import REASONED, TERMINAL, check_transition
+from ..care.task_states import REASONED, TERMINAL, check_requester_status, check_transition
 from ..errors import Conflict, IllegalTransition, UnresolvedReference
 from ..mapping import PlannedEntry
 from ..mapping.transforms import iso
@@ -70,6 +70,7 @@ class TaskTransition(Workflow):
             raise Conflict("the Task is already claimed by someone else")
         if target:
             check_transition(current, target)
+            check_requester_status(task, target)  # a sent referral's status is the partner's
         elif current in TERMINAL and (payload.get("owner") or payload.get("business_status")):
             raise IllegalTransition(f"the Task is {current}; a finished Task cannot be reassigned")
         stamp = iso(state.now)

@@ -373,3 +373,194 @@ def test_a_partners_staff_reach_no_exchange_route_and_nothing_reaches_the_partne
             assert taken.status_code == 201, taken.text
     finally:
         auth.stop()
+
+
+# --- every route checks the scopes of all it writes, before anything is written here or there --------
+
+
+def _written_on(base_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, set[str]]:
+    """The resource types the sidecar creates ('c') and updates ('u') on the server at ``base_url``
+    (the sidecar runs in this process: its FhirClient's writes are recorded as they are sent)."""
+    from fhircare.fhir import FhirClient
+
+    seen: dict[str, set[str]] = {"c": set(), "u": set()}
+    originals = {name: getattr(FhirClient, name) for name in ("create", "update", "transaction")}
+
+    def mine(client: Any) -> bool:
+        return str(client.base_url).rstrip("/") == base_url.rstrip("/")
+
+    def create(self: Any, resource: dict[str, Any], *a: Any, **k: Any) -> Any:
+        if mine(self):
+            seen["c"].add(resource["resourceType"])
+        return originals["create"](self, resource, *a, **k)
+
+    def update(self: Any, resource: dict[str, Any], *a: Any, **k: Any) -> Any:
+        if mine(self):
+            seen["u"].add(resource["resourceType"])
+        return originals["update"](self, resource, *a, **k)
+
+    def transaction(self: Any, bundle: dict[str, Any], *a: Any, **k: Any) -> Any:
+        if mine(self):
+            for entry in bundle.get("entry") or []:
+                kind = "c" if entry["request"]["method"] == "POST" else "u"
+                seen[kind].add(entry["resource"]["resourceType"])
+        return originals["transaction"](self, bundle, *a, **k)
+
+    for name, patched in (("create", create), ("update", update), ("transaction", transaction)):
+        monkeypatch.setattr(FhirClient, name, patched)
+    return seen
+
+
+def test_each_routes_scope_table_covers_what_it_writes(
+    world: World, sidecar: Sidecar, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancel (catching up with the partner first) and resolve (copying the partner's outcome) write
+    only types their scope table (exchange_api.writes) names, as created or as updated."""
+    from fhircare.web.exchange_api import writes
+
+    caught_up, request_id = world.refer()
+    clash, _ = world.refer("clash")
+    for task_id in (caught_up, clash):
+        requests.post(
+            f"{sidecar.url}{API}/send", json={"task": f"Task/{task_id}"}, timeout=30
+        ).raise_for_status()
+    work(world.theirs, world.remote_of(caught_up)["id"], "accepted")  # not synced: cancel catches up
+    remote = world.remote_of(clash)["id"]
+    for status in ("accepted", "in-progress"):
+        work(world.theirs, remote, status)
+    work(world.theirs, remote, "completed", outcome="Delivered")
+    seen = _written_on(world.ours.base_url, monkeypatch)
+    for task_id, code in ((caught_up, 200), (clash, 409)):
+        body = {"task": f"Task/{task_id}", "reason": "moved"}
+        assert requests.post(f"{sidecar.url}{API}/cancel", json=body, timeout=30).status_code == code
+    creates, updates = writes("cancel")
+    assert seen["c"] <= creates and seen["u"] <= updates, seen
+    assert {"ServiceRequest", "Task"} <= seen["u"] and "Provenance" in seen["c"]
+    assert world.ours.read("ServiceRequest", request_id)["status"] == "revoked"
+    seen["c"].clear()
+    seen["u"].clear()
+    body = {"task": f"Task/{clash}", "take": "remote"}
+    assert requests.post(f"{sidecar.url}{API}/resolve", json=body, timeout=30).status_code == 200
+    creates, updates = writes("resolve")
+    assert seen["c"] <= creates and seen["u"] <= updates, seen
+    assert world.ours.read("Task", clash)["status"] == "completed"
+
+
+def _scopes(creates: frozenset[str], updates: frozenset[str], without: tuple[str, str] | None) -> str:
+    """``user/`` scopes granting 'r' on Task, 'c' and 'u' as given, less ``without`` (type, letter)."""
+    granted: dict[str, set[str]] = {"Task": {"r"}}
+    for letter, types in (("c", creates), ("u", updates)):
+        for rtype in types:
+            granted.setdefault(rtype, set()).add(letter)
+    if without is not None:
+        granted[without[0]].discard(without[1])
+    return " ".join(
+        f"user/{rtype}.{''.join(p for p in 'cruds' if p in perms)}"
+        for rtype, perms in sorted(granted.items())
+        if perms
+    )
+
+
+def test_cancel_and_resolve_refuse_a_token_missing_any_scope_they_write_with(
+    world: World, tmp_path: Path
+) -> None:
+    """One scope short of the table - any one - is 403 before anything is read or written, here or at
+    the partner; exactly the table's scopes cancel."""
+    from fhircare.exchange import send
+    from fhircare.web.exchange_api import writes
+
+    task_id, request_id = world.refer()
+    send(world.exchange, task_id)
+    partner_before = world.partner_requests()
+    remote_before = world.remote_of(task_id)["meta"]["versionId"]
+    ours_before = world.ours.read("Task", task_id)["meta"]["versionId"]
+    auth = AttackedAuthServer(world.ours.base_url)
+    auth.start()
+    port = free_port()
+    auth.register(Client("fhircare-test", [f"http://127.0.0.1:{port}/callback"]))
+    settings = smart_settings(
+        auth.iss, port, partners_file=_partners_with_hook(world, tmp_path), retries=1, backoff_factor=0.01
+    )
+    try:
+        with Sidecar(settings, port) as smart:
+            for route, body in (
+                ("cancel", {"task": f"Task/{task_id}", "reason": "moved"}),
+                ("resolve", {"task": f"Task/{task_id}", "take": "remote"}),
+            ):
+                creates, updates = writes(route)
+                short = [(t, "c") for t in sorted(creates)] + [(t, "u") for t in sorted(updates)]
+                for missing in short:
+                    scope = f"launch openid fhirUser {_scopes(creates, updates, missing)}"
+                    browser = login(smart, auth, scope=scope)
+                    answer = browser.post(f"{smart.url}{API}/{route}", json=body, timeout=30)
+                    assert answer.status_code == 403, (route, missing, answer.text)
+                    assert f"'{missing[1]}' on" in answer.json()["issue"][0]["diagnostics"]
+                    assert world.partner_requests() == partner_before, (route, missing)
+            assert world.remote_of(task_id)["meta"]["versionId"] == remote_before
+            assert world.ours.read("Task", task_id)["meta"]["versionId"] == ours_before
+            creates, updates = writes("cancel")
+            browser = login(smart, auth, scope=f"launch openid fhirUser {_scopes(creates, updates, None)}")
+            body = {"task": f"Task/{task_id}", "reason": "moved"}
+            done = browser.post(f"{smart.url}{API}/cancel", json=body, timeout=30)
+            assert done.status_code == 200, done.text
+    finally:
+        auth.stop()
+    assert world.remote_of(task_id)["status"] == "cancelled"
+    assert world.ours.read("ServiceRequest", request_id)["status"] == "revoked"
+
+
+def test_on_a_sent_referral_our_coordinator_sets_no_status_the_partner_owns(
+    world: World, sidecar: Sidecar
+) -> None:
+    """The transition route (the task workflow: library, CLI, API and console alike): on a referral sent
+    to a partner every status but entered-in-error is refused naming the rule, nothing written here or
+    there; a cancel is sent to the exchange's route; a note is still the requester's to write."""
+    from fhircare.exchange import send
+
+    task_id, request_id = world.refer()
+    send(world.exchange, task_id)
+    url = f"{sidecar.url}/api/v1/tasks/{task_id}/transition"
+    before = world.ours.read("Task", task_id)["meta"]["versionId"]
+    for status in ("accepted", "rejected", "cancelled", "received", "ready"):
+        answer = requests.post(url, json={"to": status, "actor": world.coordinator}, timeout=30)
+        assert answer.status_code in (409, 422), (status, answer.text)
+        issue = answer.json()["issue"][0]
+        assert issue["expression"] == ["$.to"]
+        expected = "exchange" if status == "cancelled" else "the partner sets this status"
+        assert expected in answer.json()["issue"][0]["diagnostics"], issue
+    assert world.ours.read("Task", task_id)["meta"]["versionId"] == before
+    assert world.remote_of(task_id)["status"] == "requested"
+    noted = requests.post(url, json={"note": "called the patient", "actor": world.coordinator}, timeout=30)
+    assert noted.status_code == 201, noted.text
+    work(world.theirs, world.remote_of(task_id)["id"], "accepted")  # the partner's status comes by sync
+    sync_once(world.exchange, world.partner)
+    assert world.ours.read("Task", task_id)["status"] == "accepted"
+    wrong = requests.post(url, json={"to": "entered-in-error", "actor": world.coordinator}, timeout=30)
+    assert wrong.status_code == 201, wrong.text
+    assert world.ours.read("Task", task_id)["status"] == "entered-in-error"
+    assert world.ours.read("ServiceRequest", request_id)["status"] == "active"
+
+
+def test_the_sidecar_hook_answers_without_waiting_for_a_body_that_never_comes(
+    world: World, sidecar: Sidecar
+) -> None:
+    """The hook reads nothing of a notification's body: announced and never sent, or a length of -1,
+    the caller (unknown, refused or the partner itself) is answered at once."""
+    import socket
+
+    host, port = sidecar.url.split("//", 1)[1].split(":")
+    cases = (
+        ("nobody", "", "1000", 404),
+        (world.partner, "Bearer wrong", "1000", 401),
+        (world.partner, "Bearer wrong", "-1", 401),
+        (world.partner, f"Bearer {HOOK_SECRET}", "1000", 200),
+    )
+    for name, authorization, length, code in cases:
+        with socket.create_connection((host, int(port)), timeout=5) as held:
+            named = f"Authorization: {authorization}\r\n" if authorization else ""
+            held.sendall(
+                f"POST {API}/hook/{name} HTTP/1.1\r\nHost: {host}:{port}\r\n{named}Content-Length: {length}\r\n\r\n".encode()
+            )
+            held.settimeout(10)
+            answer = held.recv(64)
+        assert answer.startswith(f"HTTP/1.1 {code}".encode()), (name, length, answer)
