@@ -1,18 +1,29 @@
 """A patient's story, from the Provenance every fhircare run writes: who did what, when, and the reason
 given. Newest first. Two requests beyond the history search: one batch of reads for what the latest runs
 wrote (to name it and find the reason: a Task's note or statusReason stamped at the run's time, a
-referral's reason, an appointment's cancellation reason) and for the people who acted."""
+referral's reason, an appointment's cancellation reason) and for the people who acted. The same batch
+asks for sync's Provenance on the Tasks the runs created (a partner's progress applied onto a referral
+sent to it names only the Task); when there is some, one batch more reads the partners and those Tasks'
+histories, and the partner's moments ("Food Bank (partner), via sync", what moved, their reason) join
+the runs'."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from ..fhir import FhirClient
 from ..namespaces import Namespaces
+from .history import VersionWriters
 from .labels import concept_text, person_name, reference_of, resource_label
 
 SHOWN = 30
+#: how many of the patient's latest created Tasks the timeline asks sync's Provenance about
+SYNCED_TASKS = 50
+#: what the timeline calls a version sync applied from a partner (the page shows it as the action)
+SYNC = "The partner's progress (sync)"
 
 
 @dataclass(frozen=True)
@@ -105,6 +116,90 @@ def _workflow(provenance: dict[str, Any], namespaces: Namespaces) -> str:
     return ""
 
 
+def _instant(text: str) -> datetime:
+    """A Provenance's ``recorded`` as a moment, to order runs and sync (written in different forms)."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _created_tasks(runs: list[dict[str, Any]]) -> list[str]:
+    """The Tasks the patient's runs created (not updated), newest first, at most ``SYNCED_TASKS``: the
+    referrals a partner may have moved, whose sync Provenance names only the Task."""
+    found: dict[str, None] = {}
+    for p in reversed(runs):
+        revised = _revisions(p)
+        for t in p.get("target") or []:
+            ref = reference_of(t)
+            if ref and ref.startswith("Task/") and ref.count("/") == 1 and ref not in revised:
+                found[ref] = None
+    return list(found)[:SYNCED_TASKS]
+
+
+def _synced(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Provenance sync wrote applying a partner's version (an ``entity`` naming its absolute URL)."""
+    return [
+        p
+        for e in (entry.get("resource") or {}).get("entry") or []
+        if isinstance(p := e.get("resource"), dict)
+        and p.get("resourceType") == "Provenance"
+        and any(
+            isinstance(x, dict)
+            and x.get("role") == "source"
+            and str(reference_of(x.get("what")) or "").startswith(("http://", "https://"))
+            for x in p.get("entity") or []
+        )
+    ]
+
+
+def _partner_of(provenance: dict[str, Any]) -> str | None:
+    agent = (provenance.get("agent") or [{}])[0] or {}
+    return reference_of(agent.get("onBehalfOf")) or reference_of(agent.get("who"))
+
+
+def _sync_moment(
+    p: dict[str, Any], found: dict[str, dict[str, Any]], histories: dict[str, list[dict[str, Any]]]
+) -> Moment:
+    """A version sync applied from the partner: the partner by name, what moved, the partner's reason."""
+    task = next((r for t in p.get("target") or [] if (r := reference_of(t))), "")
+    source = next(
+        str(reference_of(x.get("what")))
+        for x in p.get("entity") or []
+        if isinstance(x, dict) and x.get("role") == "source"
+    )
+    versions = histories.get(task, [])
+    writers = VersionWriters(task, [p])
+    pair = next(
+        (
+            (b, a)
+            for b, a in zip([{}, *versions], versions, strict=False)
+            if writers.writer(b, a).remote_version == source
+        ),
+        None,
+    )
+    what = [f"Task: {resource_label(found[task])}"] if task in found else []
+    reason = ""
+    if pair:
+        before, after = pair
+        if before.get("status") != after.get("status"):
+            what.append(f"status {before.get('status')} → {after.get('status')}")
+        if after.get("statusReason") != before.get("statusReason"):
+            reason = concept_text(after.get("statusReason"))
+        if (after.get("output") or []) != (before.get("output") or []):
+            what.append("outcome recorded")
+    partner = person_name(found.get(_partner_of(p) or "")) or "the partner"
+    return Moment(
+        when=str(p.get("recorded") or ""),
+        workflow=SYNC,
+        who=f"{partner} (partner), via sync",
+        what=what,
+        reason=reason,
+        targets=[task] if task else [],
+    )
+
+
 def patient_timeline(
     client: FhirClient, patient: str, namespaces: Namespaces | None = None, shown: int = SHOWN
 ) -> tuple[list[Moment], bool]:
@@ -124,13 +219,18 @@ def patient_timeline(
     reads = sorted(
         {t for ts in targets.values() for t in ts} | {a for a in agents.values() if a and a.count("/") == 1}
     )
-    answers = client.read_batch([*reads, *(f"{t}/_history" for t in updated)])
+    tasks = _created_tasks(runs)
+    query = urlencode({"target": ",".join(tasks), "_count": "200"})
+    answers = client.read_batch(
+        [*reads, *(f"{t}/_history" for t in updated), *([f"Provenance?{query}"] if tasks else [])]
+    )
     found = {
         ref: a["resource"]
         for ref, a in zip(reads, answers, strict=False)
         if isinstance(a.get("resource"), dict) and a["resource"].get("id")
     }
     histories = {t: _versions(a) for t, a in zip(updated, answers[len(reads) :], strict=False)}
+    synced = _synced(answers[-1]) if tasks and len(answers) == len(reads) + len(updated) + 1 else []
     moments = []
     for p in latest:
         workflow, revisions, reasons = _workflow(p, namespaces), _revisions(p), []
@@ -161,4 +261,38 @@ def patient_timeline(
                 targets=list(targets.get(p.get("id")) or []),
             )
         )
+    if synced:  # the partner's progress on the patient's referrals, named: one batch more
+        moments, older = _with_synced(client, moments, synced, found, histories, shown)
+        return moments, older or len(runs) > shown or truncated
     return moments, len(runs) > shown or truncated
+
+
+def _with_synced(
+    client: FhirClient,
+    moments: list[Moment],
+    synced: list[dict[str, Any]],
+    found: dict[str, dict[str, Any]],
+    histories: dict[str, list[dict[str, Any]]],
+    shown: int,
+) -> tuple[list[Moment], bool]:
+    """The runs' moments and sync's, newest first, ``shown`` of them; the partners and the histories of
+    the Tasks sync moved read in one batch."""
+    synced = sorted(synced, key=lambda p: str(p.get("recorded") or ""), reverse=True)[:shown]
+    tasks = sorted({r for p in synced for t in p.get("target") or [] if (r := reference_of(t))})
+    partners = sorted({r for p in synced if (r := _partner_of(p)) and r.count("/") == 1} - set(found))
+    wanted = [t for t in tasks if t not in histories]
+    answers = client.read_batch([*partners, *(f"{t}/_history" for t in wanted)])
+    more = dict(found)
+    for ref, answer in zip(partners, answers, strict=False):
+        if isinstance(answer.get("resource"), dict) and answer["resource"].get("id"):
+            more[ref] = answer["resource"]
+    histories = {**histories}
+    for ref, answer in zip(wanted, answers[len(partners) :], strict=False):
+        histories[ref] = _versions(answer)
+    for ref in (t for t in tasks if t not in found):
+        versions = histories.get(ref) or []
+        if versions:
+            more[ref] = versions[-1]
+    every = [*moments, *(_sync_moment(p, more, histories) for p in synced)]
+    every.sort(key=lambda m: _instant(m.when), reverse=True)
+    return every[:shown], len(every) > shown

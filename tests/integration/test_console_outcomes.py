@@ -165,3 +165,23 @@ def test_versions_sync_applied_are_the_partners_with_their_version_and_reason(ou
     assert org_name in outcome and "Procedure/" not in outcome
     row = summary.split(f'data-referral="Task/{task_id}"', 1)[1].split("</tr>", 1)[0]
     assert "Enrolled &lt;i&gt;in&lt;/i&gt; the pantry" in row and "from the partner" in row
+
+
+def test_the_patients_timeline_shows_the_partners_progress_with_their_reason(our_server, world):  # noqa: F811
+    from fhircare.exchange import sync_once, work
+
+    task_id, _ = world.refer()
+    sync_once(world.exchange, world.partner)
+    remote = world.remote_of(task_id)["id"]
+    work(world.theirs, remote, "rejected", reason="<b>At capacity</b> this month")
+    assert sync_once(world.exchange, world.partner)["partners"][world.partner]["applied"] == 1
+    org_name = world.ours.read_reference(world.org)["name"]
+    with Sidecar(Settings(base_url=our_server.base_url)) as dev:
+        page = requests.get(f"{dev.url}/patients/{world.patient.split('/')[1]}", timeout=30).text
+    story = page.split('id="story"', 1)[1].split("</section>", 1)[0]
+    rows = story.split("<tr data-workflow=")[1:]
+    assert len(rows) == 2, rows  # the referral, then the partner's answer
+    newest = rows[0]
+    assert f"{org_name} (partner), via sync" in newest and "status requested → rejected" in newest
+    assert "&lt;b&gt;At capacity&lt;/b&gt; this month" in newest and "<b>At capacity" not in page
+    assert "Refer to a service" in rows[1]
