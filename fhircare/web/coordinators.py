@@ -7,11 +7,12 @@ matches at a time, each a button, so a server with any number of practitioners r
 
 from __future__ import annotations
 
-from flask import g, redirect, render_template, request, session, url_for
+from flask import abort, g, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
 from ..errors import FhircareError
 from .actions import me
+from .api import settings
 from .csrf import check_csrf
 from .fhir_access import access
 from .pages import pages
@@ -22,7 +23,10 @@ from .pickers import find_practitioners, search_choices
 def choose_me() -> Response | str:
     """Development mode: which coordinator is using the page (SMART sessions are their fhirUser).
     ``GET`` finds them by name among any number of practitioners, a page at a time (one endpoint, so
-    one policy: reading practitioners); ``POST`` chooses."""
+    one policy: reading practitioners); ``POST`` chooses. In every other mode there is no such choice
+    (404, nothing searched, nothing kept): who acts is the token's user or the caller (actors.py)."""
+    if not development_mode():
+        abort(404)
     if request.method == "GET":
         return _find_me()
     check_csrf()
@@ -43,6 +47,12 @@ def _find_me() -> str:
             raise
         people, more = [], False
     return render_template("who.html", q=name, people=people, more=more, page=number, me=me())
+
+
+@pages.app_template_global()
+def development_mode() -> bool:
+    """Development mode (no authentication: ``FHIRCARE_AUTH_MODE`` none), the only one with "I am"."""
+    return settings().auth_mode == "none"
 
 
 @pages.app_template_global()

@@ -177,13 +177,21 @@ WORKFLOW_HIDES = {"prior-auth": frozenset({"action", "task", "claim_response", "
 
 def form_fields(workflows_dir: Path, workflow: str) -> list[Field]:
     schema, defs = load_schema(workflows_dir, workflow)
-    hidden = WORKFLOW_HIDES.get(workflow, frozenset())
+    hidden = WORKFLOW_HIDES.get(workflow, frozenset()) | _signed_in_hides()
     fields = [f for f in fields_of(schema, defs) if f.name not in hidden]
     tables = WORKFLOW_TABLES.get(workflow, {})
     for f in flatten(fields):
         if f.kind == "code" and f.name.rsplit(".", 1)[-1] in tables:
             f.table = tables[f.name.rsplit(".", 1)[-1]]
     return fields
+
+
+def _signed_in_hides() -> frozenset[str]:
+    """In a SMART session the actor is the signed-in user (actors.py): no form asks who acts there, and
+    a posted ``actor`` is not read."""
+    from flask import g, has_app_context
+
+    return frozenset({"actor"}) if has_app_context() and g.get("smart_session") is not None else frozenset()
 
 
 def flatten(fields: list[Field]) -> list[Field]:

@@ -24,6 +24,7 @@ from ..errors import (
 )
 from ..settings import Settings
 from ..workflows import AccessGuard, WorkflowResult, get_workflow
+from .actors import held_actor, signed_in_payload
 from .callers import PartnerCaller, partner_caller
 from .compartment import OUTSIDE, PatientGuard, literal
 from .fhir_access import access, patient_in_context, require_write_scopes
@@ -70,6 +71,7 @@ def run_workflow(
     ):
         owner_guard = OwnerGuard(client, str(payload["on_behalf_of"]), str(payload.get("task")), strict=False)
     workflow = get_workflow(name, client, settings, both(guard, owner_guard))
+    payload = signed_in_payload(workflow, payload)  # a SMART user is the actor (actors.py)
     require_write_scopes(
         creates if creates is not None else workflow.created_types(), workflow.updated_types()
     )
@@ -120,9 +122,7 @@ def partner_payload(name: str, payload: Mapping[str, Any], acting: PartnerCaller
     staff = (
         {acting.user} if acting.user else {c for c in acting.partner.callers if c.startswith("Practitioner/")}
     )
-    actor = payload.get("actor") or acting.user
-    if actor is not None and actor not in staff:
-        raise ScopeDenied("a partner's staff may name no one else as the actor")
+    actor = held_actor(payload, staff, acting.user)
     target = payload.get("to")
     if target is not None and target not in PERFORMER_STATUSES:
         raise PayloadError(

@@ -148,8 +148,10 @@ def test_v1_write_scopes_allow_the_write(sidecar, auth, client, uid):
 
 def test_v2_update_scopes_are_what_a_task_change_needs(sidecar, auth, client, uid):
     """A task change creates only its Provenance and updates the Task (and the referral that follows)."""
-    task = CASES["task"](client, uid).payload["task"]
+    case = CASES["task"](client, uid).payload
+    task = case["task"]
     task_id = task.split("/")[1]
+    auth.user = case["actor"]  # the signed-in coordinator is the change's actor: one on the server
     auth.grant_scope = "launch openid user/Task.c user/ServiceRequest.c user/Provenance.c"  # no .u
     refused = login(sidecar, auth).post(
         f"{sidecar.url}/api/v1/tasks/{task_id}/transition", json={"to": "accepted"}, timeout=30

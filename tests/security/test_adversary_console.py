@@ -323,12 +323,6 @@ def _authors(client: Any, task: str) -> set[str]:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api.transition_task / run_workflow: a signed-in coordinator may name any Practitioner as "
-    "the actor, and the Provenance records that other person as the author (only a partner's caller is "
-    "held to itself, runs.py); the pages use fhirUser, the API does not",
-)
 def test_a_coordinator_cannot_record_a_colleague_as_the_author_of_their_change(
     sidecar: Any, auth: Any, client: Any, records: Any
 ) -> None:
@@ -346,11 +340,6 @@ def test_a_coordinator_cannot_record_a_colleague_as_the_author_of_their_change(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="coordinators.choose_me: in a SMART session whose token names no fhirUser, POST /me (meant for "
-    "development mode) chooses any Practitioner as 'me', and every page action is recorded as theirs",
-)
 def test_a_smart_session_cannot_choose_to_be_a_colleague_on_the_page(
     sidecar: Any, auth: Any, client: Any, records: Any
 ) -> None:
