@@ -12,7 +12,7 @@ from ..care.task_states import TERMINAL
 from ..fhir.transport import etag_version, weak_etag
 from .conflicts import conflict_task_entry
 from .context import Exchange, instant, is_instant, stamp
-from .copies import OUTCOME_TYPES, Refused, copied_outputs, output_references, remote_url, type_of
+from .copies import Refused, copied_outputs, output_references, prefetchable, remote_url
 from .forward import mirror_entries
 from .links import Conflict, Link, field_digests, read_link, updated_of, version_of, with_ignored, write_link
 from .partners import Partner
@@ -59,7 +59,7 @@ def remote_versions(
     consecutive = bool(old) and vid.isdigit() and old.isdigit() and int(vid) == int(old or 0) + 1  # type: ignore[union-attr]
     urls = [] if consecutive else [f"Task/{latest['id']}/_history?_count=1000"]
     outputs = [remote_url(r, base) for r in output_references(latest)]
-    wanted = [u for u in outputs if u.startswith(base + "/") and type_of(u) in OUTCOME_TYPES]
+    wanted = prefetchable(outputs, base)
     urls += [u[len(base) + 1 :] for u in wanted]
     fetched: dict[str, dict[str, Any]] = {}
     versions = [latest]

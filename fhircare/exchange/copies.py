@@ -31,6 +31,9 @@ OUTCOME_TYPES = frozenset(
 )
 #: outcome types whose ``identifier`` is one Identifier, not a list (R4)
 SINGLE_IDENTIFIER = frozenset({"QuestionnaireResponse"})
+#: the most outputs one remote version may carry: each is a read there and a create here, and a remote
+#: change is meant to cost a few requests (a referral's outcome is a Procedure or a handful of results)
+MAX_OUTPUTS = 20
 _TYPE = re.compile(r"[A-Z][A-Za-z]{1,39}")
 
 
@@ -136,6 +139,14 @@ def output_references(task: dict[str, Any]) -> list[str]:
     return found
 
 
+def prefetchable(urls: list[str], remote_base: str) -> list[str]:
+    """The outputs worth reading with a version's history: on the partner's server and of an outcome
+    type; none when there are more than ``MAX_OUTPUTS`` (that version is refused unread)."""
+    if len(urls) > MAX_OUTPUTS:
+        return []
+    return [u for u in urls if u.startswith(remote_base + "/") and type_of(u) in OUTCOME_TYPES]
+
+
 @dataclass(frozen=True)
 class Refused:
     """Why a remote version's outputs are not applied (type names and field paths only)."""
@@ -153,6 +164,8 @@ def copied_outputs(
     """The version's outputs pointing at our copies (made here once every output is checked), or why
     they cannot be: one points nowhere, names our server, is of no outcome type, or its copy would name
     another record here."""
+    if len(version.get("output") or []) > MAX_OUTPUTS:
+        return Refused(f"more than {MAX_OUTPUTS} outputs")
     remote = exchange.remote(partner.name)
     base = remote.base_url
     mine = set(output_references(ours))

@@ -804,12 +804,6 @@ def test_a_partners_next_link_to_another_host_never_carries_its_token_there(
         assert third.seen == [], third.seen
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="apply/copies: the outputs of one remote version are copied however many there are: one "
-    "partner write with 200 outputs makes 200 creates on our server (the documented cost of a remote "
-    "change is at most three requests)",
-)
 def test_one_remote_version_cannot_make_hundreds_of_writes_here(w: World) -> None:
     task_id, _, remote = _sent(w)
     subject = {"reference": _ours_absolute(w, w.patient)}
