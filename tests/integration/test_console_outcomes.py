@@ -173,15 +173,26 @@ def test_the_patients_timeline_shows_the_partners_progress_with_their_reason(our
     task_id, _ = world.refer()
     sync_once(world.exchange, world.partner)
     remote = world.remote_of(task_id)["id"]
-    work(world.theirs, remote, "rejected", reason="<b>At capacity</b> this month")
-    assert sync_once(world.exchange, world.partner)["partners"][world.partner]["applied"] == 1
     org_name = world.ours.read_reference(world.org)["name"]
+    address = f"/patients/{world.patient.split('/')[1]}"
     with Sidecar(Settings(base_url=our_server.base_url)) as dev:
-        page = requests.get(f"{dev.url}/patients/{world.patient.split('/')[1]}", timeout=30).text
+        requests.get(f"{dev.url}{address}", timeout=30)  # what the sidecar learns once about the server
+        before = our_server.counter.count
+        requests.get(f"{dev.url}{address}", timeout=30)  # sent, nothing applied from the partner yet
+        unsynced = our_server.counter.count - before
+        for step in ("accepted", "in-progress"):
+            work(world.theirs, remote, step)
+        work(world.theirs, remote, "on-hold", reason="<b>At capacity</b> this month")
+        assert sync_once(world.exchange, world.partner)["partners"][world.partner]["applied"] == 3
+        before = our_server.counter.count
+        page = requests.get(f"{dev.url}{address}", timeout=30).text
+        synced = our_server.counter.count - before
+    assert synced == unsynced + 1  # the partners and the moved Task's history: one batch, for 3 moves
     story = page.split('id="story"', 1)[1].split("</section>", 1)[0]
     rows = story.split("<tr data-workflow=")[1:]
-    assert len(rows) == 2, rows  # the referral, then the partner's answer
+    assert len(rows) == 4, rows  # the referral, then the partner's three moves
     newest = rows[0]
-    assert f"{org_name} (partner), via sync" in newest and "status requested → rejected" in newest
+    assert f"{org_name} (partner), via sync" in newest and "status in-progress → on-hold" in newest
     assert "&lt;b&gt;At capacity&lt;/b&gt; this month" in newest and "<b>At capacity" not in page
-    assert "Refer to a service" in rows[1]
+    assert all("(partner), via sync" in r for r in rows[:3]) and "status requested → accepted" in rows[2]
+    assert "Refer to a service" in rows[3]
