@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from ..fhir import FhirClient
@@ -159,8 +160,7 @@ class VersionWriters:
         if key and key != _link_key(before) and key in self.by_source:
             synced = self.by_source[key]
             agent = ((synced.get("agent") or [{}])[0]) or {}
-            partner = reference_of(agent.get("onBehalfOf")) or reference_of(agent.get("who"))
-            return Writer(synced, reference_of(agent.get("who")), partner, key)
+            return Writer(synced, reference_of(agent.get("who")), partner_of(synced), key)
         run = self.by_revision.get(str((before.get("meta") or {}).get("versionId") or "")) if before else None
         stamped = after.get("lastModified")
         if run is None and not (before and stamped and stamped == before.get("lastModified")):
@@ -172,3 +172,34 @@ class VersionWriters:
         if _link(after) != _link(before):
             return Writer(None, exchange="sent" if _link(before) is None else "link")
         return Writer(None)
+
+
+def instant_of(text: str) -> datetime:
+    """A Provenance's ``recorded`` as a moment, to order runs and sync (written in different forms)."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def synced_provenance(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Provenance sync wrote applying a partner's version (an ``entity`` naming its absolute URL)."""
+    return [
+        p
+        for e in (entry.get("resource") or {}).get("entry") or []
+        if isinstance(p := e.get("resource"), dict)
+        and p.get("resourceType") == "Provenance"
+        and any(
+            isinstance(x, dict)
+            and x.get("role") == "source"
+            and str(reference_of(x.get("what")) or "").startswith(("http://", "https://"))
+            for x in p.get("entity") or []
+        )
+    ]
+
+
+def partner_of(provenance: dict[str, Any]) -> str | None:
+    """Our Organization standing for the partner in sync's Provenance (``onBehalfOf``, else ``who``)."""
+    agent = (provenance.get("agent") or [{}])[0] or {}
+    return reference_of(agent.get("onBehalfOf")) or reference_of(agent.get("who"))

@@ -10,13 +10,12 @@ the runs'."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from ..fhir import FhirClient
 from ..namespaces import Namespaces
-from .history import VersionWriters
+from .history import VersionWriters, instant_of, partner_of, synced_provenance
 from .labels import concept_text, person_name, reference_of, resource_label
 
 SHOWN = 30
@@ -116,15 +115,6 @@ def _workflow(provenance: dict[str, Any], namespaces: Namespaces) -> str:
     return ""
 
 
-def _instant(text: str) -> datetime:
-    """A Provenance's ``recorded`` as a moment, to order runs and sync (written in different forms)."""
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return datetime.min.replace(tzinfo=UTC)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _created_tasks(runs: list[dict[str, Any]]) -> list[str]:
     """The Tasks the patient's runs created (not updated), newest first, at most ``SYNCED_TASKS``: the
     referrals a partner may have moved, whose sync Provenance names only the Task."""
@@ -136,27 +126,6 @@ def _created_tasks(runs: list[dict[str, Any]]) -> list[str]:
             if ref and ref.startswith("Task/") and ref.count("/") == 1 and ref not in revised:
                 found[ref] = None
     return list(found)[:SYNCED_TASKS]
-
-
-def _synced(entry: dict[str, Any]) -> list[dict[str, Any]]:
-    """The Provenance sync wrote applying a partner's version (an ``entity`` naming its absolute URL)."""
-    return [
-        p
-        for e in (entry.get("resource") or {}).get("entry") or []
-        if isinstance(p := e.get("resource"), dict)
-        and p.get("resourceType") == "Provenance"
-        and any(
-            isinstance(x, dict)
-            and x.get("role") == "source"
-            and str(reference_of(x.get("what")) or "").startswith(("http://", "https://"))
-            for x in p.get("entity") or []
-        )
-    ]
-
-
-def _partner_of(provenance: dict[str, Any]) -> str | None:
-    agent = (provenance.get("agent") or [{}])[0] or {}
-    return reference_of(agent.get("onBehalfOf")) or reference_of(agent.get("who"))
 
 
 def _sync_moment(
@@ -189,7 +158,7 @@ def _sync_moment(
             reason = concept_text(after.get("statusReason"))
         if (after.get("output") or []) != (before.get("output") or []):
             what.append("outcome recorded")
-    partner = person_name(found.get(_partner_of(p) or "")) or "the partner"
+    partner = person_name(found.get(partner_of(p) or "")) or "the partner"
     return Moment(
         when=str(p.get("recorded") or ""),
         workflow=SYNC,
@@ -230,7 +199,7 @@ def patient_timeline(
         if isinstance(a.get("resource"), dict) and a["resource"].get("id")
     }
     histories = {t: _versions(a) for t, a in zip(updated, answers[len(reads) :], strict=False)}
-    synced = _synced(answers[-1]) if tasks and len(answers) == len(reads) + len(updated) + 1 else []
+    synced = synced_provenance(answers[-1]) if tasks and len(answers) == len(reads) + len(updated) + 1 else []
     moments = []
     for p in latest:
         workflow, revisions, reasons = _workflow(p, namespaces), _revisions(p), []
@@ -279,7 +248,7 @@ def _with_synced(
     the Tasks sync moved read in one batch."""
     synced = sorted(synced, key=lambda p: str(p.get("recorded") or ""), reverse=True)[:shown]
     tasks = sorted({r for p in synced for t in p.get("target") or [] if (r := reference_of(t))})
-    partners = sorted({r for p in synced if (r := _partner_of(p)) and r.count("/") == 1} - set(found))
+    partners = sorted({r for p in synced if (r := partner_of(p)) and r.count("/") == 1} - set(found))
     wanted = [t for t in tasks if t not in histories]
     answers = client.read_batch([*partners, *(f"{t}/_history" for t in wanted)])
     more = dict(found)
@@ -294,5 +263,5 @@ def _with_synced(
         if versions:
             more[ref] = versions[-1]
     every = [*moments, *(_sync_moment(p, more, histories) for p in synced)]
-    every.sort(key=lambda m: _instant(m.when), reverse=True)
+    every.sort(key=lambda m: instant_of(m.when), reverse=True)
     return every[:shown], len(every) > shown
