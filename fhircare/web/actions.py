@@ -3,9 +3,8 @@ from what the page knows (the patient, the coordinator, their plan, referral, ap
 with pickers instead of resource ids. Posting runs the workflow through the same guarded path as the
 API; errors come back next to their fields (by JSON path), a success lists what was written.
 
-A form's ``request_id`` is fixed when the form is first rendered for its intent (the workflow, the
-patient, what it was opened about: ``intents.py``): a double-click, a re-render and Back-and-resubmit
-all send it, and the workflow's idempotency makes them one action; doing it again is asked for."""
+A form's ``request_id`` is fixed per intent until a submission succeeds (``intents.py``): a double
+click or Back-and-resubmit is one action; a later visit is a new one."""
 
 from __future__ import annotations
 
@@ -19,6 +18,7 @@ from .. import clock
 from ..errors import FhircareError
 from ..workflows import WORKFLOWS
 from .api import settings
+from .callers import own_reference
 from .csrf import check_csrf
 from .fhir_access import access
 from .form_context import (
@@ -56,11 +56,11 @@ ME_FIELDS = ("requester", "author", "coordinator", "sender", "actor", "provider"
 
 
 def me() -> str | None:
-    """The coordinator using the page: SMART ``fhirUser``, else the one chosen in development mode."""
+    """The coordinator using the page: SMART ``fhirUser`` (as ``Type/id``), else development mode's choice."""
     launch = g.get("smart_session")
-    if launch is not None and launch.user:
-        return str(launch.user)
-    chosen = session.get("me")
+    if launch is not None:
+        return own_reference(str(launch.user), (launch.iss, settings().base_url)) if launch.user else None
+    chosen = session.get("me") if settings().auth_mode == "none" else None
     return str(chosen) if chosen else None
 
 
