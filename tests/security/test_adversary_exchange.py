@@ -608,12 +608,6 @@ def test_our_coordinator_cannot_undo_a_completion_the_partners_staff_made(partne
     assert staff.client.read("ServiceRequest", request_id)["status"] == "completed"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="exchange_api.cancel checks Task 'ru' and Provenance 'c' only: a token that may not update "
-    "ServiceRequests revokes our ServiceRequest (and cancels the partner's Task) through the cancel route "
-    "(resolve likewise copies outputs without 'c' on their types)",
-)
 def test_cancel_needs_the_scopes_of_everything_it_writes(w: World, tmp_path: Path) -> None:
     task_id, request_id, remote = _sent(w)
     auth = AttackedAuthServer(w.ours.base_url)
@@ -823,12 +817,6 @@ def test_one_remote_version_cannot_make_hundreds_of_writes_here(w: World) -> Non
     assert w.ours.request_count - before < 60
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="listen.make_server (sync --listen): the hook reads the announced body before any check and "
-    "with no timeout: a connection that announces a body and never sends it (or Content-Length: -1) holds "
-    "a thread forever, unauthenticated, one per connection",
-)
 def test_the_listen_hook_drops_a_notification_whose_body_never_comes(w: World) -> None:
     import socket
     import threading
@@ -854,12 +842,6 @@ def test_the_listen_hook_drops_a_notification_whose_body_never_comes(w: World) -
         server.server_close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="task workflow / POST /api/v1/tasks/<id>/transition: our coordinator may set a performer-owned "
-    "status (accepted, completed) on a referral sent to a partner, behind the partner's back (the "
-    "field-ownership table says the requester may not; undo-complete already refuses a sent Task)",
-)
 def test_our_coordinator_cannot_set_the_partners_statuses_on_a_sent_referral(
     w: World, dev_sidecar: Sidecar
 ) -> None:
