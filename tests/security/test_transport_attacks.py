@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -237,6 +238,47 @@ def test_the_dev_servers_log_holds_no_authorization_code_or_state(auth, tmp_path
     text = log.read_text()
     assert "GET /callback" in text  # the request is logged...
     assert code not in text and state not in text and "code=" not in text  # ...without its secrets
+
+
+def test_the_dev_server_drops_a_connection_whose_body_never_comes():
+    """``fhircare serve``: a client that announces a body and sends nothing is cut off after the socket
+    timeout (serve_commands.SOCKET_TIMEOUT), not held for ever; others are served meanwhile."""
+    from fhircare.cli.serve_commands import SOCKET_TIMEOUT
+
+    port = free_port()
+    # no FHIR server is needed: the request never gets as far as a workflow
+    env = {**os.environ, "FHIRCARE_BASE_URL": "http://127.0.0.1:9/fhir", "FHIRCARE_AUTH_MODE": "none"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fhircare.cli.main", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        stuck = socket.create_connection(("127.0.0.1", port), timeout=SOCKET_TIMEOUT * 4)
+        head = f"POST /api/v1/workflows/refer HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        stuck.sendall(f"{head}Content-Type: application/json\r\nContent-Length: 100\r\n\r\n".encode())
+        assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200
+        closed = False
+        try:
+            while stuck.recv(4096):  # the server gives up on the body and closes (maybe after a 4xx)
+                pass
+            closed = True
+        except TimeoutError:
+            pass
+        finally:
+            stuck.close()
+        assert closed, "the development server held a connection whose body never came"
+    finally:
+        process.terminate()
+        process.wait(10)
 
 
 # ---- item 12: hostile numbers and paging ------------------------------------------------------
