@@ -84,6 +84,8 @@ class TaskDetail:
     #: followed): what an undo of the completion is timed from
     completed_at: str = ""
     sent: bool = False  # sent to a partner organization: the partner's status owns it
+    #: the Task's extensions (the web layer reads the exchange link from them: partner status, sync time)
+    extensions: list[dict[str, Any]] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
 
@@ -93,7 +95,10 @@ class TaskDetail:
 
     @property
     def next_statuses(self) -> list[str]:
-        """The statuses the FHIR Task state machine allows from here: onward first, then the stops."""
+        """The statuses the FHIR Task state machine allows from here: onward first, then the stops; none
+        on a referral sent to a partner (the partner sets them; a cancel goes through the exchange)."""
+        if self.sent:
+            return []
         allowed = TRANSITIONS.get(self.status, frozenset())
         return [s for s in OFFERED_ORDER if s in allowed]
 
@@ -242,6 +247,7 @@ def task_detail(client: FhirClient, task: str) -> TaskDetail:
         changes=list(reversed(changes)),
         completed_at=_iso(completion_time(current, versions[-2] if len(versions) > 1 else None)),
         sent=sent_to_partner(current),
+        extensions=[e for e in current.get("extension") or [] if isinstance(e, dict)],
     )
 
 

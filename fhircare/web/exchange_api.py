@@ -33,10 +33,13 @@ from .policy import POLICY, Rule
 
 if TYPE_CHECKING:
     from ..exchange import Exchange
+    from ..exchange.cancel import Cancelled
 
 exchange_api = Blueprint("exchange_api", __name__)
 PREFIX = "/api/v1/exchange"
 CONFLICTS_HEADER = "Fhircare-Conflicts"
+#: a cancel's reason goes to the partner's Task (statusReason) and stays on our pending cancel
+CANCEL_REASON_LIMIT = 200
 
 # the access policy of these routes (policy.py's one table): writes are checked here, as workflow runs
 POLICY.update(
@@ -107,7 +110,7 @@ def _exchange(client: Any | None = None) -> Iterator[Exchange]:
         yield exchange
 
 
-def _own_task(task_id: str) -> None:
+def own_task(task_id: str) -> None:
     """A patient session acts only on its patient's Tasks: another patient's, or none, is one 403."""
     patient = patient_in_context()
     if patient is None:
@@ -143,16 +146,22 @@ def writes(action: str) -> tuple[frozenset[str], frozenset[str]]:
     raise KeyError(action)
 
 
-def _write_checks(body: dict[str, Any], fields: set[str], action: str) -> str:
-    """Before anything is read or written, here or at the partner: the scopes of everything the action
-    may write ('r' and 'u' on Task, 'c' and 'u' as ``writes`` says), the payload, then the patient rule."""
+def require_writes(action: str) -> None:
+    """403 unless the caller's scopes cover everything ``action`` may write ('r' and 'u' on Task, 'c'
+    and 'u' as ``writes`` says): checked before anything is read or written, here or at the partner."""
     creates, updates = writes(action)
     require_scopes({"Task"}, "r")
     require_scopes(creates, "c")
     require_scopes(updates, "u")
+
+
+def _write_checks(body: dict[str, Any], fields: set[str], action: str) -> str:
+    """Before anything is read or written, here or at the partner: the scopes of everything the action
+    may write ('r' and 'u' on Task, 'c' and 'u' as ``writes`` says), the payload, then the patient rule."""
+    require_writes(action)
     _known_fields(body, fields)
     task_id = _task_of(body)
-    _own_task(task_id)
+    own_task(task_id)
     return task_id
 
 
@@ -187,15 +196,29 @@ def status() -> Response:
     return answer
 
 
-@exchange_api.post(f"{PREFIX}/cancel")
-def cancel() -> tuple[Response, int]:
+def cancel_referral(task_id: str, reason: str) -> Cancelled:
+    """Cancel our Task as ``exchange cancel`` does (the partner's Task first), once the caller passed
+    ``require_writes("cancel")`` and ``own_task``: the route below and the console's task page."""
     from ..exchange import cancel as cancel_task
 
+    with _exchange() as exchange:
+        return cancel_task(exchange, task_id, reason)
+
+
+def resolve_conflict(task_id: str, take: str) -> dict[str, Any]:
+    """End our Task's conflict, taking ``local`` or ``remote``, once the caller passed
+    ``require_writes("resolve")`` and ``own_task``: the route below and the console's task page."""
+    from ..exchange import resolve as resolve_task
+
+    with _exchange() as exchange:
+        return resolve_task(exchange, task_id, take)
+
+
+@exchange_api.post(f"{PREFIX}/cancel")
+def cancel() -> tuple[Response, int]:
     body = json_body()
     task_id = _write_checks(body, {"task", "reason"}, "cancel")
-    reason = _text(body, "reason", 200)
-    with _exchange() as exchange:
-        result = cancel_task(exchange, task_id, reason)
+    result = cancel_referral(task_id, _text(body, "reason", CANCEL_REASON_LIMIT))
     if result.outcome == "conflict" and result.conflict is not None:
         clash = result.conflict.to_json()
         return conflict_answer(
@@ -208,8 +231,6 @@ def cancel() -> tuple[Response, int]:
 
 @exchange_api.post(f"{PREFIX}/resolve")
 def resolve() -> Response:
-    from ..exchange import resolve as resolve_task
-
     body = json_body()
     task_id = _write_checks(body, {"task", "take"}, "resolve")
     take = body.get("take")
@@ -217,8 +238,7 @@ def resolve() -> Response:
         raise PayloadError(
             "take must be local or remote", [Issue("error", "value", "local | remote", ("$.take",))]
         )
-    with _exchange() as exchange:
-        return jsonify(resolve_task(exchange, task_id, str(take)))
+    return jsonify(resolve_conflict(task_id, str(take)))
 
 
 @exchange_api.route(f"{PREFIX}/hook/<partner>", methods=["POST", "PUT"])

@@ -112,6 +112,8 @@ POLICY: dict[str, Rule] = {
     "pages.task_note": RUN,
     "pages.task_status": RUN,
     "pages.task_undo": RUN,
+    "pages.cancel_sent_referral": RUN,  # exchange_pages.py: scopes checked as the exchange API's
+    "pages.resolve_sent_referral": RUN,
     "pages.task_decision": RUN,
     "pages.record_authorization": RUN,
     "pages.static": PUBLIC,

@@ -98,6 +98,8 @@ def render_task_page(
     values: dict[str, str] | None = None,
 ) -> str:
     """The task's page, with a refused form's errors, banner and values when there are some."""
+    from .exchange_pages import page_context  # a referral sent to a partner: its status is theirs
+
     detail = patient_task(patient_id, task_id)
     patient = f"Patient/{patient_id}" if patient_id else None
     card = cards_for([patient]).get(patient) if patient else None
@@ -126,6 +128,7 @@ def render_task_page(
         undo_minutes=f"{undo_window().total_seconds() / 60:g}",
         decisions=DECISIONS,
         channels=CHANNELS,
+        **page_context(detail),
     )
 
 
@@ -273,3 +276,6 @@ def _refuse(patient_id: str | None, task_id: str, name: str, text: str) -> tuple
     detail = patient_task(patient_id, task_id)
     problem = f"Not done: “{detail.what}” was not changed. See the marked field."
     return render_task_page(patient_id, task_id, errors, problem, values), 422
+
+
+from . import exchange_pages  # noqa: E402, F401 - its routes (a sent referral's cancel, resolve) join the pages
