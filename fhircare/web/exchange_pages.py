@@ -12,6 +12,7 @@ partners in this sidecar (``FHIRCARE_PARTNERS``) the page says the exchange is n
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from flask import current_app, redirect, request, session, url_for
@@ -127,6 +128,13 @@ def _checked(patient_id: str | None, task_id: str, action: str) -> tuple[TaskDet
     return detail, None
 
 
+def _words(error: FhircareError) -> str:
+    """The exchange's refusal as a sentence, without the ids it names (the banner names the task)."""
+    named = re.sub(r"\bTask/[A-Za-z0-9.-]+(:\s*)?", lambda m: "" if m.group(1) else "the task", error.message)
+    text = named.strip() or "it was refused"
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
 def _back(patient_id: str | None, task_id: str) -> Response:
     return redirect(url_for("pages.task_page", patient_id=patient_id, task_id=task_id), code=303)
 
@@ -155,7 +163,7 @@ def cancel_sent_referral(patient_id: str | None, task_id: str) -> Answer:
     except FhircareError as exc:
         if exc.status in (401, 403) or exc.status >= 500:
             raise
-        problem = f"Not cancelled: {subject} was not changed. {exc.message}"
+        problem = f"Not cancelled: {subject} was not changed. {_words(exc)}"
         return render_task_page(patient_id, task_id, problem=problem), 409
     if result.outcome == "conflict" and result.conflict is not None:
         clash = result.conflict
@@ -198,8 +206,8 @@ def resolve_sent_referral(patient_id: str | None, task_id: str) -> Answer:
     except FhircareError as exc:
         if exc.status in (401, 403):
             raise
-        words = "the partner does not answer now; try again later" if exc.status >= 500 else exc.message
-        problem = f"Not resolved: {subject} was not changed. {words}."
+        words = "The partner does not answer now; try again later." if exc.status >= 500 else _words(exc)
+        problem = f"Not resolved: {subject} was not changed. {words}"
         return render_task_page(patient_id, task_id, problem=problem), 409
     mark_done(request.form.get("request_id", ""))
     side = "kept ours" if take == "local" else "took the partner's"

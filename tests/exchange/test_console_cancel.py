@@ -119,6 +119,11 @@ def test_a_sent_referral_offers_no_status_and_cancel_reaches_both_sides(
     assert again.status_code == 303
     assert "Already done" in browser.get(f"{console.url}{again.headers['Location']}", timeout=30).text
     assert _versions(world, task_id, request_id) == versions
+    stale = {**fields, "version": "another-tab", "request_id": "web-another-tab"}  # a form from elsewhere
+    refused = browser.post(f"{console.url}{_address(world, task_id)}/cancel-referral", data=stale)
+    assert refused.status_code == 409 and "The task is already cancelled." in refused.text
+    assert f"Task/{task_id}" not in _text(refused.text.split('role="alert"', 1)[1][:400])
+    assert _versions(world, task_id, request_id) == versions
 
 
 def test_a_cancel_without_a_reason_is_refused_at_the_field_and_nothing_is_written(
