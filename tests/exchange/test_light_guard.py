@@ -7,48 +7,30 @@ sidecars over HTTP on both servers; the server is read back after every refusal.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jwt
 import pytest
 import requests
 import yaml
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from prometheus_client.parser import text_string_to_metric_families
 
 from fhircare.fhir import FhirClient
 from fhircare.server.launcher import free_port
-from fhircare.settings import Settings
 from fhircare.workflows import run
-from tests.integration.sidecar_harness import SECRET, Sidecar, smart_settings
+from tests.integration.sidecar_harness import Sidecar, smart_settings
 from tests.integration.smart_server import Client
 from tests.security.conftest import AttackedAuthServer, csrf_of
+from tests.support.backend import backend_settings, caller_token
 from tests.support.cases import referral_payload
 from tests.support.clock import day
 
-AUDIENCE = "fhircare-sidecar"
 PARTNER_APP = "cbo-a-intake"  # the subject of partner A's backend caller token
 OTHER_APP = "cbo-b-intake"
 CLINIC_APP = "clinic-scheduler"  # one of ours: not listed anywhere
-
-
-def _ec_key() -> tuple[str, str]:
-    key = ec.generate_private_key(ec.SECP384R1())
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
 
 
 @dataclass
@@ -70,9 +52,7 @@ class Light:
     partners_file: Path
 
     def headers(self, subject: str, scope: str = "system/*.cruds") -> dict[str, str]:
-        now = int(time.time())
-        claims = {"sub": subject, "aud": AUDIENCE, "iat": now, "exp": now + 300, "scope": scope}
-        return {"Authorization": f"Bearer {jwt.encode(claims, self.caller_key, algorithm='ES384')}"}
+        return {"Authorization": f"Bearer {caller_token(self.caller_key, scope, subject)}"}
 
     def refer(self, org: str) -> tuple[str, str]:
         """A referral owned by ``org``: (Task id, ServiceRequest id)."""
@@ -99,19 +79,6 @@ def light(fhir_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     uid = uuid.uuid4().hex[:8]
     auth = AttackedAuthServer(fhir_server.base_url)
     auth.start()
-    system_private, system_public = _ec_key()
-    auth.register(
-        Client(
-            "system-1",
-            [],
-            public_key_pem=system_public,
-            grant_types=("client_credentials",),
-            auth_method="client_assertion_jwt",
-        )
-    )
-    (folder / "system.pem").write_text(system_private)
-    caller_private, caller_public = _ec_key()
-    (folder / "callers.pem").write_text(caller_public)
     with FhirClient(fhir_server.base_url, retries=2, backoff_factor=0.05) as client:
         clinic = _make(client, {"resourceType": "Organization", "name": f"Clinic {uid}"})
         org_a = _make(client, {"resourceType": "Organization", "name": f"Food bank {uid}"})
@@ -143,19 +110,8 @@ def light(fhir_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         }
         path = folder / "partners.yaml"
         path.write_text(yaml.safe_dump(document), encoding="utf-8")
-        settings = Settings(
-            base_url=auth.iss,
-            auth_mode="backend",
-            secret_key=SECRET,
-            backend_token_url=f"{auth.base}/token",
-            backend_client_id="system-1",
-            backend_key_file=str(folder / "system.pem"),
-            caller_key_file=str(folder / "callers.pem"),
-            caller_audience=AUDIENCE,
-            partners_file=str(path),
-            metrics=True,
-            retries=1,
-            backoff_factor=0.01,
+        settings, caller_private = backend_settings(
+            auth, folder, partners_file=str(path), metrics=True, retries=1, backoff_factor=0.01
         )
         try:
             with Sidecar(settings) as backend:

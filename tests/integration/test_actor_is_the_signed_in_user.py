@@ -7,21 +7,16 @@ FHIR servers; the server is read back after every refusal."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
-import jwt
 import pytest
 import requests
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from fhircare.fhir import FhirClient
 from fhircare.settings import Settings
 from fhircare.workflows import run
-from tests.integration.sidecar_harness import SECRET, Sidecar
-from tests.integration.smart_server import Client
+from tests.integration.sidecar_harness import Sidecar
 from tests.security.conftest import (  # noqa: F401 - the attack suite's SMART server and sidecar
     auth,
     csrf_of,
@@ -30,6 +25,7 @@ from tests.security.conftest import (  # noqa: F401 - the attack suite's SMART s
     smart_sidecar,
     snapshot,
 )
+from tests.support.backend import backend_settings, caller_token
 from tests.support.cases import basics, make, referral_payload
 
 
@@ -161,17 +157,6 @@ def test_a_session_whose_token_names_no_user_has_no_i_am_choice_and_writes_nothi
     assert snapshot(client, [task]) == before and fhir_server.resource_counts() == counts
 
 
-def _ec_key() -> tuple[str, str]:
-    key = ec.generate_private_key(ec.SECP384R1())
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return private, public.decode()
-
-
 def test_a_backend_caller_names_the_coordinator_it_acts_for(
     client: FhirClient,
     uid: str,
@@ -180,32 +165,8 @@ def test_a_backend_caller_names_the_coordinator_it_acts_for(
 ) -> None:
     """System scopes, no user: the integration says whom it acts for, and the record names them."""
     b, task, colleague = _case(client, uid)
-    system_private, system_public = _ec_key()
-    auth.register(
-        Client(
-            "system-actor",
-            [],
-            public_key_pem=system_public,
-            grant_types=("client_credentials",),
-            auth_method="client_assertion_jwt",
-        )
-    )
-    (tmp_path / "system.pem").write_text(system_private)
-    caller_private, caller_public = _ec_key()
-    (tmp_path / "callers.pem").write_text(caller_public)
-    settings = Settings(
-        base_url=auth.iss,
-        auth_mode="backend",
-        secret_key=SECRET,
-        backend_token_url=f"{auth.base}/token",
-        backend_client_id="system-actor",
-        backend_key_file=str(tmp_path / "system.pem"),
-        caller_key_file=str(tmp_path / "callers.pem"),
-        caller_audience="fhircare-sidecar",
-    )
-    now = int(time.time())
-    claims = {"sub": "scheduler", "aud": "fhircare-sidecar", "iat": now, "exp": now + 300}
-    token = jwt.encode({**claims, "scope": "system/*.cruds"}, caller_private, algorithm="ES384")
+    settings, caller_private = backend_settings(auth, tmp_path, "system-actor")
+    token = caller_token(caller_private, "system/*.cruds")
     with Sidecar(settings) as backend:
         answer = requests.post(
             f"{backend.url}/api/v1/tasks/{task.split('/')[1]}/transition",

@@ -12,11 +12,8 @@ import sys
 import time
 from dataclasses import replace
 
-import jwt
 import pytest
 import requests
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from fhircare.errors import ConfigurationError
 from fhircare.server.launcher import free_port
@@ -25,29 +22,8 @@ from fhircare.web import create_app
 from tests.integration.sidecar_harness import SECRET, Sidecar, smart_settings
 from tests.integration.smart_server import Client
 from tests.security.conftest import login
+from tests.support.backend import backend_settings, caller_token, ec_key
 from tests.support.cases import CASES
-
-
-def _ec_key() -> tuple[str, str]:
-    key = ec.generate_private_key(ec.SECP384R1())
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
-
-
-def _caller_token(
-    private_pem: str, scope: str, audience: str = "fhircare-sidecar", lifetime: int = 300
-) -> str:
-    now = int(time.time())
-    claims = {"sub": "scheduler", "aud": audience, "iat": now, "exp": now + lifetime, "scope": scope}
-    return jwt.encode(claims, private_pem, algorithm="ES384")
-
 
 # ---- item 2: Backend Services mode authenticates its callers -----------------------------------
 
@@ -58,29 +34,7 @@ def test_backend_mode_without_caller_authentication_refuses_a_public_bind(tmp_pa
 
 
 def test_backend_mode_serves_only_callers_with_a_valid_token(auth, client, fhir_server, tmp_path, uid):
-    system_private, system_public = _ec_key()
-    auth.register(
-        Client(
-            "system-1",
-            [],
-            public_key_pem=system_public,
-            grant_types=("client_credentials",),
-            auth_method="client_assertion_jwt",
-        )
-    )
-    (tmp_path / "system.pem").write_text(system_private)
-    caller_private, caller_public = _ec_key()
-    (tmp_path / "callers.pem").write_text(caller_public)
-    settings = Settings(
-        base_url=auth.iss,
-        auth_mode="backend",
-        secret_key=SECRET,
-        backend_token_url=f"{auth.base}/token",
-        backend_client_id="system-1",
-        backend_key_file=str(tmp_path / "system.pem"),
-        caller_key_file=str(tmp_path / "callers.pem"),
-        caller_audience="fhircare-sidecar",
-    )
+    settings, caller_private = backend_settings(auth, tmp_path)
     case = CASES["refer"](client, uid)
     url = None
     with Sidecar(settings) as sidecar:
@@ -90,21 +44,21 @@ def test_backend_mode_serves_only_callers_with_a_valid_token(auth, client, fhir_
         forged = requests.post(
             url,
             json=case.payload,
-            headers={"Authorization": f"Bearer {_caller_token(_ec_key()[0], 'system/*.cruds')}"},
+            headers={"Authorization": f"Bearer {caller_token(ec_key()[0], 'system/*.cruds')}"},
             timeout=30,
         )
         wrong_audience = requests.post(
             url,
             json=case.payload,
             headers={
-                "Authorization": f"Bearer {_caller_token(caller_private, 'system/*.cruds', 'someone-else')}"
+                "Authorization": f"Bearer {caller_token(caller_private, 'system/*.cruds', audience='someone-else')}"
             },
             timeout=30,
         )
         too_narrow = requests.post(
             url,
             json=case.payload,
-            headers={"Authorization": f"Bearer {_caller_token(caller_private, 'system/Task.rs')}"},
+            headers={"Authorization": f"Bearer {caller_token(caller_private, 'system/Task.rs')}"},
             timeout=30,
         )
         assert [r.status_code for r in (anyone, forged, wrong_audience, too_narrow)] == [401, 401, 401, 403]
@@ -112,7 +66,7 @@ def test_backend_mode_serves_only_callers_with_a_valid_token(auth, client, fhir_
         allowed = requests.post(
             url,
             json=case.payload,
-            headers={"Authorization": f"Bearer {_caller_token(caller_private, 'system/*.cruds')}"},
+            headers={"Authorization": f"Bearer {caller_token(caller_private, 'system/*.cruds')}"},
             timeout=30,
         )
         assert allowed.status_code == 201, allowed.text
