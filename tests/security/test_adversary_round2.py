@@ -16,9 +16,10 @@ import requests
 
 from fhircare import clock
 from fhircare.errors import FhircareError
-from fhircare.exchange import work
+from fhircare.exchange import send, work
 from fhircare.exchange.incoming import incoming
-from fhircare.exchange.links import URL_SYSTEM
+from fhircare.exchange.links import URL_SYSTEM, names_partner
+from fhircare.exchange.status import referrals
 from fhircare.fhir import FhirClient
 from fhircare.server.launcher import free_port
 from fhircare.settings import Settings
@@ -253,15 +254,21 @@ def test_a_partners_staff_named_under_another_spelling_of_our_base_is_still_the_
 @pytest.mark.xfail(
     strict=True,
     reason="a Practitioner with a PractitionerRole at a callers_by_role partner whose fhirUser is absolute "
-    "under another spelling of our base escapes the role check (_by_role wants 'Practitioner/...') and "
-    "acts as one of our coordinators: a referral is written",
+    "under another spelling of our base, or is that PractitionerRole itself, escapes the role check "
+    "(_by_role wants 'Practitioner/...') and acts as one of our coordinators: a referral is written",
 )
-def test_a_partners_worker_known_by_role_under_another_spelling_cannot_refer(
+@pytest.mark.parametrize("spelling", ["another spelling of our base", "the PractitionerRole"])
+def test_a_partners_worker_known_by_role_cannot_refer_under_another_name(
     light: Light,  # noqa: F811 - the imported fixture
+    spelling: str,
 ) -> None:
+    if spelling == "the PractitionerRole":
+        (role,) = light.client.search("PractitionerRole", {"practitioner": light.role_staff})
+        user = f"PractitionerRole/{role['id']}"
+    else:
+        user = f"{_another_spelling(light.client.base_url).rstrip('/')}/{light.role_staff}"
     counts = light.server.resource_counts()
     with _console(light) as console:
-        user = f"{_another_spelling(light.client.base_url).rstrip('/')}/{light.role_staff}"
         worker = _login(console, light.auth, user)
         people = {"patient": light.patient, "org": light.org_b, "coordinator": light.coordinator}
         refer = worker.post(
@@ -461,3 +468,22 @@ def test_the_team_tab_survives_a_posing_incoming_task(
     with Sidecar(settings) as console:
         page = requests.get(f"{console.url}/", params={"tab": "team"}, timeout=60)
     assert page.status_code == 200 and "a real referral" in page.text, page.status_code
+
+
+# --- the sent-to identifier -------------------------------------------------------------------------
+
+
+def test_our_coordinators_edits_of_a_sent_task_keep_its_sent_to_identifier(
+    world: World,  # noqa: F811 - the imported fixture
+) -> None:
+    """Held: a note by our coordinator (the task workflow, API face) and a refused status change leave
+    the identifier ``exchange status`` finds a sent Task by; exchange status still lists it."""
+    task_id, _ = world.refer()
+    send(world.exchange, task_id)
+    sent = f"Task/{task_id}"
+    assert names_partner(world.ours.read("Task", task_id), world.exchange.namespace_base, world.partner)
+    run("task", {"task": sent, "note": "called the program", "actor": world.coordinator}, world.ours)
+    with pytest.raises(FhircareError):
+        run("task", {"task": sent, "to": "completed", "actor": world.coordinator}, world.ours)
+    assert names_partner(world.ours.read("Task", task_id), world.exchange.namespace_base, world.partner)
+    assert sent in {row["task"] for row in referrals(world.exchange)}
