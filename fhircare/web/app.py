@@ -171,6 +171,7 @@ def _register_pages(app: Flask) -> None:
             banners,
             coordinators,
             decision_pages,
+            exchange_pages,
             new_patient,
             patient_pages,
             report_pages,

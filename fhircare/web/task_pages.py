@@ -276,6 +276,3 @@ def _refuse(patient_id: str | None, task_id: str, name: str, text: str) -> tuple
     detail = patient_task(patient_id, task_id)
     problem = f"Not done: “{detail.what}” was not changed. See the marked field."
     return render_task_page(patient_id, task_id, errors, problem, values), 422
-
-
-from . import exchange_pages  # noqa: E402, F401 - its routes (a sent referral's cancel, resolve) join the pages
