@@ -13,6 +13,7 @@ from datetime import date
 from typing import Any
 
 from .. import clock
+from ..care.task_states import sent_to_partner
 from ..fhir import FhirClient
 from .labels import concept_text, person_name, reference_of, resource_label
 from .related import related_resources
@@ -50,6 +51,7 @@ class WorklistRow:
     owner: str | None
     requester: str | None = None
     requester_name: str = ""
+    sent: bool = False  # sent to a partner organization: its status comes from the partner, by sync
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,6 +91,7 @@ def row_of(task: dict[str, Any], related: dict[str, dict[str, Any]], today: date
         owner=reference_of(task.get("owner")),
         requester=requester_ref,
         requester_name=resource_label(related.get(requester_ref or "")) if requester_ref else "",
+        sent=sent_to_partner(task),
     )
 
 

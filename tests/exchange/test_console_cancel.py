@@ -272,3 +272,17 @@ def test_a_token_without_servicerequest_update_is_403_and_nothing_is_written(
         auth.stop()
     assert world.partner_requests() == partner_before
     assert _versions(world, task_id, request_id) == versions
+
+
+def test_the_worklist_offers_no_performer_action_on_a_sent_referral(world: World, console: Sidecar) -> None:
+    """A sent referral's row links to its page (*With the partner…*) instead of Accept/Start/Complete,
+    which the partner sets; an unsent referral of the same owner keeps them."""
+    sent_id, _ = _sent(world, accepted=False)  # requested: Accept would be offered on an unsent one
+    unsent_id, _ = world.refer("not sent yet")
+    page = requests.get(f"{console.url}/", params={"owner": world.org, "tab": "mine"}, timeout=30)
+    assert page.status_code == 200, page.text[-2000:]
+    rows = {
+        m.group(1): m.group(2) for m in re.finditer(r'data-task="Task/([^"]+)"(.*?)</tr>', page.text, re.S)
+    }
+    assert "With the partner" in rows[sent_id] and 'value="accept"' not in rows[sent_id]
+    assert 'value="accept"' in rows[unsent_id] and "With the partner" not in rows[unsent_id]
