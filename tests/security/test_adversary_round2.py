@@ -23,6 +23,8 @@ from fhircare.exchange.status import referrals
 from fhircare.fhir import FhirClient
 from fhircare.server.launcher import free_port
 from fhircare.settings import Settings
+from fhircare.views.authorizations import authorizations
+from fhircare.views.rows import drain
 from fhircare.workflows import run
 from tests.exchange.conftest import (  # noqa: F401 - the two-organization fixtures, used here too
     World,
@@ -40,7 +42,7 @@ from tests.faults.proxy import FaultProxy
 from tests.integration.sidecar_harness import Sidecar, smart_settings
 from tests.integration.smart_server import Client
 from tests.security.conftest import csrf_of, login, snapshot
-from tests.support.cases import basics, referral_payload
+from tests.support.cases import basics, prior_auth_case, referral_payload
 from tests.support.clock import at, day
 from tests.support.console import hidden
 
@@ -487,3 +489,31 @@ def test_our_coordinators_edits_of_a_sent_task_keep_its_sent_to_identifier(
         run("task", {"task": sent, "to": "completed", "actor": world.coordinator}, world.ours)
     assert names_partner(world.ours.read("Task", task_id), world.exchange.namespace_base, world.partner)
     assert sent in {row["task"] for row in referrals(world.exchange)}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="undoing the completion a payer's decision recorded by phone made (prior-auth record-decision) "
+    "puts the Task back but leaves the ClaimResponse that run wrote: the authorizations view still shows "
+    "the request approved, with its authorization number, on the reopened Task",
+)
+def test_undoing_a_recorded_decision_does_not_leave_it_standing(client: FhirClient, uid: str) -> None:
+    case = prior_auth_case(client, uid)
+    written = run("prior-auth", case.payload, client).written
+    task = next(r for r in written if r.startswith("Task/"))
+    manual = {
+        "decision": "approved",
+        "number": f"PA-{uid}",
+        "period": {"start": day(1), "end": day(90)},
+        "said_by": "Dana at the payer",
+        "channel": "phone",
+    }
+    actor = case.payload["provider"]
+    run("prior-auth", {"action": "record-decision", "task": task, "manual": manual, "actor": actor}, client)
+    assert client.read_reference(task)["status"] == "completed"
+    run("undo-complete", {"task": task, "actor": actor}, client)
+    assert client.read_reference(task)["status"] != "completed"  # the undo went through
+    rows = [r for r in drain(authorizations(client, patient=case.payload["patient"])) if r.task == task]
+    assert rows and rows[0].decision == "awaiting", (
+        f"the undone decision still stands: {rows[0].decision} {rows[0].auth_number}" if rows else "no row"
+    )
