@@ -283,7 +283,7 @@ def test_a_partners_worker_known_by_role_cannot_refer_under_another_name(
 
 def test_a_partners_caller_reaches_no_undo_and_no_me(light: Light) -> None:  # noqa: F811
     """Held: a partner's backend caller cannot run undo-complete (API, either page address) on a Task its
-    Organization owns and completed, and the SMART console has no ``/me`` for anyone."""
+    Organization owns and completed, and neither the backend sidecar nor the SMART console has a ``/me``."""
     task_id, request_id = light.refer(light.org_a)
     for status in ("accepted", "in-progress", "completed"):
         assert light.transition(task_id, {"to": status}).status_code == 201
@@ -302,6 +302,8 @@ def test_a_partners_caller_reaches_no_undo_and_no_me(light: Light) -> None:  # n
         )
         assert answer.status_code == 403, (path, answer.status_code)
     assert snapshot(light.client, watched) == before
+    clinic_app = light.headers("clinic-scheduler")  # one of ours, in backend mode: no "I am" either
+    assert requests.get(f"{light.backend.url}/me", headers=clinic_app, timeout=30).status_code == 404
     with _console(light) as console:
         ours = _login(console, light.auth, light.coordinator)
         assert ours.get(f"{console.url}/me", timeout=30).status_code == 404
