@@ -26,7 +26,7 @@ from tests.integration.smart_server import Client
 from tests.security.conftest import AttackedAuthServer, csrf_of
 from tests.support.backend import backend_settings, caller_token
 from tests.support.cases import referral_payload
-from tests.support.clock import day
+from tests.support.clock import at, day
 
 PARTNER_APP = "cbo-a-intake"  # the subject of partner A's backend caller token
 OTHER_APP = "cbo-b-intake"
@@ -488,3 +488,112 @@ def test_a_backend_partner_caller_naming_no_one_leaves_the_partners_organization
     agents = light.client.read("Provenance", provenance_id)["agent"]
     assert [a.get("onBehalfOf") for a in agents] == [{"reference": light.org_a}]
     assert agents[0]["who"] == {"display": "fhircare"}
+
+
+def _worker(light: Light, name: str, *roles: dict[str, Any]) -> str:
+    """A Practitioner with ``roles`` (PractitionerRole fields beyond the practitioner)."""
+    worker = _make(light.client, {"resourceType": "Practitioner", "name": [{"family": name}]})
+    for role in roles:
+        _make(
+            light.client, {"resourceType": "PractitionerRole", "practitioner": {"reference": worker}, **role}
+        )
+    return worker
+
+
+def _console(light: Light) -> Sidecar:
+    port = free_port()
+    light.auth.register(Client("fhircare-test", [f"http://127.0.0.1:{port}/callback"]))
+    return Sidecar(smart_settings(light.auth.iss, port, partners_file=str(light.partners_file)), port)
+
+
+def _whole_console(light: Light, console: Sidecar, user: str | None) -> tuple[int, int, int]:
+    """What ``user`` gets from a patient's page, the caseload and a referral (status codes)."""
+    browser = _login(console, light.auth, user) if user is not None else _login_without_user(console, light)
+    page = browser.get(f"{console.url}/patients/{light.patient.split('/')[1]}", timeout=30)
+    caseload = browser.get(f"{console.url}/api/v1/caseload", timeout=30)
+    people = {"patient": light.patient, "org": light.org_b, "coordinator": light.coordinator}
+    refer = browser.post(
+        f"{console.url}/api/v1/workflows/refer",
+        json=referral_payload(people, uuid.uuid4().hex[:8]),
+        timeout=30,
+    )
+    return page.status_code, caseload.status_code, refer.status_code
+
+
+def _login_without_user(console: Sidecar, light: Light) -> requests.Session:
+    light.auth.user, light.auth.grant_patient, light.auth.grant_scope = None, None, None
+    browser = requests.Session()
+    params = {"iss": light.auth.iss, "launch": "ehr-launch"}
+    browser.get(f"{console.url}/launch", params=params, allow_redirects=True, timeout=30)
+    return browser
+
+
+@pytest.mark.parametrize(
+    "ended", ["active false", "period ended yesterday", "period ended at noon yesterday"]
+)
+def test_a_partners_worker_whose_role_ended_gets_nothing_not_the_whole_console(
+    light: Light, ended: str
+) -> None:
+    """Fail closed: a worker whose only role at a callers_by_role partner has ended is no longer the
+    partner's, and not one of our coordinators either (403 everywhere, nothing written), whether the
+    fhirUser is the Practitioner or that ended PractitionerRole; with an active role at our Organization
+    too, they are ours again."""
+    end = {
+        "active false": {"active": False},
+        "period ended yesterday": {"active": True, "period": {"start": day(-30), "end": day(-1)}},
+        "period ended at noon yesterday": {"period": {"end": at(-1, "12:00")}},
+    }[ended]
+    gone = _worker(light, "Gone", {"organization": {"reference": light.org_a}, **end})
+    (role,) = light.client.search("PractitionerRole", {"practitioner": gone})
+    moved = _worker(
+        light,
+        "Moved",
+        {"organization": {"reference": light.org_a}, **end},
+        {"organization": {"reference": light.clinic}, "active": True},
+    )
+    counts = light.server.resource_counts()
+    with _console(light) as console:
+        for user in (gone, f"PractitionerRole/{role['id']}"):
+            assert _whole_console(light, console, user) == (403, 403, 403), user
+        assert light.server.resource_counts() == counts
+        page, caseload, _ = _whole_console(light, console, moved)
+        assert (page, caseload) == (200, 200)
+
+
+def test_a_signed_in_user_the_sidecar_cannot_place_gets_nothing_while_partners_use_it(light: Light) -> None:
+    """With partners' staff at the sidecar, a token naming no user, a user of another kind or one under a
+    server we do not know is refused everything (never taken for one of our coordinators); our base under
+    another scheme, host case, default port or trailing slash is still ours."""
+    counts = light.server.resource_counts()
+    base = light.client.base_url.rstrip("/")
+    with _console(light) as console:
+        for user in (None, light.patient, f"https://elsewhere.example/fhir/{light.coordinator}"):
+            assert _whole_console(light, console, user) == (403, 403, 403), user
+        assert light.server.resource_counts() == counts
+        same = base.replace("http://", "HTTPS://") + "/"  # the port is explicit: the scheme is not compared
+        assert _whole_console(light, console, f"{same}/{light.coordinator}")[:2] == (200, 200)
+
+
+@pytest.mark.parametrize(
+    ("user", "expected"),
+    [
+        ("https://EHR.example.org:443/fhir/Practitioner/a", "Practitioner/a"),
+        ("http://ehr.example.org/fhir//Practitioner/a", "Practitioner/a"),
+        ("http://ehr.example.org:80/fhir/PractitionerRole/r", "PractitionerRole/r"),
+        (
+            "https://ehr.example.org:8443/fhir/Practitioner/a",
+            "https://ehr.example.org:8443/fhir/Practitioner/a",
+        ),
+        ("https://ehr.example.org/other/Practitioner/a", "https://ehr.example.org/other/Practitioner/a"),
+        ("https://x@ehr.example.org/fhir/Practitioner/a", "https://x@ehr.example.org/fhir/Practitioner/a"),
+        (
+            "https://ehr.example.org.evil/fhir/Practitioner/a",
+            "https://ehr.example.org.evil/fhir/Practitioner/a",
+        ),
+        ("Practitioner/a", "Practitioner/a"),
+    ],
+)
+def test_a_fhir_user_is_ours_only_under_our_base_however_spelled(user: str, expected: str) -> None:
+    from fhircare.web.callers import own_reference
+
+    assert own_reference(user, ("https://ehr.example.org/fhir/",)) == expected
