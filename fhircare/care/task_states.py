@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -86,15 +87,46 @@ def check_requester_status(task: dict[str, Any], target: str) -> None:
     raise IllegalTransition(text, [Issue("error", "business-rule", rule, ("$.to",))])
 
 
-def completion_time(current: dict[str, Any], before: dict[str, Any] | None) -> datetime | None:
+def completion_provenance(
+    current: dict[str, Any], before: dict[str, Any] | None, provenances: Iterable[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """The Provenance of the fhircare run that made ``current`` out of ``before``: the one naming
+    ``before`` as the version it revised (every run's If-Match update does); None when no run of
+    fhircare's made it (the EHR, a partner's tool, ``exchange work``)."""
+    version = str(((before or {}).get("meta") or {}).get("versionId") or "")
+    if not version:
+        return None
+    revised = f"Task/{current.get('id')}/_history/{version}"
+    for provenance in provenances:
+        for entity in provenance.get("entity") or []:
+            what = (entity.get("what") or {}).get("reference") if isinstance(entity, dict) else None
+            if entity.get("role") == "revision" and isinstance(what, str):
+                if what == revised or what.endswith("/" + revised):
+                    return provenance
+    return None
+
+
+def completion_time(
+    current: dict[str, Any],
+    before: dict[str, Any] | None,
+    provenances: Iterable[dict[str, Any]] | None = None,
+) -> datetime | None:
     """When ``current`` (the newest version) completed the Task, the version ``before`` it not being
     completed; None when ``current`` is not that completion (not completed, or changed since).
 
-    The time is ``Task.lastModified`` as the completing run wrote it from fhircare's clock, else the
-    server's ``meta.lastUpdated``."""
+    With the Provenances that target the Task (``provenances``): the ``recorded`` time of the fhircare
+    run that made the completion (fhircare's clock, written in the completion's own transaction), else
+    the server's ``meta.lastUpdated`` of the completing version (the server's clock). Never
+    ``Task.lastModified``, which whoever writes the Task chooses. Without ``provenances`` (a display
+    that did not read them): ``lastModified``, else ``meta.lastUpdated``."""
     if current.get("status") != "completed" or not before or before.get("status") == "completed":
         return None
-    stamp = current.get("lastModified") or (current.get("meta") or {}).get("lastUpdated")
+    updated = (current.get("meta") or {}).get("lastUpdated")
+    if provenances is None:
+        stamp = current.get("lastModified") or updated
+    else:
+        run = completion_provenance(current, before, provenances)
+        stamp = run.get("recorded") if run is not None else updated
     try:
         moment = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
     except ValueError:
@@ -109,11 +141,13 @@ def check_undo(
     window: timedelta,
     version: str | None = None,
     partners: frozenset[str] = frozenset(),
+    provenances: Sequence[dict[str, Any]] = (),
 ) -> None:
     """Refuse undoing the completion of ``current`` (``before``: the version before it) unless it is
-    the newest version (and ``version``, when given), was not sent to a partner, is not owned by one
-    of the ``partners``' Organizations (the light pattern: their staff work on our server), and ``now``
-    is within ``window`` of the completion. Each refusal names its rule."""
+        the newest version (and ``version``, when given), was not sent to a partner, is not owned by one
+        of the ``partners``' Organizations (the light pattern: their staff work on our server), and ``now``
+        is within ``window`` of the completion (its time: :func:`completion_time` with ``provenances``, the
+    Provenances that target the Task). Each refusal names its rule."""
     status = current.get("status")
     if status != "completed":
         raise IllegalTransition(
@@ -147,7 +181,7 @@ def check_undo(
         )
         raise IllegalTransition(text, [Issue("error", "business-rule", text, ("$.task",))])
     newest = str((current.get("meta") or {}).get("versionId") or "")
-    completed = completion_time(current, before)
+    completed = completion_time(current, before, provenances)
     if completed is None or (version is not None and version != newest):
         raise Conflict(
             "the Task changed after it was completed (a note, a new owner or another change): undo only "

@@ -140,6 +140,8 @@ def work(
     check_transition(str(task.get("status")), to)
     after = copy.deepcopy(task)
     after["status"] = to
+    # when the status changed, by fhircare's clock: never the time the requester put on the Task
+    after["lastModified"] = clock.now().isoformat(timespec="seconds")
     if reason:
         after["statusReason"] = {"text": reason}
     else:

@@ -59,7 +59,8 @@ class AuthorizationRow:
 
 
 def latest_answers(responses: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The newest ClaimResponse per Claim it answers (by ``created``, then ``meta.lastUpdated``)."""
+    """The newest ClaimResponse per Claim it answers (by ``created``, then ``meta.lastUpdated``); one
+    marked entered-in-error answers nothing."""
     latest: dict[str, dict[str, Any]] = {}
 
     def newness(response: dict[str, Any]) -> tuple[str, str]:
@@ -68,6 +69,8 @@ def latest_answers(responses: Iterable[dict[str, Any]]) -> dict[str, dict[str, A
     for response in responses:
         answered = reference_of(response.get("request"))
         if response.get("resourceType") != "ClaimResponse" or not answered:
+            continue
+        if response.get("status") == "entered-in-error":  # withdrawn (an undone completion): no answer
             continue
         if answered not in latest or newness(response) >= newness(latest[answered]):
             latest[answered] = response

@@ -19,12 +19,12 @@ Not to be confused with :mod:`.undo`, which takes back what a non-atomic server 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from ..care.task_states import check_undo
-from ..errors import Conflict, Issue, UnresolvedReference
+from ..care.task_states import check_undo, completion_provenance
+from ..errors import Conflict, IllegalTransition, Issue, UnresolvedReference
 from ..fhir.entries import MISSING, REFUSED, entry_error, failure_kind
 from ..mapping import PlannedEntry
 from ..mapping.transforms import iso
@@ -37,6 +37,20 @@ from .task_transition import task_query
 REASON = "undo completion"
 #: the window when no settings say otherwise (Settings.undo_window_minutes)
 DEFAULT_WINDOW = timedelta(minutes=Settings.undo_window_minutes)
+#: outcomes an undone completion withdraws by marking ``status`` entered-in-error (R4: each type's status
+#: has that code); an outcome of another type it wrote is left as it is, and the note says so
+WITHDRAWN_BY_STATUS = frozenset(
+    {
+        "Procedure",
+        "Observation",
+        "ClaimResponse",
+        "Communication",
+        "DocumentReference",
+        "QuestionnaireResponse",
+    }
+)
+#: how far apart, by the server's clock, an outcome and the completion are still one transaction's writes
+SAME_WRITE = timedelta(seconds=2)
 
 
 class UndoCompletion(Workflow):
@@ -45,7 +59,7 @@ class UndoCompletion(Workflow):
         "Undo a task's completion made by mistake, within the undo window: the status before it, the "
         "outcome withdrawn, the referral active again"
     )
-    updates_types = ("Task", "ServiceRequest")
+    updates_types = ("Task", "ServiceRequest", *sorted(WITHDRAWN_BY_STATUS))
     window = DEFAULT_WINDOW
     #: the Organizations that stand for partners (FHIRCARE_PARTNERS): a Task one of them owns is theirs
     partners: frozenset[str] = frozenset()
@@ -93,16 +107,55 @@ class UndoCompletion(Workflow):
             else:
                 state.found[f"Provenance/{found['id']}"] = found
 
+    def _complete_includes(self, state: RunState, reads: list[str]) -> None:
+        """One more batch, only when needed: the focus a server that ignores ``_include`` did not
+        bring, and the resources the completion added as outputs (to withdraw the ones it wrote)."""
+        reference = str(state.payload["task"])
+        current = state.found.get(reference) or {}
+        focus = (current.get("focus") or {}).get("reference")
+        wanted = (
+            [focus] if isinstance(focus, str) and focus.count("/") == 1 and focus not in state.found else []
+        )
+        try:
+            before = version_before(current, _versions(state, reference)) if current else None
+        except Conflict:
+            before = None  # updates() says so, with nothing written
+        if current.get("status") == "completed" and before is not None:
+            wanted += [r for r in added_outputs(current, before) if r not in state.found and r not in wanted]
+        for ref, result in zip(wanted, self.client.read_batch(wanted), strict=False):
+            if ref == focus:
+                self._collect(state, ref, result)
+            elif failure_kind(result) not in (None, MISSING):
+                raise entry_error(f"reading {ref.split('/')[0]}", result)
+            elif (
+                isinstance(found := result.get("resource"), dict)
+                and found.get("resourceType") == ref.split("/")[0]
+            ):
+                state.found[ref] = found  # gone: nothing to withdraw
+
     def updates(self, state: RunState, created: dict[str, PlannedEntry]) -> list[PlannedEntry]:
         reference = str(state.payload["task"])
         current = state.resource(reference)
         before = version_before(current, _versions(state, reference))
-        check_undo(current, before, state.now, self.window, state.payload.get("version"), self.partners)
+        provenances = [p for key, p in state.found.items() if key.startswith("Provenance/")]
+        check_undo(
+            current, before, state.now, self.window, state.payload.get("version"), self.partners, provenances
+        )
         assert before is not None  # check_undo refuses a Task with no version before its completion
+        run = completion_provenance(current, before, provenances)
+        wrote = {_plain(t.get("reference")) for t in (run or {}).get("target") or [] if isinstance(t, dict)}
+        outcomes, standing = _outcomes(state, current, before, wrote if run is not None else None)
         task = {k: v for k, v in before.items() if k != "meta"}
         task["meta"] = current.get("meta") or {}  # If-Match on the completed version; its profiles
         stamp = iso(state.now)
         note = f"Completion undone: back to {before.get('status')}; the outcome recorded with it no longer stands."
+        if outcomes:
+            note += f" Withdrawn (entered in error): {', '.join(e.url for e in outcomes)}."
+        if standing:
+            note += f" Not written by this completion, so left as they are: {', '.join(standing)}."
+        request, kept = _closed_request(state, current, wrote)
+        if kept:
+            note += f" {kept}"
         if state.payload.get("reason"):
             note += f" Why: {state.payload['reason']}"
         actor = self.actor(state.payload)
@@ -111,9 +164,9 @@ class UndoCompletion(Workflow):
         task["note"] = [*(current.get("note") or []), {"text": note, "time": stamp, **signed}]
         task["lastModified"] = stamp
         entries = [update_entry(task, "task")]
-        request = _closed_request(state, current, _completions(state, current))
         if request is not None:
             entries.append(update_entry({**request, "status": "active"}, "service_request"))
+        entries += outcomes
         patient = (current.get("for") or {}).get("reference")
         if isinstance(patient, str) and patient.startswith("Patient/"):
             state.patient = patient
@@ -125,33 +178,82 @@ class UndoCompletion(Workflow):
         return entry
 
 
-def _completions(state: RunState, task: dict[str, Any]) -> list[dict[str, Any]]:
-    """The Provenance of the Task's completion: recorded when the completing run stamped the Task."""
-    stamp = task.get("lastModified")
-    return [
-        p
-        for key, p in state.found.items()
-        if key.startswith("Provenance/") and stamp and p.get("recorded") == stamp
-    ]
+def _plain(reference: Any) -> str:
+    """``Type/id`` of a reference (relative or absolute, with or without ``_history``)."""
+    parts = str(reference or "").split("/_history")[0].split("/")
+    return "/".join(parts[-2:])
+
+
+def added_outputs(current: dict[str, Any], before: dict[str, Any]) -> list[str]:
+    """``Type/id`` of each resource the completion added as an output (``valueReference``)."""
+
+    def refs(task: dict[str, Any]) -> list[str]:
+        outputs = [o for o in task.get("output") or [] if isinstance(o, dict)]
+        named = [(o.get("valueReference") or {}).get("reference") for o in outputs]
+        return [_plain(r) for r in named if isinstance(r, str)]
+
+    earlier = set(refs(before))
+    return [r for r in dict.fromkeys(refs(current)) if r not in earlier and r.count("/") == 1]
+
+
+def _stamp(resource: dict[str, Any]) -> datetime | None:
+    text = str((resource.get("meta") or {}).get("lastUpdated") or "")
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _written_with(outcome: dict[str, Any], current: dict[str, Any]) -> bool:
+    """With no Provenance of the completion (``exchange work`` writes none): the outcome was written in
+    the completion's transaction, by the server's clock, and not changed since."""
+    written, completed = _stamp(outcome), _stamp(current)
+    return written is not None and completed is not None and abs(written - completed) <= SAME_WRITE
+
+
+def _outcomes(
+    state: RunState, current: dict[str, Any], before: dict[str, Any], wrote: set[str] | None
+) -> tuple[list[PlannedEntry], list[str]]:
+    """The outcomes the completion wrote, marked entered-in-error (If-Match each; never deleted), and
+    those it only named (left as they are). ``wrote``: what the completion's Provenance targets (None:
+    no Provenance). A payer's ClaimResponse it only named refuses the undo: the payer's decision stands."""
+    withdrawn: list[PlannedEntry] = []
+    standing: list[str] = []
+    for n, ref in enumerate(added_outputs(current, before)):
+        outcome = state.found.get(ref)
+        if outcome is None:
+            continue  # gone from the server: nothing stands
+        ours = ref in wrote if wrote is not None else _written_with(outcome, current)
+        if not ours and outcome.get("resourceType") == "ClaimResponse":
+            text = (
+                f"the Task was completed by the payer's decision {ref}, which the payer wrote: the payer's "
+                "decision stands and its completion cannot be undone here; nothing was written"
+            )
+            raise IllegalTransition(text, [Issue("error", "business-rule", text, ("$.task",))])
+        if not ours or outcome.get("resourceType") not in WITHDRAWN_BY_STATUS:
+            standing.append(ref)
+        elif outcome.get("status") != "entered-in-error":
+            withdrawn.append(update_entry({**outcome, "status": "entered-in-error"}, f"outcome_{n}"))
+    return withdrawn, standing
 
 
 def _closed_request(
-    state: RunState, task: dict[str, Any], completions: list[dict[str, Any]]
-) -> dict[str, Any] | None:
-    """The referral's ServiceRequest the completion closed: named by the completion's Provenance and
-    still completed. A Task completed outside fhircare has no such Provenance: then its fulfilment
-    Task's completed ServiceRequest."""
+    state: RunState, task: dict[str, Any], wrote: set[str]
+) -> tuple[dict[str, Any] | None, str]:
+    """The referral's ServiceRequest to reopen: still completed, and closed by this completion (its
+    Provenance targets it); else None, and what the note says when a completed one is left as it is.
+    A completion made outside fhircare (no Provenance) never reopens it: nothing shows it closed it
+    (another Task's completion, or the EHR, may have)."""
     focus = (task.get("focus") or {}).get("reference")
     if not isinstance(focus, str) or not focus.startswith("ServiceRequest/"):
-        return None
+        return None, ""
     request = state.found.get(focus)
     if request is None or request.get("status") != "completed":
-        return None
-    if completions:
-        targets = {str(t.get("reference")) for p in completions for t in p.get("target") or []}
-        return request if focus in targets else None
-    codes = {c.get("code") for c in (task.get("code") or {}).get("coding") or [] if isinstance(c, dict)}
-    return request if "fulfill" in codes else None
+        return None, ""
+    if focus in wrote:
+        return request, ""
+    return None, f"{focus} stays completed: this completion did not close it; reopen it if it should be."
 
 
 def _versions(state: RunState, reference: str) -> list[dict[str, Any]]:
