@@ -3,16 +3,32 @@
 R4's Task state machine has no way out of ``completed``. For ``Settings.undo_window_minutes`` (10 by
 default) after a completion, and only while nothing has changed the Task since, the completion can be
 undone: the Task gets back the version before it (its status, reason, progress, execution period and
-outputs: the completion's outcome output is withdrawn), keeps every note (notes are append-only) and
-gets one more, saying the completion was undone, and a referral's ServiceRequest the completion
-closed is active again. One transaction, If-Match on every resource, one Provenance (reason
-"undo completion", agent the coordinator). Any coordinator allowed to update Tasks may undo, not only
-the one who completed: the Provenance says who did each.
+outputs), keeps every note (notes are append-only) and gets one more, saying the completion was undone
+and what that did. One transaction, If-Match on every resource, one Provenance (reason "undo
+completion", agent the coordinator, target every resource changed). Any coordinator allowed to update
+Tasks may undo, not only the one who completed: the Provenance says who did each.
+
+The completion's own Provenance decides what it did: the Provenance of the fhircare run that revised
+the version before the completion (its ``revision`` entity). Without one (the EHR, ``exchange work``),
+nothing of fhircare's made the completion.
+- The window starts at that Provenance's ``recorded`` (fhircare's clock, in the completion's own
+  transaction), else at the server's ``meta.lastUpdated`` of the completing version; never at
+  ``Task.lastModified``, which whoever writes the Task chooses.
+- A referral's ServiceRequest is active again only when that Provenance targets it (this completion
+  closed it); otherwise it stays completed and the note says so (another Task's completion, or the EHR,
+  may have closed it: nothing shows which).
+- Each resource the completion added as an output and wrote (that Provenance targets it; without one,
+  the server wrote it with the completion, within ``SAME_WRITE``, and it has not changed since) is
+  withdrawn: its ``status`` becomes entered-in-error (If-Match; never deleted). What it only named stays
+  as it is, and the note says so, except a payer's own ClaimResponse: the payer's decision stands, and
+  the undo is refused.
 
 Refused, with nothing written: after the window; when the Task changed since the completion (or is
 not at the ``version`` the caller saw); when the Task was sent to a partner organization, or is owned by
-one (the light pattern: the partner's staff set its status on our server): the partner's status owns it. The reads are one batch: the Task and its focus, the Task's history (the version
-before the completion) and the Provenance that targets it (what the completion changed).
+one (the light pattern: the partner's staff set its status on our server): the partner's status owns it;
+when the completion recorded a ClaimResponse the payer wrote. The reads are one batch (the Task and its
+focus, the Task's history, the Provenance that targets it) and, when needed, one more (the focus where
+``_include`` is ignored, the outputs the completion added).
 
 Not to be confused with :mod:`.undo`, which takes back what a non-atomic server applied of a failed run.
 """
