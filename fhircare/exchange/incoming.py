@@ -5,19 +5,31 @@ server with that partner's credentials. Names are held in memory for one listing
 
 from __future__ import annotations
 
+import logging
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
 from .. import clock
 from ..care.task_states import OPEN_STATUSES
+from ..errors import FhircareError
 from ..views.labels import person_name, resource_label
 from ..views.rows import Rows, truncated
 from ..views.worklist import WorklistRow, absolute_references, named, row_of
-from .context import Exchange, PartnerAnswerError, PartnerThrottled, PartnerUnreachable
+from .context import Exchange
 from .links import URL_SYSTEM, identifier_value
 
+log = logging.getLogger("fhircare.exchange")
+
 COLUMNS = ("task", "status", "from", "patient", "requester", "description")
+
+#: what a name is shown as when it is not read: a reference of another shape, or the partner failed
+UNKNOWN = "unknown"
+
+#: the only tails read on a partner's server: a person or organization by its FHIR id (no search, no
+#: history, no operation, nothing a Task's writer could make the partner refuse or do with our credentials)
+_READABLE = re.compile(r"(Patient|Practitioner|PractitionerRole|Organization)/[A-Za-z0-9\-.]{1,64}")
 
 
 def _partner_for(exchange: Exchange, url: str) -> str | None:
@@ -28,25 +40,38 @@ def _partner_for(exchange: Exchange, url: str) -> str | None:
     return None
 
 
+def _readable(exchange: Exchange, url: str) -> tuple[str, str] | None:
+    """(partner, ``Type/id``) when ``url`` is ``<partner base>/<Type>/<id>`` of a readable type."""
+    for name, partner in exchange.partners.partners.items():
+        base = (partner.base or "").rstrip("/")
+        if base and url.startswith(base + "/") and _READABLE.fullmatch(url[len(base) + 1 :]):
+            return name, url[len(base) + 1 :]
+    return None
+
+
 def names_of(exchange: Exchange, urls: set[str]) -> dict[str, str]:
-    """Absolute URL -> a display name, read in one batch per partner (unreadable ones left out)."""
-    by_partner: dict[str, list[str]] = defaultdict(list)
+    """Absolute URL -> a display name, read in one batch per partner; ``unknown`` for every URL not read:
+    one that is not ``<partner base>/<Type>/<id>`` (Patient, Practitioner, PractitionerRole, Organization;
+    never asked), one the partner does not have, or one of a batch the partner failed (logged, no PHI)."""
+    by_partner: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for url in urls:
-        name = _partner_for(exchange, url)
-        if name:
-            by_partner[name].append(url)
-    found: dict[str, str] = {}
+        readable = _readable(exchange, url)
+        if readable:
+            by_partner[readable[0]].append((url, readable[1]))
+    found = dict.fromkeys(urls, UNKNOWN)
     for name, wanted in by_partner.items():
-        client = exchange.remote(name)
-        relative = [u[len(client.base_url) + 1 :] for u in wanted]
         try:
-            resources = client.read_found(relative)
-        except (PartnerUnreachable, PartnerThrottled, PartnerAnswerError):
+            resources = exchange.remote(name).read_found([ref for _, ref in wanted])
+        except FhircareError as exc:
+            log.warning(
+                "partner names not read",
+                extra={"partner": name, "references": len(wanted), "error": type(exc).__name__},
+            )
             continue
-        for url, ref in zip(wanted, relative, strict=True):
+        for url, ref in wanted:
             resource = resources.get(ref)
             if resource is not None:
-                found[url] = person_name(resource) or resource_label(resource)
+                found[url] = person_name(resource) or resource_label(resource) or UNKNOWN
     return found
 
 

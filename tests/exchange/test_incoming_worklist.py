@@ -129,3 +129,69 @@ def test_the_incoming_search_asks_the_server_only_for_tasks_another_organization
     assert all(any(i.get("system") == "urn:ietf:rfc:3986" for i in r["identifier"]) for r in sent)
     assert len(sent) == len(found)  # nothing left for Python to filter out
     assert requests == len(pages)  # search pages only, no read per Task
+
+
+def _incoming_task(world: World, patient_url: str, requester_url: str, description: str) -> None:
+    """A Task on our server posing as a partner's referral (anyone with Task create can write one)."""
+    world.ours.create(
+        {
+            "resourceType": "Task",
+            "status": "requested",
+            "intent": "order",
+            "identifier": [
+                {"system": "urn:ietf:rfc:3986", "value": f"{world.proxy.base_url}/Task/{description}"}
+            ],
+            "for": {"reference": patient_url},
+            "requester": {"reference": requester_url},
+            "description": description,
+        }
+    )
+
+
+def test_only_partner_people_by_id_are_read_the_rest_is_unknown_without_a_request(world: World) -> None:
+    """Only ``<partner base>/<Patient|Practitioner|PractitionerRole|Organization>/<id>`` is read (one
+    batch for the partner); a search, a history, an operation, another type or an id no FHIR id can be
+    is shown as ``unknown`` and never asked for."""
+    from fhircare.exchange.incoming import incoming
+
+    base = world.proxy.base_url.rstrip("/")
+    patient = world.theirs.create({"resourceType": "Patient", "name": [{"family": "Readable"}]})
+    org = world.theirs.create({"resourceType": "Organization", "name": "Partner org"})
+    _incoming_task(world, f"{base}/Patient/{patient['id']}", f"{base}/Organization/{org['id']}", "real")
+    posing = [
+        f"{base}/Organization?_lastUpdated=notadate&_count=abc",
+        f"{base}/Patient/{patient['id']}/_history/1",
+        f"{base}/Patient/$everything",
+        f"{base}/Observation/{patient['id']}",
+        f"{base}/Patient/{'x' * 65}",
+        f"{base}/Patient/a b",
+        f"{base}/Patient/",
+    ]
+    for n, url in enumerate(posing):
+        _incoming_task(world, url, url, f"posing{n}")
+    world.proxy.log.seen.clear()
+    rows = {row["description"]: row for row in incoming(world.exchange)}
+    assert rows["real"]["patient"] == "Readable" and rows["real"]["requester"] == "Partner org"
+    for n in range(len(posing)):
+        assert rows[f"posing{n}"]["patient"] == rows[f"posing{n}"]["requester"] == "unknown"
+    assert [(method, what) for method, _, what in world.proxy.log.seen] == [("POST", "forward")]
+
+
+def test_a_partner_failing_the_names_batch_leaves_them_unknown_and_the_listing_whole(
+    world: World, caplog: Any
+) -> None:
+    """The partner fails the one names batch (503 past the retries): those names are ``unknown``, the
+    listing is whole, and the log names the partner, not the people."""
+    import logging
+
+    from fhircare.exchange.incoming import incoming
+
+    base = world.proxy.base_url.rstrip("/")
+    patient = world.theirs.create({"resourceType": "Patient", "name": [{"family": "Secretfamily"}]})
+    _incoming_task(world, f"{base}/Patient/{patient['id']}", f"{base}/Patient/{patient['id']}", "failed")
+    world.proxy.inject("503", method="POST", times=20)
+    with caplog.at_level(logging.INFO, logger="fhircare"):
+        rows = {row["description"]: row for row in incoming(world.exchange)}
+    assert rows["failed"]["patient"] == "unknown"
+    assert "partner names not read" in caplog.text
+    assert "Secretfamily" not in caplog.text and patient["id"] not in caplog.text
