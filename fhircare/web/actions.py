@@ -217,7 +217,7 @@ def _render_form(
         values=values,
         errors=errors,
         general=general,
-        request_id=request.form.get("request_id")
+        request_id=values.get("request_id")  # the posted one, unless it was refused as another action's
         or request_id_for(form_intent(workflow, patient), fresh=fresh),
         done_before=already_done(form_intent(workflow, patient)) and not fresh and not general,
         again_args={k: v for k, v in request.args.items() if k != "new"},
@@ -259,13 +259,13 @@ def run_action(patient_id: str, workflow: str) -> Response | tuple[str, int]:
     except FhircareError as exc:
         if exc.status in (401, 403):
             raise
-        from .banners import task_subject
+        from .banners import reused_request_id, task_subject
         from .field_messages import field_errors_in_words
         from .patient_pages import cards_for
 
         shown = {f.name for f in flatten(fields) if f.name != "patient"}
         errors, general = field_errors_in_words(exc, workflow, shown)
-        values = {k: v for k, v in request.form.items() if k not in ("csrf",)}
+        values = {k: v for k, v in request.form.items() if k != "csrf" and k not in reused_request_id(exc)}
         about = f"Patient/{patient_id}"
         card = cards_for([about]).get(about)
         subject = task_subject(payload["task"]) if workflow == "task" and payload.get("task") else ""

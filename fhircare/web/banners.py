@@ -58,6 +58,13 @@ def task_subject(task: str) -> str:
     return f"“{what}”{who}"
 
 
+def reused_request_id(error: FhircareError) -> tuple[str, ...]:
+    """``("request_id",)`` when ``error`` refuses the posted request id as another action's
+    (workflows.repeats.same_action): the form is shown again with its own id, not that one."""
+    named = any("$.request_id" in issue.expression for issue in error.issues)
+    return ("request_id",) if named else ()
+
+
 def refusal_words(error: FhircareError, workflow: str) -> str:
     """A refusal in one line of plain words (for a form with no field to mark)."""
     by_field, general = field_errors_in_words(error, workflow, shown=set())

@@ -42,7 +42,7 @@ from .reads import (
     _read_targets,
     provenance_search,
 )
-from .repeats import follow_on_id, still_written, unchanged_since
+from .repeats import answered_as_before, follow_on_id, payload_fingerprint, still_written, unchanged_since
 from .state import RunState, WorkflowResult
 from .undo import error_after_undo, failed_entries, undo_applied, withdraw_provenance
 
@@ -72,7 +72,7 @@ class Executor(Reader):
             raise PayloadError(f"the {self.name} payload is invalid", issues)
         explicit = bool(body.get("request_id"))
         request_id = str(body.get("request_id") or content_request_id(self.name, body))
-        if dry_run:
+        if dry_run:  # the bundle as sent, but for the payload fingerprint of its Provenance (repeats.py)
             state = RunState(copy.deepcopy(body), request_id, moment, dry_run=True)
             return self._attempt(state)
         for _ in range(MAX_SAME_CONTENT):
@@ -87,18 +87,20 @@ class Executor(Reader):
         self, body: dict[str, Any], request_id: str, moment: datetime, started: float, started_requests: int
     ) -> WorkflowResult:
         for attempt in range(1, MAX_MERGE_ATTEMPTS + 1):
-            state = RunState(copy.deepcopy(body), request_id, moment)
+            state = RunState(
+                copy.deepcopy(body), request_id, moment, fingerprint=payload_fingerprint(self.name, body)
+            )
             try:
                 result = self._attempt(state)
             except TransientError:
                 # plain creates are not retried by the HTTP layer: the answer may have been lost after
                 # the server committed, and this request id's Provenance says whether it did
-                earlier = self.committed_earlier(request_id) if state.plain else None
+                earlier = self.committed_earlier(request_id, state.fingerprint) if state.plain else None
                 if earlier is None:
                     raise
                 return self._result(request_id, earlier, [], [], False, started_requests)
             except PreconditionFailed:
-                earlier = self.committed_earlier(request_id)
+                earlier = self.committed_earlier(request_id, state.fingerprint)
                 if earlier is not None:
                     return self._result(
                         request_id, still_written(self.client, earlier), [], [], True, started_requests
@@ -200,6 +202,8 @@ class Executor(Reader):
         checked = mode in ("transaction", "batch")
         self.client.known_references.add([*written, *(value for _, value in literal if checked)])
         repeated = not created and not updated and not state.plain
+        if repeated:  # every conditional create matched: the earlier run must have been this action
+            answered_as_before(self.client, answer, written, state.fingerprint)
         return self._result(state.request_id, written, created, updated, repeated, started_requests)
 
     def _undo(
@@ -266,7 +270,7 @@ class Executor(Reader):
         if not skip_provenance:
             provenances = _matches(results[-1]) if results else []
             if provenances:
-                return _provenance_written(provenances[0]), {}
+                return _provenance_written(provenances[0], state.fingerprint), {}
         existing: dict[str, str] = {}
         for entry, result in zip(keyed, results, strict=False):
             found = _matches(result)
@@ -287,12 +291,5 @@ class Executor(Reader):
         repeated: bool,
         started_requests: int,
     ) -> WorkflowResult:
-        return WorkflowResult(
-            self.name,
-            request_id,
-            written,
-            created,
-            updated,
-            repeated,
-            self.client.request_count - started_requests,
-        )
+        spent = self.client.request_count - started_requests
+        return WorkflowResult(self.name, request_id, written, created, updated, repeated, spent)

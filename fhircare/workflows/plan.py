@@ -21,7 +21,7 @@ from ..mapping.updates import plan_updates
 from ..mapping.validate import profile_issues
 from .derive import derived
 from .hooks import WorkflowHooks
-from .repeats import REVISION
+from .repeats import REVISION, stamp_fingerprint
 from .state import PROVENANCE_ENTRY, RunState
 
 DATA_OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
@@ -125,6 +125,7 @@ class Planner(WorkflowHooks):
         if entities:
             resource["entity"] = entities
         criteria = mark_request(resource, state.request_id, PROVENANCE_ENTRY, self.namespaces)
+        stamp_fingerprint(resource, state.fingerprint, self.namespaces)
         return PlannedEntry(
             name=PROVENANCE_ENTRY,
             resource=resource,

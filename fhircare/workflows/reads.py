@@ -18,6 +18,7 @@ from ..mapping.updates import entry_lookups, matched_entries
 from ..mapping.validate import json_path
 from ..namespaces import REQUEST_ID, Namespaces
 from .plan import Planner
+from .repeats import same_action
 from .state import PROVENANCE_ENTRY, RunState
 
 log = logging.getLogger("fhircare.workflows")
@@ -77,7 +78,7 @@ class Reader(Planner):
         if reads:
             provenances = _matches(results[-1])
             if provenances:
-                return _provenance_written(provenances[0])
+                return _provenance_written(provenances[0], state.fingerprint)
         return None
 
     def _complete_includes(self, state: RunState, reads: list[str]) -> None:
@@ -135,11 +136,12 @@ class Reader(Planner):
             extra={"workflow": self.name, "status": refusal.http_status},
         )
 
-    def committed_earlier(self, request_id: str) -> list[str] | None:
-        """The references an earlier run with this request id wrote, from its Provenance (one search)."""
+    def committed_earlier(self, request_id: str, fingerprint: str = "") -> list[str] | None:
+        """The references an earlier run with this request id wrote, from its Provenance (one search);
+        refused (409) when that run had another payload (``fingerprint``: repeats.same_action)."""
         rtype, _, query = provenance_search(request_id, self.namespaces).partition("?")
         found = self.client.search(rtype, parse_qsl(query)).first()
-        return None if found is None else _provenance_written(found)
+        return None if found is None else _provenance_written(found, fingerprint)
 
 
 def provenance_search(request_id: str, namespaces: Namespaces) -> str:
@@ -149,8 +151,10 @@ def provenance_search(request_id: str, namespaces: Namespaces) -> str:
     return "Provenance?" + urlencode({"_tag": token}, safe="|:/,")
 
 
-def _provenance_written(provenance: dict[str, Any]) -> list[str]:
-    """What an earlier run wrote, from its Provenance: every target, then the Provenance itself."""
+def _provenance_written(provenance: dict[str, Any], fingerprint: str = "") -> list[str]:
+    """What an earlier run wrote, from its Provenance: every target, then the Provenance itself; refused
+    (409 at ``$.request_id``, nothing written) when that run had another workflow or payload."""
+    same_action(provenance, fingerprint)
     targets = [t["reference"] for t in provenance.get("target", []) if t.get("reference")]
     return [*targets, f"Provenance/{provenance['id']}"]
 

@@ -7,17 +7,51 @@ version, and each resource it updated has exactly one version after the one it r
 the earlier Provenance records that pre-image as an ``entity`` with role ``revision``). Otherwise the same
 content is a new action (resuming a task: on-hold -> in-progress a second time) and gets a follow-on id
 derived from the earlier run's Provenance, so a resend of *that* action is recognised in its turn.
+
+Either way, a request id answers with the earlier run only when that run was the same workflow with the
+same payload: its Provenance carries a fingerprint of both (``payload_fingerprint``, a ``meta.tag``), and a
+run whose fingerprint differs is refused (409 at ``$.request_id``) with nothing written - patient A's
+consumed id sent with patient B's form must not tell B's coordinator "done". A Provenance written before
+the fingerprint existed carries none and is taken as the same action, as before.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Mapping
 from typing import Any
 
-from ..errors import Conflict
+from ..errors import Conflict, Issue
 from ..fhir import FhirClient
+from ..namespaces import Namespaces
 
 REVISION = "revision"
+#: the code system (under the namespace base) of the Provenance tag holding a run's payload fingerprint
+FINGERPRINT = "CodeSystem/payload-fingerprint"
+REUSED = "this request id was used for another action; nothing was written"
+
+
+def payload_fingerprint(workflow: str, payload: Mapping[str, Any]) -> str:
+    """A digest of the workflow and its payload as the caller sent it, without ``request_id``."""
+    body = {k: v for k, v in payload.items() if k != "request_id"}
+    canonical = json.dumps({"workflow": workflow, "payload": body}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+
+
+def stamp_fingerprint(provenance: dict[str, Any], fingerprint: str, namespaces: Namespaces) -> None:
+    """Tag a run's Provenance with its payload fingerprint (none when the state holds none: golden cases)."""
+    if fingerprint:
+        meta = provenance.setdefault("meta", {})
+        meta["tag"] = [*meta.get("tag", []), {"system": namespaces.base + FINGERPRINT, "code": fingerprint}]
+
+
+def same_action(provenance: Mapping[str, Any], fingerprint: str) -> None:
+    """Refuse (409, ``$.request_id``) when an earlier run's Provenance holds another payload fingerprint."""
+    tags = ((provenance.get("meta") or {}).get("tag")) or []
+    earlier = {str(t.get("code")) for t in tags if str(t.get("system", "")).endswith("/" + FINGERPRINT)}
+    if fingerprint and earlier and fingerprint not in earlier:
+        raise Conflict(REUSED, [Issue("error", "conflict", REUSED, ("$.request_id",))])
 
 
 def follow_on_id(request_id: str, provenance: str) -> str:
@@ -108,3 +142,18 @@ def _one_step_after(history: list[tuple[str, str]], read_version: str | None) ->
         return False
     later = [version for updated, version in history if version != read_version and updated >= before[0]]
     return len(later) == 1
+
+
+def answered_as_before(
+    client: FhirClient, answer: Mapping[str, Any], written: list[str], fingerprint: str
+) -> None:
+    """A transaction whose conditional creates all matched (a repeat the server found): the earlier run's
+    Provenance, as the answer returned it (read once where the server returns none), must be this action's.
+    Nothing was written: every entry matched what the earlier run created."""
+    if not fingerprint or not written:
+        return
+    entries = answer.get("entry") or []
+    provenance = (entries[-1].get("resource") if entries else None) or {}
+    if provenance.get("resourceType") != "Provenance":
+        provenance = client.read_reference(written[-1])
+    same_action(provenance, fingerprint)

@@ -60,6 +60,7 @@ class RunState:
     patient: str | None = None  # set by a workflow that learns the patient from what it read
     plain: bool = False  # the transaction was sent as plain creates after looking the request id up
     dry_run: bool = False  # plan and show the transaction, write nothing
+    fingerprint: str = ""  # of the workflow and payload (repeats.payload_fingerprint), on the Provenance
     #: entry name -> ``Type/id`` an earlier attempt with this request id created (its conditional
     #: create will match it), for the entries an update appends: not appended twice
     matched: dict[str, str] = field(default_factory=dict)

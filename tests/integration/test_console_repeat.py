@@ -4,8 +4,10 @@ second visit to the form is a new one."""
 
 from __future__ import annotations
 
+import pytest
 import requests
 
+from fhircare.errors import Conflict
 from fhircare.workflows import run
 from tests.support.cases import basics, referral_payload
 from tests.support.clock import day
@@ -52,3 +54,95 @@ def test_a_refused_form_keeps_its_request_id(dev, client, uid):
     assert refused.status_code == 422
     assert hidden(refused.text)["request_id"] == hidden(first)["request_id"]
     assert hidden(browser.get(form_url).text)["request_id"] == hidden(first)["request_id"]
+
+
+# ---- a request id names one action: the same workflow with the same payload ---------------------------
+
+
+def test_a_request_id_answers_only_for_the_same_payload_else_409_and_nothing_written(
+    client, fhir_server, server_requests, reference_batch, uid
+):
+    """The library: the same id with the same payload is the earlier run (repeated, nothing written);
+    with another patient's payload, or another workflow, it is refused at ``$.request_id``, nothing
+    written. A resend costs what it cost before (one transaction whose conditional creates all match);
+    the refusal costs no more than B's own run would up to its transaction."""
+    a, b = basics(client, uid), basics(client, uid + "b")
+    payload = referral_payload(a, uid, request_id=f"once-{uid}")
+    first = run("refer", payload, client)
+    before = server_requests()
+    again = run("refer", payload, client)
+    resend = server_requests() - before
+    assert again.repeated and again.written == first.written
+
+    counts = fhir_server.resource_counts()
+    before = server_requests()
+    with pytest.raises(Conflict) as refused:
+        run("refer", referral_payload(b, uid + "b", request_id=f"once-{uid}"), client)
+    refusal = server_requests() - before
+    assert refused.value.status == 409
+    assert [i.expression for i in refused.value.issues] == [("$.request_id",)]
+    assert "used for another action; nothing was written" in refused.value.message
+    task = next(r for r in first.written if r.startswith("Task/"))
+    with pytest.raises(Conflict):  # another workflow under the same id: refused where its read batch finds it
+        run(
+            "task",
+            {"task": task, "to": "accepted", "actor": a["coordinator"], "request_id": f"once-{uid}"},
+            client,
+        )
+    assert fhir_server.resource_counts() == counts
+    assert client.read_reference(task)["status"] == "requested"
+    assert not list(client.search("Task", {"patient": b["patient"]}))
+    print(f"request counts: resend={resend} refusal={refusal}")
+    # the transaction answer carries the earlier Provenance (both servers): no read to tell the refusal;
+    # B's references, new to this client, are checked first where the server does not resolve them
+    assert refusal == resend + reference_batch
+
+
+def test_the_api_refuses_a_request_id_reused_for_another_payload_with_409(dev, client, fhir_server, uid):
+    a, b = basics(client, uid), basics(client, uid + "b")
+    url = f"{dev.url}/api/v1/workflows/refer"
+    first = requests.post(url, json=referral_payload(a, uid, request_id=f"api-{uid}"), timeout=30)
+    assert first.status_code == 201
+    counts = fhir_server.resource_counts()
+    reused = requests.post(url, json=referral_payload(b, uid + "b", request_id=f"api-{uid}"), timeout=30)
+    assert reused.status_code == 409, reused.text
+    issues = reused.json()["issue"]
+    assert any("$.request_id" in i.get("expression", []) for i in issues)
+    assert fhir_server.resource_counts() == counts
+
+
+def test_a_consumed_id_posted_with_another_patients_form_is_a_red_banner_and_the_form_keeps_its_own_id(
+    dev, client, fhir_server, uid
+):
+    a, b = basics(client, uid), basics(client, uid + "b")
+    a_id, b_id = a["patient"].split("/")[1], b["patient"].split("/")[1]
+    browser = requests.Session()
+    form_a = hidden(browser.get(f"{dev.url}/patients/{a_id}/do/refer", timeout=30).text)
+    data_a = referral_payload(a, uid)
+    sent = browser.post(
+        f"{dev.url}/patients/{a_id}/do/refer", data={**form_a, **data_a}, allow_redirects=False, timeout=30
+    )
+    assert sent.status_code == 303
+    form_b = hidden(browser.get(f"{dev.url}/patients/{b_id}/do/refer", timeout=30).text)
+    counts = fhir_server.resource_counts()
+    data_b = referral_payload(b, uid + "b")
+    replayed = browser.post(
+        f"{dev.url}/patients/{b_id}/do/refer",
+        data={**form_b, **data_b, "request_id": form_a["request_id"]},
+        timeout=30,
+    )
+    assert replayed.status_code == 422 and "already done" not in replayed.text
+    banner = replayed.text.split('class="problem" role="alert"')[1].split("</div>")[0]
+    assert "this request id was used for another action; nothing was written" in banner
+    assert fhir_server.resource_counts() == counts
+    shown = hidden(replayed.text)["request_id"]
+    assert shown == form_b["request_id"] != form_a["request_id"]
+    retried = browser.post(
+        f"{dev.url}/patients/{b_id}/do/refer", data={**hidden(replayed.text), **data_b}, allow_redirects=False
+    )
+    assert retried.status_code == 303
+    assert len(list(client.search("Task", {"patient": b["patient"]}))) == 1
+    # Back and resubmit of A's own form (the same payload) is still A's one action, done already
+    again = browser.post(f"{dev.url}/patients/{a_id}/do/refer", data={**form_a, **data_a}, timeout=30)
+    assert again.status_code == 200 and "(already done)" in again.text
+    assert len(list(client.search("Task", {"patient": a["patient"]}))) == 1
