@@ -53,18 +53,11 @@ from .task_transition import task_query
 REASON = "undo completion"
 #: the window when no settings say otherwise (Settings.undo_window_minutes)
 DEFAULT_WINDOW = timedelta(minutes=Settings.undo_window_minutes)
-#: outcomes an undone completion withdraws by marking ``status`` entered-in-error (R4: each type's status
-#: has that code); an outcome of another type it wrote is left as it is, and the note says so
-WITHDRAWN_BY_STATUS = frozenset(
-    {
-        "Procedure",
-        "Observation",
-        "ClaimResponse",
-        "Communication",
-        "DocumentReference",
-        "QuestionnaireResponse",
-    }
-)
+#: outcomes an undone completion withdraws by marking ``status`` entered-in-error: those a completion
+#: writes (``exchange work``: a Procedure; a decision taken by phone: a ClaimResponse; results: an
+#: Observation). Another type it wrote is left as it is, and the note says so. The sidecar checks the
+#: caller may update each of these types before an undo.
+WITHDRAWN_BY_STATUS = frozenset({"Procedure", "Observation", "ClaimResponse"})
 #: how far apart, by the server's clock, an outcome and the completion are still one transaction's writes
 SAME_WRITE = timedelta(seconds=2)
 
