@@ -127,7 +127,7 @@ def _guarded(partners: Partners) -> bool:
     return any(p.callers or p.callers_by_role for p in partners.partners.values())
 
 
-def own_reference(user: str, bases: tuple[str, ...]) -> str:
+def own_reference(user: str, bases: tuple[str | None, ...]) -> str:
     """``fhirUser`` as ``Type/id`` when it is absolute under one of ``bases`` (else as given). Bases
     compare by host (any case) and port (a scheme's default port is no port; the scheme itself is not
     compared: one server behind http and https), then path (trailing slashes ignored)."""
@@ -137,7 +137,7 @@ def own_reference(user: str, bases: tuple[str, ...]) -> str:
         named = _server(user)
     except ValueError:
         return user
-    for base in bases:
+    for base in filter(None, bases):
         try:
             wanted = _server(base)
         except ValueError:
@@ -161,7 +161,7 @@ def _server(url: str) -> tuple[str, int | None, str]:
     return parts.hostname.lower(), port, parts.path.rstrip("/")
 
 
-def local_person(user: str, bases: tuple[str, ...]) -> str:
+def local_person(user: str, bases: tuple[str | None, ...]) -> str:
     """The signed-in user as ``Practitioner/<id>`` or ``PractitionerRole/<id>`` on our server; anyone
     else (no fhirUser, another type, absolute under a base we do not know) is 403: fail closed."""
     reference = own_reference(user, bases)
