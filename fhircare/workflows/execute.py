@@ -202,8 +202,8 @@ class Executor(Reader):
         checked = mode in ("transaction", "batch")
         self.client.known_references.add([*written, *(value for _, value in literal if checked)])
         repeated = not created and not updated and not state.plain
-        if repeated:  # every conditional create matched: the earlier run must have been this action
-            answered_as_before(self.client, answer, written, state.fingerprint)
+        if written[-1] not in created and not state.plain:  # the Provenance's conditional create matched
+            answered_as_before(self.client, answer, written, state.fingerprint, created)
         return self._result(state.request_id, written, created, updated, repeated, started_requests)
 
     def _undo(

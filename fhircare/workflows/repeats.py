@@ -145,15 +145,21 @@ def _one_step_after(history: list[tuple[str, str]], read_version: str | None) ->
 
 
 def answered_as_before(
-    client: FhirClient, answer: Mapping[str, Any], written: list[str], fingerprint: str
+    client: FhirClient, answer: Mapping[str, Any], written: list[str], fingerprint: str, created: list[str]
 ) -> None:
-    """A transaction whose conditional creates all matched (a repeat the server found): the earlier run's
-    Provenance, as the answer returned it (read once where the server returns none), must be this action's.
-    Nothing was written: every entry matched what the earlier run created."""
+    """A transaction whose Provenance's conditional create matched an earlier run's (a repeat the server
+    found): that Provenance, as the answer returned it (read once where the server returns none), must be
+    this action's. Else 409 - after deleting what this transaction did create (an entry the earlier run
+    had not: another payload with more items; no run without reads updates anything), newest first."""
     if not fingerprint or not written:
         return
     entries = answer.get("entry") or []
     provenance = (entries[-1].get("resource") if entries else None) or {}
     if provenance.get("resourceType") != "Provenance":
         provenance = client.read_reference(written[-1])
-    same_action(provenance, fingerprint)
+    try:
+        same_action(provenance, fingerprint)
+    except Conflict:
+        for reference in reversed(created):
+            client.delete(*reference.split("/_history")[0].split("/")[-2:])
+        raise

@@ -9,7 +9,7 @@ import requests
 
 from fhircare.errors import Conflict
 from fhircare.workflows import run
-from tests.support.cases import basics, referral_payload
+from tests.support.cases import basics, educate_case, referral_payload
 from tests.support.clock import day
 from tests.support.console import hidden
 
@@ -96,6 +96,23 @@ def test_a_request_id_answers_only_for_the_same_payload_else_409_and_nothing_wri
     # the transaction answer carries the earlier Provenance (both servers): no read to tell the refusal;
     # B's references, new to this client, are checked first where the server does not resolve them
     assert refusal == resend + reference_batch
+
+
+def test_a_reused_id_whose_payload_adds_an_entry_leaves_nothing_written(client, fhir_server, uid):
+    """Another payload under a used id that plans an entry the earlier run had not (education with a
+    leaflet after one without): the transaction's other conditional creates match the earlier run's,
+    the leaflet it did create is deleted again, and the answer is the same 409."""
+    payload = {**educate_case(client, uid).payload, "request_id": f"edu-{uid}"}
+    without = {k: v for k, v in payload.items() if k != "material"}
+    first = run("educate", without, client)
+    assert not any(r.startswith("DocumentReference/") for r in first.written)
+    counts = fhir_server.resource_counts()
+    with pytest.raises(Conflict) as refused:
+        run("educate", payload, client)
+    assert [i.expression for i in refused.value.issues] == [("$.request_id",)]
+    assert fhir_server.resource_counts() == counts
+    assert not list(client.search("DocumentReference", {"patient": payload["patient"]}))
+    assert run("educate", without, client).written == first.written  # the same action is still a repeat
 
 
 def test_the_api_refuses_a_request_id_reused_for_another_payload_with_409(dev, client, fhir_server, uid):
