@@ -77,12 +77,6 @@ def _second_fulfilment_task(client: FhirClient, b: dict[str, str], request: str)
     return f"Task/{created['id']}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="undo-complete reopens a ServiceRequest that another Task's completion closed, when the undone "
-    "Task was completed outside fhircare's task workflow (no completion Provenance: _closed_request falls "
-    "back to 'the fulfilment Task's completed ServiceRequest')",
-)
 def test_undoing_one_tasks_completion_leaves_a_request_another_task_closed_completed(
     client: FhirClient, uid: str
 ) -> None:
@@ -123,11 +117,6 @@ def _incoming(client: FhirClient, b: dict[str, str], uid: str, **extra: Any) -> 
     return task_id
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="undo-complete withdraws the Task's output but leaves the Procedure the completion itself "
-    "wrote (exchange work, same transaction) as a live 'completed' outcome in the patient's record",
-)
 def test_undoing_a_completion_withdraws_the_procedure_it_wrote(client: FhirClient, uid: str) -> None:
     b = basics(client, uid)
     task_id = _incoming(client, b, uid)
@@ -143,12 +132,6 @@ def test_undoing_a_completion_withdraws_the_procedure_it_wrote(client: FhirClien
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the undo window is counted from Task.lastModified, which the completion's writer controls: "
-    "a completion not stamped by the task workflow (exchange work keeps the requester's lastModified) "
-    "can be undone a day later",
-)
 def test_the_undo_window_is_not_counted_from_a_time_the_writer_chose(client: FhirClient, uid: str) -> None:
     b = basics(client, uid)
     # the requester created the incoming Task with a lastModified of its choosing, days ahead
@@ -493,12 +476,6 @@ def test_our_coordinators_edits_of_a_sent_task_keep_its_sent_to_identifier(
     assert sent in {row["task"] for row in referrals(world.exchange)}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="undoing the completion a payer's decision recorded by phone made (prior-auth record-decision) "
-    "puts the Task back but leaves the ClaimResponse that run wrote: the authorizations view still shows "
-    "the request approved, with its authorization number, on the reopened Task",
-)
 def test_undoing_a_recorded_decision_does_not_leave_it_standing(client: FhirClient, uid: str) -> None:
     case = prior_auth_case(client, uid)
     written = run("prior-auth", case.payload, client).written
