@@ -180,14 +180,12 @@ def task_detail(client: FhirClient, task: str) -> TaskDetail:
     if not versions or versions[-1].get("resourceType") != "Task":
         raise NotFound(f"no Task {task}")
     current = versions[-1]
-    runs = VersionWriters(
-        task,
-        [
-            p
-            for e in (provenance_entry.get("resource") or {}).get("entry") or []
-            if isinstance(p := e.get("resource"), dict) and p.get("resourceType") == "Provenance"
-        ],
-    )
+    provenances = [
+        p
+        for e in (provenance_entry.get("resource") or {}).get("entry") or []
+        if isinstance(p := e.get("resource"), dict) and p.get("resourceType") == "Provenance"
+    ]
+    runs = VersionWriters(task, provenances)
     people = {
         ref
         for v in versions
@@ -245,7 +243,8 @@ def task_detail(client: FhirClient, task: str) -> TaskDetail:
             for n in _notes(current)
         ],
         changes=list(reversed(changes)),
-        completed_at=_iso(completion_time(current, versions[-2] if len(versions) > 1 else None)),
+        # the undo window as the workflow counts it: from the completing run's Provenance (else the server)
+        completed_at=_iso(completion_time(current, versions[-2] if len(versions) > 1 else None, provenances)),
         sent=sent_to_partner(current),
         extensions=[e for e in current.get("extension") or [] if isinstance(e, dict)],
     )
