@@ -296,12 +296,6 @@ def test_a_partners_caller_reaches_no_undo_and_no_me(light: Light) -> None:  # n
 # --- request ids in the console's forms -------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a form's request_id is taken from the posted form as is: patient A's consumed id posted with "
-    "patient B's referral form writes nothing for B and the page says 'done (already done) for B', "
-    "listing A's resources as written",
-)
 def test_a_consumed_request_id_replayed_into_another_patients_form_is_not_reported_done(
     dev: Sidecar, client: FhirClient, uid: str
 ) -> None:
@@ -410,13 +404,6 @@ def test_a_posing_incoming_task_never_sends_the_partners_credentials_past_the_pa
     assert all(path.split("?")[0].rstrip("/") in ("", partner_path) for _, path, _ in world.proxy.log.seen)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="one Task anyone creates on our server with an identifier in urn:ietf:rfc:3986 and a requester "
-    "'<partner base>/Organization?_lastUpdated=notadate&_count=abc' makes us send that search to the partner "
-    "with its credentials and the partner refuse the batch entry (400); incoming.names_of lets the error "
-    "out, so the whole incoming listing (`fhircare exchange incoming`) fails",
-)
 def test_one_posing_incoming_task_does_not_break_the_incoming_listing(
     world: World,  # noqa: F811 - the imported fixture
 ) -> None:
