@@ -215,12 +215,6 @@ def _another_spelling(base: str) -> str:
     return base.replace("127.0.0.1", "localhost")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a partner's listed staff whose token's fhirUser names them absolutely under another spelling "
-    "of our base (localhost for 127.0.0.1) is not recognised as the partner's caller (callers.own_reference "
-    "strips only the exact iss/base) and gets the whole console as one of our coordinators",
-)
 def test_a_partners_staff_named_under_another_spelling_of_our_base_is_still_the_partners(
     light: Light,  # noqa: F811 - the imported fixture
 ) -> None:
@@ -236,12 +230,6 @@ def test_a_partners_staff_named_under_another_spelling_of_our_base_is_still_the_
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a Practitioner with a PractitionerRole at a callers_by_role partner whose fhirUser is absolute "
-    "under another spelling of our base, or is that PractitionerRole itself, escapes the role check "
-    "(_by_role wants 'Practitioner/...') and acts as one of our coordinators: a referral is written",
-)
 @pytest.mark.parametrize("spelling", ["another spelling of our base", "the PractitionerRole"])
 def test_a_partners_worker_known_by_role_cannot_refer_under_another_name(
     light: Light,  # noqa: F811 - the imported fixture
