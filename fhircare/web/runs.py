@@ -86,6 +86,10 @@ def run_workflow(
     except FhircareError as exc:
         if holder is not None:
             holder.count_run(name, run_outcome(exc))
+        if (acting is not None or guard is not None) and _reused_id(exc):
+            # a request id another's run used: the same 403 as any other run not theirs (a 409 would
+            # tell a partner's staff or a patient that the id exists)
+            raise ScopeDenied(OUTSIDE if acting is None else NOT_THEIRS) from None
         raise
     if holder is not None:
         holder.count_run(name, "dry_run" if dry_run else "repeated" if result.repeated else "written")
@@ -99,6 +103,10 @@ def run_workflow(
         }
         guard.check_references(named)
     return result
+
+
+def _reused_id(exc: FhircareError) -> bool:
+    return isinstance(exc, Conflict) and any("$.request_id" in i.expression for i in exc.issues)
 
 
 def run_outcome(exc: FhircareError) -> str:
