@@ -3,6 +3,7 @@ redirects, logs, hostile input, what Redis holds), each against a real sidecar o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -10,7 +11,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 
 import pytest
 import requests
@@ -26,6 +29,25 @@ from tests.support.backend import backend_settings, caller_token, ec_key
 from tests.support.cases import CASES
 
 # ---- item 2: Backend Services mode authenticates its callers -----------------------------------
+
+
+@contextlib.contextmanager
+def _serving(port: int, env: dict[str, str], sink: Any, *flags: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``fhircare serve`` on ``port`` (output to ``sink``), answering /healthz; stopped afterwards."""
+    command = [sys.executable, "-m", "fhircare.cli.main", *flags, "serve", "--port", str(port)]
+    process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        yield process
+    finally:
+        process.terminate()
+        process.wait(10)
 
 
 def test_backend_mode_without_caller_authentication_refuses_a_public_bind(tmp_path):
@@ -163,21 +185,7 @@ def test_the_dev_servers_log_holds_no_authorization_code_or_state(auth, tmp_path
         "FHIRCARE_BASE_URL": auth.iss,
     }
     log = tmp_path / "serve.log"
-    with log.open("w") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "fhircare.cli.main", "-vv", "serve", "--port", str(port)],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.1)
+    with log.open("w") as sink, _serving(port, env, sink, "-vv"):
         browser = requests.Session()
         first = browser.get(
             f"http://127.0.0.1:{port}/launch", params={"iss": auth.iss}, allow_redirects=False, timeout=30
@@ -186,9 +194,6 @@ def test_the_dev_servers_log_holds_no_authorization_code_or_state(auth, tmp_path
         callback = authorize.headers["Location"]
         assert browser.get(callback, allow_redirects=False, timeout=30).status_code == 302
         code, state = (re.search(rf"{name}=([^&]+)", callback).group(1) for name in ("code", "state"))
-    finally:
-        process.terminate()
-        process.wait(10)
     text = log.read_text()
     assert "GET /callback" in text  # the request is logged...
     assert code not in text and state not in text and "code=" not in text  # ...without its secrets
@@ -202,20 +207,7 @@ def test_the_dev_server_drops_a_connection_whose_body_never_comes():
     port = free_port()
     # no FHIR server is needed: the request never gets as far as a workflow
     env = {**os.environ, "FHIRCARE_BASE_URL": "http://127.0.0.1:9/fhir", "FHIRCARE_AUTH_MODE": "none"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "fhircare.cli.main", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.1)
+    with _serving(port, env, subprocess.DEVNULL):
         stuck = socket.create_connection(("127.0.0.1", port), timeout=SOCKET_TIMEOUT * 4)
         head = f"POST /api/v1/workflows/refer HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
         stuck.sendall(f"{head}Content-Type: application/json\r\nContent-Length: 100\r\n\r\n".encode())
@@ -230,9 +222,6 @@ def test_the_dev_server_drops_a_connection_whose_body_never_comes():
         finally:
             stuck.close()
         assert closed, "the development server held a connection whose body never came"
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 # ---- item 12: hostile numbers and paging ------------------------------------------------------
