@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from fhircare.fhir import FhirClient
+from fhircare.settings import Settings
 from fhircare.workflows import WorkflowResult, run
+from fhircare.workflows.repeats import FINGERPRINT, payload_fingerprint
 from tests.support.clock import day
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
@@ -120,6 +122,7 @@ def seed_and_run(
         if profiles:  # what the case's resource declares, the server holds (versions are the server's)
             body["meta"] = {"profile": profiles}
         versions[reference] = client.update(body)["meta"]["versionId"]
+    case["fingerprint"] = payload_fingerprint(workflow, payload)  # what the run's Provenance is tagged with
     result = run(workflow, payload, client, now=datetime.fromisoformat(case["now"]))
     return case, result, versions
 
@@ -137,7 +140,14 @@ def expected_on_server(
         text = re.sub(rf'"{re.escape(reference)}/_history/[^"]+"', f'"{reference}/_history/{version}"', text)
     text = text.replace(f"|{case['request_id']}/", f"|{result.request_id}/")  # ifNoneExist-like values
     text = text.replace(f'"{case["request_id"]}/', f'"{result.request_id}/')  # identifier values and tags
-    return [{k: v for k, v in resource.items() if k != "id"} for resource in json.loads(text)]
+    expected = [{k: v for k, v in resource.items() if k != "id"} for resource in json.loads(text)]
+    if case.get("fingerprint"):  # a golden case plans without one; the run tags its Provenance (repeats.py)
+        tag = {"system": Settings().namespaces().base + FINGERPRINT, "code": case["fingerprint"]}
+        for resource in expected:
+            if resource["resourceType"] == "Provenance":
+                meta = resource.setdefault("meta", {})
+                meta["tag"] = [*meta.get("tag", []), tag]
+    return expected
 
 
 def stored(client: FhirClient, reference: str) -> dict[str, Any]:
