@@ -57,12 +57,17 @@ def check_transition(current: str, target: str) -> None:
 PARTNER_LINK = "/StructureDefinition/exchange-link"
 
 
+def partner_link(task: dict[str, Any]) -> dict[str, Any] | None:
+    """The exchange link extension our Task carries once sent to a partner, or None."""
+    for ext in task.get("extension") or []:
+        if isinstance(ext, dict) and str(ext.get("url") or "").endswith(PARTNER_LINK):
+            return ext
+    return None
+
+
 def sent_to_partner(task: dict[str, Any]) -> bool:
     """True when the Task was sent to a partner organization (it carries the exchange link)."""
-    return any(
-        isinstance(ext, dict) and str(ext.get("url") or "").endswith(PARTNER_LINK)
-        for ext in task.get("extension") or []
-    )
+    return partner_link(task) is not None
 
 
 #: the rule a refused status on a sent referral names

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ..care.task_states import partner_link
 from ..fhir import FhirClient
 from ..namespaces import Namespaces
 from .labels import reference_of
@@ -75,11 +76,6 @@ def patient_history(
     return Rows(sorted(rows, key=lambda r: (r.recorded, r.stored, r.provenance)), search.truncated)
 
 
-#: the extension on our Task where the exchange keeps its link to the partner's Task (its ``remote`` URL
-#: and the remote ``version`` last applied; written by ``fhircare.exchange.links``, read here as data)
-EXCHANGE_LINK = "/StructureDefinition/exchange-link"
-
-
 @dataclass(frozen=True)
 class Writer:
     """Who wrote one version of a resource, from the Provenance that names it."""
@@ -91,16 +87,9 @@ class Writer:
     exchange: str = ""  # a version the exchange wrote with no run of its own: "sent", "link"
 
 
-def _link(task: dict[str, Any]) -> dict[str, Any] | None:
-    for ext in task.get("extension") or []:
-        if isinstance(ext, dict) and str(ext.get("url") or "").endswith(EXCHANGE_LINK):
-            return ext
-    return None
-
-
 def _link_key(task: dict[str, Any]) -> str:
     """``<the partner's Task URL>/_history/<the version last applied>`` from our Task's link, or ""."""
-    link = _link(task) or {}
+    link = partner_link(task) or {}
     values = {
         s.get("url"): next((v for k, v in s.items() if k.startswith("value")), None)
         for s in link.get("extension") or []
@@ -169,8 +158,8 @@ class VersionWriters:
             run = self.creations[0]  # the first version: the run that created it
         if run is not None:
             return Writer(run, reference_of(((run.get("agent") or [{}])[0] or {}).get("who")))
-        if _link(after) != _link(before):
-            return Writer(None, exchange="sent" if _link(before) is None else "link")
+        if partner_link(after) != partner_link(before):
+            return Writer(None, exchange="sent" if partner_link(before) is None else "link")
         return Writer(None)
 
 
